@@ -1,0 +1,1 @@
+//! cache (scaffold: to be implemented).

@@ -1,0 +1,1 @@
+//! Pipeline files: serde types, figment layering, validation, matrix and epoch expansion (scaffold).

@@ -1,0 +1,1 @@
+//! decode (scaffold: to be implemented).

@@ -1,0 +1,1 @@
+//! graph (scaffold: to be implemented).

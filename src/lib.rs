@@ -1,0 +1,21 @@
+//! pipe: declarative ML pipelines in YAML with content-hash caching, plus built-in stages that
+//! train and evaluate a small decoder-only transformer language model.
+//!
+//! Layers, from the bottom: plain domain libraries (`model`, `decode`, `text`, `metrics`, `plot`)
+//! that know nothing of pipelines; the engine (`config`, `graph`, `cache`, `plan`, `scheduler`);
+//! the stage kinds (`stage`), thin glue between the two; and the command line (`cli`).
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod error;
+pub mod graph;
+pub mod metrics;
+pub mod model;
+pub mod plan;
+pub mod plot;
+pub mod report;
+pub mod scheduler;
+pub mod stage;
+pub mod text;

@@ -1,0 +1,1 @@
+//! metrics (scaffold: to be implemented).

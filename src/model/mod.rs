@@ -1,0 +1,11 @@
+//! The decoder-only transformer language model of DESIGN.md section 5: its configuration, its
+//! weights as plain row-major f32 arrays (the safetensors contract), checkpoints, and training on
+//! dfdx. No pipeline knowledge lives here.
+
+pub mod checkpoint;
+pub mod config;
+pub mod weights;
+
+pub use checkpoint::{Checkpoint, CheckpointMeta};
+pub use config::ModelConfig;
+pub use weights::{BlockWeights, LayerNormWeights, LinearWeights, Weights};

@@ -1,0 +1,1 @@
+//! plot (scaffold: to be implemented).

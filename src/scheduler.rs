@@ -1,0 +1,1 @@
+//! The scheduler: runs ready stages in parallel (scaffold: to be implemented).

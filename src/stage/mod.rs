@@ -1,0 +1,221 @@
+//! Stage kinds: the contract between the engine and the built-in kinds, and the registry.
+//! Each kind lives in its own file and is thin glue over the domain libraries.
+
+use crate::report::Reporter;
+use std::path::{Path, PathBuf};
+
+pub mod beam_eval;
+pub mod beam_report;
+pub mod command;
+pub mod embed;
+pub mod fetch;
+pub mod infer;
+pub mod kv_eval;
+pub mod plot;
+pub mod report;
+pub mod tokenize;
+pub mod train;
+
+/// Static facts about a kind.
+#[derive(Debug, Clone, Copy)]
+pub struct KindInfo {
+    /// The `kind:` name in pipeline files.
+    pub name: &'static str,
+    /// Bumped whenever the kind's behaviour or outputs change; part of every fingerprint.
+    pub version: u32,
+    /// The text of `stages/<kind>.yaml`: every parameter with its default and a comment.
+    pub defaults_yaml: &'static str,
+    /// Takes the `compute` slot: at most one heavy stage runs at a time.
+    pub heavy: bool,
+    /// Expands into one node per epoch (`<stage>@epoch=N`) driven by the `epochs` parameter.
+    pub per_epoch: bool,
+    /// Matrix keys may be any name (not only parameters of the kind): `command` stages.
+    pub free_matrix_keys: bool,
+}
+
+/// A stage this one needs, already run (or restored) and materialised on disk.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Instance id, e.g. `beam-eval@beam_width=5` or `train@epoch=3`.
+    pub id: String,
+    /// Base stage name, e.g. `beam-eval`.
+    pub stage: String,
+    pub kind: String,
+    /// Its `results/<pipeline>/<id>/` folder.
+    pub results: PathBuf,
+    /// Its `checkpoints/<pipeline>/<stage>/` folder.
+    pub checkpoints: PathBuf,
+    /// Its fully merged parameters (matrix values included).
+    pub params: serde_json::Value,
+}
+
+/// Everything a stage gets when it runs.
+pub struct StageCtx {
+    pub pipeline: String,
+    /// Instance id (`train@epoch=2`, `beam-eval@beam_width=5`, `tokenize`).
+    pub id: String,
+    /// Base stage name (`train`).
+    pub stage: String,
+    pub kind: String,
+    /// The pipeline's `seed:`.
+    pub pipeline_seed: u64,
+    /// Fully merged parameters, matrix point and epoch (for per-epoch kinds: `epoch`) included.
+    pub params: serde_json::Value,
+    /// Stages this one needs, in `needs` order with swept stages expanded to all instances.
+    /// For epoch N > 1 of a per-epoch kind, the previous epoch comes first.
+    pub upstream: Vec<Upstream>,
+    /// Staging folder whose content becomes `results/<pipeline>/<id>/`.
+    pub out_dir: PathBuf,
+    /// Staging folder whose content is added to `checkpoints/<pipeline>/<stage>/`.
+    pub ckpt_dir: PathBuf,
+    /// Project root (the folder `pipe` runs in); relative paths in params are relative to it.
+    pub root: PathBuf,
+    /// The project's `cache/` folder (downloads may be kept here).
+    pub cache_dir: PathBuf,
+    /// Threads this stage may use.
+    pub threads: usize,
+    pub reporter: Reporter,
+}
+
+impl StageCtx {
+    /// A seed for random draws named `what`, derived from the pipeline seed and the stage id.
+    pub fn seed_for(&self, what: &str) -> u64 {
+        derive_seed(self.pipeline_seed, &self.id, what)
+    }
+
+    /// A seed derived from the pipeline seed and the *base* stage name (the same for every
+    /// epoch node of a stage, so epoch-by-epoch training equals one uninterrupted run).
+    pub fn stage_seed_for(&self, what: &str) -> u64 {
+        derive_seed(self.pipeline_seed, &self.stage, what)
+    }
+
+    /// Resolves a path parameter against the project root.
+    pub fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.root.join(p)
+        }
+    }
+
+    /// Upstream stages of a given kind.
+    pub fn upstream_of_kind<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = &'a Upstream> + 'a {
+        self.upstream.iter().filter(move |u| u.kind == kind)
+    }
+
+    /// The single upstream of a kind, or an error naming the stage and the kind.
+    pub fn one_upstream<'a>(&'a self, kind: &'a str) -> anyhow::Result<&'a Upstream> {
+        let mut it = self.upstream_of_kind(kind);
+        match (it.next(), it.next()) {
+            (Some(u), None) => Ok(u),
+            (None, _) => anyhow::bail!(
+                "stage `{}` needs a stage of kind `{kind}`; add one to its `needs`",
+                self.id
+            ),
+            (Some(_), Some(_)) => anyhow::bail!(
+                "stage `{}` needs exactly one stage of kind `{kind}`, found several",
+                self.id
+            ),
+        }
+    }
+
+    /// Typed parameters of the kind.
+    pub fn params<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
+        serde_json::from_value(self.params.clone())
+            .map_err(|e| anyhow::anyhow!("stage `{}`: bad parameters: {e}", self.id))
+    }
+}
+
+/// blake3 of (seed, name, what) folded to u64: stable across runs and machines.
+pub fn derive_seed(seed: u64, name: &str, what: &str) -> u64 {
+    let mut h = blake3::Hasher::new();
+    h.update(&seed.to_le_bytes());
+    h.update(name.as_bytes());
+    h.update(&[0]);
+    h.update(what.as_bytes());
+    let b = h.finalize();
+    u64::from_le_bytes(b.as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+/// A stage kind.
+pub trait StageKind: Send + Sync {
+    fn info(&self) -> KindInfo;
+
+    /// Checks fully merged parameters by deserialising them into the kind's typed struct
+    /// (which denies unknown fields). The error names the key.
+    fn check(&self, params: &serde_json::Value) -> Result<(), String>;
+
+    /// Files or folders outside the pipeline graph whose content is an input of the stage
+    /// (hashed into its fingerprint), relative to the project root.
+    fn external_inputs(&self, _params: &serde_json::Value) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    /// Does the work, writing outputs under `ctx.out_dir` and `ctx.ckpt_dir`.
+    fn run(&self, ctx: &StageCtx) -> anyhow::Result<()>;
+}
+
+/// Every built-in kind.
+pub fn registry() -> Vec<&'static dyn StageKind> {
+    vec![
+        &command::Command,
+        &fetch::Fetch,
+        &tokenize::Tokenize,
+        &embed::Embed,
+        &train::Train,
+        &plot::Plot,
+        &infer::Infer,
+        &kv_eval::KvEval,
+        &beam_eval::BeamEval,
+        &beam_report::BeamReport,
+        &report::Report,
+    ]
+}
+
+/// Looks a kind up by name.
+pub fn find(name: &str) -> Option<&'static dyn StageKind> {
+    registry().into_iter().find(|k| k.info().name == name)
+}
+
+/// Checks typed params: a helper for `StageKind::check` implementations.
+pub fn check_as<T: serde::de::DeserializeOwned>(params: &serde_json::Value) -> Result<(), String> {
+    serde_json::from_value::<T>(params.clone())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_are_unique_and_defaults_parse() {
+        let mut names: Vec<_> = registry().iter().map(|k| k.info().name).collect();
+        names.sort();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        for k in registry() {
+            let v: serde_yaml::Value = serde_yaml::from_str(k.info().defaults_yaml)
+                .unwrap_or_else(|e| panic!("stages/{}.yaml: {e}", k.info().name));
+            let json = serde_json::to_value(v).unwrap();
+            let json = if json.is_null() {
+                serde_json::json!({})
+            } else {
+                json
+            };
+            k.check(&json)
+                .unwrap_or_else(|e| panic!("stages/{}.yaml defaults: {e}", k.info().name));
+        }
+    }
+
+    #[test]
+    fn derived_seeds_differ_by_name() {
+        assert_ne!(derive_seed(1, "a", "x"), derive_seed(1, "b", "x"));
+        assert_eq!(derive_seed(1, "a", "x"), derive_seed(1, "a", "x"));
+    }
+}

@@ -1,0 +1,34 @@
+//! Text handling shared by every stage: the word tokenizer (lower-cased Unicode `\w+`), the
+//! vocabulary with its special tokens, and the on-disk token id files.
+
+pub mod ids;
+pub mod vocab;
+
+pub use ids::TokenFile;
+pub use vocab::{Vocab, EOS, PAD, SOS, SPECIALS, UNK};
+
+use std::sync::OnceLock;
+
+fn word_re() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(r"\w+").expect("valid regex"))
+}
+
+/// The seed's tokenizer rule: lower-cased `\w+` words (Unicode word characters).
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    word_re().find_iter(text).map(|m| m.as_str().to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_lowercases_and_splits_on_non_word() {
+        let w: Vec<String> = words("Once upon a time, Lily's dog—Max!  Ça va? x_y 42").collect();
+        assert_eq!(
+            w,
+            vec!["once", "upon", "a", "time", "lily", "s", "dog", "max", "ça", "va", "x_y", "42"]
+        );
+    }
+}
