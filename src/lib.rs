@@ -9,6 +9,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod embedding;
 pub mod error;
 pub mod graph;
 pub mod metrics;

@@ -1,0 +1,1 @@
+//! Word embeddings for the vocabulary: pretrained vectors and skip-gram training (scaffold).
