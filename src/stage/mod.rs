@@ -47,6 +47,10 @@ pub struct Upstream {
     pub checkpoints: PathBuf,
     /// Its fully merged parameters (matrix values included).
     pub params: serde_json::Value,
+    /// Its fingerprint (blake3 hex) as recorded by the engine.
+    pub fingerprint: String,
+    /// Seconds its last real run took (None when unknown).
+    pub duration_s: Option<f64>,
 }
 
 /// Everything a stage gets when it runs.
