@@ -1,1 +1,506 @@
-//! The scheduler: runs ready stages in parallel (scaffold: to be implemented).
+//! The scheduler: runs ready instances in parallel up to `-j`, with one `compute` slot that
+//! heavy kinds take, and executes each instance: early cutoff on the real upstream outputs,
+//! restore from the store, or run in staging → store → run record (last, by rename) →
+//! materialise.
+
+use crate::cache::{hash_file, manifest_hash, walk, Area, Output, RunRecord};
+use crate::config::Node;
+use crate::plan::{Planned, Project, State};
+use crate::report::Reporter;
+use crate::stage::{StageCtx, Upstream};
+use serde_json::Value;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// How to run.
+pub struct RunOptions {
+    pub jobs: usize,
+    pub keep_going: bool,
+    pub force: Vec<bool>,
+    pub selected: Vec<bool>,
+    /// Echo stage log lines to stderr.
+    pub echo: bool,
+}
+
+/// What happened to one instance.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    UpToDate,
+    Restored,
+    Ran(f64),
+    Failed {
+        msg: String,
+        log: PathBuf,
+    },
+    /// Not run because an upstream failed (its id).
+    Skipped(String),
+}
+
+/// Prints stage events: an indicatif bar on a terminal, plain lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = if std::io::stderr().is_terminal() && total > 0 {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} stages {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Some(b)
+        } else {
+            None
+        };
+        Progress { bar }
+    }
+    fn line(&self, s: String) {
+        match &self.bar {
+            Some(b) => b.println(s),
+            None => eprintln!("{s}"),
+        }
+    }
+    fn inc(&self, msg: &str) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            b.set_message(msg.to_string());
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Executes the plan. Returns the outcome of each selected instance that was reached
+/// (None: not selected, or not started after a failure without `--keep-going`), and the
+/// records of instances that completed.
+pub fn execute(
+    proj: &Project,
+    plan: &[Option<Planned>],
+    opts: &RunOptions,
+) -> (Vec<Option<Outcome>>, Vec<Option<RunRecord>>) {
+    let p = &proj.pipeline;
+    let nn = p.nodes.len();
+    let pos: Vec<usize> = {
+        let mut v = vec![0; nn];
+        for (k, &i) in proj.dag.order.iter().enumerate() {
+            v[i] = k;
+        }
+        v
+    };
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; nn];
+    let mut records: Vec<Option<RunRecord>> = vec![None; nn];
+    let mut waiting: Vec<usize> = (0..nn)
+        .map(|i| {
+            proj.dag.upstream[i]
+                .iter()
+                .filter(|&&u| opts.selected[u])
+                .count()
+        })
+        .collect();
+    let mut ready: BinaryHeap<Reverse<(usize, usize)>> = (0..nn)
+        .filter(|&i| opts.selected[i] && waiting[i] == 0)
+        .map(|i| Reverse((pos[i], i)))
+        .collect();
+    let total = opts.selected.iter().filter(|&&s| s).count() as u64;
+    let progress = Progress::new(total);
+    let mut running = 0usize;
+    let mut compute_busy = false;
+    let mut stop = false;
+    let (tx, rx) = mpsc::channel::<(usize, Result<(Outcome, RunRecord), Outcome>)>();
+
+    std::thread::scope(|s| {
+        loop {
+            // Start what can start.
+            let mut deferred = Vec::new();
+            while !stop && running < opts.jobs.max(1) {
+                let Some(Reverse((k, i))) = ready.pop() else {
+                    break;
+                };
+                let n = &p.nodes[i];
+                let pl = plan[i].as_ref().expect("selected instances are planned");
+                // Fast path: fresh according to the plan.
+                if pl.state == State::UpToDate && !opts.force[i] {
+                    let rec = pl.record.clone().expect("fresh plans have a record");
+                    complete(
+                        i,
+                        Ok((Outcome::UpToDate, rec)),
+                        proj,
+                        opts,
+                        &progress,
+                        &mut outcomes,
+                        &mut records,
+                        &mut waiting,
+                        &mut ready,
+                        &pos,
+                        &mut stop,
+                    );
+                    continue;
+                }
+                let heavy = n.kind.info().heavy;
+                if heavy && compute_busy {
+                    deferred.push(Reverse((k, i)));
+                    continue;
+                }
+                if heavy {
+                    compute_busy = true;
+                }
+                running += 1;
+                let ups: Vec<(Node, RunRecord)> = proj.dag.upstream[i]
+                    .iter()
+                    .map(|&u| {
+                        (
+                            p.nodes[u].clone(),
+                            records[u].clone().expect("upstream completed"),
+                        )
+                    })
+                    .collect();
+                let tx = tx.clone();
+                let forced = opts.force[i];
+                let echo = opts.echo;
+                s.spawn(move || {
+                    let r = run_one(proj, i, &ups, forced, echo);
+                    let _ = tx.send((i, r));
+                });
+            }
+            ready.extend(deferred);
+            if running == 0 {
+                break;
+            }
+            let Ok((i, r)) = rx.recv() else { break };
+            running -= 1;
+            if p.nodes[i].kind.info().heavy {
+                compute_busy = false;
+            }
+            complete(
+                i,
+                r,
+                proj,
+                opts,
+                &progress,
+                &mut outcomes,
+                &mut records,
+                &mut waiting,
+                &mut ready,
+                &pos,
+                &mut stop,
+            );
+        }
+    });
+    progress.finish();
+    (outcomes, records)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn complete(
+    i: usize,
+    r: Result<(Outcome, RunRecord), Outcome>,
+    proj: &Project,
+    opts: &RunOptions,
+    progress: &Progress,
+    outcomes: &mut [Option<Outcome>],
+    records: &mut [Option<RunRecord>],
+    waiting: &mut [usize],
+    ready: &mut BinaryHeap<Reverse<(usize, usize)>>,
+    pos: &[usize],
+    stop: &mut bool,
+) {
+    let id = &proj.pipeline.nodes[i].id;
+    progress.inc(id);
+    match r {
+        Ok((o, rec)) => {
+            match &o {
+                Outcome::Ran(d) => progress.line(format!("ran       {id} ({d:.2}s)")),
+                Outcome::Restored => progress.line(format!("restored  {id}")),
+                _ => {}
+            }
+            outcomes[i] = Some(o);
+            records[i] = Some(rec);
+            for &d in &proj.dag.downstream[i] {
+                if opts.selected[d] {
+                    waiting[d] -= 1;
+                    if waiting[d] == 0 {
+                        ready.push(Reverse((pos[d], d)));
+                    }
+                }
+            }
+        }
+        Err(o) => {
+            if let Outcome::Failed { msg, log } = &o {
+                progress.line(format!("FAILED    {id}: {msg} (log: {})", log.display()));
+            }
+            outcomes[i] = Some(o);
+            if opts.keep_going {
+                for d in proj.dag.descendants(i) {
+                    if opts.selected[d] && outcomes[d].is_none() {
+                        progress.inc(&proj.pipeline.nodes[d].id);
+                        progress.line(format!(
+                            "skipped   {} (upstream {id} failed)",
+                            proj.pipeline.nodes[d].id
+                        ));
+                        outcomes[d] = Some(Outcome::Skipped(id.clone()));
+                    }
+                }
+            } else {
+                *stop = true;
+            }
+        }
+    }
+}
+
+fn failed(log: &Path, msg: impl Into<String>) -> Outcome {
+    Outcome::Failed {
+        msg: msg.into(),
+        log: log.to_path_buf(),
+    }
+}
+
+/// Restores a record's outputs: re-hashes each store object, then materialises. False (with
+/// the bad object removed) when one is corrupt or missing.
+fn restore(proj: &Project, n: &Node, rec: &RunRecord) -> Result<bool, String> {
+    for o in &rec.outputs {
+        if !proj.cache.verify_object(&o.blake3) {
+            eprintln!(
+                "warning: stage `{}`: the stored copy of {} is corrupt or missing; running the stage again",
+                n.id,
+                proj.display(n, o)
+            );
+            return Ok(false);
+        }
+    }
+    materialise(proj, n, rec).map_err(|e| format!("cannot restore outputs: {e}"))?;
+    Ok(true)
+}
+
+/// Places a record's outputs: results replaced wholesale, checkpoints and project files one by one.
+fn materialise(proj: &Project, n: &Node, rec: &RunRecord) -> std::io::Result<()> {
+    let rd = proj.results_dir(n);
+    if rd.exists() {
+        std::fs::remove_dir_all(&rd)?;
+    }
+    std::fs::create_dir_all(&rd)?;
+    for o in &rec.outputs {
+        let dest = proj.dest(n, o);
+        if o.area == Area::Project {
+            if let Ok(m) = std::fs::metadata(&dest) {
+                if m.len() == o.size && hash_file(&dest).ok().as_deref() == Some(&o.blake3) {
+                    continue;
+                }
+            }
+        }
+        proj.cache.materialise(&o.blake3, &dest)?;
+    }
+    Ok(())
+}
+
+/// Runs (or restores) one instance whose upstreams have completed.
+fn run_one(
+    proj: &Project,
+    i: usize,
+    ups: &[(Node, RunRecord)],
+    forced: bool,
+    echo: bool,
+) -> Result<(Outcome, RunRecord), Outcome> {
+    let n = &proj.pipeline.nodes[i];
+    let log = proj.log_path(n);
+    let upstream_hashes: Vec<(String, String)> = ups
+        .iter()
+        .map(|(u, r)| (u.id.clone(), r.outputs_hash.clone()))
+        .collect();
+    let (key, missing) = proj.key(n, upstream_hashes);
+    if !missing.is_empty() {
+        return Err(failed(
+            &log,
+            format!(
+                "input {} does not exist; create it or produce it in an upstream stage",
+                missing.join(", ")
+            ),
+        ));
+    }
+    let fp = key.fingerprint();
+    // Early cutoff: a record for the real fingerprint is restored, never recomputed.
+    if !forced {
+        if let Some(rec) = proj.cache.record(&fp) {
+            if proj.missing_output(n, &rec).is_none() {
+                return Ok((Outcome::UpToDate, rec));
+            }
+            match restore(proj, n, &rec) {
+                Ok(true) => return Ok((Outcome::Restored, rec)),
+                Ok(false) => {}
+                Err(e) => return Err(failed(&log, e)),
+            }
+        }
+    }
+
+    // Run in staging folders.
+    let stage_dir = proj
+        .cache
+        .tmp_dir()
+        .join(format!("{}-{}", &fp[..16], std::process::id()));
+    let _ = std::fs::remove_dir_all(&stage_dir);
+    let out_dir = stage_dir.join("out");
+    let ckpt_dir = stage_dir.join("ckpt");
+    let mk = std::fs::create_dir_all(&out_dir).and_then(|_| std::fs::create_dir_all(&ckpt_dir));
+    if let Err(e) = mk {
+        return Err(failed(&log, format!("cannot create staging folder: {e}")));
+    }
+    let declared = n.kind.declared_outputs(&n.params);
+    for d in &declared {
+        let p = proj.pipeline.root.join(d);
+        let _ = match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
+            Ok(_) => std::fs::remove_file(&p),
+            Err(_) => Ok(()),
+        };
+    }
+    let reporter = match Reporter::new(&n.id, Some(&log), echo) {
+        Ok(r) => r,
+        Err(e) => return Err(failed(&log, format!("cannot create log file: {e}"))),
+    };
+    let upstream: Vec<Upstream> = ups
+        .iter()
+        .map(|(u, r)| Upstream {
+            id: u.id.clone(),
+            stage: u.stage.clone(),
+            kind: u.kind_name.clone(),
+            results: proj.results_dir(u),
+            checkpoints: proj.ckpt_dir(u),
+            params: u.params.clone(),
+            fingerprint: r.fingerprint.clone(),
+            duration_s: Some(r.duration_s),
+        })
+        .collect();
+    let threads = if n.kind.info().heavy {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        1
+    };
+    let ctx = StageCtx {
+        pipeline: proj.pipeline.name.clone(),
+        id: n.id.clone(),
+        stage: n.stage.clone(),
+        kind: n.kind_name.clone(),
+        pipeline_seed: proj.pipeline.seed,
+        params: n.params.clone(),
+        upstream,
+        out_dir: out_dir.clone(),
+        ckpt_dir: ckpt_dir.clone(),
+        root: proj.pipeline.root.clone(),
+        cache_dir: proj.cache.dir.clone(),
+        threads,
+        reporter: reporter.clone(),
+    };
+    let t0 = Instant::now();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| n.kind.run(&ctx)));
+    let duration = t0.elapsed().as_secs_f64();
+    let r = match r {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            Err(anyhow::anyhow!("panicked: {msg}"))
+        }
+    };
+    if let Err(e) = r {
+        reporter.log(format!("error: {e:#}"));
+        let _ = std::fs::remove_dir_all(&stage_dir);
+        return Err(failed(&log, format!("{e:#}")));
+    }
+    let result = commit(proj, n, key, &fp, &out_dir, &ckpt_dir, &declared, duration);
+    let _ = std::fs::remove_dir_all(&stage_dir);
+    match result {
+        Ok(rec) => {
+            reporter.log(format!("done in {duration:.2}s"));
+            Ok((Outcome::Ran(duration), rec))
+        }
+        Err(e) => {
+            reporter.log(format!("error: {e}"));
+            Err(failed(&log, e))
+        }
+    }
+}
+
+/// Hashes and stores every output, writes the run record (last, by rename) and materialises.
+#[allow(clippy::too_many_arguments)]
+fn commit(
+    proj: &Project,
+    n: &Node,
+    key: crate::cache::FingerprintKey,
+    fp: &str,
+    out_dir: &Path,
+    ckpt_dir: &Path,
+    declared: &[PathBuf],
+    duration: f64,
+) -> Result<RunRecord, String> {
+    let io = |e: std::io::Error| format!("cannot store outputs: {e}");
+    let metrics: BTreeMap<String, Value> = std::fs::read(out_dir.join("metrics.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v.as_object().cloned())
+        .map(|m| m.into_iter().collect())
+        .unwrap_or_default();
+    let mut files: Vec<(Area, String, PathBuf, bool)> = Vec::new();
+    for f in walk(out_dir).map_err(io)? {
+        files.push((Area::Results, f.clone(), out_dir.join(&f), false));
+    }
+    for f in walk(ckpt_dir).map_err(io)? {
+        files.push((Area::Checkpoints, f.clone(), ckpt_dir.join(&f), false));
+    }
+    for d in declared {
+        let full = proj.pipeline.root.join(d);
+        let ds = d.to_string_lossy().trim_end_matches('/').to_string();
+        match std::fs::metadata(&full) {
+            Ok(m) if m.is_dir() => {
+                for f in walk(&full).map_err(io)? {
+                    files.push((Area::Project, format!("{ds}/{f}"), full.join(&f), true));
+                }
+            }
+            Ok(_) => files.push((Area::Project, ds, full, true)),
+            Err(_) => {
+                return Err(format!(
+                    "declared output `{ds}` was not created by the stage"
+                ))
+            }
+        }
+    }
+    let mut outputs = Vec::with_capacity(files.len());
+    for (area, rel, src, keep) in files {
+        let size = std::fs::metadata(&src).map_err(io)?.len();
+        let h = hash_file(&src).map_err(io)?;
+        proj.cache.store(&src, &h, keep).map_err(io)?;
+        outputs.push(Output {
+            area,
+            path: rel,
+            blake3: h,
+            size,
+        });
+    }
+    outputs.sort_by(|a, b| (a.area, &a.path).cmp(&(b.area, &b.path)));
+    let rec = RunRecord {
+        fingerprint: fp.to_string(),
+        key,
+        outputs_hash: manifest_hash(&outputs),
+        outputs,
+        duration_s: duration,
+        metrics,
+    };
+    // Materialise first (results and checkpoints), record last: a kill in between leaves
+    // no record, so the stage simply reruns.
+    materialise(proj, n, &rec).map_err(|e| format!("cannot materialise outputs: {e}"))?;
+    proj.cache
+        .write_record(&rec)
+        .map_err(|e| format!("cannot write the run record: {e}"))?;
+    Ok(rec)
+}
