@@ -84,12 +84,24 @@ impl Project {
 
     /// The fingerprint key of an instance given its upstream manifest hashes; the second value
     /// lists declared inputs that do not exist.
-    pub fn key(&self, n: &Node, upstream: Vec<(String, String)>) -> (FingerprintKey, Vec<String>) {
+    ///
+    /// An input that is missing on disk but is a project output of an upstream record (about
+    /// to be restored) gets the hash it will have.
+    pub fn key(
+        &self,
+        n: &Node,
+        upstream: Vec<(String, String)>,
+        upstream_records: &[&RunRecord],
+    ) -> (FingerprintKey, Vec<String>) {
         let mut inputs = BTreeMap::new();
         let mut missing = Vec::new();
         for p in n.kind.external_inputs(&n.params) {
             let s = p.to_string_lossy().into_owned();
-            match self.stats.input_hash(&self.pipeline.root.join(&p)) {
+            let found = self
+                .stats
+                .input_hash(&self.pipeline.root.join(&p))
+                .or_else(|| recorded_input_hash(&s, upstream_records));
+            match found {
                 Some(h) => {
                     inputs.insert(s, h);
                 }
@@ -155,6 +167,33 @@ impl Project {
             metrics: rec.metrics.clone(),
         }
     }
+}
+
+/// The hash an input will have once upstream records are restored: a project output file of
+/// one of them, or a folder of such files (hashed as `StatCache::input_hash` does).
+fn recorded_input_hash(path: &str, recs: &[&RunRecord]) -> Option<String> {
+    let path = path.trim_end_matches('/');
+    let prefix = format!("{path}/");
+    let mut list: Vec<(String, String)> = Vec::new();
+    for r in recs {
+        for o in &r.outputs {
+            if o.area != Area::Project {
+                continue;
+            }
+            if o.path == path {
+                return Some(o.blake3.clone());
+            }
+            if let Some(rest) = o.path.strip_prefix(&prefix) {
+                list.push((rest.to_string(), o.blake3.clone()));
+            }
+        }
+    }
+    if list.is_empty() {
+        return None;
+    }
+    list.sort();
+    let bytes = serde_json::to_vec(&list).ok()?;
+    Some(format!("dir:{}", blake3::hash(&bytes).to_hex()))
 }
 
 /// Whether an instance needs work.
@@ -274,10 +313,14 @@ pub fn plan(
         let n = &p.nodes[i];
         // Upstream hashes, when every upstream has a record.
         let mut ups = Vec::new();
+        let mut up_recs = Vec::new();
         let mut waiting = Vec::new();
         for &u in &proj.dag.upstream[i] {
             match out[u].as_ref().and_then(|pl| pl.record.as_ref()) {
-                Some(rec) => ups.push((p.nodes[u].id.clone(), rec.outputs_hash.clone())),
+                Some(rec) => {
+                    ups.push((p.nodes[u].id.clone(), rec.outputs_hash.clone()));
+                    up_recs.push(rec);
+                }
                 None => waiting.push(p.nodes[u].id.clone()),
             }
         }
@@ -297,7 +340,7 @@ pub fn plan(
             out[i] = Some(planned);
             continue;
         }
-        let (key, _missing) = proj.key(n, ups);
+        let (key, _missing) = proj.key(n, ups, &up_recs);
         let fp = key.fingerprint();
         planned.fingerprint = Some(fp.clone());
         match proj.cache.record(&fp) {

@@ -314,7 +314,8 @@ fn run_one(
         .iter()
         .map(|(u, r)| (u.id.clone(), r.outputs_hash.clone()))
         .collect();
-    let (key, missing) = proj.key(n, upstream_hashes);
+    let up_recs: Vec<&RunRecord> = ups.iter().map(|(_, r)| r).collect();
+    let (key, missing) = proj.key(n, upstream_hashes, &up_recs);
     if !missing.is_empty() {
         return Err(failed(
             &log,

@@ -180,7 +180,7 @@ impl Cache {
             return Ok(());
         }
         std::fs::create_dir_all(obj.parent().expect("object has a parent"))?;
-        let tmp = obj.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = obj.with_extension(tmp_suffix());
         let _ = std::fs::remove_file(&tmp);
         if keep_src {
             if std::fs::hard_link(src, &tmp).is_err() {
@@ -226,12 +226,19 @@ impl Cache {
     }
 }
 
+/// A temp-file suffix unique within the machine: pid plus a per-process counter.
+fn tmp_suffix() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("tmp{}-{n}", std::process::id())
+}
+
 /// Writes a file atomically: a temp file in the same folder, then rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p)?;
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = path.with_extension(tmp_suffix());
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

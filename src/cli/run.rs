@@ -118,12 +118,14 @@ pub fn run(args: RunArgs) -> Result<i32> {
         )
     }) {
         Ok(l) => l,
-        Err(LockError::Busy(pid)) => return Err(PipeError::Failed(format!(
+        Err(LockError::Busy(pid)) => {
+            return Err(PipeError::Failed(format!(
             "another `pipe` ({}) holds the project lock {}; wait for it or run without --no-wait",
             pid.map(|p| format!("pid {p}"))
                 .unwrap_or_else(|| "unknown pid".into()),
             proj.cache.dir.join("lock").display()
-        ))),
+        )))
+        }
         Err(LockError::Io(e)) => {
             return Err(PipeError::Failed(format!(
                 "cannot take the project lock in {}: {e}",

@@ -268,35 +268,41 @@ struct KindDefaults {
     compiled: Value,
 }
 
+fn defaults_value(text: &str, source: &str) -> Result<Map<String, Value>> {
+    let v: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_error(source, &e))?;
+    match v {
+        serde_yaml::Value::Null => Ok(Map::new()),
+        v => match yaml_to_json(&v).map_err(|e| cfg(format!("{source}: {e}")))? {
+            Value::Object(m) => Ok(m),
+            _ => Err(cfg(format!(
+                "{source}: the defaults must be a map of parameters"
+            ))),
+        },
+    }
+}
+
+/// The default layer of a kind: the compiled-in `stages/<kind>.yaml`, with a project-local
+/// `stages/<kind>.yaml` (when present) merged over it.
 fn kind_defaults(root: &Path, kind: &dyn StageKind) -> Result<KindDefaults> {
     let info = kind.info();
+    let builtin = format!("stages/{}.yaml (built in)", info.name);
+    let compiled = defaults_value(info.defaults_yaml, &builtin)?;
+    let mut keys: BTreeSet<String> = compiled.keys().cloned().collect();
     let local = root.join("stages").join(format!("{}.yaml", info.name));
-    let (text, source, local) = if local.is_file() {
+    let (source, local) = if local.is_file() {
+        let source = format!("stages/{}.yaml", info.name);
         let t = std::fs::read_to_string(&local)
-            .map_err(|e| cfg(format!("cannot read {}: {e}", local.display())))?;
-        (t, format!("stages/{}.yaml", info.name), Some(local))
+            .map_err(|e| cfg(format!("cannot read {source}: {e}")))?;
+        keys.extend(defaults_value(&t, &source)?.keys().cloned());
+        (source, Some(local))
     } else {
-        (
-            info.defaults_yaml.to_string(),
-            format!("stages/{}.yaml (built in)", info.name),
-            None,
-        )
-    };
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| yaml_error(&source, &e))?;
-    let v = match v {
-        serde_yaml::Value::Null => Value::Object(Map::new()),
-        v => yaml_to_json(&v).map_err(|e| cfg(format!("{source}: {e}")))?,
-    };
-    let Value::Object(m) = &v else {
-        return Err(cfg(format!(
-            "{source}: the defaults must be a map of parameters"
-        )));
+        (builtin, None)
     };
     Ok(KindDefaults {
         source,
-        keys: m.keys().cloned().collect(),
+        keys: keys.into_iter().collect(),
         local,
-        compiled: v,
+        compiled: Value::Object(compiled),
     })
 }
 
@@ -342,6 +348,12 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
                 "{fname}: stage names must be strings, found {k:?}"
             )));
         };
+        if sname == "logs" {
+            return Err(cfg(format!(
+                "{}: stage name `logs` is reserved (results/<pipeline>/logs/ holds the logs); rename the stage",
+                at(&fname, &text, &["stages", sname])
+            )));
+        }
         if sname.is_empty() || sname.contains(['@', ',', '=', '/', '\\', ' ']) {
             return Err(cfg(format!(
                 "{}: stage name `{sname}` may not contain `@ , = /` or spaces",
@@ -611,10 +623,10 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
 
         let mut instances: Vec<Node> = Vec::new();
         for point in combinations(&matrix) {
-            let mut fig = match &kd.local {
-                Some(p) => Figment::from(Yaml::file_exact(p)),
-                None => Figment::from(Serialized::defaults(&kd.compiled)),
-            };
+            let mut fig = Figment::from(Serialized::defaults(&kd.compiled));
+            if let Some(p) = &kd.local {
+                fig = fig.merge(Yaml::file_exact(p));
+            }
             if let Some(d) = defaults.get(&st.kind) {
                 fig = fig.merge(Serialized::defaults(d));
             }
@@ -625,12 +637,9 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
                     fig = fig.merge(Serialized::defaults(l));
                 }
             }
-            let mut params: Value = if fig.metadata().next().is_none() {
-                Value::Object(Map::new())
-            } else {
-                fig.extract()
-                    .map_err(|e| cfg(format!("{}: stage `{sname}`: {e}", loc("params"))))?
-            };
+            let mut params: Value = fig
+                .extract()
+                .map_err(|e| cfg(format!("{}: stage `{sname}`: {e}", loc("params"))))?;
             if params.is_null() {
                 params = Value::Object(Map::new());
             }
@@ -658,10 +667,9 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
             match epochs {
                 None => {
                     if let Err(e) = kind.check(&params) {
-                        return Err(cfg(format!(
-                            "{}: stage `{base_id}`: bad parameter: {e}",
-                            loc("params")
-                        )));
+                        return Err(check_error(
+                            *kind, &params, kd, &e, &fname, &text, sname, &base_id,
+                        ));
                     }
                     instances.push(Node {
                         id: base_id,
@@ -686,10 +694,9 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
                         }
                         if e == 1 {
                             if let Err(msg) = kind.check(&params) {
-                                return Err(cfg(format!(
-                                    "{}: stage `{id}`: bad parameter: {msg}",
-                                    loc("params")
-                                )));
+                                return Err(check_error(
+                                    *kind, &params, kd, &msg, &fname, &text, sname, &id,
+                                ));
                             }
                         }
                         let mut nd = if e == 1 {
@@ -744,6 +751,54 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
         stages: names,
         nodes,
     })
+}
+
+/// A `check()` failure as one sentence naming the file position, the stage and the key: the
+/// key is found by resetting one parameter at a time to its default until the check passes.
+#[allow(clippy::too_many_arguments)]
+fn check_error(
+    kind: &dyn StageKind,
+    params: &Value,
+    kd: &KindDefaults,
+    msg: &str,
+    fname: &str,
+    text: &str,
+    sname: &str,
+    id: &str,
+) -> PipeError {
+    let msg = msg.replace('\n', " ");
+    let mut culprit = None;
+    if let Value::Object(m) = params {
+        for k in m.keys() {
+            let mut q = m.clone();
+            match kd.compiled.get(k) {
+                Some(d) => {
+                    q.insert(k.clone(), d.clone());
+                }
+                None => {
+                    q.remove(k);
+                }
+            }
+            if kind.check(&Value::Object(q)).is_ok() {
+                culprit = Some(k.clone());
+                break;
+            }
+        }
+    }
+    match culprit {
+        Some(k) if !msg.contains(&format!("`{k}`")) => cfg(format!(
+            "{}: stage `{id}`: parameter `{k}`: {msg}",
+            at(fname, text, &["stages", sname, &k])
+        )),
+        Some(k) => cfg(format!(
+            "{}: stage `{id}`: {msg}",
+            at(fname, text, &["stages", sname, &k])
+        )),
+        None => cfg(format!(
+            "{}: stage `{id}`: bad parameters: {msg}",
+            at(fname, text, &["stages", sname, "params"])
+        )),
+    }
 }
 
 /// Reports the first cycle among stages' `needs` as `a -> b -> a`.
@@ -805,7 +860,7 @@ mod tests {
     #[test]
     fn locate_finds_nested_keys() {
         let t = "name: x\nstages:\n  a:\n    kind: command\n    params: { cmd: x, lr: 1 }\n";
-        assert_eq!(locate(t, &["stages", "a", "params", "lr"]), Some((5, 27)));
+        assert_eq!(locate(t, &["stages", "a", "params", "lr"]), Some((5, 23)));
     }
 
     #[test]

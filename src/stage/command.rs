@@ -45,9 +45,6 @@ impl StageKind for Command {
 
     fn check(&self, params: &serde_json::Value) -> Result<(), String> {
         let p: Params = serde_json::from_value(params.clone()).map_err(|e| e.to_string())?;
-        if p.cmd.trim().is_empty() {
-            return Err("`cmd` is empty; give the shell command to run".into());
-        }
         for (key, list) in [("deps", &p.deps), ("outs", &p.outs)] {
             for x in list {
                 if x.is_empty() || x.split('/').any(|c| c == "..") {
@@ -77,6 +74,12 @@ impl StageKind for Command {
 
     fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
         let p: Params = ctx.params()?;
+        if p.cmd.trim().is_empty() {
+            anyhow::bail!(
+                "stage `{}`: parameter `cmd` is empty; give the shell command to run",
+                ctx.id
+            );
+        }
         for o in &p.outs {
             if let Some(parent) = ctx.path(o).parent() {
                 std::fs::create_dir_all(parent)?;
