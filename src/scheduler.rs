@@ -40,6 +40,64 @@ pub enum Outcome {
     Skipped(String),
 }
 
+/// Reusable staging folders (`cache/tmp/<pid>/<k>/{out,ckpt}`), one per running job, emptied
+/// after each stage: creating fresh folders per stage costs more than the stage's bookkeeping.
+struct Staging {
+    base: PathBuf,
+    free: std::sync::Mutex<Vec<PathBuf>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Staging {
+    fn new(base: PathBuf) -> Self {
+        Staging {
+            base,
+            free: std::sync::Mutex::new(Vec::new()),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// An empty slot with `out/` and `ckpt/`.
+    fn take(&self) -> std::io::Result<PathBuf> {
+        if let Some(p) = self.free.lock().ok().and_then(|mut f| f.pop()) {
+            return Ok(p);
+        }
+        let k = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let slot = self.base.join(k.to_string());
+        let _ = std::fs::remove_dir_all(&slot);
+        std::fs::create_dir_all(slot.join("out"))?;
+        std::fs::create_dir_all(slot.join("ckpt"))?;
+        Ok(slot)
+    }
+
+    /// Empties a slot and returns it to the pool (or drops it when it cannot be emptied).
+    fn give_back(&self, slot: PathBuf) {
+        let mut ok = true;
+        for d in ["out", "ckpt"] {
+            match std::fs::read_dir(slot.join(d)) {
+                Ok(rd) => {
+                    for e in rd.flatten() {
+                        let p = e.path();
+                        let r = match e.file_type() {
+                            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),
+                            _ => std::fs::remove_file(&p),
+                        };
+                        ok &= r.is_ok();
+                    }
+                }
+                Err(_) => ok = false,
+            }
+        }
+        if ok {
+            if let Ok(mut f) = self.free.lock() {
+                f.push(slot);
+                return;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&slot);
+    }
+}
+
 /// Prints stage events: an indicatif bar on a terminal, plain lines otherwise.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
@@ -115,6 +173,8 @@ pub fn execute(
     let mut compute_busy = false;
     let mut stop = false;
     let (tx, rx) = mpsc::channel::<(usize, Result<(Outcome, RunRecord), Outcome>)>();
+    let staging = Staging::new(proj.cache.tmp_dir().join(std::process::id().to_string()));
+    let staging = &staging;
 
     std::thread::scope(|s| {
         loop {
@@ -166,7 +226,7 @@ pub fn execute(
                 let forced = opts.force[i];
                 let echo = opts.echo;
                 s.spawn(move || {
-                    let r = run_one(proj, i, &ups, forced, echo);
+                    let r = run_one(proj, i, &ups, forced, echo, staging);
                     let _ = tx.send((i, r));
                 });
             }
@@ -195,6 +255,7 @@ pub fn execute(
         }
     });
     progress.finish();
+    let _ = std::fs::remove_dir_all(&staging.base);
     (outcomes, records)
 }
 
@@ -307,7 +368,9 @@ fn run_one(
     ups: &[(Node, RunRecord)],
     forced: bool,
     echo: bool,
+    staging: &Staging,
 ) -> Result<(Outcome, RunRecord), Outcome> {
+    let tstart = Instant::now();
     let n = &proj.pipeline.nodes[i];
     let log = proj.log_path(n);
     let upstream_hashes: Vec<(String, String)> = ups
@@ -341,17 +404,12 @@ fn run_one(
     }
 
     // Run in staging folders.
-    let stage_dir = proj
-        .cache
-        .tmp_dir()
-        .join(format!("{}-{}", &fp[..16], std::process::id()));
-    let _ = std::fs::remove_dir_all(&stage_dir);
+    let stage_dir = match staging.take() {
+        Ok(d) => d,
+        Err(e) => return Err(failed(&log, format!("cannot create a staging folder: {e}"))),
+    };
     let out_dir = stage_dir.join("out");
     let ckpt_dir = stage_dir.join("ckpt");
-    let mk = std::fs::create_dir_all(&out_dir).and_then(|_| std::fs::create_dir_all(&ckpt_dir));
-    if let Err(e) = mk {
-        return Err(failed(&log, format!("cannot create staging folder: {e}")));
-    }
     let declared = n.kind.declared_outputs(&n.params);
     for d in &declared {
         let p = proj.pipeline.root.join(d);
@@ -416,11 +474,21 @@ fn run_one(
     };
     if let Err(e) = r {
         reporter.log(format!("error: {e:#}"));
-        let _ = std::fs::remove_dir_all(&stage_dir);
+        staging.give_back(stage_dir);
         return Err(failed(&log, format!("{e:#}")));
     }
+    let tc = Instant::now();
     let result = commit(proj, n, key, &fp, &out_dir, &ckpt_dir, &declared, duration);
-    let _ = std::fs::remove_dir_all(&stage_dir);
+    if std::env::var_os("PIPE_TRACE").is_some() {
+        eprintln!(
+            "trace {} setup {:.2}ms run {:.2}ms commit {:.2}ms",
+            n.id,
+            (t0 - tstart).as_secs_f64() * 1e3,
+            duration * 1e3,
+            tc.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    staging.give_back(stage_dir);
     match result {
         Ok(rec) => {
             reporter.log(format!("done in {duration:.2}s"));

@@ -559,3 +559,28 @@ fn bad_inputs_exit_2_and_change_nothing() {
         assert_eq!(p.snapshot(), before, "{what}: disk changed");
     }
 }
+
+/// Raising `epochs` keeps the fingerprints of the existing epochs: only the new epoch (and
+/// what needs the last epoch) would run.
+#[test]
+fn epochs_are_not_in_epoch_fingerprints() {
+    let p = Proj::new("stages:\n  train: { kind: train, params: { epochs: 3 } }\n  after: { kind: command, needs: [train], params: { cmd: x } }\n");
+    p.write("stages/train.yaml", "epochs: 1 # number of epochs\n");
+    let ov = pipe::config::Overrides::default();
+    let three = pipe::plan::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov).unwrap();
+    let ov4 = pipe::config::Overrides {
+        sets: vec!["train.epochs=4".into()],
+        ..Default::default()
+    };
+    let four = pipe::plan::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov4).unwrap();
+    assert_eq!(four.pipeline.nodes.len(), 5);
+    let fp = |proj: &pipe::plan::Project, i: usize| {
+        let n = &proj.pipeline.nodes[i];
+        assert_eq!(n.params["epoch"], (i + 1) as u64);
+        proj.key(n, vec![], &[]).0.fingerprint()
+    };
+    for i in 0..3 {
+        assert_eq!(fp(&three, i), fp(&four, i), "epoch {}", i + 1);
+    }
+    assert_eq!(four.pipeline.nodes[4].needs, vec!["train@epoch=4"]);
+}

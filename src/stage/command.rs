@@ -86,7 +86,7 @@ impl StageKind for Command {
             }
         }
         ctx.reporter.log(format!("$ {}", p.cmd));
-        let mut child = std::process::Command::new("sh")
+        let mut child = std::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(&p.cmd)
             .current_dir(&ctx.root)
