@@ -573,3 +573,120 @@ fn commit(
         .map_err(|e| format!("cannot write the run record: {e}"))?;
     Ok(rec)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::lockfile::LockFile;
+    use crate::cache::stat::StatCache;
+    use crate::cache::Cache;
+    use crate::config::Pipeline;
+    use crate::graph::Dag;
+    use crate::stage::{KindInfo, StageKind};
+    use std::sync::Mutex;
+
+    /// Records (start, end) of each run to check that heavy runs never overlap.
+    static SPANS: Mutex<Vec<(bool, Instant, Instant)>> = Mutex::new(Vec::new());
+
+    struct Fake(bool);
+    impl StageKind for Fake {
+        fn info(&self) -> KindInfo {
+            KindInfo {
+                name: if self.0 { "fake-heavy" } else { "fake-light" },
+                version: 1,
+                defaults_yaml: "{}",
+                heavy: self.0,
+                per_epoch: false,
+                free_matrix_keys: false,
+            }
+        }
+        fn check(&self, _: &Value) -> Result<(), String> {
+            Ok(())
+        }
+        fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
+            assert!(ctx.threads > 1 || !self.0 || num_cpus() == 1);
+            let t0 = Instant::now();
+            std::thread::sleep(std::time::Duration::from_millis(40));
+            std::fs::write(ctx.out_dir.join("x"), &ctx.id)?;
+            SPANS.lock().unwrap().push((self.0, t0, Instant::now()));
+            Ok(())
+        }
+    }
+    fn num_cpus() -> usize {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    }
+    static HEAVY: Fake = Fake(true);
+    static LIGHT: Fake = Fake(false);
+
+    #[test]
+    fn heavy_stages_share_one_compute_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = |id: &str, kind: &'static Fake| Node {
+            id: id.into(),
+            stage: id.into(),
+            ckpt_name: id.into(),
+            kind,
+            kind_name: kind.info().name.into(),
+            params: serde_json::json!({}),
+            needs: vec![],
+            matrix: Default::default(),
+            epoch: None,
+        };
+        let nodes = vec![
+            node("h1", &HEAVY),
+            node("h2", &HEAVY),
+            node("h3", &HEAVY),
+            node("l1", &LIGHT),
+            node("l2", &LIGHT),
+        ];
+        let pipeline = Pipeline {
+            name: "t".into(),
+            seed: 1,
+            file: "p.yaml".into(),
+            root: dir.path().to_path_buf(),
+            stages: nodes.iter().map(|n| n.id.clone()).collect(),
+            nodes,
+        };
+        let dag = Dag::new(&pipeline);
+        let cache = Cache::new(dir.path());
+        let proj = Project {
+            stats: StatCache::load(&cache.dir),
+            cache,
+            dag,
+            pipeline,
+            lock: LockFile::default(),
+        };
+        let n = proj.pipeline.nodes.len();
+        let plans = crate::plan::plan(&proj, &vec![true; n], &vec![false; n], false);
+        let opts = RunOptions {
+            jobs: 4,
+            keep_going: false,
+            force: vec![false; n],
+            selected: vec![true; n],
+            echo: false,
+        };
+        let (outcomes, _) = execute(&proj, &plans, &opts);
+        assert!(outcomes.iter().all(|o| matches!(o, Some(Outcome::Ran(_)))));
+        let spans = SPANS.lock().unwrap().clone();
+        let heavy: Vec<_> = spans.iter().filter(|s| s.0).collect();
+        assert_eq!(heavy.len(), 3);
+        for a in &heavy {
+            for b in &heavy {
+                if a.1 != b.1 {
+                    assert!(a.2 <= b.1 || b.2 <= a.1, "heavy stages overlapped");
+                }
+            }
+        }
+        // Light stages ran beside a heavy one (-j 4).
+        let light: Vec<_> = spans.iter().filter(|s| !s.0).collect();
+        assert!(light
+            .iter()
+            .any(|l| heavy.iter().any(|h| l.1 < h.2 && h.1 < l.2)));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("results/t/h2/x")).unwrap(),
+            "h2"
+        );
+    }
+}
