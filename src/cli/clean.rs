@@ -1,12 +1,134 @@
-//! `pipe clean` (scaffold: to be implemented).
+//! `pipe clean`: removes a pipeline's results and checkpoints, or with `--cache --unreferenced`
+//! the store objects and run records that no `*.lock` file references. Takes the project lock.
 
+use crate::cache::lockfile::LockFile;
+use crate::cache::project_lock::{LockError, ProjectLock};
+use crate::cache::{walk, Cache};
 use crate::error::{PipeError, Result};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
-pub struct CleanArgs {}
+pub struct CleanArgs {
+    /// The pipeline whose results/ and checkpoints/ folders go.
+    pub pipeline: Option<PathBuf>,
+    /// Clean the content store instead (with --unreferenced).
+    #[arg(long)]
+    pub cache: bool,
+    /// With --cache: remove the objects and run records no lock file references.
+    #[arg(long)]
+    pub unreferenced: bool,
+    /// List what would be removed and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Exit at once when another `pipe` holds the project lock.
+    #[arg(long)]
+    pub no_wait: bool,
+}
 
-pub fn run(_args: CleanArgs) -> Result<i32> {
-    Err(PipeError::Failed(
-        "`pipe clean` is not implemented yet".into(),
-    ))
+/// Every `*.lock` file of our format in the project (root and `pipelines/`, recursively).
+fn lock_files(root: &Path) -> Vec<LockFile> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() {
+                if !name.starts_with('.')
+                    && !["cache", "results", "checkpoints", "target"].contains(&name.as_str())
+                {
+                    dirs.push(p);
+                }
+            } else if name.ends_with(".lock") && name != "Cargo.lock" {
+                let l = LockFile::read(&p);
+                if !l.pipeline.is_empty() {
+                    out.push(l);
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn run(args: CleanArgs) -> Result<i32> {
+    let root = std::env::current_dir()?;
+    let cache = Cache::new(&root);
+    if !args.cache && args.pipeline.is_none() {
+        return Err(PipeError::Config(
+            "pipe clean: give a pipeline file, or --cache --unreferenced".into(),
+        ));
+    }
+    if args.cache && !args.unreferenced {
+        return Err(PipeError::Config(
+            "pipe clean --cache: add --unreferenced (only unreferenced objects are removed)".into(),
+        ));
+    }
+    let _lock = match ProjectLock::acquire(&cache.dir, !args.no_wait, |pid| {
+        eprintln!("waiting for the project lock held by pid {pid:?}")
+    }) {
+        Ok(l) => l,
+        Err(LockError::Busy(pid)) => {
+            return Err(PipeError::Failed(format!(
+                "another `pipe` (pid {}) holds the project lock; try again later",
+                pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+            )))
+        }
+        Err(LockError::Io(e)) => return Err(PipeError::Failed(format!("project lock: {e}"))),
+    };
+    let mut doomed: Vec<PathBuf> = Vec::new();
+    if let Some(file) = &args.pipeline {
+        let ov = crate::config::Overrides::default();
+        let p = crate::config::load(&root, file, &ov)?;
+        for d in ["results", "checkpoints"] {
+            let dir = root.join(d).join(&p.name);
+            if dir.exists() {
+                doomed.push(dir);
+            }
+        }
+    }
+    if args.cache {
+        let locks = lock_files(&root);
+        let mut fps = BTreeSet::new();
+        let mut objs = BTreeSet::new();
+        for l in &locks {
+            for e in l.stages.values() {
+                fps.insert(e.fingerprint.clone());
+                objs.extend(e.outputs.values().cloned());
+            }
+        }
+        for f in walk(&cache.dir.join("runs")).unwrap_or_default() {
+            let fp = f.trim_end_matches(".json");
+            if !fps.contains(fp) {
+                doomed.push(cache.dir.join("runs").join(&f));
+            }
+        }
+        for f in walk(&cache.dir.join("objects")).unwrap_or_default() {
+            let h = f.replace('/', "");
+            if !objs.contains(&h) {
+                doomed.push(cache.dir.join("objects").join(&f));
+            }
+        }
+    }
+    for d in &doomed {
+        let rel = d.strip_prefix(&root).unwrap_or(d);
+        if args.dry_run {
+            println!("would remove {}", rel.display());
+        } else {
+            let r = if d.is_dir() {
+                std::fs::remove_dir_all(d)
+            } else {
+                std::fs::remove_file(d)
+            };
+            r.map_err(|e| PipeError::Failed(format!("cannot remove {}: {e}", rel.display())))?;
+            println!("removed {}", rel.display());
+        }
+    }
+    if doomed.is_empty() {
+        println!("nothing to remove");
+    }
+    Ok(0)
 }

@@ -40,6 +40,28 @@ pub enum Command {
     Generate(generate::GenerateArgs),
 }
 
+/// The pipeline file and parameter overrides, shared by `run`, `status` and `graph`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PipelineArgs {
+    /// The pipeline file (YAML), relative to the project root (the current folder).
+    pub pipeline: std::path::PathBuf,
+    /// Override one parameter: `--set stage.key=value` (repeatable; the value is YAML).
+    #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A YAML file `stage: { key: value }` layered over the pipeline's params.
+    #[arg(long = "params", value_name = "FILE")]
+    pub params: Option<std::path::PathBuf>,
+}
+
+impl PipelineArgs {
+    /// Loads the project in the current folder.
+    pub fn load(&self) -> crate::error::Result<crate::plan::Project> {
+        let root = std::env::current_dir()?;
+        let ov = crate::config::Overrides::with_env(self.set.clone(), self.params.clone());
+        crate::plan::Project::load(&root, &self.pipeline, &ov)
+    }
+}
+
 /// Parses the process arguments, runs the subcommand and returns the exit code
 /// (0 success, 1 a stage failed, 2 usage or configuration error).
 pub fn main() -> i32 {

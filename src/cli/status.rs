@@ -1,12 +1,69 @@
-//! `pipe status` (scaffold: to be implemented).
+//! `pipe status`: one line per stage instance, up to date or the reasons it would run;
+//! `--json` for machines, `--verify` re-hashes every stored and materialised output.
 
-use crate::error::{PipeError, Result};
+use super::PipelineArgs;
+use crate::error::Result;
+use crate::plan;
+use std::io::Write;
 
 #[derive(clap::Args)]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Print `{"stages": [{"id", "state", "reasons"}]}` in topological order.
+    #[arg(long)]
+    pub json: bool,
+    /// Re-hash every store object and materialised output instead of trusting sizes.
+    #[arg(long)]
+    pub verify: bool,
+}
 
-pub fn run(_args: StatusArgs) -> Result<i32> {
-    Err(PipeError::Failed(
-        "`pipe status` is not implemented yet".into(),
-    ))
+pub fn run(args: StatusArgs) -> Result<i32> {
+    let proj = args.pipeline.load()?;
+    let nn = proj.pipeline.nodes.len();
+    let plans = plan::plan(&proj, &vec![true; nn], &vec![false; nn], args.verify);
+    proj.stats.save();
+    print!("{}", render(&proj, &plans, args.json));
+    let _ = std::io::stdout().flush();
+    Ok(0)
+}
+
+/// The status text (or JSON) of a plan, in topological order.
+pub fn render(proj: &plan::Project, plans: &[Option<plan::Planned>], json: bool) -> String {
+    let p = &proj.pipeline;
+    if json {
+        let stages: Vec<serde_json::Value> = proj
+            .dag
+            .order
+            .iter()
+            .filter_map(|&i| {
+                plans[i].as_ref().map(|pl| {
+                    serde_json::json!({
+                        "id": p.nodes[i].id,
+                        "state": pl.state.as_str(),
+                        "reasons": pl.reasons,
+                    })
+                })
+            })
+            .collect();
+        return format!(
+            "{}\n",
+            serde_json::to_string_pretty(&serde_json::json!({ "stages": stages }))
+                .expect("serialises")
+        );
+    }
+    let width = p.nodes.iter().map(|n| n.id.len()).max().unwrap_or(0);
+    let mut s = String::new();
+    for &i in &proj.dag.order {
+        let Some(pl) = &plans[i] else { continue };
+        let id = &p.nodes[i].id;
+        match pl.state {
+            plan::State::UpToDate => s.push_str(&format!("{id:width$}  up to date\n")),
+            plan::State::WillRun => s.push_str(&format!(
+                "{id:width$}  will run: {}\n",
+                pl.reasons.join("; ")
+            )),
+        }
+    }
+    s
 }

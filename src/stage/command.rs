@@ -1,8 +1,35 @@
-//! The `command` stage kind (scaffold: to be implemented).
+//! The `command` stage kind: runs any shell command as a stage, with declared `deps` (hashed
+//! inputs) and `outs` (files or folders it must create), like DVC's `cmd`.
 
 use super::{KindInfo, StageCtx, StageKind};
+use serde::Deserialize;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::Stdio;
 
 pub struct Command;
+
+/// Typed parameters. Matrix variables of a command stage are free keys, so unknown keys are
+/// not rejected here (the engine rejects keys that are neither parameters nor matrix keys).
+#[derive(Deserialize)]
+struct Params {
+    cmd: String,
+    deps: Vec<String>,
+    outs: Vec<String>,
+}
+
+fn paths(params: &serde_json::Value, key: &str) -> Vec<PathBuf> {
+    params
+        .get(key)
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 impl StageKind for Command {
     fn info(&self) -> KindInfo {
@@ -16,14 +43,87 @@ impl StageKind for Command {
         }
     }
 
-    fn check(&self, _params: &serde_json::Value) -> Result<(), String> {
+    fn check(&self, params: &serde_json::Value) -> Result<(), String> {
+        let p: Params = serde_json::from_value(params.clone()).map_err(|e| e.to_string())?;
+        for (key, list) in [("deps", &p.deps), ("outs", &p.outs)] {
+            for x in list {
+                if x.is_empty() || x.split('/').any(|c| c == "..") {
+                    return Err(format!(
+                        "`{key}` entry `{x}` must be a non-empty path inside the project"
+                    ));
+                }
+            }
+        }
+        for o in &p.outs {
+            if std::path::Path::new(o).is_absolute() {
+                return Err(format!(
+                    "`outs` entry `{o}` must be relative to the project root"
+                ));
+            }
+        }
         Ok(())
     }
 
+    fn external_inputs(&self, params: &serde_json::Value) -> Vec<PathBuf> {
+        paths(params, "deps")
+    }
+
+    fn declared_outputs(&self, params: &serde_json::Value) -> Vec<PathBuf> {
+        paths(params, "outs")
+    }
+
     fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
-        anyhow::bail!(
-            "stage kind `command` is not implemented yet (stage `{}`)",
-            ctx.id
-        )
+        let p: Params = ctx.params()?;
+        if p.cmd.trim().is_empty() {
+            anyhow::bail!(
+                "stage `{}`: parameter `cmd` is empty; give the shell command to run",
+                ctx.id
+            );
+        }
+        for o in &p.outs {
+            if let Some(parent) = ctx.path(o).parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        ctx.reporter.log(format!("$ {}", p.cmd));
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&p.cmd)
+            .current_dir(&ctx.root)
+            .env("PIPE_STAGE", &ctx.id)
+            .env("PIPE_SEED", ctx.seed_for("command").to_string())
+            .env("PIPE_PARAMS", serde_json::to_string(&ctx.params)?)
+            .env("PIPE_OUT", &ctx.out_dir)
+            .env("PIPE_CKPT", &ctx.ckpt_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot start `sh -c {}`: {e}", p.cmd))?;
+        let out = child.stdout.take();
+        let err = child.stderr.take();
+        let r1 = ctx.reporter.clone();
+        let r2 = ctx.reporter.clone();
+        let t1 = std::thread::spawn(move || {
+            if let Some(o) = out {
+                for l in BufReader::new(o).lines().map_while(Result::ok) {
+                    r1.log(l);
+                }
+            }
+        });
+        let t2 = std::thread::spawn(move || {
+            if let Some(o) = err {
+                for l in BufReader::new(o).lines().map_while(Result::ok) {
+                    r2.log(l);
+                }
+            }
+        });
+        let status = child.wait()?;
+        let _ = t1.join();
+        let _ = t2.join();
+        if !status.success() {
+            anyhow::bail!("command `{}` exited with {status}", p.cmd);
+        }
+        Ok(())
     }
 }

@@ -159,6 +159,14 @@ pub trait StageKind: Send + Sync {
         Vec::new()
     }
 
+    /// Files or folders the stage writes in the project itself (relative to the project root),
+    /// besides `ctx.out_dir` and `ctx.ckpt_dir`: the `outs` of `command` stages. The engine
+    /// removes them before the stage runs, fails the stage when one is missing afterwards, and
+    /// caches and restores them like any other output.
+    fn declared_outputs(&self, _params: &serde_json::Value) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
     /// Does the work, writing outputs under `ctx.out_dir` and `ctx.ckpt_dir`.
     fn run(&self, ctx: &StageCtx) -> anyhow::Result<()>;
 }

@@ -1,0 +1,43 @@
+//! `<pipeline>.lock` beside each pipeline file: every stage's fingerprint, output hashes and
+//! headline metrics, sorted by stage id, with no entries for stages that no longer exist.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LockFile {
+    pub pipeline: String,
+    pub stages: BTreeMap<String, LockEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockEntry {
+    pub kind: String,
+    pub fingerprint: String,
+    /// `results/…`, `checkpoints/…` or project path → blake3.
+    pub outputs: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, Value>,
+}
+
+impl LockFile {
+    /// Reads a lock file; a missing or unreadable one is empty.
+    pub fn read(path: &Path) -> LockFile {
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes it atomically, only when the content changed.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(self)?;
+        bytes.push(b'\n');
+        if std::fs::read(path).ok().as_deref() == Some(&bytes[..]) {
+            return Ok(());
+        }
+        super::write_atomic(path, &bytes)
+    }
+}

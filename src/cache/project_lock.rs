@@ -1,0 +1,67 @@
+//! The project lock: an advisory `flock` on `cache/lock` holding the holder's pid. The OS drops
+//! the lock when its holder dies (even by `kill -9`), so a stale lock is taken over without any
+//! manual unlock step.
+
+use fs4::fs_std::FileExt;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+/// A held project lock; released on drop.
+pub struct ProjectLock {
+    file: File,
+}
+
+/// Why the lock could not be taken.
+pub enum LockError {
+    /// Held by another live process (its pid, when readable).
+    Busy(Option<u32>),
+    Io(std::io::Error),
+}
+
+impl ProjectLock {
+    /// Takes the lock. With `wait`, blocks until it is free (calling `on_wait` once with the
+    /// holder's pid first); otherwise returns `Busy`.
+    pub fn acquire(
+        cache_dir: &Path,
+        wait: bool,
+        on_wait: impl FnOnce(Option<u32>),
+    ) -> Result<Self, LockError> {
+        std::fs::create_dir_all(cache_dir).map_err(LockError::Io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(cache_dir.join("lock"))
+            .map_err(LockError::Io)?;
+        let got = FileExt::try_lock_exclusive(&file).map_err(LockError::Io)?;
+        if !got {
+            let holder = read_pid(&mut file);
+            if !wait {
+                return Err(LockError::Busy(holder));
+            }
+            on_wait(holder);
+            FileExt::lock_exclusive(&file).map_err(LockError::Io)?;
+        }
+        file.set_len(0).map_err(LockError::Io)?;
+        file.seek(SeekFrom::Start(0)).map_err(LockError::Io)?;
+        write!(file, "{}", std::process::id()).map_err(LockError::Io)?;
+        let _ = file.flush();
+        Ok(ProjectLock { file })
+    }
+}
+
+fn read_pid(file: &mut File) -> Option<u32> {
+    let mut s = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut s).ok()?;
+    s.trim().parse().ok()
+}
+
+impl Drop for ProjectLock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = FileExt::unlock(&self.file);
+    }
+}

@@ -1,0 +1,586 @@
+//! Engine integration tests: drive the real `pipe` binary in temp folders with `command`
+//! stages running `sh -c`. Each stage appends its id to `runs.log`, so a test can tell which
+//! stages really ran (restores and up-to-date stages do not write there).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const PIPE: &str = env!("CARGO_BIN_EXE_pipe");
+
+struct Proj {
+    dir: tempfile::TempDir,
+}
+
+impl Proj {
+    fn new(pipeline: &str) -> Proj {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+        std::fs::write(dir.path().join("pipelines/p.yaml"), pipeline).unwrap();
+        std::fs::write(dir.path().join("in.txt"), "hello\n").unwrap();
+        Proj { dir }
+    }
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.root().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.root().join(rel)).unwrap_or_default()
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(PIPE);
+        c.args(args).current_dir(self.root());
+        c.env_remove("PIPE_MIRROR");
+        c
+    }
+    fn pipe(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+    /// Runs and asserts success; returns the ids that really ran (from runs.log), then clears it.
+    fn run_ok(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = vec!["run", "pipelines/p.yaml"];
+        args.extend_from_slice(extra);
+        let o = self.pipe(&args);
+        assert!(
+            o.status.success(),
+            "pipe run failed: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        self.take_runs()
+    }
+    fn take_runs(&self) -> Vec<String> {
+        let s = self.read("runs.log");
+        let _ = std::fs::remove_file(self.root().join("runs.log"));
+        let mut v: Vec<String> = s.lines().map(String::from).collect();
+        v.sort();
+        v
+    }
+    /// Every file under the project with its content (for "nothing changed on disk").
+    fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    out.push((p.clone(), Vec::new()));
+                    stack.push(p);
+                } else {
+                    out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A chain a → b (matrix w: 1, 2) → c, plus d independent of a.
+const CHAIN: &str = r#"
+name: demo
+seed: 7
+stages:
+  a:
+    kind: command
+    params:
+      cmd: "echo a >> runs.log; mkdir -p out; cat in.txt > out/a.txt; echo '{\"score\": 1.5}' > $PIPE_OUT/metrics.json"
+      deps: [in.txt]
+      outs: [out/a.txt]
+  b:
+    kind: command
+    needs: [a]
+    matrix: { w: [1, 2] }
+    params:
+      cmd: "echo $PIPE_STAGE >> runs.log; cat out/a.txt > out/b_${w}.txt; echo ${w} >> out/b_${w}.txt"
+      deps: [out/a.txt]
+      outs: ["out/b_${w}.txt"]
+  c:
+    kind: command
+    needs: [b]
+    params:
+      cmd: "echo c >> runs.log; cat out/b_1.txt out/b_2.txt > $PIPE_OUT/c.txt"
+  d:
+    kind: command
+    params:
+      cmd: "echo d >> runs.log; echo d > $PIPE_OUT/d.txt"
+"#;
+
+#[test]
+fn first_run_runs_all_second_run_nothing() {
+    let p = Proj::new(CHAIN);
+    assert_eq!(p.run_ok(&[]), vec!["a", "b@w=1", "b@w=2", "c", "d"]);
+    assert_eq!(p.read("results/demo/c/c.txt"), "hello\n1\nhello\n2\n");
+    assert!(p.root().join("results/demo/logs/a.log").is_file());
+    assert!(p.run_ok(&[]).is_empty());
+    let lock = p.read("pipelines/p.lock");
+    assert!(lock.contains("\"score\": 1.5"), "{lock}");
+    assert!(lock.contains("\"b@w=2\""));
+    let st = p.pipe(&["status", "pipelines/p.yaml", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let ids: Vec<&str> = v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["a", "b@w=1", "b@w=2", "c", "d"]);
+    assert!(v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["state"] == "up-to-date"));
+}
+
+#[test]
+fn changed_param_reruns_exactly_dependents_and_back_restores() {
+    let p = Proj::new(CHAIN);
+    p.run_ok(&[]);
+    // Change b's command for every instance: b and c rerun, a and d do not.
+    let st = p.pipe(&[
+        "status",
+        "pipelines/p.yaml",
+        "--set",
+        "b.cmd=echo $PIPE_STAGE >> runs.log; echo x > out/b_${w}.txt",
+    ]);
+    let s = stdout(&st);
+    assert!(s.contains("b@w=1") && s.contains("param cmd:"), "{s}");
+    assert!(s.contains("upstream b@w=1 will run"), "{s}");
+    let set = "b.cmd=echo $PIPE_STAGE >> runs.log; echo x > out/b_${w}.txt";
+    assert_eq!(p.run_ok(&["--set", set]), vec!["b@w=1", "b@w=2", "c"]);
+    assert_eq!(p.read("results/demo/c/c.txt"), "x\nx\n");
+    // And back: everything restored from the store, nothing runs.
+    assert!(p.run_ok(&[]).is_empty());
+    assert_eq!(p.read("results/demo/c/c.txt"), "hello\n1\nhello\n2\n");
+    assert_eq!(p.read("out/b_1.txt"), "hello\n1\n");
+}
+
+#[test]
+fn early_cutoff_when_outputs_do_not_change() {
+    let p = Proj::new(CHAIN);
+    p.run_ok(&[]);
+    // Forcing a rebuilds a with identical output: b and c are not rerun.
+    assert_eq!(p.run_ok(&["--force", "a"]), vec!["a"]);
+}
+
+#[test]
+fn input_change_reruns_and_touch_does_not() {
+    let p = Proj::new(CHAIN);
+    p.run_ok(&[]);
+    // Same content, new mtime: nothing runs.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    p.write("in.txt", "hello\n");
+    assert!(p.run_ok(&[]).is_empty());
+    p.write("in.txt", "bye\n");
+    let st = stdout(&p.pipe(&["status", "pipelines/p.yaml"]));
+    assert!(st.contains("input in.txt changed"), "{st}");
+    assert_eq!(p.run_ok(&[]), vec!["a", "b@w=1", "b@w=2", "c"]);
+}
+
+#[test]
+fn deleted_results_are_restored_without_running() {
+    let p = Proj::new(CHAIN);
+    p.run_ok(&[]);
+    std::fs::remove_dir_all(p.root().join("results")).unwrap();
+    std::fs::remove_dir_all(p.root().join("out")).unwrap();
+    let st = stdout(&p.pipe(&["status", "pipelines/p.yaml"]));
+    assert!(
+        st.contains("output results/demo/a/metrics.json missing"),
+        "{st}"
+    );
+    assert!(st.contains("output out/b_1.txt missing"), "{st}");
+    let o = p.pipe(&["run", "pipelines/p.yaml"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("0 ran, 5 restored"), "{}", stdout(&o));
+    assert!(p.take_runs().is_empty());
+    assert_eq!(p.read("results/demo/c/c.txt"), "hello\n1\nhello\n2\n");
+    assert_eq!(p.read("out/a.txt"), "hello\n");
+}
+
+#[test]
+fn corrupted_object_is_detected_and_rerun() {
+    let p = Proj::new(CHAIN);
+    p.run_ok(&[]);
+    let h = blake3::hash(b"d\n").to_hex().to_string();
+    let obj = p
+        .root()
+        .join(format!("cache/objects/{}/{}", &h[..2], &h[2..]));
+    assert!(obj.is_file());
+    std::fs::remove_dir_all(p.root().join("results")).unwrap();
+    let mut perm = std::fs::metadata(&obj).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&obj, perm).unwrap();
+    std::fs::write(&obj, "X\n").unwrap();
+    let o = p.pipe(&["run", "pipelines/p.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("corrupt"), "{}", stderr(&o));
+    assert_eq!(p.take_runs(), vec!["d"]);
+    assert_eq!(p.read("results/demo/d/d.txt"), "d\n");
+    assert_eq!(std::fs::read(&obj).unwrap(), b"d\n");
+}
+
+#[test]
+fn status_verify_rehashes() {
+    let p = Proj::new(CHAIN);
+    p.run_ok(&[]);
+    let h = blake3::hash(b"d\n").to_hex().to_string();
+    let obj = p
+        .root()
+        .join(format!("cache/objects/{}/{}", &h[..2], &h[2..]));
+    let mut perm = std::fs::metadata(&obj).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&obj, perm).unwrap();
+    std::fs::write(&obj, "X\n").unwrap();
+    let st = stdout(&p.pipe(&["status", "pipelines/p.yaml"]));
+    assert!(!st.contains("will run"), "{st}");
+    let st = stdout(&p.pipe(&["status", "pipelines/p.yaml", "--verify"]));
+    let d = st.lines().find(|l| l.starts_with("d ")).unwrap();
+    assert!(
+        d.contains("will run: store object of results/demo/d/d.txt corrupt"),
+        "{st}"
+    );
+}
+
+#[test]
+fn failing_stage_exits_1_names_log_and_keeps_others() {
+    let pl = r#"
+name: f
+stages:
+  ok1: { kind: command, params: { cmd: "echo ok1 >> runs.log" } }
+  bad: { kind: command, needs: [ok1], params: { cmd: "echo bad >> runs.log; echo boom >&2; exit 3" } }
+  after: { kind: command, needs: [bad], params: { cmd: "echo after >> runs.log" } }
+  other: { kind: command, params: { cmd: "echo other >> runs.log" } }
+"#;
+    let p = Proj::new(pl);
+    let o = p.pipe(&["run", "pipelines/p.yaml", "--keep-going", "-j", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("stage `bad` failed") && e.contains("results/f/logs/bad.log"),
+        "{e}"
+    );
+    assert!(p.read("results/f/logs/bad.log").contains("boom"));
+    assert!(stdout(&o).contains("1 skipped (after)"), "{}", stdout(&o));
+    assert_eq!(p.take_runs(), vec!["bad", "ok1", "other"]);
+    // Successes are cached: only the failing stage is tried again.
+    let o = p.pipe(&["run", "pipelines/p.yaml", "--keep-going"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(p.take_runs(), vec!["bad"]);
+}
+
+#[test]
+fn missing_declared_output_fails_the_stage() {
+    let pl = "stages:\n  a: { kind: command, params: { cmd: \"true\", outs: [o.txt] } }\n";
+    let p = Proj::new(pl);
+    let o = p.pipe(&["run", "pipelines/p.yaml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("declared output `o.txt` was not created"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn frozen_and_dry_run() {
+    let p = Proj::new(CHAIN);
+    let o = p.pipe(&["run", "pipelines/p.yaml", "--dry-run"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("new stage"));
+    assert!(!p.root().join("results").exists());
+    let o = p.pipe(&["run", "pipelines/p.yaml", "--frozen"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--frozen"), "{}", stderr(&o));
+    assert!(p.take_runs().is_empty());
+    p.run_ok(&[]);
+    assert!(p.run_ok(&["--frozen"]).is_empty());
+}
+
+#[test]
+fn only_runs_the_stage_and_its_upstream() {
+    let p = Proj::new(CHAIN);
+    assert_eq!(p.run_ok(&["--only", "b@w=2"]), vec!["a", "b@w=2"]);
+    assert_eq!(p.run_ok(&[]), vec!["b@w=1", "c", "d"]);
+}
+
+#[test]
+fn lock_file_has_no_stale_entries() {
+    let p = Proj::new(CHAIN);
+    p.run_ok(&[]);
+    assert!(p.read("pipelines/p.lock").contains("\"d\""));
+    let pl = CHAIN.replace("  d:\n    kind: command\n    params:\n      cmd: \"echo d >> runs.log; echo d > $PIPE_OUT/d.txt\"\n", "");
+    p.write("pipelines/p.yaml", &pl);
+    assert!(p.run_ok(&[]).is_empty());
+    let lock = p.read("pipelines/p.lock");
+    assert!(!lock.contains("\"d\""), "{lock}");
+}
+
+#[test]
+fn clean_removes_results_and_unreferenced_objects() {
+    let p = Proj::new(CHAIN);
+    p.run_ok(&[]);
+    let set = "d.cmd=echo d >> runs.log; echo other > $PIPE_OUT/d.txt";
+    p.run_ok(&["--set", set]);
+    let o = p.pipe(&["clean", "--cache", "--unreferenced", "--dry-run"]);
+    let s = stdout(&o);
+    let h = blake3::hash(b"d\n").to_hex().to_string();
+    assert!(s.contains(&h[2..]), "{s}");
+    assert!(p
+        .root()
+        .join(format!("cache/objects/{}/{}", &h[..2], &h[2..]))
+        .exists());
+    let o = p.pipe(&["clean", "--cache", "--unreferenced"]);
+    assert!(o.status.success());
+    assert!(!p
+        .root()
+        .join(format!("cache/objects/{}/{}", &h[..2], &h[2..]))
+        .exists());
+    let o = p.pipe(&["clean", "pipelines/p.yaml"]);
+    assert!(o.status.success());
+    assert!(!p.root().join("results/demo").exists());
+    // The lock still references the current runs: restored, not run.
+    let o = p.pipe(&["run", "pipelines/p.yaml", "--set", set]);
+    assert!(stdout(&o).contains("0 ran"), "{}", stdout(&o));
+}
+
+#[test]
+fn kill_9_then_rerun_needs_no_unlock() {
+    let pl = r#"
+name: k
+stages:
+  a: { kind: command, params: { cmd: "echo a >> runs.log; echo a > $PIPE_OUT/a.txt" } }
+  slow: { kind: command, needs: [a], params: { cmd: "echo slow >> runs.log; touch started; sleep 1; echo s > $PIPE_OUT/s.txt" } }
+  c: { kind: command, needs: [slow], params: { cmd: "echo c >> runs.log" } }
+"#;
+    let p = Proj::new(pl);
+    let mut child = p
+        .cmd(&["run", "pipelines/p.yaml"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !p.root().join("started").exists() {
+        assert!(t0.elapsed().as_secs() < 20, "slow never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!p.root().join("results/k/slow/s.txt").exists());
+    std::thread::sleep(std::time::Duration::from_millis(1200)); // let the orphaned sleep finish
+    assert_eq!(p.take_runs(), vec!["a", "slow"]);
+    assert_eq!(p.run_ok(&[]), vec!["c", "slow"]);
+}
+
+#[test]
+fn concurrent_runs_wait_for_the_lock() {
+    let pl = r#"
+name: cc
+stages:
+  slow: { kind: command, params: { cmd: "echo slow >> runs.log; touch started; sleep 0.5; echo s > $PIPE_OUT/s.txt" } }
+"#;
+    let p = Proj::new(pl);
+    let c1 = p
+        .cmd(&["run", "pipelines/p.yaml"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !p.root().join("started").exists() {
+        assert!(t0.elapsed().as_secs() < 20);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let busy = p.pipe(&["run", "pipelines/p.yaml", "--no-wait"]);
+    assert_eq!(busy.status.code(), Some(1));
+    assert!(
+        stderr(&busy).contains(&format!("pid {}", c1.id())),
+        "{}",
+        stderr(&busy)
+    );
+    let waited = p.pipe(&["run", "pipelines/p.yaml"]);
+    assert!(waited.status.success());
+    assert!(
+        stdout(&waited).contains("0 ran, 0 restored, 1 up to date"),
+        "{}",
+        stdout(&waited)
+    );
+    let o = c1.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(p.take_runs(), vec!["slow"]);
+}
+
+#[test]
+fn matrix_ids_env_and_substitution() {
+    let pl = r#"
+name: m
+seed: 3
+stages:
+  s:
+    kind: command
+    matrix: { width: [5, 1], mode: [beam] }
+    params: { cmd: "echo $PIPE_PARAMS > $PIPE_OUT/p.json; echo $PIPE_STAGE $PIPE_SEED > $PIPE_OUT/env.txt; echo ${width} > o_${width}.txt", outs: ["o_${width}.txt"] }
+  t: { kind: command, needs: [s], params: { cmd: "true" } }
+"#;
+    let p = Proj::new(pl);
+    let g = stdout(&p.pipe(&["graph", "pipelines/p.yaml"]));
+    assert_eq!(
+        g,
+        "s@mode=beam,width=1 (command)\ns@mode=beam,width=5 (command)\nt (command) <- s@mode=beam,width=1, s@mode=beam,width=5\n"
+    );
+    p.run_ok(&[]);
+    let v: serde_json::Value =
+        serde_json::from_str(&p.read("results/m/s@mode=beam,width=5/p.json")).unwrap();
+    assert_eq!(v["width"], 5);
+    assert_eq!(v["outs"][0], "o_5.txt");
+    assert_eq!(p.read("o_5.txt"), "5\n");
+    let env = p.read("results/m/s@mode=beam,width=5/env.txt");
+    assert!(env.starts_with("s@mode=beam,width=5 "), "{env}");
+    let dot = stdout(&p.pipe(&["graph", "pipelines/p.yaml", "--format", "dot"]));
+    assert!(dot.contains("\"s@mode=beam,width=1\" -> \"t\""), "{dot}");
+    let mm = stdout(&p.pipe(&["graph", "pipelines/p.yaml", "--format", "mermaid"]));
+    assert!(mm.starts_with("flowchart LR") && mm.contains("-->"), "{mm}");
+}
+
+#[test]
+fn per_epoch_expansion() {
+    let pl = r#"
+name: e
+stages:
+  prep: { kind: command, params: { cmd: "true" } }
+  train: { kind: train, needs: [prep], params: { epochs: 3 } }
+  after: { kind: command, needs: [train], params: { cmd: "true" } }
+"#;
+    let p = Proj::new(pl);
+    // A project-local defaults file adds keys to the built-in train defaults.
+    p.write("stages/train.yaml", "epochs: 1 # number of epochs\n");
+    let g = p.pipe(&["graph", "pipelines/p.yaml"]);
+    assert_eq!(
+        stdout(&g),
+        "prep (command)\ntrain@epoch=1 (train) <- prep\ntrain@epoch=2 (train) <- train@epoch=1, prep\ntrain@epoch=3 (train) <- train@epoch=2, prep\nafter (command) <- train@epoch=3\n",
+        "{}",
+        stderr(&g)
+    );
+}
+
+/// Each layer beats the one below it.
+#[test]
+fn layering_order() {
+    let pl = r#"
+name: l
+defaults:
+  command: { k2: defaults, k3: defaults, k4: defaults, k5: defaults, k6: defaults, k7: defaults }
+stages:
+  s:
+    kind: command
+    matrix: { k4: [matrix] }
+    params: { cmd: "echo $PIPE_PARAMS > $PIPE_OUT/p.json", k3: params, k5: params, k6: params, k7: params }
+"#;
+    let p = Proj::new(pl);
+    p.write(
+        "stages/command.yaml",
+        "k1: kindfile\nk2: kindfile\nk3: kindfile\nk4: kindfile\nk5: kindfile\nk6: kindfile\nk7: kindfile\n",
+    );
+    p.write("pf.yaml", "s: { k5: file, k6: file, k7: file }\n");
+    let o = p
+        .cmd(&[
+            "run",
+            "pipelines/p.yaml",
+            "--params",
+            "pf.yaml",
+            "--set",
+            "s.k7=set",
+        ])
+        .env("PIPE_S__K6", "env")
+        .env("PIPE_S__K7", "env")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&p.read("results/l/s@k4=matrix/p.json")).unwrap();
+    for (k, want) in [
+        ("k1", "kindfile"),
+        ("k2", "defaults"),
+        ("k3", "params"),
+        ("k4", "matrix"),
+        ("k5", "file"),
+        ("k6", "env"),
+        ("k7", "set"),
+    ] {
+        assert_eq!(v[k], want, "{k} in {v}");
+    }
+    assert_eq!(
+        v["deps"],
+        serde_json::json!([]),
+        "built-in defaults stay under the local file"
+    );
+}
+
+/// Every bad input exits 2 with one sentence and changes nothing on disk.
+#[test]
+fn bad_inputs_exit_2_and_change_nothing() {
+    let good = "name: b\nstages:\n  a: { kind: command, params: { cmd: \"true\" } }\n  b: { kind: command, needs: [a], params: { cmd: \"true\" } }\n";
+    let cases: Vec<(&str, String, Vec<&str>, Vec<&str>)> = vec![
+        ("yaml syntax", "name: b\nstages:\n  a: { kind: command\n".into(), vec![], vec!["p.yaml:", "invalid pipeline YAML"]),
+        ("unknown kind", "stages:\n  a: { kind: comand }\n".into(), vec![], vec!["p.yaml:2:", "stage `a`", "unknown kind `comand`", "did you mean `command`?"]),
+        ("unknown param", "stages:\n  a:\n    kind: command\n    params: { cmd: x, dep: [] }\n".into(), vec![], vec!["p.yaml:4:", "stage `a`", "unknown parameter `dep`", "did you mean `deps`?"]),
+        ("wrong type", "stages:\n  a: { kind: command, params: { cmd: [1, 2] } }\n".into(), vec![], vec!["p.yaml:2:", "stage `a`", "parameter `cmd`", "invalid type"]),
+        ("missing needs", "stages:\n  a: { kind: command, needs: [zz], params: { cmd: x } }\n".into(), vec![], vec!["p.yaml:2:", "stage `a`", "`zz`"]),
+        ("cycle", "stages:\n  a: { kind: command, needs: [b], params: { cmd: x } }\n  b: { kind: command, needs: [a], params: { cmd: x } }\n".into(), vec![], vec!["cycle", "a -> b -> a"]),
+        ("duplicate ids", "stages:\n  a: { kind: command, matrix: { w: [1, \"1\"] }, params: { cmd: x } }\n".into(), vec![], vec!["stage `a`", "same id `a@w=1`"]),
+        ("empty matrix", "stages:\n  a: { kind: command, matrix: { w: [] }, params: { cmd: x } }\n".into(), vec![], vec!["stage `a`", "matrix key `w` has no values"]),
+        ("set missing stage", good.into(), vec!["--set", "zz.cmd=1"], vec!["--set zz.cmd=1", "no stage `zz`"]),
+        ("set missing key", good.into(), vec!["--set", "a.cmdd=1"], vec!["--set a.cmdd", "unknown parameter `cmdd`", "did you mean `cmd`?"]),
+        ("matrix key of a builtin kind", "stages:\n  a: { kind: train, matrix: { nope: [1] } }\n".into(), vec![], vec!["stage `a`", "matrix key `nope`"]),
+    ];
+    for (what, text, extra, needles) in cases {
+        let p = Proj::new(&text);
+        let before = p.snapshot();
+        let mut args = vec!["run", "pipelines/p.yaml"];
+        args.extend(extra.iter().copied());
+        let o = p.pipe(&args);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{what}: {e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{what}: one line: {e}");
+        for n in needles {
+            assert!(e.contains(n), "{what}: `{n}` not in: {e}");
+        }
+        assert_eq!(p.snapshot(), before, "{what}: disk changed");
+    }
+}
+
+/// Raising `epochs` keeps the fingerprints of the existing epochs: only the new epoch (and
+/// what needs the last epoch) would run.
+#[test]
+fn epochs_are_not_in_epoch_fingerprints() {
+    let p = Proj::new("stages:\n  train: { kind: train, params: { epochs: 3 } }\n  after: { kind: command, needs: [train], params: { cmd: x } }\n");
+    p.write("stages/train.yaml", "epochs: 1 # number of epochs\n");
+    let ov = pipe::config::Overrides::default();
+    let three = pipe::plan::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov).unwrap();
+    let ov4 = pipe::config::Overrides {
+        sets: vec!["train.epochs=4".into()],
+        ..Default::default()
+    };
+    let four = pipe::plan::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov4).unwrap();
+    assert_eq!(four.pipeline.nodes.len(), 5);
+    let fp = |proj: &pipe::plan::Project, i: usize| {
+        let n = &proj.pipeline.nodes[i];
+        assert_eq!(n.params["epoch"], (i + 1) as u64);
+        proj.key(n, vec![], &[]).0.fingerprint()
+    };
+    for i in 0..3 {
+        assert_eq!(fp(&three, i), fp(&four, i), "epoch {}", i + 1);
+    }
+    assert_eq!(four.pipeline.nodes[4].needs, vec!["train@epoch=4"]);
+}
