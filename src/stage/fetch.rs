@@ -49,10 +49,14 @@ pub fn read_record(dir: &Path) -> anyhow::Result<FetchRecord> {
     serde_json::from_str(&text).with_context(|| format!("{}: not a fetch record", p.display()))
 }
 
-fn validate(p: &Params) -> Result<(), String> {
+/// Checks values; `need_source` also requires one of `path`/`url` (the kind's defaults alone
+/// have neither, and `check` must accept them).
+fn validate(p: &Params, need_source: bool) -> Result<(), String> {
     match (&p.path, &p.url) {
         (Some(_), Some(_)) => return Err("give either `path` or `url`, not both".into()),
-        (None, None) => return Err("give `path` (a local file) or `url` (a download)".into()),
+        (None, None) if need_source => {
+            return Err("give `path` (a local file) or `url` (a download)".into())
+        }
         _ => {}
     }
     if let Some(u) = &p.url {
@@ -368,7 +372,7 @@ impl StageKind for Fetch {
     fn check(&self, params: &serde_json::Value) -> Result<(), String> {
         super::check_as::<Params>(params)?;
         let p: Params = serde_json::from_value(params.clone()).map_err(|e| e.to_string())?;
-        validate(&p)
+        validate(&p, false)
     }
 
     fn external_inputs(&self, params: &serde_json::Value) -> Vec<PathBuf> {
@@ -382,7 +386,7 @@ impl StageKind for Fetch {
 
     fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
         let p: Params = ctx.params()?;
-        validate(&p).map_err(|e| anyhow::anyhow!("stage `{}`: {e}", ctx.id))?;
+        validate(&p, true).map_err(|e| anyhow::anyhow!("stage `{}`: {e}", ctx.id))?;
         let want = p.blake3.as_ref().map(|h| h.to_ascii_lowercase());
         let (src, name, source) = if let Some(path) = &p.path {
             let src = ctx.path(path);
@@ -545,7 +549,9 @@ mod tests {
             Fetch.check(&base)
         };
         assert!(ok(serde_json::json!({"path": "a.txt"})).is_ok());
-        assert!(ok(serde_json::json!({})).unwrap_err().contains("`path`"));
+        assert!(ok(serde_json::json!({})).is_ok());
+        let p: Params = serde_json::from_value(serde_json::json!({"path": null, "url": null, "bytes": null, "blake3": null, "timeout_s": 60})).unwrap();
+        assert!(validate(&p, true).unwrap_err().contains("`path`"));
         assert!(ok(serde_json::json!({"url": "ftp://x"}))
             .unwrap_err()
             .contains("`url`"));
