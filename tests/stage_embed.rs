@@ -23,7 +23,11 @@ fn check_loaded(path: &Path) {
     assert_eq!(l.file_words, 5);
     assert_eq!(e.row(4), &[0.1, 0.2, 0.3]);
     assert_eq!(e.row(5), &[4.0, 5.0, 6.0], "exact match beats case-folded");
-    assert_eq!(e.row(6), &[-1.0, -2.0, -3.0], "case-folded match used when no exact one");
+    assert_eq!(
+        e.row(6),
+        &[-1.0, -2.0, -3.0],
+        "case-folded match used when no exact one"
+    );
     assert_eq!(e.row(PAD as usize), &[0.0, 0.0, 0.0]);
     assert_eq!(
         e.has_vector,
@@ -32,7 +36,10 @@ fn check_loaded(path: &Path) {
     // Missing words get seeded N(0,1) rows: not zero, reproducible, seed-dependent.
     assert!(e.row(7).iter().any(|&x| x != 0.0));
     assert_eq!(load_vectors(path, &v, 5).unwrap().embedding, l.embedding);
-    assert_ne!(load_vectors(path, &v, 6).unwrap().embedding.row(7), e.row(7));
+    assert_ne!(
+        load_vectors(path, &v, 6).unwrap().embedding.row(7),
+        e.row(7)
+    );
 }
 
 #[test]
@@ -92,7 +99,9 @@ fn grouped_corpus(docs: usize) -> (TokenFile, usize) {
         let base = if d % 2 == 0 { 4 } else { 14 };
         let doc: Vec<u32> = (0..30)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 base + ((x >> 33) % 10) as u32
             })
             .collect();
@@ -138,15 +147,32 @@ fn sgns_puts_cooccurring_words_closer_and_is_deterministic() {
         }
     }
     let (same, cross) = (same / ns as f32, cross / nc as f32);
-    assert!(same > cross + 0.3, "same-group {same} vs cross-group {cross}");
+    assert!(
+        same > cross + 0.3,
+        "same-group {same} vs cross-group {cross}"
+    );
     assert_eq!(e.row(PAD as usize), &[0.0; 16]);
-    assert!(e.has_vector[0] && e.has_vector[1], "framing trains <sos>/<eos>");
+    assert!(
+        e.has_vector[0] && e.has_vector[1],
+        "framing trains <sos>/<eos>"
+    );
     assert!(!e.has_vector[3] && e.has_vector[4]);
     // Deterministic whatever the thread count.
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let e1 = one.install(|| train_sgns(&t, v, &cfg, &mut |_, _| {}));
     assert_eq!(e1, e);
-    let e2 = train_sgns(&t, v, &SgnsConfig { seed: 8, ..cfg.clone() }, &mut |_, _| {});
+    let e2 = train_sgns(
+        &t,
+        v,
+        &SgnsConfig {
+            seed: 8,
+            ..cfg.clone()
+        },
+        &mut |_, _| {},
+    );
     assert_ne!(e2, e);
 }
 
@@ -206,7 +232,8 @@ fn stage_sgns_and_vectors_write_embedding_and_coverage() {
         vec![up.clone()],
     );
     Embed.run(&c).unwrap();
-    let t = pipe::model::checkpoint::read_tensors(&c.out_dir.join("embedding.safetensors")).unwrap();
+    let t =
+        pipe::model::checkpoint::read_tensors(&c.out_dir.join("embedding.safetensors")).unwrap();
     let (shape, data) = &t["tok_emb.weight"];
     assert_eq!(shape, &vec![24, 8]);
     assert!(data[16..24].iter().all(|&x| x == 0.0));
@@ -225,7 +252,10 @@ fn stage_sgns_and_vectors_write_embedding_and_coverage() {
         serde_json::json!({"method": "vectors", "dim": 4, "path": "v.vec"}),
         vec![up.clone()],
     );
-    assert_eq!(Embed.external_inputs(&c.params), vec![std::path::PathBuf::from("v.vec")]);
+    assert_eq!(
+        Embed.external_inputs(&c.params),
+        vec![std::path::PathBuf::from("v.vec")]
+    );
     Embed.run(&c).unwrap();
     let cov: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(c.out_dir.join("coverage.json")).unwrap())
@@ -261,7 +291,10 @@ fn stage_sgns_and_vectors_write_embedding_and_coverage() {
         vec![up.clone()],
     );
     let e = Embed.run(&c).unwrap_err().to_string();
-    assert!(e.contains("4 dimensions") && e.contains("`dim` is 300"), "{e}");
+    assert!(
+        e.contains("4 dimensions") && e.contains("`dim` is 300"),
+        "{e}"
+    );
     let c = ctx(
         dir.path(),
         serde_json::json!({"method": "vectors", "dim": 4}),

@@ -84,7 +84,9 @@ fn serve(data: Vec<u8>, honour_range: bool) -> Server {
             }
             rec.lock().unwrap().push(range.clone());
             if !first.contains("/file.bin") {
-                let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = s.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
                 continue;
             }
             let (status, body, extra) = match range.filter(|_| honour_range) {
@@ -92,7 +94,11 @@ fn serve(data: Vec<u8>, honour_range: bool) -> Server {
                     let spec = r.trim_start_matches("bytes=");
                     let (a, b) = spec.split_once('-').unwrap();
                     let a: usize = a.parse().unwrap();
-                    let b: usize = if b.is_empty() { data.len() - 1 } else { b.parse::<usize>().unwrap().min(data.len() - 1) };
+                    let b: usize = if b.is_empty() {
+                        data.len() - 1
+                    } else {
+                        b.parse::<usize>().unwrap().min(data.len() - 1)
+                    };
                     if a >= data.len() {
                         ("416 Range Not Satisfiable", Vec::new(), String::new())
                     } else {
@@ -145,7 +151,10 @@ fn downloads_with_range_and_checksum_then_reuses_the_cache() {
     assert_eq!(rec.bytes, 100_000);
     assert_eq!(rec.blake3, want);
     assert_eq!(rec.source, url);
-    assert_eq!(std::fs::read(c.out_dir.join("file.bin")).unwrap(), &data[..100_000]);
+    assert_eq!(
+        std::fs::read(c.out_dir.join("file.bin")).unwrap(),
+        &data[..100_000]
+    );
     assert_eq!(
         srv.ranges.lock().unwrap().as_slice(),
         &[Some("bytes=0-99999".to_string())]
@@ -185,7 +194,10 @@ fn resumes_a_partial_download_and_handles_servers_without_range() {
     let url = format!("{}/file.bin", srv.url_base);
     let c = ctx(dir.path(), serde_json::json!({"url": url, "bytes": 1000}));
     Fetch.run(&c).unwrap();
-    assert_eq!(std::fs::read(c.out_dir.join("file.bin")).unwrap(), &data[..1000]);
+    assert_eq!(
+        std::fs::read(c.out_dir.join("file.bin")).unwrap(),
+        &data[..1000]
+    );
     assert_eq!(read_record(&c.out_dir).unwrap().blake3, b3(&data[..1000]));
 
     // A file shorter than `bytes` is an error.
@@ -205,21 +217,34 @@ fn checksum_mismatch_and_http_errors() {
     let wrong = b3(b"something else");
     let c = ctx(dir.path(), serde_json::json!({"url": url, "blake3": wrong}));
     let e = Fetch.run(&c).unwrap_err().to_string();
-    assert!(e.contains("checksum mismatch") && e.contains(&wrong) && e.contains(&b3(&data)), "{e}");
+    assert!(
+        e.contains("checksum mismatch") && e.contains(&wrong) && e.contains(&b3(&data)),
+        "{e}"
+    );
     let part = format!(
         "{}.part",
         download_cache_path(&c.cache_dir, &url, None, Some(&wrong)).display()
     );
     assert!(!Path::new(&part).exists());
 
-    let c = ctx(dir.path(), serde_json::json!({"url": format!("{}/missing", srv.url_base)}));
+    let c = ctx(
+        dir.path(),
+        serde_json::json!({"url": format!("{}/missing", srv.url_base)}),
+    );
     let e = Fetch.run(&c).unwrap_err().to_string();
     assert!(e.contains("404"), "{e}");
 
     // Local path with a wrong checksum, and a local path that does not exist.
     std::fs::write(dir.path().join("f.txt"), b"abc").unwrap();
-    let c = ctx(dir.path(), serde_json::json!({"path": "f.txt", "blake3": wrong}));
-    assert!(Fetch.run(&c).unwrap_err().to_string().contains("checksum mismatch"));
+    let c = ctx(
+        dir.path(),
+        serde_json::json!({"path": "f.txt", "blake3": wrong}),
+    );
+    assert!(Fetch
+        .run(&c)
+        .unwrap_err()
+        .to_string()
+        .contains("checksum mismatch"));
     let c = ctx(dir.path(), serde_json::json!({"path": "none.txt"}));
     assert!(Fetch.run(&c).unwrap_err().to_string().contains("none.txt"));
 }
@@ -245,7 +270,10 @@ fn mirror_hit_needs_no_network_and_offline_error_is_clear() {
     let rec = read_record(&c.out_dir).unwrap();
     assert_eq!(rec.file, "file.bin");
     assert_eq!(rec.source, url);
-    assert_eq!(std::fs::read(c.out_dir.join("file.bin")).unwrap(), &data[..2048]);
+    assert_eq!(
+        std::fs::read(c.out_dir.join("file.bin")).unwrap(),
+        &data[..2048]
+    );
     // Name match preferred; size filter; unknown size hashes everything.
     assert_eq!(
         find_in_mirrors(&[m.clone()], "head.bin", None, &want),
@@ -264,7 +292,10 @@ fn mirror_hit_needs_no_network_and_offline_error_is_clear() {
     // Without blake3, a mirror cannot be used: the error says so.
     let c = ctx(dir.path(), serde_json::json!({"url": url}));
     let e = Fetch.run(&c).unwrap_err().to_string();
-    assert!(e.contains(&url) && e.contains("`blake3`") && e.contains(MIRROR_ENV), "{e}");
+    assert!(
+        e.contains(&url) && e.contains("`blake3`") && e.contains(MIRROR_ENV),
+        "{e}"
+    );
     std::env::remove_var(MIRROR_ENV);
     let c = ctx(dir.path(), serde_json::json!({"url": url, "blake3": other}));
     let e = Fetch.run(&c).unwrap_err().to_string();
@@ -285,5 +316,8 @@ fn local_path_is_copied_and_declared_as_external_input() {
     assert_eq!(rec.file, "corpus.txt");
     assert_eq!(rec.bytes, 11);
     assert_eq!(rec.blake3, b3(b"hello world"));
-    assert_eq!(std::fs::read(c.out_dir.join("corpus.txt")).unwrap(), b"hello world");
+    assert_eq!(
+        std::fs::read(c.out_dir.join("corpus.txt")).unwrap(),
+        b"hello world"
+    );
 }

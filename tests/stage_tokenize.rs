@@ -78,8 +78,14 @@ fn tinystories_vocab_order_split_and_outputs() {
     assert!(!train.ids.contains(&0) && !train.ids.contains(&1));
     let s = stats(&c);
     assert_eq!(s["format"], "tinystories");
-    assert_eq!(s["train"]["documents"].as_u64().unwrap() as usize, train.n_docs());
-    assert_eq!(s["valid"]["tokens"].as_u64().unwrap() as usize, valid.ids.len());
+    assert_eq!(
+        s["train"]["documents"].as_u64().unwrap() as usize,
+        train.n_docs()
+    );
+    assert_eq!(
+        s["valid"]["tokens"].as_u64().unwrap() as usize,
+        valid.ids.len()
+    );
     assert_eq!(s["vocab_size"], 13);
     // Same seed → same split; outputs byte-identical.
     let dir2 = tempfile::tempdir().unwrap();
@@ -90,7 +96,13 @@ fn tinystories_vocab_order_split_and_outputs() {
         vec![],
     );
     Tokenize.run(&c2).unwrap();
-    for f in ["vocab.json", "train.ids", "train.offsets", "valid.ids", "stats.json"] {
+    for f in [
+        "vocab.json",
+        "train.ids",
+        "train.offsets",
+        "valid.ids",
+        "stats.json",
+    ] {
         assert_eq!(
             std::fs::read(c.out_dir.join(f)).unwrap(),
             std::fs::read(c2.out_dir.join(f)).unwrap(),
@@ -197,15 +209,27 @@ fn errors_are_clear() {
     // Empty corpus.
     std::fs::write(dir.path().join("e.txt"), "\n\n ... !!\n\n").unwrap();
     let e = Tokenize
-        .run(&ctx(dir.path(), serde_json::json!({"path": "e.txt"}), vec![]))
+        .run(&ctx(
+            dir.path(),
+            serde_json::json!({"path": "e.txt"}),
+            vec![],
+        ))
         .unwrap_err()
         .to_string();
     assert!(e.contains("e.txt") && e.contains("empty"), "{e}");
 
     // Invalid UTF-8: byte offset, and lossy replacement.
-    std::fs::write(dir.path().join("u.txt"), b"good words\n\nbad \xc3\x28 here\n").unwrap();
+    std::fs::write(
+        dir.path().join("u.txt"),
+        b"good words\n\nbad \xc3\x28 here\n",
+    )
+    .unwrap();
     let e = Tokenize
-        .run(&ctx(dir.path(), serde_json::json!({"path": "u.txt"}), vec![]))
+        .run(&ctx(
+            dir.path(),
+            serde_json::json!({"path": "u.txt"}),
+            vec![],
+        ))
         .unwrap_err()
         .to_string();
     assert!(
@@ -222,7 +246,11 @@ fn errors_are_clear() {
 
     // Missing file and missing source.
     let e = Tokenize
-        .run(&ctx(dir.path(), serde_json::json!({"path": "nope.txt"}), vec![]))
+        .run(&ctx(
+            dir.path(),
+            serde_json::json!({"path": "nope.txt"}),
+            vec![],
+        ))
         .unwrap_err()
         .to_string();
     assert!(e.contains("nope.txt"), "{e}");
@@ -241,14 +269,18 @@ fn streams_a_large_file_in_small_batches() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.txt");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    let words = ["alpha", "Beta", "gamma", "délta", "eps", "zeta", "eta", "theta"];
+    let words = [
+        "alpha", "Beta", "gamma", "délta", "eps", "zeta", "eta", "theta",
+    ];
     let mut x = 12345u64;
     let mut docs = 0;
     let mut size = 0usize;
     while size < 24 << 20 {
         let mut line = String::new();
         for _ in 0..(20 + docs % 50) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             line.push_str(words[(x >> 60) as usize % words.len()]);
             line.push(if (x >> 40) % 7 == 0 { '\n' } else { ' ' });
         }
@@ -285,7 +317,13 @@ fn streams_a_large_file_in_small_batches() {
     assert_eq!(a.valid, b.valid);
     assert_eq!(a.train.documents + a.valid.documents, docs as u64);
     assert_eq!(a.vocab.len(), 4 + words.len());
-    for f in ["vocab.json", "train.ids", "train.offsets", "valid.ids", "valid.offsets"] {
+    for f in [
+        "vocab.json",
+        "train.ids",
+        "train.offsets",
+        "valid.ids",
+        "valid.offsets",
+    ] {
         assert!(
             std::fs::read(dir.path().join("a").join(f)).unwrap()
                 == std::fs::read(dir.path().join("b").join(f)).unwrap(),

@@ -203,7 +203,11 @@ impl Shared<'_> {
 }
 
 /// Cuts `0..n_docs` into `parts` contiguous ranges of about equal weight.
-fn split_by_weight(weights: &[usize], range: std::ops::Range<usize>, parts: usize) -> Vec<std::ops::Range<usize>> {
+fn split_by_weight(
+    weights: &[usize],
+    range: std::ops::Range<usize>,
+    parts: usize,
+) -> Vec<std::ops::Range<usize>> {
     let total: usize = weights[range.clone()].iter().sum();
     let mut out = Vec::with_capacity(parts);
     let mut start = range.start;
@@ -314,7 +318,9 @@ pub fn train_sgns(
     };
     let weights: Vec<usize> = (0..n_docs).map(|d| sh.framed_len(d)).collect();
     let shard_ranges = split_by_weight(&weights, 0..n_docs, cfg.shards);
-    let rounds = (total as usize).div_ceil(cfg.shards * cfg.round_tokens).max(1);
+    let rounds = (total as usize)
+        .div_ceil(cfg.shards * cfg.round_tokens)
+        .max(1);
     let slices: Vec<Vec<std::ops::Range<usize>>> = shard_ranges
         .iter()
         .map(|r| split_by_weight(&weights, r.clone(), rounds))
@@ -341,7 +347,9 @@ pub fn train_sgns(
             merge(&mut g_in, &mut locals, dim, |l| (&l.w_in, &l.t_in));
             merge(&mut g_out, &mut locals, dim, |l| (&l.w_out, &l.t_out));
             sync(&g_in, &g_out, &mut locals, dim);
-            done += (0..cfg.shards).map(|s| slice_tokens(s, r) as u64).sum::<u64>();
+            done += (0..cfg.shards)
+                .map(|s| slice_tokens(s, r) as u64)
+                .sum::<u64>();
             progress(done, total * cfg.epochs as u64);
         }
     }

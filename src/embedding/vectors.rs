@@ -45,10 +45,7 @@ pub fn load_vectors(path: &Path, vocab: &Vocab, seed: u64) -> Result<LoadedVecto
         source,
     };
     let mut magic = [0u8; 4];
-    let n = File::open(path)
-        .map_err(io)?
-        .read(&mut magic)
-        .map_err(io)?;
+    let n = File::open(path).map_err(io)?.read(&mut magic).map_err(io)?;
     let magic = &magic[..n];
     if magic.starts_with(&[0x1f, 0x8b]) {
         let f = File::open(path).map_err(io)?;
@@ -110,10 +107,12 @@ pub fn read_vectors(
     };
     loop {
         buf.clear();
-        let n = r.read_until(b'\n', &mut buf).map_err(|source| VectorsError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let n = r
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| VectorsError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if n == 0 {
             break;
         }

@@ -50,7 +50,10 @@ fn validate(p: &Params) -> Result<(), String> {
         return Err(format!("`lr` = {} must be positive", p.lr));
     }
     if !(p.subsample.is_finite() && p.subsample >= 0.0) {
-        return Err(format!("`subsample` = {} must be 0 or positive", p.subsample));
+        return Err(format!(
+            "`subsample` = {} must be 0 or positive",
+            p.subsample
+        ));
     }
     Ok(())
 }
@@ -88,7 +91,8 @@ impl StageKind for Embed {
         validate(&p).map_err(|e| anyhow::anyhow!("stage `{}`: {e}", ctx.id))?;
         let tok = ctx.one_upstream("tokenize")?;
         let vocab_path = tok.results.join("vocab.json");
-        let vocab = Vocab::load(&vocab_path).map_err(|e| anyhow::anyhow!("stage `{}`: {e}", ctx.id))?;
+        let vocab =
+            Vocab::load(&vocab_path).map_err(|e| anyhow::anyhow!("stage `{}`: {e}", ctx.id))?;
         let train = TokenFile::load(&tok.results.join("train"))
             .with_context(|| format!("stage `{}`: train ids of `{}`", ctx.id, tok.id))?;
         let v = vocab.len();
@@ -97,9 +101,11 @@ impl StageKind for Embed {
             Method::Vectors => {
                 let path = match &p.path {
                     Some(path) => ctx.path(path),
-                    None => super::fetch::fetched_file(ctx.one_upstream("fetch").map_err(|e| {
-                        anyhow::anyhow!("{e}, or set `path` to the vectors file")
-                    })?)?,
+                    None => {
+                        super::fetch::fetched_file(ctx.one_upstream("fetch").map_err(|e| {
+                            anyhow::anyhow!("{e}, or set `path` to the vectors file")
+                        })?)?
+                    }
                 };
                 let loaded = load_vectors(&path, &vocab, ctx.seed_for("missing-rows"))
                     .map_err(|e| anyhow::anyhow!("stage `{}`: {e}", ctx.id))?;
@@ -139,7 +145,10 @@ impl StageKind for Embed {
                         tok.id
                     );
                 }
-                let mut bar = ctx.reporter.bar(counts.iter().sum::<u64>() * p.epochs as u64, "sgns (tokens)");
+                let mut bar = ctx.reporter.bar(
+                    counts.iter().sum::<u64>() * p.epochs as u64,
+                    "sgns (tokens)",
+                );
                 let mut last = 0u64;
                 let started = std::time::Instant::now();
                 let emb = train_sgns(&train, v, &cfg, &mut |done, _| {

@@ -334,9 +334,11 @@ fn download_inner(
     let mut buf = vec![0u8; 1 << 16];
     let mut got = start;
     loop {
-        let n = body
-            .read(&mut buf)
-            .map_err(|e| DownloadError::Network(format!("download of {url} interrupted after {got} bytes: {e} (run again to resume)")))?;
+        let n = body.read(&mut buf).map_err(|e| {
+            DownloadError::Network(format!(
+                "download of {url} interrupted after {got} bytes: {e} (run again to resume)"
+            ))
+        })?;
         if n == 0 {
             break;
         }
@@ -439,8 +441,10 @@ impl StageKind for Fetch {
             ctx.out_dir.join("fetch.json"),
             serde_json::to_string_pretty(&rec)?,
         )?;
-        ctx.reporter
-            .log(format!("{} ({} bytes, blake3 {})", rec.file, rec.bytes, rec.blake3));
+        ctx.reporter.log(format!(
+            "{} ({} bytes, blake3 {})",
+            rec.file, rec.bytes, rec.blake3
+        ));
         Ok(())
     }
 }
@@ -483,8 +487,10 @@ impl Fetch {
             Duration::from_secs_f64(timeout_s),
             &mut |total, n| {
                 let b = bar.get_or_insert_with(|| {
-                    ctx.reporter
-                        .bar(total.unwrap_or(0), &format!("download {}", url_file_name(url)))
+                    ctx.reporter.bar(
+                        total.unwrap_or(0),
+                        &format!("download {}", url_file_name(url)),
+                    )
                 });
                 b.inc(n);
             },
@@ -558,9 +564,11 @@ mod tests {
         assert!(ok(serde_json::json!({"path": "a", "bytes": 3}))
             .unwrap_err()
             .contains("`bytes`"));
-        assert!(ok(serde_json::json!({"url": "http://x/a", "blake3": "abc"}))
-            .unwrap_err()
-            .contains("`blake3`"));
+        assert!(
+            ok(serde_json::json!({"url": "http://x/a", "blake3": "abc"}))
+                .unwrap_err()
+                .contains("`blake3`")
+        );
         assert!(ok(serde_json::json!({"url": "http://x/a", "sha": "abc"}))
             .unwrap_err()
             .contains("sha"));

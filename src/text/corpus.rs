@@ -136,7 +136,10 @@ impl DocReader<BufReader<File>> {
 impl<R: BufRead> DocReader<R> {
     /// Wraps a reader; `path` is only used in messages. `format` must not be `Auto`.
     pub fn new(inner: R, path: &Path, format: Format, lossy: bool) -> Self {
-        assert!(format != Format::Auto, "resolve Format::Auto before reading");
+        assert!(
+            format != Format::Auto,
+            "resolve Format::Auto before reading"
+        );
         DocReader {
             inner,
             path: path.to_path_buf(),
@@ -283,7 +286,11 @@ mod tests {
         let d = docs(t, Format::Tinystories).unwrap();
         assert_eq!(
             d,
-            vec!["Once upon a time.\n\nThe end.\n", "Second story.\n", "Third\n"]
+            vec![
+                "Once upon a time.\n\nThe end.\n",
+                "Second story.\n",
+                "Third\n"
+            ]
         );
     }
 
@@ -309,10 +316,7 @@ mod tests {
             detect_format_bytes(b"a\n<|endoftext|>\nb"),
             Format::Tinystories
         );
-        assert_eq!(
-            detect_format_bytes(b"\n{\"text\": \"x\"}\n"),
-            Format::Jsonl
-        );
+        assert_eq!(detect_format_bytes(b"\n{\"text\": \"x\"}\n"), Format::Jsonl);
         assert_eq!(detect_format_bytes(b"{not json\n"), Format::Text);
         assert_eq!(detect_format_bytes(b"hello\n\nworld"), Format::Text);
     }

@@ -7,8 +7,8 @@ pub mod ids;
 pub mod tokenize;
 pub mod vocab;
 
-pub use ids::TokenFile;
 pub use corpus::{CorpusError, DocReader, Format};
+pub use ids::TokenFile;
 pub use tokenize::{tokenize_corpus, CorpusSpec, TokenizeOptions, TokenizeResult, ValidSource};
 pub use vocab::{Vocab, EOS, PAD, SOS, SPECIALS, UNK};
 

@@ -54,7 +54,11 @@ fn merge_counts(mut a: HashMap<String, u64>, b: HashMap<String, u64>) -> HashMap
 
 /// The vocabulary: the specials, then words with at least `min_count` occurrences by descending
 /// count, ties alphabetical, cut so that the whole vocabulary has at most `max_size` tokens.
-pub fn build_vocab(counts: &HashMap<String, u64>, min_count: u64, max_size: Option<usize>) -> Vocab {
+pub fn build_vocab(
+    counts: &HashMap<String, u64>,
+    min_count: u64,
+    max_size: Option<usize>,
+) -> Vocab {
     let mut words: Vec<(&String, u64)> = counts
         .iter()
         .filter(|(w, &c)| c >= min_count.max(1) && !SPECIALS.contains(&w.as_str()))
