@@ -1,15 +1,20 @@
 //! Text handling shared by every stage: the word tokenizer (lower-cased Unicode `\w+`), the
-//! vocabulary with its special tokens, and the on-disk token id files.
+//! vocabulary with its special tokens, the on-disk token id files, streaming corpus readers and
+//! vocabulary building.
 
+pub mod corpus;
 pub mod ids;
+pub mod tokenize;
 pub mod vocab;
 
+pub use corpus::{CorpusError, DocReader, Format};
 pub use ids::TokenFile;
+pub use tokenize::{tokenize_corpus, CorpusSpec, TokenizeOptions, TokenizeResult, ValidSource};
 pub use vocab::{Vocab, EOS, PAD, SOS, SPECIALS, UNK};
 
 use std::sync::OnceLock;
 
-fn word_re() -> &'static regex::Regex {
+pub(crate) fn word_re() -> &'static regex::Regex {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
     RE.get_or_init(|| regex::Regex::new(r"\w+").expect("valid regex"))
 }
