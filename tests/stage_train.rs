@@ -110,7 +110,12 @@ fn two_epoch_nodes_equal_one_run_and_write_outputs() {
     let (tok, emb) = inputs(root, DIM, V);
     Train.check(&params(Some(1))).unwrap();
     Train
-        .run(&ctx(root, "train@epoch=1", params(Some(1)), vec![tok.clone(), emb.clone()]))
+        .run(&ctx(
+            root,
+            "train@epoch=1",
+            params(Some(1)),
+            vec![tok.clone(), emb.clone()],
+        ))
         .unwrap();
     let prev = node_upstream(root, "train@epoch=1", 1);
     Train
@@ -122,18 +127,31 @@ fn two_epoch_nodes_equal_one_run_and_write_outputs() {
         ))
         .unwrap();
     Train
-        .run(&ctx(root, "whole", params(None), vec![tok.clone(), emb.clone()]))
+        .run(&ctx(
+            root,
+            "whole",
+            params(None),
+            vec![tok.clone(), emb.clone()],
+        ))
         .unwrap();
     let a = std::fs::read(root.join("ckpt/train@epoch=2/epoch_2.safetensors")).unwrap();
     let b = std::fs::read(root.join("ckpt/whole/epoch_2.safetensors")).unwrap();
-    assert!(a == b, "epoch-by-epoch checkpoint differs from the one-run checkpoint");
-    for f in ["epoch_2.optim.safetensors", "epoch_2.optim.json", "epoch_2.json"] {
+    assert!(
+        a == b,
+        "epoch-by-epoch checkpoint differs from the one-run checkpoint"
+    );
+    for f in [
+        "epoch_2.optim.safetensors",
+        "epoch_2.optim.json",
+        "epoch_2.json",
+    ] {
         assert!(root.join("ckpt/train@epoch=2").join(f).exists(), "{f}");
     }
     // Frozen embeddings are the embed stage's.
     let ck = Checkpoint::load(&root.join("ckpt/train@epoch=2/epoch_2.safetensors")).unwrap();
-    let e = pipe::model::checkpoint::read_tensors(&root.join("results/embed/embedding.safetensors"))
-        .unwrap();
+    let e =
+        pipe::model::checkpoint::read_tensors(&root.join("results/embed/embedding.safetensors"))
+            .unwrap();
     assert_eq!(ck.weights.tok_emb, e["tok_emb.weight"].1);
     assert_eq!(ck.meta.epoch, 2);
     assert!(ck.meta.metrics.contains_key("val_perplexity"));
@@ -154,11 +172,20 @@ fn two_epoch_nodes_equal_one_run_and_write_outputs() {
     assert_eq!(strip(&csv), strip(&whole_csv));
     let ep = std::fs::read_to_string(out.join("epochs.csv")).unwrap();
     assert_eq!(ep.lines().count(), 3);
-    assert_eq!(ep.lines().next().unwrap(), "epoch,train_loss,val_loss,val_perplexity");
+    assert_eq!(
+        ep.lines().next().unwrap(),
+        "epoch,train_loss,val_loss,val_perplexity"
+    );
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(m["epoch"], 2);
-    for k in ["train_loss", "val_loss", "val_perplexity", "tokens_per_s", "steps"] {
+    for k in [
+        "train_loss",
+        "val_loss",
+        "val_perplexity",
+        "tokens_per_s",
+        "steps",
+    ] {
         assert!(m.get(k).is_some(), "{k}");
     }
     let vl = m["val_loss"].as_f64().unwrap();
@@ -170,7 +197,12 @@ fn embedding_dimension_mismatch_names_both_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let (tok, emb) = inputs(dir.path(), 12, V);
     let err = Train
-        .run(&ctx(dir.path(), "train@epoch=1", params(Some(1)), vec![tok, emb]))
+        .run(&ctx(
+            dir.path(),
+            "train@epoch=1",
+            params(Some(1)),
+            vec![tok, emb],
+        ))
         .unwrap_err()
         .to_string();
     assert!(err.contains("12") && err.contains("16"), "{err}");
@@ -181,7 +213,12 @@ fn embedding_vocabulary_mismatch_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (tok, emb) = inputs(dir.path(), DIM, V + 3);
     let err = Train
-        .run(&ctx(dir.path(), "train@epoch=1", params(Some(1)), vec![tok, emb]))
+        .run(&ctx(
+            dir.path(),
+            "train@epoch=1",
+            params(Some(1)),
+            vec![tok, emb],
+        ))
         .unwrap_err()
         .to_string();
     assert!(err.contains("33") && err.contains("30"), "{err}");
@@ -193,7 +230,12 @@ fn checkpoint_with_another_vocabulary_is_refused() {
     let root = dir.path();
     let (tok, emb) = inputs(root, DIM, V);
     Train
-        .run(&ctx(root, "train@epoch=1", params(Some(1)), vec![tok.clone(), emb.clone()]))
+        .run(&ctx(
+            root,
+            "train@epoch=1",
+            params(Some(1)),
+            vec![tok.clone(), emb.clone()],
+        ))
         .unwrap();
     // Same size, different words: a different vocabulary hash.
     let mut tokens: Vec<String> = ["<sos>", "<eos>", "<pad>", "<unk>"]
@@ -208,7 +250,12 @@ fn checkpoint_with_another_vocabulary_is_refused() {
     .unwrap();
     let prev = node_upstream(root, "train@epoch=1", 1);
     let err = Train
-        .run(&ctx(root, "train@epoch=2", params(Some(2)), vec![prev, tok, emb]))
+        .run(&ctx(
+            root,
+            "train@epoch=2",
+            params(Some(2)),
+            vec![prev, tok, emb],
+        ))
         .unwrap_err()
         .to_string();
     assert!(err.contains("different vocabulary"), "{err}");

@@ -78,7 +78,11 @@ fn causal_later_tokens_do_not_change_earlier_logits() {
 fn loss_falls_when_overfitting_one_batch() {
     let cfg = tiny(24);
     let d = docs(4, 24, 2);
-    let ex = Examples::build(d.iter().map(|x| x.as_slice()), cfg.context, Packing::Truncate);
+    let ex = Examples::build(
+        d.iter().map(|x| x.as_slice()),
+        cfg.context,
+        Packing::Truncate,
+    );
     let mut tc = train_cfg(false);
     tc.dropout = 0.0;
     tc.schedule = Schedule::Constant;
@@ -117,7 +121,12 @@ fn gradients_match_finite_differences() {
     let targets = vec![4, 5, 6, 7, 1, 8, 9, 10, 1, 2];
     let dev = dfdx::prelude::Cpu::default();
     let net = Net::from_weights(&w, &dev);
-    let (_, grads) = loss_and_grads(&net, &inputs, &targets, 5, true, None);
+    let (fused, grads) = loss_and_grads(&net, &inputs, &targets, 5, true, None);
+    let composed = batch_loss(&net, &inputs, &targets, 5);
+    assert!(
+        (fused - composed).abs() < 1e-5,
+        "fused {fused} vs composed {composed}"
+    );
     let names: Vec<String> = w.named().into_iter().map(|(n, _, _)| n).collect();
     let h = 1e-2f32;
     let mut checked = 0;
@@ -194,7 +203,10 @@ fn three_epochs_as_three_resumed_runs_equal_one_run() {
             weights = tr.weights;
         }
         assert_eq!(one.opt.step, 3 * ex.n_batches(4) as u64);
-        assert!(weight_bytes(&weights) == weight_bytes(&one.weights), "freeze={freeze}");
+        assert!(
+            weight_bytes(&weights) == weight_bytes(&one.weights),
+            "freeze={freeze}"
+        );
         // And training actually changed the weights.
         assert!(weight_bytes(&weights) != weight_bytes(&weights_init(&cfg)));
     }
@@ -234,7 +246,11 @@ fn net_round_trips_weights_and_checkpoint() {
 fn absurd_learning_rate_stops_with_step() {
     let cfg = tiny(24);
     let d = docs(16, 24, 9);
-    let ex = Examples::build(d.iter().map(|x| x.as_slice()), cfg.context, Packing::Truncate);
+    let ex = Examples::build(
+        d.iter().map(|x| x.as_slice()),
+        cfg.context,
+        Packing::Truncate,
+    );
     let mut tc = train_cfg(false);
     tc.lr = 1e30;
     tc.grad_clip = None;

@@ -129,7 +129,10 @@ impl AdamWState {
     }
 
     /// Reads the state saved beside `checkpoint` for weights shaped like `weights`.
-    pub fn load(weights: &Weights, checkpoint: &Path) -> Result<(Self, OptimMeta), CheckpointError> {
+    pub fn load(
+        weights: &Weights,
+        checkpoint: &Path,
+    ) -> Result<(Self, OptimMeta), CheckpointError> {
         let (st, js) = optim_paths(checkpoint);
         let text = std::fs::read_to_string(&js).map_err(|source| CheckpointError::Io {
             path: js.clone(),
@@ -159,10 +162,12 @@ impl AdamWState {
             }
             for (which, dst) in [("m", &mut state.m[i]), ("v", &mut state.v[i])] {
                 let key = format!("{which}.{name}");
-                let (s, d) = tensors.remove(&key).ok_or_else(|| CheckpointError::Contract {
-                    path: st.clone(),
-                    msg: format!("tensor `{key}` is missing"),
-                })?;
+                let (s, d) = tensors
+                    .remove(&key)
+                    .ok_or_else(|| CheckpointError::Contract {
+                        path: st.clone(),
+                        msg: format!("tensor `{key}` is missing"),
+                    })?;
                 if &s != shape {
                     return Err(CheckpointError::Contract {
                         path: st.clone(),

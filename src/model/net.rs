@@ -7,6 +7,7 @@ use super::config::{position_encoding, ModelConfig};
 use super::weights::{LayerNormWeights, LinearWeights, Weights};
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 
 /// A 1-D f32 tensor with a run-time length.
 pub type T1<Tp = NoneTape> = Tensor<(usize,), f32, Cpu, Tp>;
@@ -159,7 +160,11 @@ impl Net {
     /// Every parameter tensor's data in the order of [`Weights::slots_mut`].
     pub fn to_weights(&self) -> Weights {
         let mut w = Weights::zeros(&self.config);
-        for (slot, data) in w.slots_mut().into_iter().zip(self.slot_vecs(|t| t.as_vec(), |t| t.as_vec())) {
+        for (slot, data) in w
+            .slots_mut()
+            .into_iter()
+            .zip(self.slot_vecs(|t| t.as_vec(), |t| t.as_vec()))
+        {
             *slot = data;
         }
         w
@@ -291,10 +296,25 @@ impl Net {
         x: T2<Tp>,
         b: usize,
         t: usize,
+        dropout: Option<&mut Dropout>,
+    ) -> T2<Tp> {
+        linear(self.hidden(x, b, t, dropout), &self.head)
+    }
+
+    /// Everything but the output layer: `ln_f(h)` `[b*t, d_model]`.
+    pub fn hidden<Tp: Tape<f32, Cpu>>(
+        &self,
+        x: T2<Tp>,
+        b: usize,
+        t: usize,
         mut dropout: Option<&mut Dropout>,
     ) -> T2<Tp> {
         let c = &self.config;
-        assert!(t <= c.context, "sequence of {t} tokens exceeds context {}", c.context);
+        assert!(
+            t <= c.context,
+            "sequence of {t} tokens exceeds context {}",
+            c.context
+        );
         let (h, dk) = (c.n_heads, c.d_k());
         let scale = 1.0 / (dk as f32).sqrt();
         // Causal mask [t, t]: 0 on and below the diagonal, -1e9 above.
@@ -342,7 +362,7 @@ impl Net {
             };
             x = x1 + f;
         }
-        linear(layer_norm(x, &self.ln_f), &self.head)
+        layer_norm(x, &self.ln_f)
     }
 }
 
@@ -360,7 +380,87 @@ pub fn forward_logits(weights: &Weights, ids: &[u32]) -> Vec<f32> {
 /// without a dense one-hot.
 pub fn nll<Tp: Tape<f32, Cpu>>(logits: T2<Tp>, targets: &[u32]) -> T1<Tp> {
     let dev = logits.device().clone();
-    let idx: Tensor<(usize,), usize, Cpu> =
-        dev.tensor_from_vec(targets.iter().map(|&i| i as usize).collect(), (targets.len(),));
+    let idx: Tensor<(usize,), usize, Cpu> = dev.tensor_from_vec(
+        targets.iter().map(|&i| i as usize).collect(),
+        (targets.len(),),
+    );
     -logits.log_softmax::<Axis<1>>().select(idx)
+}
+
+/// Fused output layer and weighted cross-entropy on the tape: `Σ_i w_i · NLL_i` of
+/// `logits = h·Wᵀ + b` at `targets`, without a one-hot and without composing log_softmax from
+/// separate ops. The forward pass turns the logits buffer in place into
+/// `∂loss/∂logits = w_i (softmax_i − onehot_i)` (rows in parallel); the backward pass is three
+/// products (`∂h = G·W`, `∂W = Gᵀ·h`, `∂b = Σ_rows G`) scaled by the loss's incoming gradient.
+pub fn head_loss(
+    h: T2<OwnedTape<f32, Cpu>>,
+    head: &Lin,
+    targets: &[u32],
+    weights: &[f32],
+) -> Tensor<(), f32, Cpu, OwnedTape<f32, Cpu>> {
+    let (h, mut tape) = h.split_tape();
+    let dev = h.device().clone();
+    let n = h.shape().0;
+    let v = head.w.shape().0;
+    assert_eq!(targets.len(), n, "one target per row");
+    let mut z = h
+        .clone()
+        .matmul(head.w.clone().permute::<_, Axes2<1, 0>>())
+        .as_vec();
+    let bias = head.b.as_vec();
+    let per_row: Vec<f64> = z
+        .par_chunks_mut(v)
+        .zip(targets.par_iter().zip(weights.par_iter()))
+        .map(|(row, (&y, &w))| {
+            let mut m = f32::NEG_INFINITY;
+            for (x, b) in row.iter_mut().zip(&bias) {
+                *x += b;
+                m = m.max(*x);
+            }
+            let y = y as usize;
+            let zy = row[y] - m;
+            let mut s = 0.0f32;
+            for x in row.iter_mut() {
+                *x = (*x - m).exp();
+                s += *x;
+            }
+            let nll = (s.ln() - zy) as f64;
+            let scale = w / s;
+            for x in row.iter_mut() {
+                *x *= scale;
+            }
+            row[y] -= w;
+            if w == 0.0 {
+                0.0
+            } else {
+                nll * w as f64
+            }
+        })
+        .collect();
+    let total: f64 = per_row.iter().sum();
+    let loss = dev.tensor_from_vec(vec![total as f32], ());
+    let gz = dev.tensor_from_vec(z, (n, v));
+    let (w_t, b_t, h_t, loss_t) = (head.w.clone(), head.b.clone(), h, loss.clone());
+    tape.add_backward_op(move |grads| {
+        let g = grads.get(&loss_t).as_vec()[0];
+        let dh = gz.clone().matmul(w_t.clone()).as_vec();
+        let dw = gz
+            .clone()
+            .permute::<_, Axes2<1, 0>>()
+            .matmul(h_t.clone())
+            .as_vec();
+        let db = gz.sum::<(usize,), Axis<0>>().as_vec();
+        for (t, d) in [(&h_t, dh), (&w_t, dw)] {
+            let acc = grads.get_or_alloc_mut(t)?;
+            for (a, x) in acc.iter_mut().zip(d) {
+                *a += g * x;
+            }
+        }
+        let acc = grads.get_or_alloc_mut(&b_t)?;
+        for (a, x) in acc.iter_mut().zip(db) {
+            *a += g * x;
+        }
+        Ok(())
+    });
+    loss.put_tape(tape)
 }

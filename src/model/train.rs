@@ -6,7 +6,7 @@
 use super::adamw::{AdamWConfig, AdamWState, OptimMeta};
 use super::batches::{Examples, PAD};
 use super::checkpoint::CheckpointError;
-use super::net::{nll, Dropout, Net};
+use super::net::{head_loss, nll, Dropout, Net};
 use super::weights::Weights;
 use dfdx::prelude::*;
 use std::path::Path;
@@ -134,10 +134,8 @@ pub fn loss_and_grads(
 ) -> (f32, Vec<Option<Vec<f32>>>) {
     let b = inputs.len() / t;
     let x = net.embed_traced(inputs, t, train_emb);
-    let logits = net.forward(x, b, t, dropout);
-    let weights = pad_weights(targets);
-    let n = targets.len();
-    let loss = (nll(logits, targets) * net.dev.tensor_from_vec(weights, (n,))).sum::<(), _>();
+    let h = net.hidden(x, b, t, dropout);
+    let loss = head_loss(h, &net.head, targets, &pad_weights(targets));
     let value = loss.array();
     let grads = loss.backward();
     (value, net.grads(&grads, train_emb))
@@ -179,7 +177,11 @@ pub fn evaluate(weights: &Weights, examples: &Examples, batch_size: usize) -> Ev
             }
         }
     }
-    let loss = if count > 0 { sum / count as f64 } else { f64::NAN };
+    let loss = if count > 0 {
+        sum / count as f64
+    } else {
+        f64::NAN
+    };
     EvalStats {
         loss,
         perplexity: loss.exp(),
@@ -214,7 +216,11 @@ impl Trainer {
 
     /// Resumes from `weights` and the optimiser state saved beside `checkpoint`; the saved
     /// seeds and frozen slots must match `cfg`.
-    pub fn resume(weights: Weights, cfg: TrainConfig, checkpoint: &Path) -> Result<Self, TrainError> {
+    pub fn resume(
+        weights: Weights,
+        cfg: TrainConfig,
+        checkpoint: &Path,
+    ) -> Result<Self, TrainError> {
         let (opt, meta) = AdamWState::load(&weights, checkpoint)?;
         let trainable = trainable_slots(&weights, cfg.freeze_embeddings);
         let bad = |msg: String| TrainError::Resume {
@@ -251,7 +257,9 @@ impl Trainer {
 
     /// Writes the optimiser state beside `checkpoint` (`epoch_N.optim.safetensors/.json`).
     pub fn save_optim(&self, checkpoint: &Path) -> Result<(), TrainError> {
-        Ok(self.opt.save(&self.weights, &self.optim_meta(), checkpoint)?)
+        Ok(self
+            .opt
+            .save(&self.weights, &self.optim_meta(), checkpoint)?)
     }
 
     /// Trains one epoch over `examples` in a shuffled order; `on_step` sees every step.

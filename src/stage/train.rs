@@ -97,9 +97,11 @@ impl TrainParams {
             }
         }
         if self.schedule == Schedule::Cosine && self.schedule_epochs.unwrap_or(0) == 0 {
-            return Err("schedule: cosine needs schedule_epochs (the decay horizon in epochs; \
+            return Err(
+                "schedule: cosine needs schedule_epochs (the decay horizon in epochs; \
                         kept apart from `epochs` so raising epochs does not change earlier ones)"
-                .into());
+                    .into(),
+            );
         }
         if let Some(e) = self.epoch {
             if e == 0 || e > self.epochs {
@@ -200,7 +202,10 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
     let train_ex = Examples::build(train_ids.docs(), p.context, p.packing);
     let valid_ex = Examples::build(valid_ids.docs(), p.context, p.packing);
     if train_ex.is_empty() {
-        bail!("stage `{id}`: the training split of `{}` has no documents", tok.id);
+        bail!(
+            "stage `{id}`: the training split of `{}` has no documents",
+            tok.id
+        );
     }
 
     let seed = p.seed.unwrap_or_else(|| ctx.stage_seed_for("train"));
@@ -221,7 +226,9 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
         (Trainer::new(w, tcfg), Vec::new(), Vec::new())
     } else {
         let prev = previous_epoch(ctx, first - 1)?;
-        let path = prev.checkpoints.join(format!("epoch_{}.safetensors", first - 1));
+        let path = prev
+            .checkpoints
+            .join(format!("epoch_{}.safetensors", first - 1));
         let ck = Checkpoint::load(&path)?;
         if ck.meta.vocab_blake3 != vocab_hash {
             bail!(
@@ -260,9 +267,10 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
 
     let mut headline = BTreeMap::new();
     for epoch in epochs {
-        let mut bar = ctx
-            .reporter
-            .bar(train_ex.n_batches(p.batch_size) as u64, &format!("epoch {epoch}"));
+        let mut bar = ctx.reporter.bar(
+            train_ex.n_batches(p.batch_size) as u64,
+            &format!("epoch {epoch}"),
+        );
         let stats = trainer
             .run_epoch(&train_ex, &mut |s| {
                 bar.inc(1);
@@ -296,9 +304,10 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
         let mut extra = serde_json::to_value(p)?;
         extra["seed"] = serde_json::json!(seed);
         extra["epoch"] = serde_json::json!(epoch);
-        extra["optimizer_state"] = serde_json::json!(
-            optim_paths(&path).0.file_name().map(|f| f.to_string_lossy().into_owned())
-        );
+        extra["optimizer_state"] = serde_json::json!(optim_paths(&path)
+            .0
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned()));
         Checkpoint {
             weights: trainer.weights.clone(),
             meta: CheckpointMeta {
@@ -377,7 +386,10 @@ fn load_embedding(emb: &Upstream, cfg: &ModelConfig) -> anyhow::Result<Vec<f32>>
         .remove("tok_emb.weight")
         .ok_or_else(|| anyhow::anyhow!("{}: tensor `tok_emb.weight` is missing", path.display()))?;
     if shape.len() != 2 {
-        bail!("{}: `tok_emb.weight` has shape {shape:?}, expected [V, dim]", path.display());
+        bail!(
+            "{}: `tok_emb.weight` has shape {shape:?}, expected [V, dim]",
+            path.display()
+        );
     }
     if shape[1] != cfg.d_model {
         bail!(
