@@ -2,10 +2,15 @@
 //! weights as plain row-major f32 arrays (the safetensors contract), checkpoints, and training on
 //! dfdx. No pipeline knowledge lives here.
 
+pub mod adamw;
+pub mod batches;
 pub mod checkpoint;
 pub mod config;
+pub mod net;
+pub mod train;
 pub mod weights;
 
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use config::ModelConfig;
+pub use net::forward_logits;
 pub use weights::{BlockWeights, LayerNormWeights, LinearWeights, Weights};

@@ -1,0 +1,466 @@
+//! The transformer of DESIGN.md section 5 built from runtime-shaped dfdx tensors: forward pass
+//! (with or without the autodiff tape), conversion to and from [`Weights`], gradient extraction
+//! in the order of [`Weights::slots_mut`], and the no-dropout [`forward_logits`] used to
+//! cross-check other decode paths.
+
+use super::config::{position_encoding, ModelConfig};
+use super::weights::{LayerNormWeights, LinearWeights, Weights};
+use dfdx::prelude::*;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+/// A 1-D f32 tensor with a run-time length.
+pub type T1<Tp = NoneTape> = Tensor<(usize,), f32, Cpu, Tp>;
+/// A 2-D f32 tensor with run-time sizes.
+pub type T2<Tp = NoneTape> = Tensor<(usize, usize), f32, Cpu, Tp>;
+
+/// LayerNorm epsilon of the contract.
+pub const LN_EPS: f64 = 1e-5;
+
+/// A linear layer: `w` `[out, in]`, `b` `[out]`.
+#[derive(Clone, Debug)]
+pub struct Lin {
+    pub w: T2,
+    pub b: T1,
+}
+
+/// LayerNorm affine parameters.
+#[derive(Clone, Debug)]
+pub struct Ln {
+    pub g: T1,
+    pub b: T1,
+}
+
+/// One pre-LN block.
+#[derive(Clone, Debug)]
+pub struct Block {
+    pub ln1: Ln,
+    pub attn_in: Lin,
+    pub q: Lin,
+    pub k: Lin,
+    pub v: Lin,
+    pub o: Lin,
+    pub attn_out: Lin,
+    pub ln2: Ln,
+    pub ff_up: Lin,
+    pub ff_down: Lin,
+}
+
+/// The whole model on the dfdx CPU device.
+#[derive(Clone, Debug)]
+pub struct Net {
+    pub config: ModelConfig,
+    pub dev: Cpu,
+    /// `[V, d_model]`.
+    pub tok_emb: T2,
+    pub blocks: Vec<Block>,
+    pub ln_f: Ln,
+    pub head: Lin,
+    /// Sinusoidal table `[context, d_model]` (host copy).
+    pe: Vec<f32>,
+}
+
+/// Dropout masks drawn from a seeded RNG (dfdx's own dropout draws from the device RNG, whose
+/// state cannot be saved): one RNG per training step, so a resumed run draws the same masks.
+pub struct Dropout {
+    pub p: f32,
+    pub rng: rand::rngs::StdRng,
+}
+
+impl Dropout {
+    pub fn new(p: f32, seed: u64) -> Self {
+        Dropout {
+            p,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+        }
+    }
+
+    fn apply<Tp: Tape<f32, Cpu>>(&mut self, dev: &Cpu, x: T2<Tp>) -> T2<Tp> {
+        if self.p <= 0.0 {
+            return x;
+        }
+        let shape = *x.shape();
+        let keep = 1.0 / (1.0 - self.p);
+        let p = self.p;
+        let mask: Vec<f32> = (0..shape.0 * shape.1)
+            .map(|_| if self.rng.gen::<f32>() < p { 0.0 } else { keep })
+            .collect();
+        x * dev.tensor_from_vec(mask, shape)
+    }
+}
+
+fn t1(dev: &Cpu, v: &[f32]) -> T1 {
+    dev.tensor_from_vec(v.to_vec(), (v.len(),))
+}
+
+fn lin_from(dev: &Cpu, l: &LinearWeights) -> Lin {
+    Lin {
+        w: dev.tensor_from_vec(l.weight.clone(), (l.out_dim, l.in_dim)),
+        b: t1(dev, &l.bias),
+    }
+}
+
+fn ln_from(dev: &Cpu, l: &LayerNormWeights) -> Ln {
+    Ln {
+        g: t1(dev, &l.weight),
+        b: t1(dev, &l.bias),
+    }
+}
+
+/// `x·Wᵀ + b` for `x` `[n, in]`.
+fn linear<Tp: Tape<f32, Cpu>>(x: T2<Tp>, l: &Lin) -> T2<Tp> {
+    let n = x.shape().0;
+    let out = l.w.shape().0;
+    let y = x.matmul(l.w.retaped::<Tp>().permute::<_, Axes2<1, 0>>());
+    y + l.b.retaped::<Tp>().broadcast_like::<_, Axis<0>>(&(n, out))
+}
+
+/// LayerNorm over the last axis of `x` `[n, d]`.
+fn layer_norm<Tp: Tape<f32, Cpu>>(x: T2<Tp>, l: &Ln) -> T2<Tp> {
+    let shape = *x.shape();
+    let y = x.normalize::<Axis<1>>(LN_EPS);
+    y * l.g.retaped::<Tp>().broadcast_like::<_, Axis<0>>(&shape)
+        + l.b.retaped::<Tp>().broadcast_like::<_, Axis<0>>(&shape)
+}
+
+impl Net {
+    /// Uploads weights to a dfdx CPU device.
+    pub fn from_weights(w: &Weights, dev: &Cpu) -> Self {
+        let c = &w.config;
+        let mut pe = vec![0.0f32; c.context * c.d_model];
+        for (p, row) in pe.chunks_mut(c.d_model).enumerate() {
+            position_encoding(p, row);
+        }
+        Net {
+            config: c.clone(),
+            dev: dev.clone(),
+            tok_emb: dev.tensor_from_vec(w.tok_emb.clone(), (c.vocab_size, c.d_model)),
+            blocks: w
+                .blocks
+                .iter()
+                .map(|b| Block {
+                    ln1: ln_from(dev, &b.ln1),
+                    attn_in: lin_from(dev, &b.attn_in),
+                    q: lin_from(dev, &b.q),
+                    k: lin_from(dev, &b.k),
+                    v: lin_from(dev, &b.v),
+                    o: lin_from(dev, &b.o),
+                    attn_out: lin_from(dev, &b.attn_out),
+                    ln2: ln_from(dev, &b.ln2),
+                    ff_up: lin_from(dev, &b.ff_up),
+                    ff_down: lin_from(dev, &b.ff_down),
+                })
+                .collect(),
+            ln_f: ln_from(dev, &w.ln_f),
+            head: lin_from(dev, &w.head),
+            pe,
+        }
+    }
+
+    /// Every parameter tensor's data in the order of [`Weights::slots_mut`].
+    pub fn to_weights(&self) -> Weights {
+        let mut w = Weights::zeros(&self.config);
+        for (slot, data) in w
+            .slots_mut()
+            .into_iter()
+            .zip(self.slot_vecs(|t| t.as_vec(), |t| t.as_vec()))
+        {
+            *slot = data;
+        }
+        w
+    }
+
+    /// Applies `f1` to every 1-D and `f2` to every 2-D parameter, in slot order.
+    fn slot_vecs<R>(&self, f1: impl Fn(&T1) -> R, f2: impl Fn(&T2) -> R) -> Vec<R> {
+        let mut out = vec![f2(&self.tok_emb)];
+        let lin = |out: &mut Vec<R>, l: &Lin| {
+            out.push(f2(&l.w));
+            out.push(f1(&l.b));
+        };
+        for b in &self.blocks {
+            out.push(f1(&b.ln1.g));
+            out.push(f1(&b.ln1.b));
+            for l in [&b.attn_in, &b.q, &b.k, &b.v, &b.o, &b.attn_out] {
+                lin(&mut out, l);
+            }
+            out.push(f1(&b.ln2.g));
+            out.push(f1(&b.ln2.b));
+            lin(&mut out, &b.ff_up);
+            lin(&mut out, &b.ff_down);
+        }
+        out.push(f1(&self.ln_f.g));
+        out.push(f1(&self.ln_f.b));
+        lin(&mut out, &self.head);
+        out
+    }
+
+    /// Overwrites every parameter from `w` (same config), e.g. after an optimiser step.
+    pub fn load_weights(&mut self, w: &Weights) {
+        let named = w.named();
+        let mut it = named.iter().map(|(_, _, d)| *d);
+        let mut next = || it.next().expect("slot count matches");
+        self.tok_emb.copy_from(next());
+        for b in &mut self.blocks {
+            b.ln1.g.copy_from(next());
+            b.ln1.b.copy_from(next());
+            for l in [
+                &mut b.attn_in,
+                &mut b.q,
+                &mut b.k,
+                &mut b.v,
+                &mut b.o,
+                &mut b.attn_out,
+            ] {
+                l.w.copy_from(next());
+                l.b.copy_from(next());
+            }
+            b.ln2.g.copy_from(next());
+            b.ln2.b.copy_from(next());
+            for l in [&mut b.ff_up, &mut b.ff_down] {
+                l.w.copy_from(next());
+                l.b.copy_from(next());
+            }
+        }
+        self.ln_f.g.copy_from(next());
+        self.ln_f.b.copy_from(next());
+        self.head.w.copy_from(next());
+        self.head.b.copy_from(next());
+    }
+
+    /// Gradients of every parameter in slot order; `None` for `tok_emb` when it was not traced
+    /// (frozen embeddings).
+    pub fn grads(&self, grads: &Gradients<f32, Cpu>, with_emb: bool) -> Vec<Option<Vec<f32>>> {
+        let emb_ptr: *const T2 = &self.tok_emb;
+        let mut out = self.slot_vecs(
+            |t| Some(grads.get(t).as_vec()),
+            |t| {
+                if std::ptr::eq(t, emb_ptr) && !with_emb {
+                    None
+                } else {
+                    Some(grads.get(t).as_vec())
+                }
+            },
+        );
+        if !with_emb {
+            out[0] = None;
+        }
+        out
+    }
+
+    /// Host-side `tok_emb[ids] + PE[pos]` for `b` rows of `t` ids, as `[b*t, d_model]`.
+    fn embed_host(&self, ids: &[u32], t: usize) -> Vec<f32> {
+        let d = self.config.d_model;
+        let emb = self.tok_emb.as_vec();
+        let mut x = vec![0.0f32; ids.len() * d];
+        for (i, (row, &id)) in x.chunks_mut(d).zip(ids).enumerate() {
+            let e = &emb[id as usize * d..(id as usize + 1) * d];
+            let p = &self.pe[(i % t) * d..(i % t + 1) * d];
+            for j in 0..d {
+                row[j] = e[j] + p[j];
+            }
+        }
+        x
+    }
+
+    /// Embedding of `ids` (`b*t` ids, rows of `t`), on the tape: traced through `tok_emb` when
+    /// `train_emb`, else a traced constant.
+    pub fn embed_traced(&self, ids: &[u32], t: usize, train_emb: bool) -> T2<OwnedTape<f32, Cpu>> {
+        let d = self.config.d_model;
+        let n = ids.len();
+        if train_emb {
+            let idx: Tensor<(usize,), usize, Cpu> = self
+                .dev
+                .tensor_from_vec(ids.iter().map(|&i| i as usize).collect(), (n,));
+            let pe: Vec<f32> = (0..n)
+                .flat_map(|i| self.pe[(i % t) * d..(i % t + 1) * d].iter().copied())
+                .collect();
+            self.tok_emb.leaky_trace().gather(idx) + self.dev.tensor_from_vec(pe, (n, d))
+        } else {
+            self.dev
+                .tensor_from_vec(self.embed_host(ids, t), (n, d))
+                .leaky_traced()
+        }
+    }
+
+    /// Embedding of `ids` without a tape.
+    pub fn embed(&self, ids: &[u32], t: usize) -> T2 {
+        let d = self.config.d_model;
+        self.dev
+            .tensor_from_vec(self.embed_host(ids, t), (ids.len(), d))
+    }
+
+    /// The body of the model: `x` `[b*t, d_model]` (embedded, positions added) → logits
+    /// `[b*t, V]`. `dropout` is applied after the embedding and on both residual branches.
+    pub fn forward<Tp: Tape<f32, Cpu>>(
+        &self,
+        x: T2<Tp>,
+        b: usize,
+        t: usize,
+        dropout: Option<&mut Dropout>,
+    ) -> T2<Tp> {
+        linear(self.hidden(x, b, t, dropout), &self.head)
+    }
+
+    /// Everything but the output layer: `ln_f(h)` `[b*t, d_model]`.
+    pub fn hidden<Tp: Tape<f32, Cpu>>(
+        &self,
+        x: T2<Tp>,
+        b: usize,
+        t: usize,
+        mut dropout: Option<&mut Dropout>,
+    ) -> T2<Tp> {
+        let c = &self.config;
+        assert!(
+            t <= c.context,
+            "sequence of {t} tokens exceeds context {}",
+            c.context
+        );
+        let (h, dk) = (c.n_heads, c.d_k());
+        let scale = 1.0 / (dk as f32).sqrt();
+        // Causal mask [t, t]: 0 on and below the diagonal, -1e9 above.
+        let mask: Vec<f32> = (0..t * t)
+            .map(|i| if i % t > i / t { -1e9 } else { 0.0 })
+            .collect();
+        let mask = self.dev.tensor_from_vec(mask, (t, t));
+        let mut x = x;
+        if let Some(d) = dropout.as_deref_mut() {
+            x = d.apply(&self.dev, x);
+        }
+        for blk in &self.blocks {
+            // a = attn_in(ln1(x))                                   [b*t, d_attn]
+            let a = linear(layer_norm(x.retaped::<Tp>(), &blk.ln1), &blk.attn_in);
+            // q, k, v per head                                      [b, h, t, dk]
+            let heads = |l: &Lin, a: T2<Tp>| {
+                linear(a, l)
+                    .reshape_like(&(b, t, h, dk))
+                    .permute::<_, Axes4<0, 2, 1, 3>>()
+            };
+            let q = heads(&blk.q, a.retaped::<Tp>());
+            let k = heads(&blk.k, a.retaped::<Tp>());
+            let v = heads(&blk.v, a);
+            // softmax(q kᵀ / √dk + mask) v                          [b, h, t, dk]
+            let scores = q.matmul(k.permute::<_, Axes4<0, 1, 3, 2>>()) * scale
+                + mask.clone().broadcast_like::<_, Axes2<0, 1>>(&(b, h, t, t));
+            let att = scores.softmax::<Axis<3>>().matmul(v);
+            // heads concatenated                                    [b*t, d_attn]
+            let att = att
+                .permute::<_, Axes4<0, 2, 1, 3>>()
+                .reshape_like(&(b * t, h * dk));
+            let mut y = linear(linear(att, &blk.o), &blk.attn_out);
+            if let Some(d) = dropout.as_deref_mut() {
+                y = d.apply(&self.dev, y);
+            }
+            let x1 = x + y;
+            // x = x + dropout(ff.down(relu(ff.up(ln2(x)))))
+            let f = linear(
+                linear(layer_norm(x1.retaped::<Tp>(), &blk.ln2), &blk.ff_up).relu(),
+                &blk.ff_down,
+            );
+            let f = match dropout.as_deref_mut() {
+                Some(d) => d.apply(&self.dev, f),
+                None => f,
+            };
+            x = x1 + f;
+        }
+        layer_norm(x, &self.ln_f)
+    }
+}
+
+/// Logits `[len, V]` row-major of one sequence (`len` ≤ context, no dropout) through the dfdx
+/// model; the reference that faster decode paths are checked against.
+pub fn forward_logits(weights: &Weights, ids: &[u32]) -> Vec<f32> {
+    let dev = Cpu::default();
+    let net = Net::from_weights(weights, &dev);
+    let x = net.embed(ids, ids.len());
+    net.forward(x, 1, ids.len(), None).as_vec()
+}
+
+/// Per-target negative log-likelihoods of `logits` `[n, V]` at `targets` (length n), as a
+/// tensor `[n]` (on the tape of `logits`), computed as `-log_softmax(logits)[i, target_i]`
+/// without a dense one-hot.
+pub fn nll<Tp: Tape<f32, Cpu>>(logits: T2<Tp>, targets: &[u32]) -> T1<Tp> {
+    let dev = logits.device().clone();
+    let idx: Tensor<(usize,), usize, Cpu> = dev.tensor_from_vec(
+        targets.iter().map(|&i| i as usize).collect(),
+        (targets.len(),),
+    );
+    -logits.log_softmax::<Axis<1>>().select(idx)
+}
+
+/// Fused output layer and weighted cross-entropy on the tape: `Σ_i w_i · NLL_i` of
+/// `logits = h·Wᵀ + b` at `targets`, without a one-hot and without composing log_softmax from
+/// separate ops. The forward pass turns the logits buffer in place into
+/// `∂loss/∂logits = w_i (softmax_i − onehot_i)` (rows in parallel); the backward pass is three
+/// products (`∂h = G·W`, `∂W = Gᵀ·h`, `∂b = Σ_rows G`) scaled by the loss's incoming gradient.
+pub fn head_loss(
+    h: T2<OwnedTape<f32, Cpu>>,
+    head: &Lin,
+    targets: &[u32],
+    weights: &[f32],
+) -> Tensor<(), f32, Cpu, OwnedTape<f32, Cpu>> {
+    let (h, mut tape) = h.split_tape();
+    let dev = h.device().clone();
+    let n = h.shape().0;
+    let v = head.w.shape().0;
+    assert_eq!(targets.len(), n, "one target per row");
+    let mut z = h
+        .clone()
+        .matmul(head.w.clone().permute::<_, Axes2<1, 0>>())
+        .as_vec();
+    let bias = head.b.as_vec();
+    let per_row: Vec<f64> = z
+        .par_chunks_mut(v)
+        .zip(targets.par_iter().zip(weights.par_iter()))
+        .map(|(row, (&y, &w))| {
+            let mut m = f32::NEG_INFINITY;
+            for (x, b) in row.iter_mut().zip(&bias) {
+                *x += b;
+                m = m.max(*x);
+            }
+            let y = y as usize;
+            let zy = row[y] - m;
+            let mut s = 0.0f32;
+            for x in row.iter_mut() {
+                *x = (*x - m).exp();
+                s += *x;
+            }
+            let nll = (s.ln() - zy) as f64;
+            let scale = w / s;
+            for x in row.iter_mut() {
+                *x *= scale;
+            }
+            row[y] -= w;
+            if w == 0.0 {
+                0.0
+            } else {
+                nll * w as f64
+            }
+        })
+        .collect();
+    let total: f64 = per_row.iter().sum();
+    let loss = dev.tensor_from_vec(vec![total as f32], ());
+    let gz = dev.tensor_from_vec(z, (n, v));
+    let (w_t, b_t, h_t, loss_t) = (head.w.clone(), head.b.clone(), h, loss.clone());
+    tape.add_backward_op(move |grads| {
+        let g = grads.get(&loss_t).as_vec()[0];
+        let dh = gz.clone().matmul(w_t.clone()).as_vec();
+        let dw = gz
+            .clone()
+            .permute::<_, Axes2<1, 0>>()
+            .matmul(h_t.clone())
+            .as_vec();
+        let db = gz.sum::<(usize,), Axis<0>>().as_vec();
+        for (t, d) in [(&h_t, dh), (&w_t, dw)] {
+            let acc = grads.get_or_alloc_mut(t)?;
+            for (a, x) in acc.iter_mut().zip(d) {
+                *a += g * x;
+            }
+        }
+        let acc = grads.get_or_alloc_mut(&b_t)?;
+        for (a, x) in acc.iter_mut().zip(db) {
+            *a += g * x;
+        }
+        Ok(())
+    });
+    loss.put_tape(tape)
+}

@@ -1,0 +1,341 @@
+//! The training loop as a library: a [`Trainer`] holds weights, AdamW state and the epoch
+//! counter and runs one epoch at a time over [`Examples`]; [`evaluate`] gives validation loss
+//! and perplexity. Everything random is derived from two seeds and the step/epoch numbers, so a
+//! trainer saved after epoch N and resumed continues exactly as an uninterrupted run.
+
+use super::adamw::{AdamWConfig, AdamWState, OptimMeta};
+use super::batches::{Examples, PAD};
+use super::checkpoint::CheckpointError;
+use super::net::{head_loss, nll, Dropout, Net};
+use super::weights::Weights;
+use dfdx::prelude::*;
+use std::path::Path;
+use std::time::Instant;
+
+/// Learning-rate schedule after warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Constant,
+    /// Cosine decay to zero at `TrainConfig::total_steps`.
+    Cosine,
+}
+
+/// Everything that controls training besides the model shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub batch_size: usize,
+    pub lr: f32,
+    pub adamw: AdamWConfig,
+    /// Global gradient-norm clip.
+    pub grad_clip: Option<f32>,
+    pub warmup_steps: u64,
+    pub schedule: Schedule,
+    /// Horizon of the cosine schedule in steps (ignored for `Constant`).
+    pub total_steps: u64,
+    pub freeze_embeddings: bool,
+    pub dropout: f32,
+    /// Seed of the per-epoch data order.
+    pub data_seed: u64,
+    /// Seed of the per-step dropout masks.
+    pub dropout_seed: u64,
+}
+
+/// One optimiser step, as reported to the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    /// Global step, from 1.
+    pub step: u64,
+    /// Epoch (from 1) this step belongs to.
+    pub epoch: usize,
+    pub loss: f32,
+    pub lr: f32,
+    /// Input positions (batch × context) per second of this step.
+    pub tokens_per_s: f64,
+    /// Step within the epoch (from 1) and the epoch's number of steps.
+    pub in_epoch: (usize, usize),
+}
+
+/// Summary of one epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochStats {
+    pub epoch: usize,
+    /// Mean loss over all non-pad targets of the epoch.
+    pub train_loss: f64,
+    pub steps: usize,
+    pub tokens_per_s: f64,
+}
+
+/// Validation result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalStats {
+    /// Mean NLL over non-pad targets.
+    pub loss: f64,
+    /// `exp(loss)`.
+    pub perplexity: f64,
+    /// Number of predicted non-pad tokens.
+    pub tokens: usize,
+}
+
+/// Training failures.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("loss became {loss} at step {step} (epoch {epoch}); lower the learning rate or enable grad_clip")]
+    NonFinite { step: u64, epoch: usize, loss: f32 },
+    #[error("no training windows: the training split is empty")]
+    NoData,
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("optimiser state {path}: {msg}")]
+    Resume { path: String, msg: String },
+}
+
+/// splitmix64 of `seed` mixed with `k`: independent sub-seeds per epoch / step.
+pub fn mix(seed: u64, k: u64) -> u64 {
+    let mut z = seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Learning rate at global step `step` (from 1).
+pub fn lr_at(cfg: &TrainConfig, step: u64) -> f32 {
+    let warm = cfg.warmup_steps;
+    if warm > 0 && step <= warm {
+        return cfg.lr * step as f32 / warm as f32;
+    }
+    match cfg.schedule {
+        Schedule::Constant => cfg.lr,
+        Schedule::Cosine => {
+            let span = cfg.total_steps.saturating_sub(warm).max(1);
+            let done = (step - warm).min(span) as f64 / span as f64;
+            (cfg.lr as f64 * 0.5 * (1.0 + (std::f64::consts::PI * done).cos())) as f32
+        }
+    }
+}
+
+/// Which weight slots are trained.
+pub fn trainable_slots(weights: &Weights, freeze_embeddings: bool) -> Vec<bool> {
+    (0..weights.named().len())
+        .map(|i| !(i == 0 && freeze_embeddings))
+        .collect()
+}
+
+/// Mean loss over non-pad targets of one batch and the gradients of every slot (`None` for
+/// frozen `tok_emb`). `inputs`/`targets` hold `b` rows of `t` ids.
+pub fn loss_and_grads(
+    net: &Net,
+    inputs: &[u32],
+    targets: &[u32],
+    t: usize,
+    train_emb: bool,
+    dropout: Option<&mut Dropout>,
+) -> (f32, Vec<Option<Vec<f32>>>) {
+    let b = inputs.len() / t;
+    let x = net.embed_traced(inputs, t, train_emb);
+    let h = net.hidden(x, b, t, dropout);
+    let loss = head_loss(h, &net.head, targets, &pad_weights(targets));
+    let value = loss.array();
+    let grads = loss.backward();
+    (value, net.grads(&grads, train_emb))
+}
+
+/// The loss alone (no tape), no dropout.
+pub fn batch_loss(net: &Net, inputs: &[u32], targets: &[u32], t: usize) -> f32 {
+    let b = inputs.len() / t;
+    let logits = net.forward(net.embed(inputs, t), b, t, None);
+    let per = nll(logits, targets).as_vec();
+    let w = pad_weights(targets);
+    per.iter().zip(&w).map(|(a, b)| a * b).sum()
+}
+
+/// 1/(non-pad count) for non-pad targets, 0 for pads.
+fn pad_weights(targets: &[u32]) -> Vec<f32> {
+    let count = targets.iter().filter(|&&x| x != PAD).count().max(1);
+    targets
+        .iter()
+        .map(|&x| if x == PAD { 0.0 } else { 1.0 / count as f32 })
+        .collect()
+}
+
+/// Validation: mean NLL and perplexity over every non-pad target of `examples`, no dropout.
+pub fn evaluate(weights: &Weights, examples: &Examples, batch_size: usize) -> EvalStats {
+    let dev = Cpu::default();
+    let net = Net::from_weights(weights, &dev);
+    let t = examples.context;
+    let all: Vec<usize> = (0..examples.len()).collect();
+    let (mut sum, mut count) = (0.0f64, 0usize);
+    for rows in all.chunks(batch_size.max(1)) {
+        let (inp, tgt) = examples.batch(rows);
+        let logits = net.forward(net.embed(&inp, t), rows.len(), t, None);
+        let per = nll(logits, &tgt).as_vec();
+        for (l, &y) in per.iter().zip(&tgt) {
+            if y != PAD {
+                sum += *l as f64;
+                count += 1;
+            }
+        }
+    }
+    let loss = if count > 0 {
+        sum / count as f64
+    } else {
+        f64::NAN
+    };
+    EvalStats {
+        loss,
+        perplexity: loss.exp(),
+        tokens: count,
+    }
+}
+
+/// Weights, optimiser state and progress of a training run.
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    pub weights: Weights,
+    pub opt: AdamWState,
+    /// Epochs completed.
+    pub epoch: usize,
+    pub cfg: TrainConfig,
+    trainable: Vec<bool>,
+}
+
+impl Trainer {
+    /// A fresh run from `weights`.
+    pub fn new(weights: Weights, cfg: TrainConfig) -> Self {
+        let trainable = trainable_slots(&weights, cfg.freeze_embeddings);
+        let opt = AdamWState::new(&weights, &trainable);
+        Trainer {
+            weights,
+            opt,
+            epoch: 0,
+            cfg,
+            trainable,
+        }
+    }
+
+    /// Resumes from `weights` and the optimiser state saved beside `checkpoint`; the saved
+    /// seeds and frozen slots must match `cfg`.
+    pub fn resume(
+        weights: Weights,
+        cfg: TrainConfig,
+        checkpoint: &Path,
+    ) -> Result<Self, TrainError> {
+        let (opt, meta) = AdamWState::load(&weights, checkpoint)?;
+        let trainable = trainable_slots(&weights, cfg.freeze_embeddings);
+        let bad = |msg: String| TrainError::Resume {
+            path: checkpoint.display().to_string(),
+            msg,
+        };
+        if meta.trainable != trainable {
+            return Err(bad(
+                "it was saved with a different freeze_embeddings setting".into(),
+            ));
+        }
+        if meta.data_seed != cfg.data_seed || meta.dropout_seed != cfg.dropout_seed {
+            return Err(bad("it was saved with a different seed".into()));
+        }
+        Ok(Trainer {
+            weights,
+            opt,
+            epoch: meta.epoch,
+            cfg,
+            trainable,
+        })
+    }
+
+    /// The JSON part of the optimiser state for the current point.
+    pub fn optim_meta(&self) -> OptimMeta {
+        OptimMeta {
+            step: self.opt.step,
+            epoch: self.epoch,
+            data_seed: self.cfg.data_seed,
+            dropout_seed: self.cfg.dropout_seed,
+            trainable: self.trainable.clone(),
+        }
+    }
+
+    /// Writes the optimiser state beside `checkpoint` (`epoch_N.optim.safetensors/.json`).
+    pub fn save_optim(&self, checkpoint: &Path) -> Result<(), TrainError> {
+        Ok(self
+            .opt
+            .save(&self.weights, &self.optim_meta(), checkpoint)?)
+    }
+
+    /// Trains one epoch over `examples` in a shuffled order; `on_step` sees every step.
+    pub fn run_epoch(
+        &mut self,
+        examples: &Examples,
+        on_step: &mut dyn FnMut(&StepRecord),
+    ) -> Result<EpochStats, TrainError> {
+        if examples.is_empty() {
+            return Err(TrainError::NoData);
+        }
+        let epoch = self.epoch + 1;
+        let cfg = self.cfg.clone();
+        let t = examples.context;
+        let dev = Cpu::default();
+        let mut net = Net::from_weights(&self.weights, &dev);
+        let order = examples.order(mix(cfg.data_seed, epoch as u64));
+        let bs = cfg.batch_size.max(1);
+        let n_steps = order.len().div_ceil(bs);
+        let train_emb = !cfg.freeze_embeddings;
+        let (mut loss_sum, mut loss_tokens, mut positions) = (0.0f64, 0usize, 0usize);
+        let started = Instant::now();
+        for (i, rows) in order.chunks(bs).enumerate() {
+            let t0 = Instant::now();
+            let step = self.opt.step + 1;
+            let (inp, tgt) = examples.batch(rows);
+            let n_tok = tgt.iter().filter(|&&x| x != PAD).count();
+            let mut drop = Dropout::new(cfg.dropout, mix(cfg.dropout_seed, step));
+            let (loss, mut grads) = loss_and_grads(&net, &inp, &tgt, t, train_emb, Some(&mut drop));
+            if !loss.is_finite() {
+                return Err(TrainError::NonFinite { step, epoch, loss });
+            }
+            if let Some(clip) = cfg.grad_clip {
+                clip_grad_norm(&mut grads, clip);
+            }
+            let lr = lr_at(&cfg, step);
+            self.opt.update(&cfg.adamw, lr, &mut self.weights, &grads);
+            net.load_weights(&self.weights);
+            loss_sum += loss as f64 * n_tok as f64;
+            loss_tokens += n_tok;
+            positions += inp.len();
+            on_step(&StepRecord {
+                step,
+                epoch,
+                loss,
+                lr,
+                tokens_per_s: inp.len() as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+                in_epoch: (i + 1, n_steps),
+            });
+        }
+        self.epoch = epoch;
+        Ok(EpochStats {
+            epoch,
+            train_loss: loss_sum / loss_tokens.max(1) as f64,
+            steps: n_steps,
+            tokens_per_s: positions as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        })
+    }
+}
+
+/// Scales all gradients so their global L2 norm is at most `max_norm` (PyTorch's
+/// `clip_grad_norm_`); returns the norm before clipping.
+pub fn clip_grad_norm(grads: &mut [Option<Vec<f32>>], max_norm: f32) -> f64 {
+    let sq: f64 = grads
+        .iter()
+        .flatten()
+        .map(|g| g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
+        .sum();
+    let norm = sq.sqrt();
+    let coef = max_norm as f64 / (norm + 1e-6);
+    if coef < 1.0 {
+        for g in grads.iter_mut().flatten() {
+            for x in g.iter_mut() {
+                *x = (*x as f64 * coef) as f32;
+            }
+        }
+    }
+    norm
+}
