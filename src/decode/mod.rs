@@ -53,3 +53,73 @@ pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R 
         Err(_) => f(),
     }
 }
+
+/// Errors loading a model for decoding; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Checkpoint(#[from] crate::model::checkpoint::CheckpointError),
+    #[error(transparent)]
+    Vocab(#[from] crate::text::vocab::VocabError),
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "checkpoint {} was trained with a different vocabulary: its sidecar says vocab_blake3 \
+         {want}, but {} hashes to {got}",
+        ckpt.display(),
+        vocab.display()
+    )]
+    VocabMismatch {
+        ckpt: std::path::PathBuf,
+        vocab: std::path::PathBuf,
+        want: String,
+        got: String,
+    },
+    #[error("{}: {got} tokens, but checkpoint {} has vocab_size {want}", vocab.display(), ckpt.display())]
+    VocabSize {
+        ckpt: std::path::PathBuf,
+        vocab: std::path::PathBuf,
+        want: usize,
+        got: usize,
+    },
+}
+
+/// Loads a checkpoint and a `vocab.json`, refusing the pair when the vocabulary's blake3
+/// differs from the checkpoint sidecar's `vocab_blake3` (or its size from the model's).
+pub fn load_model(
+    checkpoint: &std::path::Path,
+    vocab: &std::path::Path,
+) -> Result<(crate::model::Checkpoint, crate::text::Vocab), LoadError> {
+    let ck = crate::model::Checkpoint::load(checkpoint)?;
+    let bytes = std::fs::read(vocab).map_err(|source| LoadError::Io {
+        path: vocab.to_path_buf(),
+        source,
+    })?;
+    let got = blake3::hash(&bytes).to_hex().to_string();
+    if got != ck.meta.vocab_blake3 {
+        return Err(LoadError::VocabMismatch {
+            ckpt: checkpoint.to_path_buf(),
+            vocab: vocab.to_path_buf(),
+            want: ck.meta.vocab_blake3.clone(),
+            got,
+        });
+    }
+    let v = crate::text::Vocab::load(vocab)?;
+    if v.len() != ck.meta.config.vocab_size {
+        return Err(LoadError::VocabSize {
+            ckpt: checkpoint.to_path_buf(),
+            vocab: vocab.to_path_buf(),
+            want: ck.meta.config.vocab_size,
+            got: v.len(),
+        });
+    }
+    Ok((ck, v))
+}
+
+/// Default thread count for command-line use: the available parallelism.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
