@@ -19,7 +19,10 @@ fn model(vocab: usize, layers: usize, context: usize, seed: u64) -> Weights {
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -33,7 +36,10 @@ fn cached_logits_equal_full_forward_within_context() {
     assert!(max_diff(dec.logits(), &full[2 * v..3 * v]) < 1e-4);
     for t in 3..12 {
         dec.step(&[toks[t]]);
-        assert!(max_diff(dec.logits(), &full[t * v..(t + 1) * v]) < 1e-4, "t={t}");
+        assert!(
+            max_diff(dec.logits(), &full[t * v..(t + 1) * v]) < 1e-4,
+            "t={t}"
+        );
     }
 }
 

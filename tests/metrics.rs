@@ -77,7 +77,8 @@ fn multiple_references_clip_by_max_and_use_closest_length() {
     assert_eq!(s.counts, vec![9, 7, 4, 2]);
     assert_eq!(s.totals, vec![9, 7, 5, 3]);
     assert_eq!((s.hyp_len, s.ref_len), (9, 8));
-    let want = ((1.0f64.ln() + 1.0f64.ln() + 0.8f64.ln() + (2.0f64 / 3.0).ln()) / 4.0).exp() * 100.0;
+    let want =
+        ((1.0f64.ln() + 1.0f64.ln() + 0.8f64.ln() + (2.0f64 / 3.0).ln()) / 4.0).exp() * 100.0;
     close(s.score, want);
     assert!((s.score - 85.45740127924681).abs() < 1e-9);
     // Closest length with a tie picks the shorter reference.
@@ -88,11 +89,17 @@ fn multiple_references_clip_by_max_and_use_closest_length() {
 #[test]
 fn empty_lines() {
     // An empty hypothesis adds 0 to hyp_len and its closest reference length to ref_len.
-    let s = one(&["", "the cat sat on the mat"], &[&["a dog", "the cat sat on the mat"]]);
+    let s = one(
+        &["", "the cat sat on the mat"],
+        &[&["a dog", "the cat sat on the mat"]],
+    );
     assert_eq!((s.hyp_len, s.ref_len), (6, 8));
     close(s.score, 100.0 * (1.0f64 - 8.0 / 6.0).exp());
     // An empty reference in a second stream is skipped.
-    let s = one(&["the cat sat on the mat"], &[&["the cat sat on the mat"], &[""]]);
+    let s = one(
+        &["the cat sat on the mat"],
+        &[&["the cat sat on the mat"], &[""]],
+    );
     close(s.score, 100.0);
     // A segment with only empty references is an error.
     let e = corpus_bleu(&["x"], &[vec![""]], &BleuOptions::default()).unwrap_err();
@@ -126,24 +133,35 @@ fn tokenizer_13a_matches_sacrebleu() {
         tokenize: Tokenize::None,
         lowercase: true,
     };
-    close(corpus_bleu(&["the cat sat on the mat ."], &refs, &lc).unwrap().score, 100.0);
+    close(
+        corpus_bleu(&["the cat sat on the mat ."], &refs, &lc)
+            .unwrap()
+            .score,
+        100.0,
+    );
     let s = corpus_bleu(&["the cat sat on the mat."], &refs, &BleuOptions::default()).unwrap();
     assert!(s.score < 100.0);
 }
 
 #[test]
 fn seed_sentence_bleu() {
-    close(sentence_bleu_seed("The cat sat on the mat!", "the cat sat on the mat"), 1.0);
+    close(
+        sentence_bleu_seed("The cat sat on the mat!", "the cat sat on the mat"),
+        1.0,
+    );
     // No 4-gram match → 0 without smoothing.
-    close(sentence_bleu_seed("the cat is on the mat", "the cat sat on the mat"), 0.0);
+    close(
+        sentence_bleu_seed("the cat is on the mat", "the cat sat on the mat"),
+        0.0,
+    );
     // "a b c d e" vs "a b c d e f g h": precisions 1, bp = exp(1 − 8/5).
-    close(sentence_bleu_seed("a b c d e", "a b c d e f g h"), (1.0f64 - 1.6).exp());
+    close(
+        sentence_bleu_seed("a b c d e", "a b c d e f g h"),
+        (1.0f64 - 1.6).exp(),
+    );
     // Precisions 5/6, 4/5, 3/4, 2/3 ("x" breaks the end), no brevity penalty.
     let want = ((5.0f64 / 6.0) * 0.8 * 0.75 * (2.0 / 3.0)).powf(0.25);
     close(sentence_bleu_seed("a b c d e x", "a b c d e f"), want);
     close(sentence_bleu_seed("", "a b"), 0.0);
-    close(
-        sentence_mean(&["a b c d", "x"], &["a b c d", "y"]),
-        0.5,
-    );
+    close(sentence_mean(&["a b c d", "x"], &["a b c d", "y"]), 0.5);
 }

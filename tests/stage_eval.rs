@@ -17,7 +17,12 @@ fn infer_writes_metrics_samples_and_attention_maps() {
     let c = ctx(f.dir.path(), "infer", "infer", &Infer, p, upstreams(&f));
     Infer.run(&c).unwrap();
     let m = read_json(&c.out_dir.join("metrics.json"));
-    for k in ["perplexity", "perplexity_seed", "bleu", "bleu_sentence_mean"] {
+    for k in [
+        "perplexity",
+        "perplexity_seed",
+        "bleu",
+        "bleu_sentence_mean",
+    ] {
         let x = m[k].as_f64().unwrap_or_else(|| panic!("{k}"));
         assert!(x.is_finite() && x >= 0.0, "{k} = {x}");
     }
@@ -26,7 +31,12 @@ fn infer_writes_metrics_samples_and_attention_maps() {
     assert!(ppl > 1.0 && ppl < 1e4);
     assert!(m["bleu"].as_f64().unwrap() <= 100.0);
     let md = std::fs::read_to_string(c.out_dir.join("samples.md")).unwrap();
-    assert_eq!(md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| doc")).count(), 6);
+    assert_eq!(
+        md.lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| doc"))
+            .count(),
+        6
+    );
     for l in 0..2 {
         for s in [
             "there_was_a_brave_explorer_he_wanted_to_explore",
@@ -43,16 +53,30 @@ fn infer_writes_metrics_samples_and_attention_maps() {
     let s = pipe::decode::score_documents(&ck.weights, valid.docs(), 1, |_| {});
     assert!((s.perplexity() - ppl).abs() < 1e-9);
     // Same seed, same outputs.
-    let c2 = ctx(f.dir.path(), "infer", "infer", &Infer, c.params.clone(), upstreams(&f));
+    let c2 = ctx(
+        f.dir.path(),
+        "infer",
+        "infer",
+        &Infer,
+        c.params.clone(),
+        upstreams(&f),
+    );
     let _ = std::fs::remove_dir_all(&c.out_dir);
     Infer.run(&c2).unwrap();
-    assert_eq!(std::fs::read_to_string(c2.out_dir.join("samples.md")).unwrap(), md);
+    assert_eq!(
+        std::fs::read_to_string(c2.out_dir.join("samples.md")).unwrap(),
+        md
+    );
 }
 
 #[test]
 fn infer_refuses_checkpoint_of_another_vocabulary() {
     let f = fixture(8);
-    std::fs::write(&f.vocab, "{\"tokens\":[\"<sos>\",\"<eos>\",\"<pad>\",\"<unk>\",\"x\"]}").unwrap();
+    std::fs::write(
+        &f.vocab,
+        "{\"tokens\":[\"<sos>\",\"<eos>\",\"<pad>\",\"<unk>\",\"x\"]}",
+    )
+    .unwrap();
     let p = params(&Infer, json!({"samples": 2}));
     let c = ctx(f.dir.path(), "infer", "infer", &Infer, p, upstreams(&f));
     let e = format!("{:#}", Infer.run(&c).unwrap_err());
@@ -66,7 +90,14 @@ fn kv_eval_identical_tokens_and_small_logit_diff() {
         &KvEval,
         json!({"batch": 3, "new_tokens": 20, "sweep_new_tokens": [5, 30]}),
     );
-    let c = ctx(f.dir.path(), "kv-eval", "kv-eval", &KvEval, p, upstreams(&f));
+    let c = ctx(
+        f.dir.path(),
+        "kv-eval",
+        "kv-eval",
+        &KvEval,
+        p,
+        upstreams(&f),
+    );
     KvEval.run(&c).unwrap();
     let m = read_json(&c.out_dir.join("metrics.json"));
     assert_eq!(m["identical"], true);
@@ -92,7 +123,14 @@ fn beam_eval_sweep_and_report() {
             &BeamEval,
             json!({"beam_width": bw, "prompts": 3, "prompt_len": 4, "max_new": 8}),
         );
-        let c = ctx(f.dir.path(), &id, "beam-eval", &BeamEval, p.clone(), upstreams(&f));
+        let c = ctx(
+            f.dir.path(),
+            &id,
+            "beam-eval",
+            &BeamEval,
+            p.clone(),
+            upstreams(&f),
+        );
         BeamEval.run(&c).unwrap();
         let m = read_json(&c.out_dir.join("metrics.json"));
         assert_eq!(m["beam_width"], bw);
@@ -115,7 +153,14 @@ fn beam_eval_sweep_and_report() {
     }
     // Width 1 is greedy: same output as `pipe generate`-style greedy decoding on those prompts.
     let p = params(&BeamReport, json!({}));
-    let c = ctx(f.dir.path(), "beam-report", "beam-report", &BeamReport, p, ups);
+    let c = ctx(
+        f.dir.path(),
+        "beam-report",
+        "beam-report",
+        &BeamReport,
+        p,
+        ups,
+    );
     BeamReport.run(&c).unwrap();
     let csv = std::fs::read_to_string(c.out_dir.join("comparison.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();

@@ -23,7 +23,8 @@ pub struct ScoreArgs {
 }
 
 pub fn run(a: ScoreArgs) -> Result<i32> {
-    let (ck, vocab) = load_model(&a.checkpoint, &a.vocab).map_err(|e| PipeError::Config(e.to_string()))?;
+    let (ck, vocab) =
+        load_model(&a.checkpoint, &a.vocab).map_err(|e| PipeError::Config(e.to_string()))?;
     let text = std::fs::read_to_string(&a.text)
         .map_err(|e| PipeError::Config(format!("{}: cannot read: {e}", a.text.display())))?;
     let docs: Vec<Vec<u32>> = text
@@ -33,7 +34,12 @@ pub fn run(a: ScoreArgs) -> Result<i32> {
         .collect();
     let threads = a.threads.unwrap_or_else(crate::decode::default_threads);
     let s = with_threads(threads, || {
-        score_documents(&ck.weights, docs.iter().map(|d| d.as_slice()), threads, |_| {})
+        score_documents(
+            &ck.weights,
+            docs.iter().map(|d| d.as_slice()),
+            threads,
+            |_| {},
+        )
     });
     let out = serde_json::json!({
         "tokens": s.tokens,

@@ -46,9 +46,7 @@ pub fn length_score(logprob: f64, len: usize, alpha: f32) -> f64 {
 }
 
 fn cmp_cand(a: &(f64, u32, usize), b: &(f64, u32, usize)) -> std::cmp::Ordering {
-    b.0.total_cmp(&a.0)
-        .then(a.1.cmp(&b.1))
-        .then(a.2.cmp(&b.2))
+    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
 }
 
 fn cmp_hyp(a: &Hypothesis, b: &Hypothesis) -> std::cmp::Ordering {

@@ -91,7 +91,11 @@ impl<'w> Decoder<'w> {
 
     /// Empties the cache and sets the number of active sequences.
     pub fn reset(&mut self, batch: usize) {
-        assert!(batch >= 1 && batch <= self.cap, "batch {batch} exceeds capacity {}", self.cap);
+        assert!(
+            batch >= 1 && batch <= self.cap,
+            "batch {batch} exceeds capacity {}",
+            self.cap
+        );
         self.batch = batch;
         self.pos = 0;
     }
@@ -106,7 +110,10 @@ impl<'w> Decoder<'w> {
     pub fn prefill(&mut self, prompts: &[&[u32]]) -> &[f32] {
         let n = prompts.first().map_or(0, |p| p.len());
         assert!(n > 0, "empty prompt");
-        assert!(prompts.iter().all(|p| p.len() == n), "prompts differ in length");
+        assert!(
+            prompts.iter().all(|p| p.len() == n),
+            "prompts differ in length"
+        );
         self.reset(prompts.len());
         let ctx = self.w.config.context;
         let mut s = 0;
@@ -133,7 +140,10 @@ impl<'w> Decoder<'w> {
     /// Used by beam search after selecting the surviving beams.
     pub fn reorder(&mut self, src: &[usize]) {
         assert!(!src.is_empty() && src.len() <= self.cap);
-        assert!(src.iter().all(|&s| s < self.batch), "reorder source out of range");
+        assert!(
+            src.iter().all(|&s| s < self.batch),
+            "reorder source out of range"
+        );
         let c = &self.w.config;
         let per = c.context * c.d_attn;
         let used = self.pos.min(c.context) * c.d_attn;
@@ -174,7 +184,13 @@ impl<'w> Decoder<'w> {
                 self.posv[b * c + i] = t + i;
             }
         }
-        embed(&w.tok_emb, dm, &self.ids[..rows], &self.posv[..rows], &mut self.h);
+        embed(
+            &w.tok_emb,
+            dm,
+            &self.ids[..rows],
+            &self.posv[..rows],
+            &mut self.h,
+        );
         let scale = 1.0 / (dk as f32).sqrt();
         let per = ctx * da;
         for (l, blk) in w.blocks.iter().enumerate() {
@@ -262,7 +278,13 @@ impl<'w> Decoder<'w> {
             self.last[b * dm..(b + 1) * dm].copy_from_slice(&self.h[r * dm..(r + 1) * dm]);
         }
         layer_norm(&self.last, bsz, &w.ln_f, &mut self.lastn);
-        linear(&self.lastn, bsz, &w.head, &mut self.logits[..bsz * vsz], self.threads);
+        linear(
+            &self.lastn,
+            bsz,
+            &w.head,
+            &mut self.logits[..bsz * vsz],
+            self.threads,
+        );
         self.pos += c;
     }
 }

@@ -53,7 +53,11 @@ pub fn final_hidden(
     let mut scores = vec![0.0f32; ctx];
     let scale = 1.0 / (dk as f32).sqrt();
     if let Some(at) = attn.as_deref_mut() {
-        assert_eq!(segs.len(), 1, "attention weights are returned for one sequence");
+        assert_eq!(
+            segs.len(),
+            1,
+            "attention weights are returned for one sequence"
+        );
         *at = vec![vec![vec![0.0; rows * rows]; nh]; c.n_layers];
     }
     for (l, b) in w.blocks.iter().enumerate() {

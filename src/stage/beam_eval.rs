@@ -124,7 +124,11 @@ impl StageKind for BeamEval {
             &crate::metrics::BleuOptions::default(),
         )?;
         let sent = crate::metrics::sentence_mean(&hyps, &refs);
-        let method = if p.beam_width == 0 { "sampling" } else { "beam" };
+        let method = if p.beam_width == 0 {
+            "sampling"
+        } else {
+            "beam"
+        };
         let tps = generated as f64 / wall.max(1e-9);
         let metrics = serde_json::json!({
             "method": method,
@@ -140,7 +144,10 @@ impl StageKind for BeamEval {
         });
         let out = &ctx.out_dir;
         std::fs::create_dir_all(out)?;
-        std::fs::write(out.join("metrics.json"), serde_json::to_string_pretty(&metrics)?)?;
+        std::fs::write(
+            out.join("metrics.json"),
+            serde_json::to_string_pretty(&metrics)?,
+        )?;
         let label = if p.beam_width == 0 {
             format!("sampling (temperature {})", p.temperature)
         } else {

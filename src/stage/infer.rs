@@ -300,7 +300,10 @@ impl StageKind for Infer {
             let mut toks = vec![SOS];
             toks.extend(inp.vocab.encode(sentence));
             toks.truncate(cfg.context);
-            let labels: Vec<String> = toks.iter().map(|&t| inp.vocab.token(t).to_string()).collect();
+            let labels: Vec<String> = toks
+                .iter()
+                .map(|&t| inp.vocab.token(t).to_string())
+                .collect();
             let (_, att) = with_threads(threads, || forward_with_attention(w, &toks, 0, threads));
             let sl = slug(sentence);
             for (l, heads) in att.into_iter().enumerate() {

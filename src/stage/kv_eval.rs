@@ -4,8 +4,7 @@
 use super::infer::load_inputs;
 use super::{KindInfo, StageCtx, StageKind};
 use crate::decode::{
-    generate_cached, generate_uncached, with_threads, Decoder, GenOptions, Sampler,
-    SamplerConfig,
+    generate_cached, generate_uncached, with_threads, Decoder, GenOptions, Sampler, SamplerConfig,
 };
 use crate::text::SOS;
 use anyhow::Context;
@@ -203,7 +202,10 @@ impl StageKind for KvEval {
             "new_tokens": p.new_tokens,
             "threads": threads,
         });
-        std::fs::write(out.join("metrics.json"), serde_json::to_string_pretty(&metrics)?)?;
+        std::fs::write(
+            out.join("metrics.json"),
+            serde_json::to_string_pretty(&metrics)?,
+        )?;
         let series = |mode: &str, name: &str| crate::plot::Series {
             name: name.to_string(),
             points: rows

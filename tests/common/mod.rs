@@ -49,7 +49,9 @@ pub fn fixture(docs: usize) -> Fixture {
     let mut valid = TokenFile::new();
     for _ in 0..docs {
         let n = rng.gen_range(12..=20);
-        let d: Vec<u32> = (0..n).map(|_| rng.gen_range(4..vocab.len() as u32)).collect();
+        let d: Vec<u32> = (0..n)
+            .map(|_| rng.gen_range(4..vocab.len() as u32))
+            .collect();
         valid.push_doc(&d);
     }
     valid.save(&tokenize.join("valid")).unwrap();
@@ -147,7 +149,12 @@ pub fn ctx(
 /// Checks a PNG signature and returns its (width, height).
 pub fn png_size(p: &Path) -> (u32, u32) {
     let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", p.display());
+    assert_eq!(
+        &b[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        p.display()
+    );
     let w = u32::from_be_bytes(b[16..20].try_into().unwrap());
     let h = u32::from_be_bytes(b[20..24].try_into().unwrap());
     (w, h)
