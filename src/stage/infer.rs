@@ -1,8 +1,152 @@
-//! The `infer` stage kind (scaffold: to be implemented).
+//! The `infer` stage kind: continuations of held-out documents (sampling), perplexity over the
+//! validation split and the seed's per-sample continuation perplexity, corpus and sentence BLEU,
+//! and attention maps. Also hosts the input loading shared by the evaluation kinds.
 
 use super::{KindInfo, StageCtx, StageKind};
+use crate::decode::{
+    forward_with_attention, frame, generate_cached, score_documents, windowed_nll, with_threads,
+    Decoder, GenOptions, Sampler, SamplerConfig,
+};
+use crate::model::Checkpoint;
+use crate::text::{TokenFile, Vocab, EOS, PAD, SOS};
+use anyhow::Context;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Instant;
 
 pub struct Infer;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    samples: usize,
+    prompt_len: usize,
+    temperature: f32,
+    top_k: usize,
+    top_p: f32,
+    extra_tokens: usize,
+    max_valid_docs: usize,
+    attention_sentences: Vec<String>,
+}
+
+/// What the evaluation kinds read from their upstreams.
+pub(crate) struct LmInputs {
+    pub ckpt: Checkpoint,
+    pub ckpt_path: PathBuf,
+    pub vocab: Vocab,
+    pub valid: TokenFile,
+}
+
+/// Loads the last-epoch checkpoint of the `train` upstream and the vocabulary and validation
+/// split of the `tokenize` upstream, refusing a vocabulary that is not the checkpoint's.
+pub(crate) fn load_inputs(ctx: &StageCtx) -> anyhow::Result<LmInputs> {
+    let train = ctx.one_upstream("train")?;
+    let epoch = train
+        .params
+        .get("epoch")
+        .and_then(|e| e.as_u64())
+        .with_context(|| format!("upstream `{}` has no `epoch` parameter", train.id))?;
+    let ckpt_path = train.checkpoints.join(format!("epoch_{epoch}.safetensors"));
+    let tok = ctx.one_upstream("tokenize")?;
+    let vocab_path = tok.results.join("vocab.json");
+    let (ckpt, vocab) = crate::decode::load_model(&ckpt_path, &vocab_path)
+        .with_context(|| format!("stage `{}`", ctx.id))?;
+    let valid_base = tok.results.join("valid");
+    let valid = TokenFile::load(&valid_base)
+        .with_context(|| format!("reading {}.ids/.offsets", valid_base.display()))?;
+    Ok(LmInputs {
+        ckpt,
+        ckpt_path,
+        vocab,
+        valid,
+    })
+}
+
+/// A held-out document cut into a prompt (`<sos>` + its first `prompt_len − 1` tokens) and the
+/// reference continuation (the rest of the framed document, truncated to `context` tokens,
+/// without `<eos>`).
+pub(crate) struct Example {
+    pub doc: usize,
+    pub framed: Vec<u32>,
+    pub prompt: Vec<u32>,
+    pub reference: Vec<u32>,
+}
+
+/// Picks `n` documents with at least one token after the prompt, in a seeded random order
+/// (sorted by index), and cuts them.
+pub(crate) fn pick_examples(
+    valid: &TokenFile,
+    n: usize,
+    prompt_len: usize,
+    context: usize,
+    seed: u64,
+) -> anyhow::Result<Vec<Example>> {
+    let mut ok: Vec<usize> = (0..valid.n_docs())
+        .filter(|&d| valid.doc(d).len() >= prompt_len)
+        .collect();
+    anyhow::ensure!(
+        ok.len() >= n,
+        "the validation split has only {} documents of at least {prompt_len} tokens; {n} needed",
+        ok.len()
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    ok.shuffle(&mut rng);
+    ok.truncate(n);
+    ok.sort_unstable();
+    Ok(ok
+        .into_iter()
+        .map(|d| {
+            let mut framed = frame(valid.doc(d));
+            framed.truncate(context.max(prompt_len + 1));
+            let prompt = framed[..prompt_len].to_vec();
+            let reference: Vec<u32> = framed[prompt_len..]
+                .iter()
+                .copied()
+                .filter(|&t| t != EOS)
+                .collect();
+            Example {
+                doc: d,
+                framed,
+                prompt,
+                reference,
+            }
+        })
+        .collect())
+}
+
+/// Token text without a trailing `<eos>`.
+pub(crate) fn text_of(vocab: &Vocab, toks: &[u32]) -> String {
+    let t = match toks.last() {
+        Some(&EOS) => &toks[..toks.len() - 1],
+        _ => toks,
+    };
+    vocab.decode(t)
+}
+
+/// A file-name slug of a sentence: lower-cased words joined by `_`, at most 48 characters.
+pub(crate) fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for w in crate::text::words(s) {
+        if !out.is_empty() {
+            if out.len() + 1 + w.len() > 48 {
+                break;
+            }
+            out.push('_');
+        }
+        out.push_str(&w);
+    }
+    if out.is_empty() {
+        out.push_str("sentence");
+    }
+    out
+}
+
+/// Escapes `|` for Markdown table cells.
+pub(crate) fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
 
 impl StageKind for Infer {
     fn info(&self) -> KindInfo {
@@ -16,14 +160,170 @@ impl StageKind for Infer {
         }
     }
 
-    fn check(&self, _params: &serde_json::Value) -> Result<(), String> {
-        Ok(())
+    fn check(&self, params: &serde_json::Value) -> Result<(), String> {
+        super::check_as::<Params>(params)?;
+        let p: Params = serde_json::from_value(params.clone()).map_err(|e| e.to_string())?;
+        if p.samples == 0 {
+            return Err("samples must be at least 1".into());
+        }
+        if p.prompt_len < 1 {
+            return Err("prompt_len must be at least 1 (it counts <sos>)".into());
+        }
+        SamplerConfig {
+            temperature: p.temperature,
+            top_k: p.top_k,
+            top_p: p.top_p,
+        }
+        .validate()
     }
 
     fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
-        anyhow::bail!(
-            "stage kind `infer` is not implemented yet (stage `{}`)",
-            ctx.id
-        )
+        let p: Params = ctx.params()?;
+        let inp = load_inputs(ctx)?;
+        let w = &inp.ckpt.weights;
+        let cfg = &w.config;
+        anyhow::ensure!(
+            p.prompt_len < cfg.context,
+            "stage `{}`: prompt_len ({}) must be below the model's context ({})",
+            ctx.id,
+            p.prompt_len,
+            cfg.context
+        );
+        let threads = ctx.threads.max(1);
+        ctx.reporter.log(format!(
+            "checkpoint {} ({} parameters)",
+            inp.ckpt_path.display(),
+            cfg.n_params()
+        ));
+        let ex = pick_examples(
+            &inp.valid,
+            p.samples,
+            p.prompt_len,
+            cfg.context,
+            ctx.seed_for("samples"),
+        )?;
+        let out = &ctx.out_dir;
+        std::fs::create_dir_all(out.join("attention"))?;
+        let sampler_cfg = SamplerConfig {
+            temperature: p.temperature,
+            top_k: p.top_k,
+            top_p: p.top_p,
+        };
+        let seed = ctx.seed_for("sampling");
+        let (gens, gen_s, perp_seed, val) = with_threads(threads, || {
+            // Continuations, all prompts in one batch.
+            let prompts: Vec<&[u32]> = ex.iter().map(|e| e.prompt.as_slice()).collect();
+            let max_new: Vec<usize> = ex
+                .iter()
+                .map(|e| e.reference.len() + p.extra_tokens)
+                .collect();
+            let mut dec = Decoder::new(w, prompts.len(), threads);
+            let mut s = Sampler::new(sampler_cfg.clone(), seed);
+            let opts = GenOptions {
+                stop_at_eos: true,
+                banned: vec![SOS, PAD],
+            };
+            let t0 = Instant::now();
+            let gens = generate_cached(&mut dec, &prompts, &max_new, &mut s, &opts, None);
+            let gen_s = t0.elapsed().as_secs_f64();
+            // The seed's figure: perplexity of each reference continuation given its prompt.
+            let framed: Vec<&[u32]> = ex.iter().map(|e| e.framed.as_slice()).collect();
+            let from = vec![p.prompt_len; ex.len()];
+            let per = windowed_nll(w, &framed, &from, threads);
+            let pp: Vec<f64> = per.iter().map(|s| s.perplexity()).collect();
+            // Standard perplexity over the validation split.
+            let n_docs = if p.max_valid_docs == 0 {
+                inp.valid.n_docs()
+            } else {
+                p.max_valid_docs.min(inp.valid.n_docs())
+            };
+            let mut bar = ctx.reporter.bar(n_docs as u64, "perplexity");
+            let val = score_documents(w, (0..n_docs).map(|d| inp.valid.doc(d)), threads, |k| {
+                bar.inc(k as u64)
+            });
+            bar.finish();
+            (gens, gen_s, pp, val)
+        });
+        let hyps: Vec<String> = gens.iter().map(|g| text_of(&inp.vocab, g)).collect();
+        let refs: Vec<String> = ex.iter().map(|e| inp.vocab.decode(&e.reference)).collect();
+        let bleu = crate::metrics::corpus_bleu(
+            &hyps,
+            &[refs.clone()],
+            &crate::metrics::BleuOptions::default(),
+        )?;
+        let sent = crate::metrics::sentence_mean(&hyps, &refs);
+        let perplexity_seed = perp_seed.iter().sum::<f64>() / perp_seed.len() as f64;
+        let generated: usize = gens.iter().map(|g| g.len()).sum();
+        let metrics = serde_json::json!({
+            "perplexity": val.perplexity(),
+            "perplexity_seed": perplexity_seed,
+            "bleu": bleu.score,
+            "bleu_sentence_mean": sent,
+            "samples": ex.len(),
+            "val_tokens": val.tokens,
+            "val_nll_mean": val.mean(),
+            "bleu_bp": bleu.bp,
+            "generated_tokens": generated,
+            "tokens_per_s": generated as f64 / gen_s.max(1e-9),
+        });
+        std::fs::write(
+            out.join("metrics.json"),
+            serde_json::to_string_pretty(&metrics)?,
+        )?;
+        // samples.md
+        let mut md = format!(
+            "# Samples ({} held-out documents, prompt {} tokens incl. <sos>, temperature {})\n\n\
+             Corpus BLEU {:.2} (sacreBLEU), mean sentence BLEU {:.4}, validation perplexity {:.3}, \
+             mean continuation perplexity {:.3}.\n\n\
+             | doc | prompt | reference | generated | ppl |\n|---|---|---|---|---|\n",
+            ex.len(),
+            p.prompt_len,
+            p.temperature,
+            bleu.score,
+            sent,
+            val.perplexity(),
+            perplexity_seed
+        );
+        for (i, e) in ex.iter().enumerate() {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {:.2} |\n",
+                e.doc,
+                md_cell(&inp.vocab.decode(&e.prompt)),
+                md_cell(&refs[i]),
+                md_cell(&hyps[i]),
+                perp_seed[i]
+            ));
+        }
+        std::fs::write(out.join("samples.md"), md)?;
+        // Attention maps.
+        for sentence in &p.attention_sentences {
+            let mut toks = vec![SOS];
+            toks.extend(inp.vocab.encode(sentence));
+            toks.truncate(cfg.context);
+            let labels: Vec<String> = toks
+                .iter()
+                .map(|&t| inp.vocab.token(t).to_string())
+                .collect();
+            let (_, att) = with_threads(threads, || forward_with_attention(w, &toks, 0, threads));
+            let sl = slug(sentence);
+            for (l, heads) in att.into_iter().enumerate() {
+                let path = out.join("attention").join(format!("layer_{l}_{sl}.png"));
+                let map = crate::plot::AttentionMap {
+                    title: format!("layer {l}: \"{sentence}\""),
+                    tokens: labels.clone(),
+                    heads,
+                };
+                crate::plot::attention_map(&path, &map)
+                    .with_context(|| format!("stage `{}`: attention map", ctx.id))?;
+            }
+        }
+        ctx.reporter.log(format!(
+            "perplexity {:.3}, continuation perplexity {:.3}, BLEU {:.2}, sentence BLEU {:.4}",
+            val.perplexity(),
+            perplexity_seed,
+            bleu.score,
+            sent
+        ));
+        Ok(())
     }
 }

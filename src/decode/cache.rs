@@ -1,0 +1,290 @@
+//! Incremental decoding with an explicit, preallocated per-layer KV cache for a batch of
+//! sequences that advance in lockstep. The cache of each layer is a ring buffer of `context`
+//! slots per sequence: the key/value of absolute position `p` lives in slot `p % context`, so
+//! once a sequence is longer than `context` its oldest entry is overwritten. Nothing is
+//! allocated after [`Decoder::new`].
+
+use super::kernels::{add_assign, dot, embed, layer_norm, linear, relu};
+use crate::model::Weights;
+
+/// A cached decoder over borrowed weights.
+pub struct Decoder<'w> {
+    w: &'w Weights,
+    threads: usize,
+    cap: usize,
+    batch: usize,
+    pos: usize,
+    /// Per layer: `[cap, context, d_attn]`.
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    spare: Vec<f32>,
+    // Scratch, sized for `cap · context` rows.
+    ids: Vec<u32>,
+    posv: Vec<usize>,
+    h: Vec<f32>,
+    t1: Vec<f32>,
+    a: Vec<f32>,
+    q: Vec<f32>,
+    kn: Vec<f32>,
+    vn: Vec<f32>,
+    o: Vec<f32>,
+    t2: Vec<f32>,
+    f: Vec<f32>,
+    scores: Vec<f32>,
+    last: Vec<f32>,
+    lastn: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+impl<'w> Decoder<'w> {
+    /// A decoder for up to `max_batch` sequences; `threads` is passed to the matrix kernels.
+    pub fn new(w: &'w Weights, max_batch: usize, threads: usize) -> Self {
+        let c = &w.config;
+        let cap = max_batch.max(1);
+        let rows = cap * c.context;
+        let cache = cap * c.context * c.d_attn;
+        Decoder {
+            w,
+            threads: threads.max(1),
+            cap,
+            batch: 0,
+            pos: 0,
+            k: vec![vec![0.0; cache]; c.n_layers],
+            v: vec![vec![0.0; cache]; c.n_layers],
+            spare: vec![0.0; cache],
+            ids: vec![0; rows],
+            posv: vec![0; rows],
+            h: vec![0.0; rows * c.d_model],
+            t1: vec![0.0; rows * c.d_model],
+            a: vec![0.0; rows * c.d_attn],
+            q: vec![0.0; rows * c.d_attn],
+            kn: vec![0.0; rows * c.d_attn],
+            vn: vec![0.0; rows * c.d_attn],
+            o: vec![0.0; rows * c.d_attn],
+            t2: vec![0.0; rows * c.d_attn],
+            f: vec![0.0; rows * c.d_ff],
+            scores: vec![0.0; 2 * c.context],
+            last: vec![0.0; cap * c.d_model],
+            lastn: vec![0.0; cap * c.d_model],
+            logits: vec![0.0; cap * c.vocab_size],
+        }
+    }
+
+    pub fn weights(&self) -> &'w Weights {
+        self.w
+    }
+
+    /// Maximum number of sequences.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Active number of sequences.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Tokens processed per sequence = the absolute position of the next token.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Empties the cache and sets the number of active sequences.
+    pub fn reset(&mut self, batch: usize) {
+        assert!(
+            batch >= 1 && batch <= self.cap,
+            "batch {batch} exceeds capacity {}",
+            self.cap
+        );
+        self.batch = batch;
+        self.pos = 0;
+    }
+
+    /// Logits `[batch, V]` of the last fed position.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits[..self.batch * self.w.config.vocab_size]
+    }
+
+    /// Resets to `prompts.len()` sequences and feeds the prompts (all the same, non-zero
+    /// length) in chunks of at most `context` tokens. Returns the last position's logits.
+    pub fn prefill(&mut self, prompts: &[&[u32]]) -> &[f32] {
+        let n = prompts.first().map_or(0, |p| p.len());
+        assert!(n > 0, "empty prompt");
+        assert!(
+            prompts.iter().all(|p| p.len() == n),
+            "prompts differ in length"
+        );
+        self.reset(prompts.len());
+        let ctx = self.w.config.context;
+        let mut s = 0;
+        while s < n {
+            let c = ctx.min(n - s);
+            for (b, p) in prompts.iter().enumerate() {
+                self.ids[b * c..(b + 1) * c].copy_from_slice(&p[s..s + c]);
+            }
+            self.feed_ids(c);
+            s += c;
+        }
+        self.logits()
+    }
+
+    /// Feeds one token per sequence and returns the next-token logits `[batch, V]`.
+    pub fn step(&mut self, tokens: &[u32]) -> &[f32] {
+        assert_eq!(tokens.len(), self.batch, "one token per active sequence");
+        self.ids[..self.batch].copy_from_slice(tokens);
+        self.feed_ids(1);
+        self.logits()
+    }
+
+    /// Reorders (and resizes) the batch: new sequence `i` continues old sequence `src[i]`.
+    /// Used by beam search after selecting the surviving beams.
+    pub fn reorder(&mut self, src: &[usize]) {
+        assert!(!src.is_empty() && src.len() <= self.cap);
+        assert!(
+            src.iter().all(|&s| s < self.batch),
+            "reorder source out of range"
+        );
+        let c = &self.w.config;
+        let per = c.context * c.d_attn;
+        let used = self.pos.min(c.context) * c.d_attn;
+        let identity = src.len() == self.batch && src.iter().enumerate().all(|(i, &s)| i == s);
+        if !identity {
+            for cache in [&mut self.k, &mut self.v] {
+                for layer in cache.iter_mut() {
+                    for (i, &s) in src.iter().enumerate() {
+                        self.spare[i * per..i * per + used]
+                            .copy_from_slice(&layer[s * per..s * per + used]);
+                    }
+                    std::mem::swap(layer, &mut self.spare);
+                }
+            }
+        }
+        self.batch = src.len();
+    }
+
+    /// Runs `c` new tokens per sequence (taken from `self.ids`, `[batch, c]`) through the
+    /// model, appending their keys and values to the cache.
+    fn feed_ids(&mut self, c: usize) {
+        let w = self.w;
+        let cfg = &w.config;
+        let (dm, da, nh, dk, ctx, vsz) = (
+            cfg.d_model,
+            cfg.d_attn,
+            cfg.n_heads,
+            cfg.d_k(),
+            cfg.context,
+            cfg.vocab_size,
+        );
+        assert!(c >= 1 && c <= ctx);
+        let bsz = self.batch;
+        let rows = bsz * c;
+        let t = self.pos;
+        for b in 0..bsz {
+            for i in 0..c {
+                self.posv[b * c + i] = t + i;
+            }
+        }
+        embed(
+            &w.tok_emb,
+            dm,
+            &self.ids[..rows],
+            &self.posv[..rows],
+            &mut self.h,
+        );
+        let scale = 1.0 / (dk as f32).sqrt();
+        let per = ctx * da;
+        for (l, blk) in w.blocks.iter().enumerate() {
+            let th = self.threads;
+            layer_norm(&self.h, rows, &blk.ln1, &mut self.t1);
+            linear(&self.t1, rows, &blk.attn_in, &mut self.a, th);
+            linear(&self.a, rows, &blk.q, &mut self.q, th);
+            linear(&self.a, rows, &blk.k, &mut self.kn, th);
+            linear(&self.a, rows, &blk.v, &mut self.vn, th);
+            let kc = &self.k[l];
+            let vc = &self.v[l];
+            for b in 0..bsz {
+                for hd in 0..nh {
+                    let off = hd * dk;
+                    for i in 0..c {
+                        let p = t + i;
+                        let lo = (p + 1).saturating_sub(ctx);
+                        let r = b * c + i;
+                        let qi = &self.q[r * da + off..r * da + off + dk];
+                        let mut m = f32::NEG_INFINITY;
+                        let mut n = 0;
+                        // Old positions lo..t from the ring, then new rows 0..=i.
+                        for pp in lo..t {
+                            let s = b * per + (pp % ctx) * da + off;
+                            let sc = dot(qi, &kc[s..s + dk]) * scale;
+                            self.scores[n] = sc;
+                            n += 1;
+                            m = m.max(sc);
+                        }
+                        for j in 0..=i {
+                            let s = (b * c + j) * da + off;
+                            let sc = dot(qi, &self.kn[s..s + dk]) * scale;
+                            self.scores[n] = sc;
+                            n += 1;
+                            m = m.max(sc);
+                        }
+                        let mut sum = 0.0f32;
+                        for sc in &mut self.scores[..n] {
+                            *sc = (*sc - m).exp();
+                            sum += *sc;
+                        }
+                        let out = &mut self.o[r * da + off..r * da + off + dk];
+                        out.fill(0.0);
+                        let mut n = 0;
+                        for pp in lo..t {
+                            let s = b * per + (pp % ctx) * da + off;
+                            let pr = self.scores[n] / sum;
+                            n += 1;
+                            for (x, y) in out.iter_mut().zip(&vc[s..s + dk]) {
+                                *x += pr * y;
+                            }
+                        }
+                        for j in 0..=i {
+                            let s = (b * c + j) * da + off;
+                            let pr = self.scores[n] / sum;
+                            n += 1;
+                            for (x, y) in out.iter_mut().zip(&self.vn[s..s + dk]) {
+                                *x += pr * y;
+                            }
+                        }
+                    }
+                }
+            }
+            // Append the new keys and values to the ring.
+            for b in 0..bsz {
+                for i in 0..c {
+                    let dst = b * per + ((t + i) % ctx) * da;
+                    let src = (b * c + i) * da;
+                    self.k[l][dst..dst + da].copy_from_slice(&self.kn[src..src + da]);
+                    self.v[l][dst..dst + da].copy_from_slice(&self.vn[src..src + da]);
+                }
+            }
+            linear(&self.o, rows, &blk.o, &mut self.t2, th);
+            linear(&self.t2, rows, &blk.attn_out, &mut self.t1, th);
+            add_assign(&mut self.h[..rows * dm], &self.t1[..rows * dm]);
+            layer_norm(&self.h, rows, &blk.ln2, &mut self.t1);
+            linear(&self.t1, rows, &blk.ff_up, &mut self.f, th);
+            relu(&mut self.f[..rows * cfg.d_ff]);
+            linear(&self.f, rows, &blk.ff_down, &mut self.t1, th);
+            add_assign(&mut self.h[..rows * dm], &self.t1[..rows * dm]);
+        }
+        // Logits for the last new position of each sequence only.
+        for b in 0..bsz {
+            let r = b * c + c - 1;
+            self.last[b * dm..(b + 1) * dm].copy_from_slice(&self.h[r * dm..(r + 1) * dm]);
+        }
+        layer_norm(&self.last, bsz, &w.ln_f, &mut self.lastn);
+        linear(
+            &self.lastn,
+            bsz,
+            &w.head,
+            &mut self.logits[..bsz * vsz],
+            self.threads,
+        );
+        self.pos += c;
+    }
+}

@@ -1,0 +1,161 @@
+//! Shared fixtures for the evaluation tests: a tiny random model saved as a checkpoint beside
+//! the tokenize outputs it belongs to, and hand-built stage contexts.
+#![allow(dead_code)]
+
+use pipe::model::{Checkpoint, CheckpointMeta, ModelConfig, Weights};
+use pipe::report::Reporter;
+use pipe::stage::{StageCtx, StageKind, Upstream};
+use pipe::text::{TokenFile, Vocab};
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+
+pub const WORDS: [&str; 20] = [
+    "there", "was", "a", "brave", "explorer", "he", "wanted", "to", "explore", "little", "girl",
+    "she", "so", "small", "the", "dog", "ran", "home", "and", "played",
+];
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub tokenize: PathBuf,
+    pub ckpts: PathBuf,
+    pub ckpt: PathBuf,
+    pub vocab: PathBuf,
+}
+
+pub fn tiny_config(vocab: usize) -> ModelConfig {
+    ModelConfig {
+        vocab_size: vocab,
+        d_model: 16,
+        d_attn: 16,
+        n_heads: 2,
+        d_ff: 24,
+        n_layers: 2,
+        context: 16,
+    }
+}
+
+/// vocab.json, valid split (`docs` documents of 12–20 words), train split, and a random
+/// checkpoint `epoch_1.safetensors` whose sidecar carries the vocabulary's blake3.
+pub fn fixture(docs: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let tokenize = dir.path().join("results/tokenize");
+    let ckpts = dir.path().join("checkpoints/train");
+    std::fs::create_dir_all(&tokenize).unwrap();
+    std::fs::create_dir_all(&ckpts).unwrap();
+    let vocab = Vocab::from_words(WORDS.iter().map(|s| s.to_string()));
+    let vocab_path = tokenize.join("vocab.json");
+    std::fs::write(&vocab_path, vocab.to_json()).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut valid = TokenFile::new();
+    for _ in 0..docs {
+        let n = rng.gen_range(12..=20);
+        let d: Vec<u32> = (0..n)
+            .map(|_| rng.gen_range(4..vocab.len() as u32))
+            .collect();
+        valid.push_doc(&d);
+    }
+    valid.save(&tokenize.join("valid")).unwrap();
+    valid.save(&tokenize.join("train")).unwrap();
+    let cfg = tiny_config(vocab.len());
+    let weights = Weights::init(&cfg, &mut rng);
+    let bytes = std::fs::read(&vocab_path).unwrap();
+    let ck = Checkpoint {
+        weights,
+        meta: CheckpointMeta {
+            config: cfg,
+            vocab_blake3: blake3::hash(&bytes).to_hex().to_string(),
+            epoch: 1,
+            metrics: Default::default(),
+            extra: serde_json::Value::Null,
+        },
+    };
+    let ckpt = ckpts.join("epoch_1.safetensors");
+    ck.save(&ckpt).unwrap();
+    Fixture {
+        dir,
+        tokenize,
+        ckpts,
+        ckpt,
+        vocab: vocab_path,
+    }
+}
+
+/// The kind's defaults with `overrides` laid over them.
+pub fn params(kind: &dyn StageKind, overrides: serde_json::Value) -> serde_json::Value {
+    let y: serde_yaml::Value = serde_yaml::from_str(kind.info().defaults_yaml).unwrap();
+    let mut v = serde_json::to_value(y).unwrap();
+    if v.is_null() {
+        v = serde_json::json!({});
+    }
+    if let (Some(m), Some(o)) = (v.as_object_mut(), overrides.as_object()) {
+        for (k, x) in o {
+            m.insert(k.clone(), x.clone());
+        }
+    }
+    kind.check(&v).unwrap();
+    v
+}
+
+pub fn upstreams(f: &Fixture) -> Vec<Upstream> {
+    vec![
+        Upstream {
+            id: "train@epoch=1".into(),
+            stage: "train".into(),
+            kind: "train".into(),
+            results: f.dir.path().join("results/train@epoch=1"),
+            checkpoints: f.ckpts.clone(),
+            params: serde_json::json!({"epoch": 1}),
+            fingerprint: "0".into(),
+            duration_s: None,
+        },
+        Upstream {
+            id: "tokenize".into(),
+            stage: "tokenize".into(),
+            kind: "tokenize".into(),
+            results: f.tokenize.clone(),
+            checkpoints: f.dir.path().join("checkpoints/tokenize"),
+            params: serde_json::json!({}),
+            fingerprint: "1".into(),
+            duration_s: None,
+        },
+    ]
+}
+
+pub fn ctx(
+    root: &Path,
+    id: &str,
+    stage: &str,
+    kind: &dyn StageKind,
+    params: serde_json::Value,
+    upstream: Vec<Upstream>,
+) -> StageCtx {
+    StageCtx {
+        pipeline: "test".into(),
+        id: id.into(),
+        stage: stage.into(),
+        kind: kind.info().name.into(),
+        pipeline_seed: 7,
+        params,
+        upstream,
+        out_dir: root.join("results").join(id),
+        ckpt_dir: root.join("ckpt_out").join(stage),
+        root: root.to_path_buf(),
+        cache_dir: root.join("cache"),
+        threads: 1,
+        reporter: Reporter::silent(),
+    }
+}
+
+/// Checks a PNG signature and returns its (width, height).
+pub fn png_size(p: &Path) -> (u32, u32) {
+    let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert_eq!(
+        &b[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        p.display()
+    );
+    let w = u32::from_be_bytes(b[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(b[20..24].try_into().unwrap());
+    (w, h)
+}
