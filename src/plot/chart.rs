@@ -306,7 +306,13 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> R
             0.0
         };
         let d = (hi - lo) * pad;
-        (lo - d, hi + d)
+        // Room for the value label right of the last point.
+        let extra = if p.lines.iter().any(|l| l.value_labels) {
+            (hi - lo) * 0.05
+        } else {
+            0.0
+        };
+        (lo - d, hi + d + extra)
     };
     let top_pad = if p.lines.iter().any(|l| l.value_labels) {
         0.14
