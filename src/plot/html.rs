@@ -145,11 +145,23 @@ impl Page {
         self.body.push_str("</tbody></table></div>\n");
     }
 
-    /// A figure: `src` is a data URI or a relative path; wide images scroll horizontally.
+    /// A figure scaled to the page width: `src` is a data URI or a relative path.
     pub fn figure(&mut self, src: &str, caption: &str) {
         let _ = writeln!(
             self.body,
-            "<figure><div class=\"scroll\"><img src=\"{}\" alt=\"{}\"></div><figcaption>{}</figcaption></figure>",
+            "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
+            escape(src),
+            escape(caption),
+            escape(caption)
+        );
+    }
+
+    /// A figure shown at its natural size, scrolling sideways when wider than the page (for
+    /// images whose small labels must stay legible, such as attention maps).
+    pub fn figure_wide(&mut self, src: &str, caption: &str) {
+        let _ = writeln!(
+            self.body,
+            "<figure class=\"wide\"><div class=\"scroll\"><img src=\"{}\" alt=\"{}\"></div><figcaption>{}</figcaption></figure>",
             escape(src),
             escape(caption),
             escape(caption)
@@ -236,7 +248,7 @@ td.num { text-align: right; font-family: ui-monospace, "DejaVu Sans Mono", Menlo
 td[title] { cursor: help; }
 figure { margin: 12px 0 20px; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); }
-figure .scroll img { max-width: none; }
+figure.wide img { max-width: none; }
 figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 .md { border-left: 3px solid var(--line); padding-left: 14px; }
 .md pre, .md code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; }

@@ -175,6 +175,31 @@ fn show(v: &Value) -> String {
     }
 }
 
+/// Metric rows (label, ours, seed): the known keys in a fixed order, then any extras by name.
+fn metric_rows(m: &BTreeMap<String, Value>) -> Vec<Vec<String>> {
+    const ORDER: [&str; 10] = [
+        "perplexity",
+        "perplexity_seed",
+        "bleu",
+        "bleu_sentence_mean",
+        "samples",
+        "speedup",
+        "tokens_per_s_cache",
+        "tokens_per_s_nocache",
+        "identical",
+        "max_abs_logit_diff",
+    ];
+    let known = ORDER.iter().filter_map(|k| m.get_key_value(*k));
+    let extra = m.iter().filter(|(k, _)| !ORDER.contains(&k.as_str()));
+    known
+        .chain(extra)
+        .map(|(k, v)| {
+            let (label, s) = metric_label(k);
+            vec![label.to_string(), show(v), opt(s)]
+        })
+        .collect()
+}
+
 fn num(m: &BTreeMap<String, Value>, key: &str) -> Option<f64> {
     m.get(key).and_then(Value::as_f64)
 }
@@ -221,7 +246,13 @@ impl<'a> Builder<'a> {
     }
 
     /// Adds `file` of upstream `up` as a figure (embedded or copied), or a note if it is absent.
-    fn image(&mut self, up: &Upstream, file: &Path, caption: &str) -> anyhow::Result<()> {
+    fn image(
+        &mut self,
+        up: &Upstream,
+        file: &Path,
+        caption: &str,
+        wide: bool,
+    ) -> anyhow::Result<()> {
         let name = file
             .file_name()
             .and_then(|n| n.to_str())
@@ -253,7 +284,11 @@ impl<'a> Builder<'a> {
                 rel.to_string_lossy().replace('\\', "/")
             }
         };
-        self.page.figure(&src, caption);
+        if wide {
+            self.page.figure_wide(&src, caption);
+        } else {
+            self.page.figure(&src, caption);
+        }
         Ok(())
     }
 
@@ -335,6 +370,7 @@ impl<'a> Builder<'a> {
                      and validation perplexity per epoch (stage `{}`).",
                     up.id
                 ),
+                false,
             )?;
         }
         let trains = self.ups("train");
@@ -416,13 +452,7 @@ impl<'a> Builder<'a> {
                     .missing(&format!("`{}` wrote no metrics.json.", up.id)),
                 Some(Err(e)) => self.page.missing(&e),
                 Some(Ok(m)) => {
-                    let rows: Vec<Vec<String>> = m
-                        .iter()
-                        .map(|(k, v)| {
-                            let (label, s) = metric_label(k);
-                            vec![label.to_string(), show(v), opt(s)]
-                        })
-                        .collect();
+                    let rows = metric_rows(&m);
                     self.page.table(&["metric", "ours", "seed"], &rows);
                 }
             }
@@ -457,7 +487,7 @@ impl<'a> Builder<'a> {
                     .unwrap_or_default()
                     .to_string();
                 let caption = attention_caption(&stem);
-                self.image(up, &f, &caption)?;
+                self.image(up, &f, &caption, true)?;
             }
         }
         Ok(())
@@ -477,13 +507,7 @@ impl<'a> Builder<'a> {
                     .missing(&format!("`{}` wrote no metrics.json.", up.id)),
                 Some(Err(e)) => self.page.missing(&e),
                 Some(Ok(m)) => {
-                    let rows: Vec<Vec<String>> = m
-                        .iter()
-                        .map(|(k, v)| {
-                            let (label, s) = metric_label(k);
-                            vec![label.to_string(), show(v), opt(s)]
-                        })
-                        .collect();
+                    let rows = metric_rows(&m);
                     self.page.table(&["metric", "ours", "seed"], &rows);
                     self.page.note(
                         "Seed: batch 20, prompt 5, 95 new tokens on a CPU: 219 tok/s without \
@@ -495,6 +519,7 @@ impl<'a> Builder<'a> {
                 up,
                 &up.results.join("kv_cache.png"),
                 "Generation throughput against length, with and without the KV cache.",
+                false,
             )?;
             match read_table(&up.results.join("kv_cache.csv")) {
                 None => self
@@ -558,6 +583,7 @@ impl<'a> Builder<'a> {
                 up,
                 &up.results.join("comparison.png"),
                 "BLEU and speed of each decoding method.",
+                false,
             )?;
         }
         Ok(())
