@@ -131,8 +131,11 @@ fn read_object(path: &Path) -> Option<Result<BTreeMap<String, Value>, String>> {
     )
 }
 
+/// A CSV file's header and rows, as text.
+type Table = (Vec<String>, Vec<Vec<String>>);
+
 /// A CSV file as header and rows of text, or why not (None when it does not exist).
-fn read_table(path: &Path) -> Option<Result<(Vec<String>, Vec<Vec<String>>), String>> {
+fn read_table(path: &Path) -> Option<Result<Table, String>> {
     if !path.exists() {
         return None;
     }
@@ -293,7 +296,7 @@ impl<'a> Builder<'a> {
     }
 
     /// The last train upstream's per-epoch table, if any.
-    fn epochs(&self) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+    fn epochs(&self) -> Option<Table> {
         let train = self.ups("train").into_iter().last()?;
         read_table(&train.results.join("epochs.csv"))?.ok()
     }
