@@ -54,7 +54,7 @@ fn text_width(text: &str, size: f64, bold: bool) -> u32 {
     let mut buf = String::new();
     let area = SVGBackend::with_string(&mut buf, (10, 10)).into_drawing_area();
     let font = if bold {
-        (FONT, size).into_font().style(FontStyle::Bold)
+        (FONT, size, FontStyle::Bold).into_font()
     } else {
         (FONT, size).into_font()
     };
@@ -86,7 +86,10 @@ impl Layout {
         let right = 28 + BAR_W + 8 + tick_w + 12 + DESC_SIZE as u32 + 16;
         let body = heads * panel + (heads - 1) * GAP;
         let title_w = text_width(&map.title, TITLE_SIZE, true) + 40;
-        let width = (left + body + right).max(title_w);
+        let content = left + body + right;
+        let width = content.max(title_w);
+        // Centre the panels under a title wider than they are.
+        let left = left + (width - content) / 2;
         let height = top + panel + bottom;
         Layout {
             cell,
@@ -118,9 +121,8 @@ pub(super) fn draw<DB: DrawingBackend>(
     let body_w = heads as i32 * panel + (heads as i32 - 1) * GAP as i32;
 
     // Title, centred over the panels.
-    let title_font = (FONT, TITLE_SIZE)
+    let title_font = (FONT, TITLE_SIZE, FontStyle::Bold)
         .into_font()
-        .style(FontStyle::Bold)
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Top));
     let title_x = (left + body_w / 2).clamp(
@@ -247,4 +249,27 @@ pub(super) fn draw<DB: DrawingBackend>(
     ))
     .map_err(e)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bold_text_is_measured_as_bold_and_fits() {
+        super::super::ensure_fonts();
+        let t = "Layer 1 attention: \"there was a brave explorer\"";
+        let (regular, bold) = (text_width(t, 22.0, false), text_width(t, 22.0, true));
+        assert!(bold > regular + 20, "bold {bold} regular {regular}");
+        let l = Layout::new(&AttentionMap {
+            title: t.into(),
+            tokens: vec!["a".into(), "b".into(), "c".into()],
+            heads: vec![vec![0.0; 9]],
+        });
+        assert!(
+            l.size().0 >= bold + 20,
+            "{:?} for a title {bold} wide",
+            l.size()
+        );
+    }
 }
