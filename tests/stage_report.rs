@@ -107,7 +107,11 @@ fn full_upstreams(root: &Path) -> Vec<Upstream> {
     );
     write(
         &infer.results.join("samples.md"),
-        "## Sample 1\n\n**prompt:** <sos> once upon a\n\n**reference:** time there was a girl\n\n**generated:** time there was a little dog <eos>\n",
+        "# Samples (2 held-out documents, prompt 5 tokens incl. <sos>, temperature 0.8)\n\n\
+         Corpus BLEU 3.41 (sacreBLEU), mean sentence BLEU 0.0121.\n\n\
+         | doc | prompt | reference | generated | ppl |\n|---|---|---|---|---|\n\
+         | 3 | <sos> once upon a | time there was a girl named lily she liked to play | time there was a little dog <eos> | 12.31 |\n\
+         | 17 | <sos> one day a | big bear came to the forest and said hello | boy went to the park with his mom | 9.80 |\n",
     );
     let tokens = ["<sos>", "there", "was", "a", "brave", "explorer"];
     for layer in 1..=2 {

@@ -251,6 +251,9 @@ figure img { display: block; max-width: 100%; height: auto; border: 1px solid va
 figure.wide img { max-width: none; }
 figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 .md { border-left: 3px solid var(--line); padding-left: 14px; }
+.md h1 { font-size: 18px; margin: 12px 0 8px; }
+.md h2 { font-size: 16px; border: 0; margin: 12px 0 8px; }
+.md table { width: 100%; }
 .md pre, .md code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; }
 .md pre { background: var(--head); padding: 8px; overflow-x: auto; white-space: pre-wrap; }
 main { padding-bottom: 48px; }

@@ -222,7 +222,10 @@ fn duration(s: Option<f64>) -> String {
 /// Human labels and seed figures of known metric keys.
 fn metric_label(key: &str) -> (&str, Option<f64>) {
     match key {
-        "perplexity" => ("held-out perplexity, exp(mean NLL) over all tokens", None),
+        "perplexity" => (
+            "held-out perplexity, exp(mean NLL) over all tokens (seed: epoch 3)",
+            Some(seed::VAL_PERPLEXITY[2]),
+        ),
         "perplexity_seed" => (
             "mean per-sample continuation perplexity (the seed's figure)",
             Some(seed::SAMPLE_PERPLEXITY),
