@@ -127,3 +127,19 @@ fn missing_inputs_are_clear_errors() {
     let e = format!("{:#}", Plot.run(&c).unwrap_err());
     assert!(e.contains("metrics.csv"), "{e}");
 }
+
+#[test]
+fn diverged_validation_still_draws() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train_dir = tmp.path().join("results/train");
+    write_train_outputs(&train_dir);
+    std::fs::write(
+        train_dir.join("epochs.csv"),
+        "epoch,train_loss,val_loss,val_perplexity\n1,NaN,NaN,NaN\n",
+    )
+    .unwrap();
+    let c = ctx(tmp.path(), vec![upstream(train_dir)], defaults());
+    Plot.run(&c).unwrap();
+    let svg = std::fs::read_to_string(c.out_dir.join("training_curves.svg")).unwrap();
+    assert!(svg.contains("no finite values to draw"));
+}

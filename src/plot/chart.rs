@@ -122,6 +122,7 @@ pub(super) fn check_curves(c: &TrainingCurves) -> Result<(), String> {
     if c.epochs.is_empty() {
         return Err("training curves: no epochs".into());
     }
+    // Non-finite validation numbers (a diverged run) leave their panel empty with a note.
     Ok(())
 }
 
@@ -295,6 +296,24 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> R
         .iter()
         .flat_map(|l| l.points.iter())
         .filter(|(x, y)| ok(x, y));
+    if xs.clone().next().is_none() {
+        // Nothing finite to draw (e.g. a diverged run): say so instead of failing.
+        let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        let area = area
+            .titled(p.title, (FONT, TITLE_SIZE, FontStyle::Bold).into_font())
+            .map_err(e)?;
+        let (w, h) = area.dim_in_pixel();
+        area.draw(&Text::new(
+            "no finite values to draw",
+            (w as i32 / 2, h as i32 / 2),
+            (FONT, DESC_SIZE)
+                .into_font()
+                .color(&BLACK.mix(0.6))
+                .pos(Pos::new(HPos::Center, VPos::Center)),
+        ))
+        .map_err(e)?;
+        return Ok(());
+    }
     let (x0, x1) = if p.integer_x {
         let (lo, hi) = span(xs.clone().map(|q| q.0), false, 0.0).ok_or("no points")?;
         (lo.round() - 0.4, hi.round() + 0.4)
