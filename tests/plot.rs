@@ -310,3 +310,16 @@ fn edge_cases_render() {
     let size = attention_map(&dir.join("attention_8x16.png"), &big).unwrap();
     assert_eq!(png_size(&dir.join("attention_8x16.png")), size);
 }
+
+#[test]
+fn many_tokens_wrap_heads_onto_rows() {
+    let (dir, _keep) = out_dir();
+    let toks: Vec<String> = (0..40).map(|i| format!("w{i}")).collect();
+    let toks: Vec<&str> = toks.iter().map(String::as_str).collect();
+    let map = attention(8, &toks);
+    let path = dir.join("attention_8x40.png");
+    let (w, h) = attention_map(&path, &map).unwrap();
+    assert_eq!(png_size(&path), (w, h));
+    assert!(w <= 3800, "{w} px wide: heads should wrap");
+    assert!(h > 2 * 40 * 18, "{h} px high: several rows expected");
+}
