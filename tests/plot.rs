@@ -273,3 +273,53 @@ fn bad_input_is_an_error_naming_the_file() {
     };
     assert!(bar_chart(&dir.path().join("b.svg"), &nan, (400, 300)).is_err());
 }
+
+#[test]
+fn edge_cases_render() {
+    let (dir, _keep) = out_dir();
+    let one_bar = BarChart {
+        title: "One bar".into(),
+        y_label: "value".into(),
+        bars: vec![("only".into(), 3.0)],
+    };
+    bar_chart(&dir.join("one_bar.png"), &one_bar, (400, 300)).unwrap();
+    assert_eq!(png_size(&dir.join("one_bar.png")), (400, 300));
+    let negative = BarChart {
+        title: "Signed".into(),
+        y_label: "delta".into(),
+        bars: vec![("a".into(), -2.0), ("b".into(), 5.0), ("c".into(), 0.0)],
+    };
+    bar_chart(&dir.join("signed_bars.png"), &negative, (500, 350)).unwrap();
+    let point = LineChart {
+        title: "A single point".into(),
+        x_label: "x".into(),
+        y_label: "y".into(),
+        series: vec![Series {
+            name: "p".into(),
+            points: vec![(1.0, 5.0), (f64::NAN, 1.0)],
+        }],
+        log_y: false,
+    };
+    line_chart(&dir.join("one_point.png"), &point, (400, 300)).unwrap();
+    let tiny = attention(1, &["a", "b", "c"]);
+    let size = attention_map(&dir.join("attention_1x3.png"), &tiny).unwrap();
+    assert_eq!(png_size(&dir.join("attention_1x3.png")), size);
+    let long: Vec<String> = (0..16).map(|i| format!("token{i}")).collect();
+    let long: Vec<&str> = long.iter().map(String::as_str).collect();
+    let big = attention(8, &long);
+    let size = attention_map(&dir.join("attention_8x16.png"), &big).unwrap();
+    assert_eq!(png_size(&dir.join("attention_8x16.png")), size);
+}
+
+#[test]
+fn many_tokens_wrap_heads_onto_rows() {
+    let (dir, _keep) = out_dir();
+    let toks: Vec<String> = (0..40).map(|i| format!("w{i}")).collect();
+    let toks: Vec<&str> = toks.iter().map(String::as_str).collect();
+    let map = attention(8, &toks);
+    let path = dir.join("attention_8x40.png");
+    let (w, h) = attention_map(&path, &map).unwrap();
+    assert_eq!(png_size(&path), (w, h));
+    assert!(w <= 3800, "{w} px wide: heads should wrap");
+    assert!(h > 2 * 40 * 18, "{h} px high: several rows expected");
+}

@@ -41,7 +41,12 @@ pub(super) fn check(map: &AttentionMap) -> Result<(), String> {
 pub(super) struct Layout {
     cell: u32,
     panel: u32,
+    /// Panels per row: all heads side by side unless that row would exceed `MAX_ROW` pixels.
+    cols: u32,
+    /// Height of one row of panels: head title, panel, rotated key labels.
+    row_h: u32,
     left: u32,
+    /// Top of the first row's panels.
     top: u32,
     label_w: u32,
     tick_w: u32,
@@ -49,12 +54,15 @@ pub(super) struct Layout {
     height: u32,
 }
 
+/// Widest row of panels before the heads wrap onto several rows.
+const MAX_ROW: u32 = 3200;
+
 /// Measures text with the bundled font on a throw-away SVG canvas.
 fn text_width(text: &str, size: f64, bold: bool) -> u32 {
     let mut buf = String::new();
     let area = SVGBackend::with_string(&mut buf, (10, 10)).into_drawing_area();
     let font = if bold {
-        (FONT, size).into_font().style(FontStyle::Bold)
+        (FONT, size, FontStyle::Bold).into_font()
     } else {
         (FONT, size).into_font()
     };
@@ -73,6 +81,9 @@ impl Layout {
             .clamp(18, 34)
             .max(170u32.div_ceil(n).min(40));
         let panel = cell * n;
+        let fit = ((MAX_ROW + GAP) / (panel + GAP)).max(1);
+        let rows = heads.div_ceil(fit.min(heads));
+        let cols = heads.div_ceil(rows);
         let label_w = map
             .tokens
             .iter()
@@ -80,17 +91,24 @@ impl Layout {
             .max()
             .unwrap_or(0);
         let tick_w = text_width("0.75", TOKEN_SIZE, false);
+        let head_h = HEAD_SIZE as u32 + 10;
+        let row_h = head_h + panel + 8 + label_w + 16;
         let left = 14 + DESC_SIZE as u32 + 10 + label_w + 8;
-        let top = 12 + TITLE_SIZE as u32 + 16 + HEAD_SIZE as u32 + 10;
-        let bottom = 8 + label_w + 12 + DESC_SIZE as u32 + 14;
+        let top = 12 + TITLE_SIZE as u32 + 16 + head_h;
+        let bottom = DESC_SIZE as u32 + 14;
         let right = 28 + BAR_W + 8 + tick_w + 12 + DESC_SIZE as u32 + 16;
-        let body = heads * panel + (heads - 1) * GAP;
+        let body = cols * panel + (cols - 1) * GAP;
         let title_w = text_width(&map.title, TITLE_SIZE, true) + 40;
-        let width = (left + body + right).max(title_w);
-        let height = top + panel + bottom;
+        let content = left + body + right;
+        let width = content.max(title_w);
+        // Centre the panels under a title wider than they are.
+        let left = left + (width - content) / 2;
+        let height = top - head_h + rows * row_h + bottom;
         Layout {
             cell,
             panel,
+            cols,
+            row_h,
             left,
             top,
             label_w,
@@ -115,18 +133,18 @@ pub(super) fn draw<DB: DrawingBackend>(
     let heads = map.heads.len();
     let (cell, panel) = (l.cell as i32, l.panel as i32);
     let (left, top) = (l.left as i32, l.top as i32);
-    let body_w = heads as i32 * panel + (heads as i32 - 1) * GAP as i32;
+    let cols = l.cols as i32;
+    let rows = (heads as i32 + cols - 1) / cols;
+    let body_w = cols * panel + (cols - 1) * GAP as i32;
 
     // Title, centred over the panels.
-    let title_font = (FONT, TITLE_SIZE)
+    let title_font = (FONT, TITLE_SIZE, FontStyle::Bold)
         .into_font()
-        .style(FontStyle::Bold)
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Top));
-    let title_x = (left + body_w / 2).clamp(
-        text_width(&map.title, TITLE_SIZE, true) as i32 / 2 + 10,
-        l.width as i32 - text_width(&map.title, TITLE_SIZE, true) as i32 / 2 - 10,
-    );
+    let tw = text_width(&map.title, TITLE_SIZE, true) as i32;
+    let title_x =
+        (left + body_w / 2).clamp(tw / 2 + 10, (l.width as i32 - tw / 2 - 10).max(tw / 2 + 10));
     root.draw(&Text::new(map.title.as_str(), (title_x, 12), title_font))
         .map_err(e)?;
 
@@ -140,19 +158,22 @@ pub(super) fn draw<DB: DrawingBackend>(
         .clone()
         .transform(FontTransform::Rotate90)
         .pos(Pos::new(HPos::Left, VPos::Center));
+    let desc_font = (FONT, DESC_SIZE).into_font().color(&BLACK);
 
     for (h, weights) in map.heads.iter().enumerate() {
-        let x0 = left + h as i32 * (panel + GAP as i32);
+        let (r, c) = (h as i32 / cols, h as i32 % cols);
+        let x0 = left + c * (panel + GAP as i32);
+        let y0 = top + r * l.row_h as i32;
         root.draw(&Text::new(
             format!("head {}", h + 1),
-            (x0 + panel / 2, top - 8),
+            (x0 + panel / 2, y0 - 8),
             head_font.clone(),
         ))
         .map_err(e)?;
         for q in 0..n {
             for k in 0..n {
                 let v = weights[q * n + k] as f64;
-                let (cx, cy) = (x0 + k as i32 * cell, top + q as i32 * cell);
+                let (cx, cy) = (x0 + k as i32 * cell, y0 + q as i32 * cell);
                 root.draw(&Rectangle::new(
                     [(cx, cy), (cx + cell, cy + cell)],
                     viridis(v).filled(),
@@ -161,7 +182,7 @@ pub(super) fn draw<DB: DrawingBackend>(
             }
         }
         root.draw(&Rectangle::new(
-            [(x0, top), (x0 + panel, top + panel)],
+            [(x0, y0), (x0 + panel, y0 + panel)],
             BLACK.mix(0.5).stroke_width(1),
         ))
         .map_err(e)?;
@@ -169,39 +190,45 @@ pub(super) fn draw<DB: DrawingBackend>(
         for (k, tok) in map.tokens.iter().enumerate() {
             root.draw(&Text::new(
                 tok.as_str(),
-                (x0 + k as i32 * cell + cell / 2, top + panel + 6),
+                (x0 + k as i32 * cell + cell / 2, y0 + panel + 6),
                 xlab_font.clone(),
             ))
             .map_err(e)?;
         }
     }
-    // Query labels left of the first panel (the rows are shared by all heads).
-    for (q, tok) in map.tokens.iter().enumerate() {
+    // Query labels left of the first panel of each row (rows are shared by its heads).
+    for r in 0..rows {
+        let y0 = top + r * l.row_h as i32;
+        for (q, tok) in map.tokens.iter().enumerate() {
+            root.draw(&Text::new(
+                tok.as_str(),
+                (left - 8, y0 + q as i32 * cell + cell / 2),
+                ylab_font.clone(),
+            ))
+            .map_err(e)?;
+        }
         root.draw(&Text::new(
-            tok.as_str(),
-            (left - 8, top + q as i32 * cell + cell / 2),
-            ylab_font.clone(),
+            "query",
+            (14 + DESC_SIZE as i32 / 2, y0 + panel / 2),
+            desc_font
+                .clone()
+                .transform(FontTransform::Rotate270)
+                .pos(Pos::new(HPos::Center, VPos::Center)),
         ))
         .map_err(e)?;
     }
-    let desc_font = (FONT, DESC_SIZE).into_font().color(&BLACK);
-    root.draw(&Text::new(
-        "query",
-        (14 + DESC_SIZE as i32 / 2, top + panel / 2),
-        desc_font
-            .clone()
-            .transform(FontTransform::Rotate270)
-            .pos(Pos::new(HPos::Center, VPos::Center)),
-    ))
-    .map_err(e)?;
+    let last_row_y = top + (rows - 1) * l.row_h as i32;
     root.draw(&Text::new(
         "key",
-        (left + body_w / 2, top + panel + 8 + l.label_w as i32 + 12),
+        (
+            left + body_w / 2,
+            last_row_y + panel + 8 + l.label_w as i32 + 12,
+        ),
         desc_font.clone().pos(Pos::new(HPos::Center, VPos::Top)),
     ))
     .map_err(e)?;
 
-    // Colour bar from 0 (bottom) to 1 (top).
+    // Colour bar from 0 (bottom) to 1 (top), beside the first row.
     let bx = left + body_w + 28;
     let steps = 100;
     for i in 0..steps {
@@ -247,4 +274,27 @@ pub(super) fn draw<DB: DrawingBackend>(
     ))
     .map_err(e)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bold_text_is_measured_as_bold_and_fits() {
+        super::super::ensure_fonts();
+        let t = "Layer 1 attention: \"there was a brave explorer\"";
+        let (regular, bold) = (text_width(t, 22.0, false), text_width(t, 22.0, true));
+        assert!(bold > regular + 20, "bold {bold} regular {regular}");
+        let l = Layout::new(&AttentionMap {
+            title: t.into(),
+            tokens: vec!["a".into(), "b".into(), "c".into()],
+            heads: vec![vec![0.0; 9]],
+        });
+        assert!(
+            l.size().0 >= bold + 20,
+            "{:?} for a title {bold} wide",
+            l.size()
+        );
+    }
 }

@@ -3,7 +3,7 @@
 
 use super::colour;
 use super::{fmt_num, BarChart, LineChart, FONT};
-use plotters::coord::ranged1d::{Ranged, SegmentValue, ValueFormatter};
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -112,16 +112,13 @@ pub(super) fn check_bar(chart: &BarChart) -> Result<(), String> {
 }
 
 pub(super) fn check_curves(c: &TrainingCurves) -> Result<(), String> {
-    let finite_steps = c
-        .train_loss
-        .iter()
-        .any(|(x, y)| x.is_finite() && y.is_finite());
-    if !finite_steps {
-        return Err("training curves: no finite training-loss points".into());
+    if c.train_loss.is_empty() {
+        return Err("training curves: no training-loss points".into());
     }
     if c.epochs.is_empty() {
         return Err("training curves: no epochs".into());
     }
+    // Non-finite numbers (a diverged run) leave their panel empty with a note.
     Ok(())
 }
 
@@ -166,7 +163,7 @@ pub(super) fn draw_training_curves<DB: DrawingBackend>(
     } else {
         root.titled(
             &c.title,
-            (FONT, TITLE_SIZE + 2.0).into_font().style(FontStyle::Bold),
+            (FONT, TITLE_SIZE + 2.0, FontStyle::Bold).into_font(),
         )
         .map_err(|e| e.to_string())?
     };
@@ -295,6 +292,24 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> R
         .iter()
         .flat_map(|l| l.points.iter())
         .filter(|(x, y)| ok(x, y));
+    if xs.clone().next().is_none() {
+        // Nothing finite to draw (e.g. a diverged run): say so instead of failing.
+        let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+        let area = area
+            .titled(p.title, (FONT, TITLE_SIZE, FontStyle::Bold).into_font())
+            .map_err(e)?;
+        let (w, h) = area.dim_in_pixel();
+        area.draw(&Text::new(
+            "no finite values to draw",
+            (w as i32 / 2, h as i32 / 2),
+            (FONT, DESC_SIZE)
+                .into_font()
+                .color(&BLACK.mix(0.6))
+                .pos(Pos::new(HPos::Center, VPos::Center)),
+        ))
+        .map_err(e)?;
+        return Ok(());
+    }
     let (x0, x1) = if p.integer_x {
         let (lo, hi) = span(xs.clone().map(|q| q.0), false, 0.0).ok_or("no points")?;
         (lo.round() - 0.4, hi.round() + 0.4)
@@ -306,7 +321,13 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> R
             0.0
         };
         let d = (hi - lo) * pad;
-        (lo - d, hi + d)
+        // Room for the value label right of the last point.
+        let extra = if p.lines.iter().any(|l| l.value_labels) {
+            (hi - lo) * 0.05
+        } else {
+            0.0
+        };
+        (lo - d, hi + d + extra)
     };
     let top_pad = if p.lines.iter().any(|l| l.value_labels) {
         0.14
@@ -352,10 +373,7 @@ where
     let x_area = TICK_SIZE as u32 + 14 + DESC_SIZE as u32 + 10;
 
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            p.title,
-            (FONT, TITLE_SIZE).into_font().style(FontStyle::Bold),
-        )
+        .caption(p.title, (FONT, TITLE_SIZE, FontStyle::Bold).into_font())
         .margin_top(4)
         .margin_right(12)
         .x_label_area_size(x_area)
@@ -491,51 +509,67 @@ pub(super) fn draw_bar_chart<DB: DrawingBackend>(
         .max()
         .unwrap_or(40);
     let mut chart = ChartBuilder::on(&area)
-        .caption(
-            &c.title,
-            (FONT, TITLE_SIZE).into_font().style(FontStyle::Bold),
-        )
+        .caption(&c.title, (FONT, TITLE_SIZE, FontStyle::Bold).into_font())
         .margin_top(4)
         .margin_right(12)
         .x_label_area_size(LEGEND_SIZE as u32 + 16)
         .y_label_area_size(widest + 14 + DESC_SIZE as u32 + 12)
-        .build_cartesian_2d((0..n - 1).into_segmented(), y)
+        .build_cartesian_2d(-0.5..n as f64 - 0.5, y)
         .map_err(e)?;
-    let labels: Vec<String> = c.bars.iter().map(|b| b.0.clone()).collect();
-    let x_fmt = |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
-        _ => String::new(),
-    };
     let y_fmt = |v: &f64| fmt_num(*v);
     chart
         .configure_mesh()
         .disable_x_mesh()
         .y_desc(&c.y_label)
-        .x_label_style(label_font.clone())
         .y_label_style(tick_font)
         .axis_desc_style((FONT, DESC_SIZE))
         .bold_line_style(BLACK.mix(0.12))
         .light_line_style(BLACK.mix(0.04))
-        .x_labels(c.bars.len())
-        .x_label_formatter(&x_fmt)
+        .x_labels(0)
         .y_label_formatter(&y_fmt)
         .draw()
         .map_err(e)?;
-    let (w, _) = chart.plotting_area().dim_in_pixel();
-    let margin = ((w as f64 / n as f64) * 0.18) as u32;
     chart
-        .draw_series(
-            Histogram::vertical(&chart)
-                .margin(margin)
-                .style_func(|x, _| match x {
-                    SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => {
-                        colour::series(*i as usize).filled()
-                    }
-                    SegmentValue::Last => colour::series(0).filled(),
-                })
-                .data(c.bars.iter().enumerate().map(|(i, b)| (i as i32, b.1))),
-        )
+        .draw_series(c.bars.iter().enumerate().map(|(i, b)| {
+            let x = i as f64;
+            Rectangle::new(
+                [(x - 0.32, 0.0), (x + 0.32, b.1)],
+                colour::series(i).filled(),
+            )
+        }))
         .map_err(e)?;
+    // Category labels under the axis, centred on their bars (in root pixel coordinates).
+    let base = chart.y_range().start;
+    let slot = chart.plotting_area().dim_in_pixel().0 as f64 / n as f64;
+    let mut label_font = label_font;
+    for size in [14.0, 13.0, 12.0, 11.0, 10.0] {
+        let widest = c
+            .bars
+            .iter()
+            .filter_map(|(l, _)| {
+                root.estimate_text_size(l, &TextStyle::from(label_font.clone()))
+                    .ok()
+            })
+            .map(|s| s.0)
+            .max()
+            .unwrap_or(0);
+        if (widest as f64) < slot * 0.95 {
+            break;
+        }
+        label_font = (FONT, size).into_font();
+    }
+    for (i, (label, _)) in c.bars.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(i as f64, base));
+        root.draw(&Text::new(
+            label.as_str(),
+            (px, py + 8),
+            label_font
+                .clone()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(e)?;
+    }
     let value_font = (FONT, LEGEND_SIZE).into_font().color(&BLACK);
     chart
         .draw_series(c.bars.iter().enumerate().map(|(i, b)| {
@@ -544,7 +578,7 @@ pub(super) fn draw_bar_chart<DB: DrawingBackend>(
             } else {
                 (6, VPos::Top)
             };
-            EmptyElement::at((SegmentValue::CenterOf(i as i32), b.1))
+            EmptyElement::at((i as f64, b.1))
                 + Text::new(
                     fmt_num(b.1),
                     (0, off),

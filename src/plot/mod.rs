@@ -5,6 +5,7 @@
 mod attention;
 mod chart;
 mod colour;
+pub mod html;
 mod png;
 
 use plotters::coord::Shift;
