@@ -98,20 +98,23 @@ impl Staging {
     }
 }
 
-/// Prints stage events: an indicatif bar on a terminal, plain lines otherwise.
+/// Prints stage events: an indicatif bar on a terminal (stage log lines and bars routed through
+/// the same display), plain lines otherwise.
 struct Progress {
-    bar: Option<indicatif::ProgressBar>,
+    bar: Option<(indicatif::MultiProgress, indicatif::ProgressBar)>,
 }
 
 impl Progress {
     fn new(total: u64) -> Self {
         let bar = if std::io::stderr().is_terminal() && total > 0 {
-            let b = indicatif::ProgressBar::new(total);
+            let m = indicatif::MultiProgress::new();
+            let b = m.add(indicatif::ProgressBar::new(total));
             b.set_style(
                 indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} stages {msg}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            Some(b)
+            crate::report::set_multi_progress(Some(m.clone()));
+            Some((m, b))
         } else {
             None
         };
@@ -119,19 +122,22 @@ impl Progress {
     }
     fn line(&self, s: String) {
         match &self.bar {
-            Some(b) => b.println(s),
+            Some((m, _)) => {
+                let _ = m.println(s);
+            }
             None => eprintln!("{s}"),
         }
     }
     fn inc(&self, msg: &str) {
-        if let Some(b) = &self.bar {
+        if let Some((_, b)) = &self.bar {
             b.inc(1);
             b.set_message(msg.to_string());
         }
     }
     fn finish(&self) {
-        if let Some(b) = &self.bar {
+        if let Some((_, b)) = &self.bar {
             b.finish_and_clear();
+            crate::report::set_multi_progress(None);
         }
     }
 }
@@ -336,12 +342,18 @@ fn restore(proj: &Project, n: &Node, rec: &RunRecord) -> Result<bool, String> {
             return Ok(false);
         }
     }
-    materialise(proj, n, rec).map_err(|e| format!("cannot restore outputs: {e}"))?;
+    materialise(proj, n, rec, false).map_err(|e| format!("cannot restore outputs: {e}"))?;
     Ok(true)
 }
 
 /// Places a record's outputs: results replaced wholesale, checkpoints and project files one by one.
-fn materialise(proj: &Project, n: &Node, rec: &RunRecord) -> std::io::Result<()> {
+/// With `fresh_project`, project files are the ones the stage just wrote and stay as they are.
+fn materialise(
+    proj: &Project,
+    n: &Node,
+    rec: &RunRecord,
+    fresh_project: bool,
+) -> std::io::Result<()> {
     let rd = proj.results_dir(n);
     if rd.exists() {
         std::fs::remove_dir_all(&rd)?;
@@ -350,6 +362,9 @@ fn materialise(proj: &Project, n: &Node, rec: &RunRecord) -> std::io::Result<()>
     for o in &rec.outputs {
         let dest = proj.dest(n, o);
         if o.area == Area::Project {
+            if fresh_project {
+                continue;
+            }
             if let Ok(m) = std::fs::metadata(&dest) {
                 if m.len() == o.size && hash_file(&dest).ok().as_deref() == Some(&o.blake3) {
                     continue;
@@ -567,7 +582,7 @@ fn commit(
     };
     // Materialise first (results and checkpoints), record last: a kill in between leaves
     // no record, so the stage simply reruns.
-    materialise(proj, n, &rec).map_err(|e| format!("cannot materialise outputs: {e}"))?;
+    materialise(proj, n, &rec, true).map_err(|e| format!("cannot materialise outputs: {e}"))?;
     proj.cache
         .write_record(&rec)
         .map_err(|e| format!("cannot write the run record: {e}"))?;
