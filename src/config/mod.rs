@@ -660,7 +660,11 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
             };
             let mut needs: Vec<String> = Vec::new();
             for n in &st.needs {
-                needs.extend(exported[n].iter().cloned());
+                for id in &exported[n] {
+                    if !needs.contains(id) {
+                        needs.push(id.clone());
+                    }
+                }
             }
             match epochs {
                 None => {
