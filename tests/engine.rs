@@ -389,7 +389,7 @@ fn concurrent_runs_wait_for_the_lock() {
     let pl = r#"
 name: cc
 stages:
-  slow: { kind: command, params: { cmd: "echo slow >> runs.log; touch started; sleep 0.5; echo s > $PIPE_OUT/s.txt" } }
+  slow: { kind: command, params: { cmd: "echo slow >> runs.log; touch started; sleep 1; echo s > $PIPE_OUT/s.txt" } }
 "#;
     let p = Proj::new(pl);
     let c1 = p
