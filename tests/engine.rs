@@ -245,7 +245,7 @@ fn status_verify_rehashes() {
     std::fs::set_permissions(&obj, perm).unwrap();
     std::fs::write(&obj, "X\n").unwrap();
     let st = stdout(&p.pipe(&["status", "pipelines/p.yaml"]));
-    assert!(!st.contains("will run"), "{st}");
+    assert!(!st.contains("  will run"), "{st}");
     let st = stdout(&p.pipe(&["status", "pipelines/p.yaml", "--verify"]));
     let d = st.lines().find(|l| l.starts_with("d ")).unwrap();
     assert!(
