@@ -494,6 +494,7 @@ fn run_one(
     }
     let tc = Instant::now();
     let result = commit(proj, n, key, &fp, &out_dir, &ckpt_dir, &declared, duration);
+    // PIPE_TRACE=1: the engine's own time per executed stage (for benches/engine.sh work).
     if std::env::var_os("PIPE_TRACE").is_some() {
         eprintln!(
             "trace {} setup {:.2}ms run {:.2}ms commit {:.2}ms",
