@@ -388,6 +388,11 @@ fn run_one(
     let tstart = Instant::now();
     let n = &proj.pipeline.nodes[i];
     let log = proj.log_path(n);
+    // Messages name the log relative to the project root.
+    let log_rel = log
+        .strip_prefix(&proj.pipeline.root)
+        .unwrap_or(&log)
+        .to_path_buf();
     let upstream_hashes: Vec<(String, String)> = ups
         .iter()
         .map(|(u, r)| (u.id.clone(), r.outputs_hash.clone()))
@@ -396,7 +401,7 @@ fn run_one(
     let (key, missing) = proj.key(n, upstream_hashes, &up_recs);
     if !missing.is_empty() {
         return Err(failed(
-            &log,
+            &log_rel,
             format!(
                 "input {} does not exist; create it or produce it in an upstream stage",
                 missing.join(", ")
@@ -413,7 +418,7 @@ fn run_one(
             match restore(proj, n, &rec) {
                 Ok(true) => return Ok((Outcome::Restored, rec)),
                 Ok(false) => {}
-                Err(e) => return Err(failed(&log, e)),
+                Err(e) => return Err(failed(&log_rel, e)),
             }
         }
     }
@@ -421,7 +426,12 @@ fn run_one(
     // Run in staging folders.
     let stage_dir = match staging.take() {
         Ok(d) => d,
-        Err(e) => return Err(failed(&log, format!("cannot create a staging folder: {e}"))),
+        Err(e) => {
+            return Err(failed(
+                &log_rel,
+                format!("cannot create a staging folder: {e}"),
+            ))
+        }
     };
     let out_dir = stage_dir.join("out");
     let ckpt_dir = stage_dir.join("ckpt");
@@ -436,7 +446,7 @@ fn run_one(
     }
     let reporter = match Reporter::new(&n.id, Some(&log), echo) {
         Ok(r) => r,
-        Err(e) => return Err(failed(&log, format!("cannot create log file: {e}"))),
+        Err(e) => return Err(failed(&log_rel, format!("cannot create log file: {e}"))),
     };
     let upstream: Vec<Upstream> = ups
         .iter()
@@ -490,7 +500,7 @@ fn run_one(
     if let Err(e) = r {
         reporter.log(format!("error: {e:#}"));
         staging.give_back(stage_dir);
-        return Err(failed(&log, format!("{e:#}")));
+        return Err(failed(&log_rel, format!("{e:#}")));
     }
     let tc = Instant::now();
     let result = commit(proj, n, key, &fp, &out_dir, &ckpt_dir, &declared, duration);
@@ -512,7 +522,7 @@ fn run_one(
         }
         Err(e) => {
             reporter.log(format!("error: {e}"));
-            Err(failed(&log, e))
+            Err(failed(&log_rel, e))
         }
     }
 }

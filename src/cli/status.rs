@@ -72,6 +72,9 @@ pub fn render(proj: &plan::Project, plans: &[Option<plan::Planned>], json: bool)
             }
         }
     }
-    s.push_str(&format!("{}: {fresh} up to date, {stale} will run\n", p.name));
+    s.push_str(&format!(
+        "{}: {fresh} up to date, {stale} will run\n",
+        p.name
+    ));
     s
 }
