@@ -342,6 +342,20 @@ fn restore(proj: &Project, n: &Node, rec: &RunRecord) -> Result<bool, String> {
             return Ok(false);
         }
     }
+    // Declared output folders are replaced wholesale, like results folders.
+    for d in n.kind.declared_outputs(&n.params) {
+        let ds = d.to_string_lossy().trim_end_matches('/').to_string();
+        let prefix = format!("{ds}/");
+        let full = proj.pipeline.root.join(&d);
+        if full.is_dir()
+            && rec
+                .outputs
+                .iter()
+                .any(|o| o.area == Area::Project && o.path.starts_with(&prefix))
+        {
+            std::fs::remove_dir_all(&full).map_err(|e| format!("cannot replace {ds}: {e}"))?;
+        }
+    }
     materialise(proj, n, rec, false).map_err(|e| format!("cannot restore outputs: {e}"))?;
     Ok(true)
 }

@@ -584,3 +584,27 @@ fn epochs_are_not_in_epoch_fingerprints() {
     }
     assert_eq!(four.pipeline.nodes[4].needs, vec!["train@epoch=4"]);
 }
+
+#[test]
+fn output_folders_are_cached_and_replaced_wholesale() {
+    let pl = r#"
+name: f
+stages:
+  a:
+    kind: command
+    params:
+      cmd: "echo a >> runs.log; mkdir -p od; for i in $(seq ${n}); do echo $i > od/f$i.txt; done"
+      outs: [od]
+    matrix: { n: [2] }
+"#;
+    let p = Proj::new(pl);
+    p.run_ok(&[]);
+    assert_eq!(p.read("od/f2.txt"), "2\n");
+    p.write("pipelines/p.yaml", &pl.replace("[2]", "[3]"));
+    assert_eq!(p.run_ok(&[]), vec!["a"]);
+    assert_eq!(p.read("od/f3.txt"), "3\n");
+    p.write("pipelines/p.yaml", pl);
+    assert!(p.run_ok(&[]).is_empty());
+    assert!(!p.root().join("od/f3.txt").exists(), "stale file kept");
+    assert_eq!(p.read("od/f1.txt"), "1\n");
+}
