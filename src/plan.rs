@@ -126,12 +126,40 @@ impl Project {
         )
     }
 
-    /// The first output of a record that is not in place (missing or of another size).
+    /// Why a record's outputs are not in place, if they are not: a file missing or of another
+    /// size, a project file with other content (hashed through the stat cache), or a declared
+    /// output folder holding files the record does not list.
     pub fn missing_output(&self, n: &Node, rec: &RunRecord) -> Option<String> {
+        let mut project_files = 0usize;
         for o in &rec.outputs {
-            match std::fs::metadata(self.dest(n, o)) {
+            let dest = self.dest(n, o);
+            match std::fs::metadata(&dest) {
                 Ok(m) if m.len() == o.size => {}
-                _ => return Some(self.display(n, o)),
+                _ => return Some(format!("output {} missing", self.display(n, o))),
+            }
+            if o.area == Area::Project {
+                project_files += 1;
+                if self.stats.file_hash(&dest).ok().as_deref() != Some(o.blake3.as_str()) {
+                    return Some(format!("output {} changed", self.display(n, o)));
+                }
+            }
+        }
+        if project_files > 0 {
+            for d in n.kind.declared_outputs(&n.params) {
+                let full = self.pipeline.root.join(&d);
+                if full.is_dir() {
+                    let ds = d.to_string_lossy().trim_end_matches('/').to_string();
+                    let listed = rec
+                        .outputs
+                        .iter()
+                        .filter(|o| {
+                            o.area == Area::Project && o.path.starts_with(&format!("{ds}/"))
+                        })
+                        .count();
+                    if crate::cache::walk(&full).map(|f| f.len()).unwrap_or(0) != listed {
+                        return Some(format!("output folder {ds} has other files"));
+                    }
+                }
             }
         }
         None
@@ -346,7 +374,7 @@ pub fn plan(
         match proj.cache.record(&fp) {
             Some(rec) => {
                 if let Some(m) = proj.missing_output(n, &rec) {
-                    planned.reasons.push(format!("output {m} missing"));
+                    planned.reasons.push(m);
                 } else if verify {
                     if let Some(bad) = proj.verify(n, &rec) {
                         planned.reasons.push(bad);

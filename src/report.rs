@@ -7,6 +7,21 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The engine's multi-bar display while a run shows progress on a terminal: stage log lines and
+/// stage bars go through it so that they do not tear the overall bar.
+static MULTI: Mutex<Option<indicatif::MultiProgress>> = Mutex::new(None);
+
+/// Routes echoed lines and new bars through `m` (None: plain stderr again).
+pub fn set_multi_progress(m: Option<indicatif::MultiProgress>) {
+    if let Ok(mut g) = MULTI.lock() {
+        *g = m;
+    }
+}
+
+fn multi() -> Option<indicatif::MultiProgress> {
+    MULTI.lock().ok().and_then(|g| g.clone())
+}
+
 /// Where a stage reports what it is doing. Cheap to clone; safe to share between threads.
 #[derive(Clone)]
 pub struct Reporter {
@@ -63,7 +78,13 @@ impl Reporter {
             }
         }
         if self.inner.echo {
-            eprintln!("[{}] {msg}", self.inner.prefix);
+            let line = format!("[{}] {msg}", self.inner.prefix);
+            match multi() {
+                Some(m) => {
+                    let _ = m.println(line);
+                }
+                None => eprintln!("{line}"),
+            }
         }
     }
 
@@ -78,7 +99,10 @@ impl Reporter {
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             pb.set_prefix(format!("[{}] {label}", self.inner.prefix));
-            Some(pb)
+            Some(match multi() {
+                Some(m) => m.add(pb),
+                None => pb,
+            })
         } else {
             None
         };

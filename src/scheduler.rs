@@ -98,20 +98,23 @@ impl Staging {
     }
 }
 
-/// Prints stage events: an indicatif bar on a terminal, plain lines otherwise.
+/// Prints stage events: an indicatif bar on a terminal (stage log lines and bars routed through
+/// the same display), plain lines otherwise.
 struct Progress {
-    bar: Option<indicatif::ProgressBar>,
+    bar: Option<(indicatif::MultiProgress, indicatif::ProgressBar)>,
 }
 
 impl Progress {
     fn new(total: u64) -> Self {
         let bar = if std::io::stderr().is_terminal() && total > 0 {
-            let b = indicatif::ProgressBar::new(total);
+            let m = indicatif::MultiProgress::new();
+            let b = m.add(indicatif::ProgressBar::new(total));
             b.set_style(
                 indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} stages {msg}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            Some(b)
+            crate::report::set_multi_progress(Some(m.clone()));
+            Some((m, b))
         } else {
             None
         };
@@ -119,19 +122,22 @@ impl Progress {
     }
     fn line(&self, s: String) {
         match &self.bar {
-            Some(b) => b.println(s),
+            Some((m, _)) => {
+                let _ = m.println(s);
+            }
             None => eprintln!("{s}"),
         }
     }
     fn inc(&self, msg: &str) {
-        if let Some(b) = &self.bar {
+        if let Some((_, b)) = &self.bar {
             b.inc(1);
             b.set_message(msg.to_string());
         }
     }
     fn finish(&self) {
-        if let Some(b) = &self.bar {
+        if let Some((_, b)) = &self.bar {
             b.finish_and_clear();
+            crate::report::set_multi_progress(None);
         }
     }
 }
@@ -336,12 +342,32 @@ fn restore(proj: &Project, n: &Node, rec: &RunRecord) -> Result<bool, String> {
             return Ok(false);
         }
     }
-    materialise(proj, n, rec).map_err(|e| format!("cannot restore outputs: {e}"))?;
+    // Declared output folders are replaced wholesale, like results folders.
+    for d in n.kind.declared_outputs(&n.params) {
+        let ds = d.to_string_lossy().trim_end_matches('/').to_string();
+        let prefix = format!("{ds}/");
+        let full = proj.pipeline.root.join(&d);
+        if full.is_dir()
+            && rec
+                .outputs
+                .iter()
+                .any(|o| o.area == Area::Project && o.path.starts_with(&prefix))
+        {
+            std::fs::remove_dir_all(&full).map_err(|e| format!("cannot replace {ds}: {e}"))?;
+        }
+    }
+    materialise(proj, n, rec, false).map_err(|e| format!("cannot restore outputs: {e}"))?;
     Ok(true)
 }
 
 /// Places a record's outputs: results replaced wholesale, checkpoints and project files one by one.
-fn materialise(proj: &Project, n: &Node, rec: &RunRecord) -> std::io::Result<()> {
+/// With `fresh_project`, project files are the ones the stage just wrote and stay as they are.
+fn materialise(
+    proj: &Project,
+    n: &Node,
+    rec: &RunRecord,
+    fresh_project: bool,
+) -> std::io::Result<()> {
     let rd = proj.results_dir(n);
     if rd.exists() {
         std::fs::remove_dir_all(&rd)?;
@@ -350,6 +376,9 @@ fn materialise(proj: &Project, n: &Node, rec: &RunRecord) -> std::io::Result<()>
     for o in &rec.outputs {
         let dest = proj.dest(n, o);
         if o.area == Area::Project {
+            if fresh_project {
+                continue;
+            }
             if let Ok(m) = std::fs::metadata(&dest) {
                 if m.len() == o.size && hash_file(&dest).ok().as_deref() == Some(&o.blake3) {
                     continue;
@@ -373,6 +402,11 @@ fn run_one(
     let tstart = Instant::now();
     let n = &proj.pipeline.nodes[i];
     let log = proj.log_path(n);
+    // Messages name the log relative to the project root.
+    let log_rel = log
+        .strip_prefix(&proj.pipeline.root)
+        .unwrap_or(&log)
+        .to_path_buf();
     let upstream_hashes: Vec<(String, String)> = ups
         .iter()
         .map(|(u, r)| (u.id.clone(), r.outputs_hash.clone()))
@@ -381,7 +415,7 @@ fn run_one(
     let (key, missing) = proj.key(n, upstream_hashes, &up_recs);
     if !missing.is_empty() {
         return Err(failed(
-            &log,
+            &log_rel,
             format!(
                 "input {} does not exist; create it or produce it in an upstream stage",
                 missing.join(", ")
@@ -398,7 +432,7 @@ fn run_one(
             match restore(proj, n, &rec) {
                 Ok(true) => return Ok((Outcome::Restored, rec)),
                 Ok(false) => {}
-                Err(e) => return Err(failed(&log, e)),
+                Err(e) => return Err(failed(&log_rel, e)),
             }
         }
     }
@@ -406,7 +440,12 @@ fn run_one(
     // Run in staging folders.
     let stage_dir = match staging.take() {
         Ok(d) => d,
-        Err(e) => return Err(failed(&log, format!("cannot create a staging folder: {e}"))),
+        Err(e) => {
+            return Err(failed(
+                &log_rel,
+                format!("cannot create a staging folder: {e}"),
+            ))
+        }
     };
     let out_dir = stage_dir.join("out");
     let ckpt_dir = stage_dir.join("ckpt");
@@ -421,7 +460,7 @@ fn run_one(
     }
     let reporter = match Reporter::new(&n.id, Some(&log), echo) {
         Ok(r) => r,
-        Err(e) => return Err(failed(&log, format!("cannot create log file: {e}"))),
+        Err(e) => return Err(failed(&log_rel, format!("cannot create log file: {e}"))),
     };
     let upstream: Vec<Upstream> = ups
         .iter()
@@ -475,10 +514,11 @@ fn run_one(
     if let Err(e) = r {
         reporter.log(format!("error: {e:#}"));
         staging.give_back(stage_dir);
-        return Err(failed(&log, format!("{e:#}")));
+        return Err(failed(&log_rel, format!("{e:#}")));
     }
     let tc = Instant::now();
     let result = commit(proj, n, key, &fp, &out_dir, &ckpt_dir, &declared, duration);
+    // PIPE_TRACE=1: the engine's own time per executed stage (for benches/engine.sh work).
     if std::env::var_os("PIPE_TRACE").is_some() {
         eprintln!(
             "trace {} setup {:.2}ms run {:.2}ms commit {:.2}ms",
@@ -496,7 +536,7 @@ fn run_one(
         }
         Err(e) => {
             reporter.log(format!("error: {e}"));
-            Err(failed(&log, e))
+            Err(failed(&log_rel, e))
         }
     }
 }
@@ -567,7 +607,7 @@ fn commit(
     };
     // Materialise first (results and checkpoints), record last: a kill in between leaves
     // no record, so the stage simply reruns.
-    materialise(proj, n, &rec).map_err(|e| format!("cannot materialise outputs: {e}"))?;
+    materialise(proj, n, &rec, true).map_err(|e| format!("cannot materialise outputs: {e}"))?;
     proj.cache
         .write_record(&rec)
         .map_err(|e| format!("cannot write the run record: {e}"))?;

@@ -54,16 +54,27 @@ pub fn render(proj: &plan::Project, plans: &[Option<plan::Planned>], json: bool)
     }
     let width = p.nodes.iter().map(|n| n.id.len()).max().unwrap_or(0);
     let mut s = String::new();
+    let (mut fresh, mut stale) = (0, 0);
     for &i in &proj.dag.order {
         let Some(pl) = &plans[i] else { continue };
         let id = &p.nodes[i].id;
         match pl.state {
-            plan::State::UpToDate => s.push_str(&format!("{id:width$}  up to date\n")),
-            plan::State::WillRun => s.push_str(&format!(
-                "{id:width$}  will run: {}\n",
-                pl.reasons.join("; ")
-            )),
+            plan::State::UpToDate => {
+                fresh += 1;
+                s.push_str(&format!("{id:width$}  up to date\n"))
+            }
+            plan::State::WillRun => {
+                stale += 1;
+                s.push_str(&format!(
+                    "{id:width$}  will run: {}\n",
+                    pl.reasons.join("; ")
+                ))
+            }
         }
     }
+    s.push_str(&format!(
+        "{}: {fresh} up to date, {stale} will run\n",
+        p.name
+    ));
     s
 }

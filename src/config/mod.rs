@@ -492,11 +492,9 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
         let Some((st, key)) = rest.split_once("__") else {
             continue;
         };
+        // The environment is ambient: variables for stages of other pipelines are ignored.
         let Some(sname) = names.iter().find(|n| env_name(n) == st) else {
-            return Err(cfg(format!(
-                "environment variable {k}: no stage of {fname} is named `{}`",
-                st.to_lowercase()
-            )));
+            continue;
         };
         env_params
             .entry(sname.clone())
@@ -662,7 +660,11 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
             };
             let mut needs: Vec<String> = Vec::new();
             for n in &st.needs {
-                needs.extend(exported[n].iter().cloned());
+                for id in &exported[n] {
+                    if !needs.contains(id) {
+                        needs.push(id.clone());
+                    }
+                }
             }
             match epochs {
                 None => {
