@@ -99,7 +99,15 @@ fn tinystories_head_through_mirror_tokenize_and_sgns() {
         dir.path(),
         &Embed,
         "embed",
-        serde_json::json!({"method": "sgns", "dim": 300}),
+        {
+        let mut p = serde_json::json!({"method": "sgns", "dim": 300});
+        for k in ["shards", "epochs", "round_tokens"] {
+            if let Ok(v) = std::env::var(format!("SGNS_{}", k.to_uppercase())) {
+                p[k] = serde_json::json!(v.parse::<u64>().unwrap());
+            }
+        }
+        p
+    },
         vec![up(&tk)],
     );
     Embed.run(&e).unwrap();

@@ -3,10 +3,11 @@
 //! Parallelism is *deterministic sharding*: the documents are cut into `shards` contiguous parts
 //! of about equal size, and training proceeds in rounds. In a round every shard trains on its next
 //! slice of about `round_tokens` tokens with its own seeded random stream, on a private copy of the
-//! weights (rayon runs the shards on however many threads there are); at the end of the round the
-//! shards' changes are summed into the shared weights in shard order (like Hogwild, but with the
-//! staleness bounded by one round and no data races). The result depends on the seed and the
-//! `shards`/`round_tokens` settings only, not on the number of threads.
+//! weights (rayon runs the shards on however many threads there are); at the end of the round each
+//! row of the shared weights moves by the mean of the changes of the shards that touched it, in
+//! shard order (a row seen by one shard only takes its whole change, so rare words are not
+//! diluted). No data races; the result depends on the seed and the `shards`/`round_tokens`
+//! settings only, not on the number of threads.
 
 use super::Embedding;
 use crate::text::{TokenFile, EOS, PAD, SOS};
@@ -87,8 +88,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     let cb = b.chunks_exact(8);
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
+        for ((a, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *a += x * y;
         }
     }
     let mut s = acc.iter().sum::<f32>();
@@ -372,7 +373,8 @@ fn zero_pad(w: &mut [f32], dim: usize, v: usize) {
     }
 }
 
-/// Adds every shard's change of the rows it touched to the shared matrix, in shard order.
+/// Adds the mean change of every row over the shards that touched it to the shared matrix, in
+/// shard order (a row only one shard touched gets that shard's full change).
 fn merge(
     global: &mut [f32],
     locals: &mut [Local],
@@ -385,14 +387,18 @@ fn merge(
         .enumerate()
         .with_min_len(64)
         .for_each(|(r, row)| {
-            let mut old: Option<Vec<f32>> = None;
+            let n = locals.iter().filter(|l| pick(l).1[r]).count();
+            if n == 0 {
+                return;
+            }
+            let scale = 1.0 / n as f32;
+            let old = row.to_vec();
             for l in locals {
                 let (w, t) = pick(l);
                 if t[r] {
-                    let o = old.get_or_insert_with(|| row.to_vec());
                     let lr = &w[r * dim..(r + 1) * dim];
-                    for k in 0..dim {
-                        row[k] += lr[k] - o[k];
+                    for ((x, l), o) in row.iter_mut().zip(lr).zip(&old) {
+                        *x += (l - o) * scale;
                     }
                 }
             }

@@ -145,13 +145,11 @@ impl StageKind for Embed {
                         tok.id
                     );
                 }
-                let mut bar = ctx.reporter.bar(
-                    counts.iter().sum::<u64>() * p.epochs as u64,
-                    "sgns (tokens)",
-                );
+                let mut bar: Option<crate::report::Bar> = None;
                 let mut last = 0u64;
                 let started = std::time::Instant::now();
-                let emb = train_sgns(&train, v, &cfg, &mut |done, _| {
+                let emb = train_sgns(&train, v, &cfg, &mut |done, total| {
+                    let bar = bar.get_or_insert_with(|| ctx.reporter.bar(total, "sgns (tokens)"));
                     bar.inc(done - last);
                     last = done;
                     bar.set_message(format!(
@@ -159,7 +157,9 @@ impl StageKind for Embed {
                         done as f64 / started.elapsed().as_secs_f64().max(1e-9)
                     ));
                 });
-                bar.finish();
+                if let Some(bar) = bar {
+                    bar.finish();
+                }
                 ctx.reporter.log(format!(
                     "sgns trained in {:.1} s",
                     started.elapsed().as_secs_f64()
