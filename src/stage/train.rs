@@ -79,11 +79,11 @@ impl TrainParams {
                 return Err(format!("betas ({:?}) must each be in [0, 1)", self.betas));
             }
         }
-        if !(self.eps > 0.0) {
+        if !(self.eps.is_finite() && self.eps > 0.0) {
             return Err(format!("eps ({}) must be positive", self.eps));
         }
         if let Some(c) = self.grad_clip {
-            if !(c > 0.0) {
+            if !(c.is_finite() && c > 0.0) {
                 return Err(format!("grad_clip ({c}) must be positive or null"));
             }
         }
