@@ -364,7 +364,7 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
 fn previous_epoch(ctx: &StageCtx, n: usize) -> anyhow::Result<&Upstream> {
     ctx.upstream_of_kind("train")
         .find(|u| {
-            u.params.get("epoch").and_then(|e| e.as_u64()) == Some(n as u64)
+            matches!(u.params.get("epoch").and_then(|e| e.as_u64()), Some(e) if e == n as u64)
                 && u.checkpoints
                     .join(format!("epoch_{n}.safetensors"))
                     .exists()
