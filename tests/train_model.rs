@@ -295,3 +295,24 @@ fn training_is_deterministic_across_thread_counts() {
     assert!(one == run(2), "weights differ between 1 and 2 threads");
     assert!(one == run(1), "weights differ between two runs");
 }
+
+/// The fused output layer + loss equals the composed dfdx loss at a seed-sized vocabulary.
+#[test]
+fn fused_loss_matches_composed_at_large_vocabulary() {
+    let mut cfg = tiny(15487);
+    cfg.n_layers = 1;
+    let w = weights(&cfg, 21);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(22);
+    let t = cfg.context;
+    let inputs: Vec<u32> = (0..4 * t).map(|_| rng.gen_range(4..15487)).collect();
+    let mut targets: Vec<u32> = (0..4 * t).map(|_| rng.gen_range(4..15487)).collect();
+    targets[3] = 2;
+    let dev = dfdx::prelude::Cpu::default();
+    let net = Net::from_weights(&w, &dev);
+    let (fused, _) = loss_and_grads(&net, &inputs, &targets, t, false, None);
+    let composed = batch_loss(&net, &inputs, &targets, t);
+    assert!(
+        (fused - composed).abs() < 1e-4,
+        "fused {fused} vs composed {composed}"
+    );
+}
