@@ -207,6 +207,12 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
             tok.id
         );
     }
+    if valid_ex.is_empty() {
+        bail!(
+            "stage `{id}`: the validation split of `{}` has no documents, so validation loss and perplexity are undefined; give tokenize a validation share",
+            tok.id
+        );
+    }
 
     let seed = p.seed.unwrap_or_else(|| ctx.stage_seed_for("train"));
     let tcfg = p.train_config(train_ex.n_batches(p.batch_size), seed);
