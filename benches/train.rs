@@ -9,6 +9,17 @@ use pipe::model::train::{Schedule, TrainConfig, Trainer};
 use pipe::model::{ModelConfig, Weights};
 use rand::{Rng, SeedableRng};
 
+/// CPU seconds used by this process so far (all threads).
+fn cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
 fn main() {
     let steps: usize = std::env::var("BENCH_STEPS")
         .ok()
@@ -65,8 +76,13 @@ fn main() {
         let mut tr = Trainer::new(weights.clone(), tc);
         let mut rates = Vec::new();
         let mut losses = Vec::new();
+        let mut cpu = Vec::new();
+        let mut last = cpu_s();
         pool.install(|| {
             tr.run_epoch(&ex, &mut |s| {
+                let now = cpu_s();
+                cpu.push(now - last);
+                last = now;
                 rates.push(s.tokens_per_s);
                 losses.push(s.loss);
             })
@@ -87,6 +103,13 @@ fn main() {
             (b * t) as f64 / median,
             losses[0],
             losses[losses.len() - 1]
+        );
+        let mut c: Vec<f64> = cpu[warm..].to_vec();
+        c.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!(
+            "CPUTIME pipe train threads={n} cpu_s_per_step_median={:.3} tok_per_cpu_s={:.1}",
+            c[k / 2],
+            (b * t) as f64 / c[k / 2]
         );
     }
 }

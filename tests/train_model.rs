@@ -267,3 +267,52 @@ fn absurd_learning_rate_stops_with_step() {
     let msg = res.unwrap_err().to_string();
     assert!(msg.contains("at step"), "{msg}");
 }
+
+/// Same inputs give byte-identical weights whatever the thread count.
+#[test]
+fn training_is_deterministic_across_thread_counts() {
+    let cfg = ModelConfig {
+        vocab_size: 300,
+        d_model: 64,
+        d_attn: 64,
+        n_heads: 4,
+        d_ff: 96,
+        n_layers: 1,
+        context: 16,
+    };
+    let d = docs(24, 300, 13);
+    let ex = Examples::build(d.iter().map(|x| x.as_slice()), cfg.context, Packing::Pack);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut tr = Trainer::new(weights(&cfg, 14), train_cfg(true));
+        pool.install(|| tr.run_epoch(&ex, &mut |_| {}).unwrap());
+        weight_bytes(&tr.weights)
+    };
+    let one = run(1);
+    assert!(one == run(2), "weights differ between 1 and 2 threads");
+    assert!(one == run(1), "weights differ between two runs");
+}
+
+/// The fused output layer + loss equals the composed dfdx loss at a seed-sized vocabulary.
+#[test]
+fn fused_loss_matches_composed_at_large_vocabulary() {
+    let mut cfg = tiny(15487);
+    cfg.n_layers = 1;
+    let w = weights(&cfg, 21);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(22);
+    let t = cfg.context;
+    let inputs: Vec<u32> = (0..4 * t).map(|_| rng.gen_range(4..15487)).collect();
+    let mut targets: Vec<u32> = (0..4 * t).map(|_| rng.gen_range(4..15487)).collect();
+    targets[3] = 2;
+    let dev = dfdx::prelude::Cpu::default();
+    let net = Net::from_weights(&w, &dev);
+    let (fused, _) = loss_and_grads(&net, &inputs, &targets, t, false, None);
+    let composed = batch_loss(&net, &inputs, &targets, t);
+    assert!(
+        (fused - composed).abs() < 1e-4,
+        "fused {fused} vs composed {composed}"
+    );
+}

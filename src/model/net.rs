@@ -439,6 +439,13 @@ pub fn head_loss(
         .collect();
     let total: f64 = per_row.iter().sum();
     let loss = dev.tensor_from_vec(vec![total as f32], ());
+    // ∂b = column sums of the logits' gradient, in row order (deterministic).
+    let mut db = vec![0.0f32; v];
+    for row in z.chunks_exact(v) {
+        for (a, x) in db.iter_mut().zip(row) {
+            *a += x;
+        }
+    }
     let gz = dev.tensor_from_vec(z, (n, v));
     let (w_t, b_t, h_t, loss_t) = (head.w.clone(), head.b.clone(), h, loss.clone());
     tape.add_backward_op(move |grads| {
@@ -449,7 +456,7 @@ pub fn head_loss(
             .permute::<_, Axes2<1, 0>>()
             .matmul(h_t.clone())
             .as_vec();
-        let db = gz.sum::<(usize,), Axis<0>>().as_vec();
+
         for (t, d) in [(&h_t, dh), (&w_t, dw)] {
             let acc = grads.get_or_alloc_mut(t)?;
             for (a, x) in acc.iter_mut().zip(d) {

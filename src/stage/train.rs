@@ -79,11 +79,11 @@ impl TrainParams {
                 return Err(format!("betas ({:?}) must each be in [0, 1)", self.betas));
             }
         }
-        if !(self.eps > 0.0) {
+        if !(self.eps.is_finite() && self.eps > 0.0) {
             return Err(format!("eps ({}) must be positive", self.eps));
         }
         if let Some(c) = self.grad_clip {
-            if !(c > 0.0) {
+            if !(c.is_finite() && c > 0.0) {
                 return Err(format!("grad_clip ({c}) must be positive or null"));
             }
         }
@@ -204,6 +204,12 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
     if train_ex.is_empty() {
         bail!(
             "stage `{id}`: the training split of `{}` has no documents",
+            tok.id
+        );
+    }
+    if valid_ex.is_empty() {
+        bail!(
+            "stage `{id}`: the validation split of `{}` has no documents, so validation loss and perplexity are undefined; give tokenize a validation share",
             tok.id
         );
     }
@@ -364,7 +370,7 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
 fn previous_epoch(ctx: &StageCtx, n: usize) -> anyhow::Result<&Upstream> {
     ctx.upstream_of_kind("train")
         .find(|u| {
-            u.params.get("epoch").and_then(|e| e.as_u64()) == Some(n as u64)
+            matches!(u.params.get("epoch").and_then(|e| e.as_u64()), Some(e) if e == n as u64)
                 && u.checkpoints
                     .join(format!("epoch_{n}.safetensors"))
                     .exists()
