@@ -248,7 +248,7 @@ impl StageKind for Infer {
         let refs: Vec<String> = ex.iter().map(|e| inp.vocab.decode(&e.reference)).collect();
         let bleu = crate::metrics::corpus_bleu(
             &hyps,
-            &[refs.clone()],
+            std::slice::from_ref(&refs),
             &crate::metrics::BleuOptions::default(),
         )?;
         let sent = crate::metrics::sentence_mean(&hyps, &refs);
