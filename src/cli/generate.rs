@@ -58,7 +58,7 @@ pub fn run(a: GenerateArgs) -> Result<i32> {
         if k == 0 {
             return Err(PipeError::Config("--beam must be at least 1".into()));
         }
-        if !(a.alpha >= 0.0) {
+        if a.alpha.is_nan() || a.alpha < 0.0 {
             return Err(PipeError::Config("--alpha must be >= 0".into()));
         }
         with_threads(threads, || {

@@ -18,6 +18,7 @@ pub struct GenOptions {
 /// Called with (step, logits `[batch, V]`) before each token is chosen.
 pub type LogitsHook<'a> = &'a mut dyn FnMut(usize, &[f32]);
 
+#[allow(clippy::too_many_arguments)]
 fn pick(
     logits: &[f32],
     v: usize,

@@ -120,7 +120,7 @@ impl StageKind for BeamEval {
         let refs: Vec<String> = ex.iter().map(|e| inp.vocab.decode(&e.reference)).collect();
         let bleu = crate::metrics::corpus_bleu(
             &hyps,
-            &[refs.clone()],
+            std::slice::from_ref(&refs),
             &crate::metrics::BleuOptions::default(),
         )?;
         let sent = crate::metrics::sentence_mean(&hyps, &refs);

@@ -248,7 +248,7 @@ impl StageKind for Infer {
         let refs: Vec<String> = ex.iter().map(|e| inp.vocab.decode(&e.reference)).collect();
         let bleu = crate::metrics::corpus_bleu(
             &hyps,
-            &[refs.clone()],
+            std::slice::from_ref(&refs),
             &crate::metrics::BleuOptions::default(),
         )?;
         let sent = crate::metrics::sentence_mean(&hyps, &refs);
@@ -264,7 +264,6 @@ impl StageKind for Infer {
             "val_nll_mean": val.mean(),
             "bleu_bp": bleu.bp,
             "generated_tokens": generated,
-            "tokens_per_s": generated as f64 / gen_s.max(1e-9),
         });
         std::fs::write(
             out.join("metrics.json"),
@@ -317,6 +316,11 @@ impl StageKind for Infer {
                     .with_context(|| format!("stage `{}`: attention map", ctx.id))?;
             }
         }
+        ctx.reporter.log(format!(
+            "generated {generated} tokens at {:.1} tokens/s (batch {})",
+            generated as f64 / gen_s.max(1e-9),
+            ex.len()
+        ));
         ctx.reporter.log(format!(
             "perplexity {:.3}, continuation perplexity {:.3}, BLEU {:.2}, sentence BLEU {:.4}",
             val.perplexity(),
