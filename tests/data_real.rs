@@ -100,14 +100,14 @@ fn tinystories_head_through_mirror_tokenize_and_sgns() {
         &Embed,
         "embed",
         {
-        let mut p = serde_json::json!({"method": "sgns", "dim": 300});
-        for k in ["shards", "epochs", "round_tokens"] {
-            if let Ok(v) = std::env::var(format!("SGNS_{}", k.to_uppercase())) {
-                p[k] = serde_json::json!(v.parse::<u64>().unwrap());
+            let mut p = serde_json::json!({"method": "sgns", "dim": 300});
+            for k in ["shards", "epochs", "round_tokens"] {
+                if let Ok(v) = std::env::var(format!("SGNS_{}", k.to_uppercase())) {
+                    p[k] = serde_json::json!(v.parse::<u64>().unwrap());
+                }
             }
-        }
-        p
-    },
+            p
+        },
         vec![up(&tk)],
     );
     Embed.run(&e).unwrap();

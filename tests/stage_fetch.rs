@@ -276,10 +276,13 @@ fn mirror_hit_needs_no_network_and_offline_error_is_clear() {
     );
     // Name match preferred; size filter; unknown size hashes everything.
     assert_eq!(
-        find_in_mirrors(&[m.clone()], "head.bin", None, &want),
+        find_in_mirrors(std::slice::from_ref(&m), "head.bin", None, &want),
         Some(m.join("deep/er/head.bin"))
     );
-    assert_eq!(find_in_mirrors(&[m.clone()], "zzz", Some(17), &want), None);
+    assert_eq!(
+        find_in_mirrors(std::slice::from_ref(&m), "zzz", Some(17), &want),
+        None
+    );
 
     // Offline, checksum known but no mirror file: one clear error.
     let other = b3(b"not in the mirror");

@@ -68,7 +68,7 @@ fn tinystories_vocab_order_split_and_outputs() {
     let train = TokenFile::load(&c.out_dir.join("train")).unwrap();
     // The digits are ordered by their count in the TRAIN split, ties alphabetical.
     let count = |t: &str| train.ids.iter().filter(|&&i| i == v.id(t)).count();
-    let mut digits = vec!["0", "1", "2"];
+    let mut digits = ["0", "1", "2"];
     digits.sort_by(|a, b| count(b).cmp(&count(a)).then(a.cmp(b)));
     assert_eq!(&v.tokens()[10..], &digits[..]);
     let valid = TokenFile::load(&c.out_dir.join("valid")).unwrap();
@@ -282,7 +282,11 @@ fn streams_a_large_file_in_small_batches() {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             line.push_str(words[(x >> 60) as usize % words.len()]);
-            line.push(if (x >> 40) % 7 == 0 { '\n' } else { ' ' });
+            line.push(if (x >> 40).is_multiple_of(7) {
+                '\n'
+            } else {
+                ' '
+            });
         }
         line.push_str("\n<|endoftext|>\n");
         size += line.len();

@@ -44,8 +44,8 @@ impl Default for SgnsConfig {
             epochs: 5,
             lr: 0.025,
             subsample: 1e-3,
-            shards: 4,
-            round_tokens: 20_000,
+            shards: 2,
+            round_tokens: 10_000,
             frame: true,
             seed: 0,
         }
@@ -338,6 +338,7 @@ pub fn train_sgns(
         })
         .collect();
     let mut done = 0u64;
+    #[allow(clippy::needless_range_loop)] // `r` also seeds the shards' random streams
     for epoch in 0..cfg.epochs {
         for r in 0..rounds {
             let base = done as f64;
