@@ -301,6 +301,7 @@ fn streams_a_large_file_in_small_batches() {
                 path: path.clone(),
                 format: Format::Auto,
                 lossy: false,
+                max_documents: None,
             },
             valid: ValidSource::Fraction {
                 fraction: 0.1,
@@ -348,4 +349,25 @@ fn streams_a_large_file_in_small_batches() {
         max = max.max(len);
     }
     assert!(max > 0);
+}
+
+#[test]
+fn max_documents_reads_only_the_first_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..50 {
+        text.push_str(&format!("story number w{i} here\n<|endoftext|>\n"));
+    }
+    std::fs::write(dir.path().join("c.txt"), &text).unwrap();
+    let c = ctx(
+        dir.path(),
+        serde_json::json!({"path": "c.txt", "valid_fraction": 0.0, "max_documents": 7, "batch_mb": 0.00001}),
+        vec![],
+    );
+    Tokenize.run(&c).unwrap();
+    let train = TokenFile::load(&c.out_dir.join("train")).unwrap();
+    assert_eq!(train.n_docs(), 7);
+    let v = Vocab::load(&c.out_dir.join("vocab.json")).unwrap();
+    assert!(v.get("w6").is_some());
+    assert!(v.get("w7").is_none(), "document 8 must not be read");
 }

@@ -23,6 +23,7 @@ pub struct Params {
     pub min_count: u64,
     pub max_size: Option<usize>,
     pub batch_mb: f64,
+    pub max_documents: Option<u64>,
 }
 
 fn validate(p: &Params) -> Result<(), String> {
@@ -111,12 +112,14 @@ impl StageKind for Tokenize {
                 path: super::fetch::fetched_file(up)?,
                 format: p.valid_format,
                 lossy: p.lossy,
+                max_documents: None,
             })
         } else if let Some(vp) = &p.valid_path {
             ValidSource::Corpus(CorpusSpec {
                 path: ctx.path(vp),
                 format: p.valid_format,
                 lossy: p.lossy,
+                max_documents: None,
             })
         } else {
             ValidSource::Fraction {
@@ -143,6 +146,7 @@ impl StageKind for Tokenize {
                 path: train_path.clone(),
                 format: p.format,
                 lossy: p.lossy,
+                max_documents: p.max_documents,
             },
             valid,
             min_count: p.min_count,

@@ -129,6 +129,8 @@ pub struct CorpusSpec {
     pub format: Format,
     /// Replace invalid UTF-8 instead of failing.
     pub lossy: bool,
+    /// Read only the first N documents of the file (None: all).
+    pub max_documents: Option<u64>,
 }
 
 /// Where validation documents come from.
@@ -203,7 +205,7 @@ pub fn tokenize_corpus(
     let mut index = 0u64;
     let mut last = 0u64;
     loop {
-        let docs = r.next_batch(batch)?;
+        let docs = capped_batch(&mut r, batch, index, opts.train.max_documents)?;
         if docs.is_empty() {
             break;
         }
@@ -313,6 +315,23 @@ impl Sink for (&mut TokenWriter, &mut SplitStats) {
     }
 }
 
+/// The next batch of documents, cut so that at most `cap` documents are read in all
+/// (`done` were read before).
+fn capped_batch<R: std::io::BufRead>(
+    r: &mut DocReader<R>,
+    batch: usize,
+    done: u64,
+    cap: Option<u64>,
+) -> Result<Vec<String>, CorpusError> {
+    let left = cap.map_or(u64::MAX, |c| c.saturating_sub(done));
+    if left == 0 {
+        return Ok(Vec::new());
+    }
+    let mut docs = r.next_batch(batch)?;
+    docs.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+    Ok(docs)
+}
+
 /// Encodes every document of a file in order, handing (document index, ids) to `sink`.
 fn encode_file(
     spec: &CorpusSpec,
@@ -326,7 +345,7 @@ fn encode_file(
     let mut index = 0u64;
     let mut last = 0u64;
     loop {
-        let docs = r.next_batch(batch)?;
+        let docs = capped_batch(&mut r, batch, index, spec.max_documents)?;
         if docs.is_empty() {
             return Ok(());
         }
