@@ -40,7 +40,10 @@ fn main() {
                 }
                 r.push((b * new) as f64 / t0.elapsed().as_secs_f64());
             }
-            println!("{name}: {:.1} tokens/s (threads {threads}, median of {reps})", median(r));
+            println!(
+                "{name}: {:.1} tokens/s (threads {threads}, median of {reps})",
+                median(r)
+            );
         };
         run("decode1 cache", 1, 59, true, 5);
         run("decode1 nocache", 1, 59, false, 3);
@@ -60,6 +63,9 @@ fn main() {
             let h = beam_search(&mut dec10, &prompts[0], &cfgb);
             r.push(h[0].tokens.len() as f64 / t0.elapsed().as_secs_f64());
         }
-        println!("beam10: {:.1} tokens/s of output (threads {threads})", median(r));
+        println!(
+            "beam10: {:.1} tokens/s of output (threads {threads})",
+            median(r)
+        );
     });
 }
