@@ -82,10 +82,11 @@ pub fn write_tensors(
     write_atomic(path, &data).map_err(io)
 }
 
+/// Named tensors: name → (shape, row-major data).
+pub type NamedTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// Reads every f32 tensor of a safetensors file.
-pub fn read_tensors(
-    path: &Path,
-) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, CheckpointError> {
+pub fn read_tensors(path: &Path) -> Result<NamedTensors, CheckpointError> {
     let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,

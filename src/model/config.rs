@@ -52,13 +52,13 @@ impl ModelConfig {
                 return Err(format!("{name} must be at least 1"));
             }
         }
-        if self.d_attn % self.n_heads != 0 {
+        if !self.d_attn.is_multiple_of(self.n_heads) {
             return Err(format!(
                 "d_attn ({}) must be divisible by n_heads ({})",
                 self.d_attn, self.n_heads
             ));
         }
-        if self.d_model % 2 != 0 {
+        if !self.d_model.is_multiple_of(2) {
             return Err(format!("d_model ({}) must be even", self.d_model));
         }
         if self.context < 2 {
