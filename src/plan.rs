@@ -135,7 +135,8 @@ impl Project {
             let dest = self.dest(n, o);
             match std::fs::metadata(&dest) {
                 Ok(m) if m.len() == o.size => {}
-                _ => return Some(format!("output {} missing", self.display(n, o))),
+                Ok(_) => return Some(format!("output {} differs", self.display(n, o))),
+                Err(_) => return Some(format!("output {} missing", self.display(n, o))),
             }
             if o.area == Area::Project {
                 project_files += 1;
@@ -374,7 +375,9 @@ pub fn plan(
         match proj.cache.record(&fp) {
             Some(rec) => {
                 if let Some(m) = proj.missing_output(n, &rec) {
-                    planned.reasons.push(m);
+                    planned
+                        .reasons
+                        .push(format!("{m} (restored from the store, not recomputed)"));
                 } else if verify {
                     if let Some(bad) = proj.verify(n, &rec) {
                         planned.reasons.push(bad);
