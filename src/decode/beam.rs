@@ -54,6 +54,9 @@ fn cmp_hyp(a: &Hypothesis, b: &Hypothesis) -> std::cmp::Ordering {
     b.score.total_cmp(&a.score).then(a.tokens.cmp(&b.tokens))
 }
 
+/// One beam's best (logit, token) pairs and its log normaliser.
+type BeamTop = (Vec<(f32, u32)>, f64);
+
 /// The `k` highest finite entries of `row` as (value, index), best first; ties go to the lower
 /// index (the order `cmp_cand` ranks one beam's candidates in, since they share the beam's
 /// log probability and normaliser). One pass; most entries are rejected by one comparison.
@@ -67,7 +70,7 @@ fn top_k(row: &[f32], k: usize, out: &mut Vec<(f32, u32)>) {
         // `thr` is -inf until k entries are kept, then the k-th best: this rejects -inf
         // (banned), NaN, and anything not above the k-th best (an equal value has a higher
         // index, so ranks after it).
-        if !(x > thr) {
+        if x.partial_cmp(&thr) != Some(std::cmp::Ordering::Greater) {
             continue;
         }
         let at = out.partition_point(|e| e.0 >= x);
@@ -103,7 +106,7 @@ pub fn beam_search(dec: &mut Decoder, prompt: &[u32], cfg: &BeamConfig) -> Vec<H
     // Per beam: a copy of its logits (banned tokens masked), its top 2·width tokens and its
     // log normaliser; filled in parallel across beams.
     let mut rows = vec![0.0f32; w * v];
-    let mut tops: Vec<(Vec<(f32, u32)>, f64)> = (0..w)
+    let mut tops: Vec<BeamTop> = (0..w)
         .map(|_| (Vec::with_capacity(keep_per_beam + 1), 0.0))
         .collect();
     let mut src: Vec<usize> = Vec::with_capacity(w);
@@ -113,15 +116,14 @@ pub fn beam_search(dec: &mut Decoder, prompt: &[u32], cfg: &BeamConfig) -> Vec<H
         cands.clear();
         let logits = dec.logits();
         let n = alive.len();
-        let per_beam =
-            |((row, (top, lse)), lg): ((&mut [f32], &mut (Vec<(f32, u32)>, f64)), &[f32])| {
-                row.copy_from_slice(lg);
-                for &t in &cfg.banned {
-                    row[t as usize] = f32::NEG_INFINITY;
-                }
-                *lse = log_sum_exp(row);
-                top_k(row, keep_per_beam, top);
-            };
+        let per_beam = |((row, (top, lse)), lg): ((&mut [f32], &mut BeamTop), &[f32])| {
+            row.copy_from_slice(lg);
+            for &t in &cfg.banned {
+                row[t as usize] = f32::NEG_INFINITY;
+            }
+            *lse = log_sum_exp(row);
+            top_k(row, keep_per_beam, top);
+        };
         rows[..n * v]
             .par_chunks_mut(v)
             .zip(tops[..n].par_iter_mut())
