@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod clean;
 pub mod eval;
 pub mod generate;
@@ -38,6 +39,8 @@ pub enum Command {
     Eval(eval::EvalCommand),
     /// Generate a continuation from a checkpoint.
     Generate(generate::GenerateArgs),
+    /// Measure training or decoding throughput of the seed configuration.
+    Bench(bench::BenchArgs),
 }
 
 /// The pipeline file and parameter overrides, shared by `run`, `status` and `graph`.
@@ -81,6 +84,7 @@ pub fn main() -> i32 {
         Command::Score(a) => score::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,7 @@
 
 use super::cache::Decoder;
 use super::kernels::log_sum_exp;
+use rayon::prelude::*;
 
 /// Beam search settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +54,36 @@ fn cmp_hyp(a: &Hypothesis, b: &Hypothesis) -> std::cmp::Ordering {
     b.score.total_cmp(&a.score).then(a.tokens.cmp(&b.tokens))
 }
 
+/// One beam's best (logit, token) pairs and its log normaliser.
+type BeamTop = (Vec<(f32, u32)>, f64);
+
+/// The `k` highest finite entries of `row` as (value, index), best first; ties go to the lower
+/// index (the order `cmp_cand` ranks one beam's candidates in, since they share the beam's
+/// log probability and normaliser). One pass; most entries are rejected by one comparison.
+fn top_k(row: &[f32], k: usize, out: &mut Vec<(f32, u32)>) {
+    out.clear();
+    if k == 0 {
+        return;
+    }
+    let mut thr = f32::NEG_INFINITY;
+    for (t, &x) in row.iter().enumerate() {
+        // `thr` is -inf until k entries are kept, then the k-th best: this rejects -inf
+        // (banned), NaN, and anything not above the k-th best (an equal value has a higher
+        // index, so ranks after it).
+        if x.partial_cmp(&thr) != Some(std::cmp::Ordering::Greater) {
+            continue;
+        }
+        let at = out.partition_point(|e| e.0 >= x);
+        out.insert(at, (x, t as u32));
+        if out.len() > k {
+            out.pop();
+        }
+        if out.len() == k {
+            thr = out[k - 1].0;
+        }
+    }
+}
+
 /// Runs beam search after `prompt`; returns every finished hypothesis, best first.
 /// The decoder's capacity must be at least `cfg.width`.
 pub fn beam_search(dec: &mut Decoder, prompt: &[u32], cfg: &BeamConfig) -> Vec<Hypothesis> {
@@ -70,24 +101,37 @@ pub fn beam_search(dec: &mut Decoder, prompt: &[u32], cfg: &BeamConfig) -> Vec<H
     dec.prefill(&[prompt]);
     let mut alive: Vec<(Vec<u32>, f64)> = vec![(Vec::new(), 0.0)];
     let mut finished: Vec<Hypothesis> = Vec::new();
-    let mut cands: Vec<(f64, u32, usize)> = Vec::with_capacity(w * v);
-    let mut row = vec![0.0f32; v];
+    let keep_per_beam = 2 * w;
+    let mut cands: Vec<(f64, u32, usize)> = Vec::with_capacity(w * keep_per_beam);
+    // Per beam: a copy of its logits (banned tokens masked), its top 2·width tokens and its
+    // log normaliser; filled in parallel across beams.
+    let mut rows = vec![0.0f32; w * v];
+    let mut tops: Vec<BeamTop> = (0..w)
+        .map(|_| (Vec::with_capacity(keep_per_beam + 1), 0.0))
+        .collect();
     let mut src: Vec<usize> = Vec::with_capacity(w);
     let mut next_tok: Vec<u32> = Vec::with_capacity(w);
     let max_norm = (cfg.max_new as f64).powf(cfg.alpha as f64);
     for step in 0..cfg.max_new {
         cands.clear();
         let logits = dec.logits();
-        for (b, (_, lp)) in alive.iter().enumerate() {
-            row.copy_from_slice(&logits[b * v..(b + 1) * v]);
+        let n = alive.len();
+        let per_beam = |((row, (top, lse)), lg): ((&mut [f32], &mut BeamTop), &[f32])| {
+            row.copy_from_slice(lg);
             for &t in &cfg.banned {
                 row[t as usize] = f32::NEG_INFINITY;
             }
-            let lse = log_sum_exp(&row);
-            for (t, &x) in row.iter().enumerate() {
-                if x != f32::NEG_INFINITY {
-                    cands.push((lp + x as f64 - lse, t as u32, b));
-                }
+            *lse = log_sum_exp(row);
+            top_k(row, keep_per_beam, top);
+        };
+        rows[..n * v]
+            .par_chunks_mut(v)
+            .zip(tops[..n].par_iter_mut())
+            .zip(logits[..n * v].par_chunks(v))
+            .for_each(per_beam);
+        for (b, ((_, lp), (top, lse))) in alive.iter().zip(&tops).enumerate() {
+            for &(x, t) in top {
+                cands.push((lp + x as f64 - lse, t, b));
             }
         }
         let keep = (2 * w).min(cands.len());
@@ -151,4 +195,33 @@ pub fn beam_search(dec: &mut Decoder, prompt: &[u32], cfg: &BeamConfig) -> Vec<H
     }
     finished.sort_by(cmp_hyp);
     finished
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_k;
+
+    #[test]
+    fn top_k_matches_a_full_sort_with_ties_and_masked_entries() {
+        // Values from a small set, so many ties; some -inf (banned) and a NaN.
+        let mut row: Vec<f32> = (0..500).map(|i| ((i * 37 % 11) as f32) * 0.5).collect();
+        row[3] = f32::NEG_INFINITY;
+        row[40] = f32::NEG_INFINITY;
+        row[77] = f32::NAN;
+        let mut want: Vec<(f32, u32)> = row
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| x.is_finite())
+            .map(|(i, &x)| (x, i as u32))
+            .collect();
+        want.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut got = Vec::new();
+        for k in [1, 2, 7, 20, 600] {
+            top_k(&row, k, &mut got);
+            assert_eq!(got, want[..k.min(want.len())].to_vec(), "k = {k}");
+        }
+        let masked = vec![f32::NEG_INFINITY; 5];
+        top_k(&masked, 3, &mut got);
+        assert!(got.is_empty());
+    }
 }

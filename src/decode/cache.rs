@@ -6,6 +6,7 @@
 
 use super::kernels::{add_assign, dot, embed, layer_norm, linear, relu};
 use crate::model::Weights;
+use rayon::prelude::*;
 
 /// A cached decoder over borrowed weights.
 pub struct Decoder<'w> {
@@ -63,7 +64,7 @@ impl<'w> Decoder<'w> {
             o: vec![0.0; rows * c.d_attn],
             t2: vec![0.0; rows * c.d_attn],
             f: vec![0.0; rows * c.d_ff],
-            scores: vec![0.0; 2 * c.context],
+            scores: vec![0.0; cap * 2 * c.context],
             last: vec![0.0; cap * c.d_model],
             lastn: vec![0.0; cap * c.d_model],
             logits: vec![0.0; cap * c.vocab_size],
@@ -200,44 +201,46 @@ impl<'w> Decoder<'w> {
             linear(&self.a, rows, &blk.q, &mut self.q, th);
             linear(&self.a, rows, &blk.k, &mut self.kn, th);
             linear(&self.a, rows, &blk.v, &mut self.vn, th);
-            let kc = &self.k[l];
-            let vc = &self.v[l];
-            for b in 0..bsz {
+            let (kc, vc) = (&self.k[l][..], &self.v[l][..]);
+            let (q, kn, vn) = (&self.q[..], &self.kn[..], &self.vn[..]);
+            // One sequence's attention for its c new rows: writes o rows b·c.., uses its own
+            // slice of the score scratch, so sequences run in parallel.
+            let attend = |b: usize, ob: &mut [f32], scores: &mut [f32]| {
                 for hd in 0..nh {
                     let off = hd * dk;
                     for i in 0..c {
                         let p = t + i;
                         let lo = (p + 1).saturating_sub(ctx);
                         let r = b * c + i;
-                        let qi = &self.q[r * da + off..r * da + off + dk];
+                        let qi = &q[r * da + off..r * da + off + dk];
                         let mut m = f32::NEG_INFINITY;
                         let mut n = 0;
                         // Old positions lo..t from the ring, then new rows 0..=i.
                         for pp in lo..t {
                             let s = b * per + (pp % ctx) * da + off;
                             let sc = dot(qi, &kc[s..s + dk]) * scale;
-                            self.scores[n] = sc;
+                            scores[n] = sc;
                             n += 1;
                             m = m.max(sc);
                         }
                         for j in 0..=i {
                             let s = (b * c + j) * da + off;
-                            let sc = dot(qi, &self.kn[s..s + dk]) * scale;
-                            self.scores[n] = sc;
+                            let sc = dot(qi, &kn[s..s + dk]) * scale;
+                            scores[n] = sc;
                             n += 1;
                             m = m.max(sc);
                         }
                         let mut sum = 0.0f32;
-                        for sc in &mut self.scores[..n] {
+                        for sc in &mut scores[..n] {
                             *sc = (*sc - m).exp();
                             sum += *sc;
                         }
-                        let out = &mut self.o[r * da + off..r * da + off + dk];
+                        let out = &mut ob[i * da + off..i * da + off + dk];
                         out.fill(0.0);
                         let mut n = 0;
                         for pp in lo..t {
                             let s = b * per + (pp % ctx) * da + off;
-                            let pr = self.scores[n] / sum;
+                            let pr = scores[n] / sum;
                             n += 1;
                             for (x, y) in out.iter_mut().zip(&vc[s..s + dk]) {
                                 *x += pr * y;
@@ -245,14 +248,27 @@ impl<'w> Decoder<'w> {
                         }
                         for j in 0..=i {
                             let s = (b * c + j) * da + off;
-                            let pr = self.scores[n] / sum;
+                            let pr = scores[n] / sum;
                             n += 1;
-                            for (x, y) in out.iter_mut().zip(&self.vn[s..s + dk]) {
+                            for (x, y) in out.iter_mut().zip(&vn[s..s + dk]) {
                                 *x += pr * y;
                             }
                         }
                     }
                 }
+            };
+            if th > 1 && bsz > 1 {
+                self.o[..rows * da]
+                    .par_chunks_mut(c * da)
+                    .zip(self.scores.par_chunks_mut(2 * ctx))
+                    .enumerate()
+                    .for_each(|(b, (ob, sb))| attend(b, ob, sb));
+            } else {
+                self.o[..rows * da]
+                    .chunks_mut(c * da)
+                    .zip(self.scores.chunks_mut(2 * ctx))
+                    .enumerate()
+                    .for_each(|(b, (ob, sb))| attend(b, ob, sb));
             }
             // Append the new keys and values to the ring.
             for b in 0..bsz {

@@ -33,31 +33,22 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// Row counts up to this use the small-batch kernel (weights streamed once, every row of `x`
+/// reused from L1); more rows use `gemm`.
+const SMALL_ROWS: usize = 32;
+
 /// `y[r] = x[r] · Wᵀ + b` for `rows` rows: `x` is `[rows, in]`, `y` is `[rows, out]`.
-/// One row uses a matrix-vector loop (parallel over output rows when large and `threads > 1`);
-/// several rows use `gemm`.
+/// Up to [`SMALL_ROWS`] rows use a matrix-vector style kernel (AVX2/FMA when the CPU has it,
+/// output rows split across the rayon pool when large and `threads > 1`); more rows use `gemm`.
 pub fn linear(x: &[f32], rows: usize, lin: &LinearWeights, y: &mut [f32], threads: usize) {
     let (n_in, n_out) = (lin.in_dim, lin.out_dim);
-    debug_assert!(x.len() >= rows * n_in && y.len() >= rows * n_out);
+    assert!(x.len() >= rows * n_in && y.len() >= rows * n_out);
+    assert!(lin.weight.len() >= n_in * n_out && lin.bias.len() >= n_out);
     if rows == 0 {
         return;
     }
-    if rows == 1 {
-        let x = &x[..n_in];
-        let y = &mut y[..n_out];
-        let row = |(o, yo): (usize, &mut f32)| {
-            *yo = dot(&lin.weight[o * n_in..(o + 1) * n_in], x) + lin.bias[o];
-        };
-        if threads > 1 && n_in * n_out >= PAR_MATVEC_MIN {
-            let chunk = n_out.div_ceil(threads * 4).max(64);
-            y.par_chunks_mut(chunk).enumerate().for_each(|(c, ys)| {
-                ys.iter_mut()
-                    .enumerate()
-                    .for_each(|(i, yo)| row((c * chunk + i, yo)))
-            });
-        } else {
-            y.iter_mut().enumerate().for_each(row);
-        }
+    if rows <= SMALL_ROWS {
+        small_linear(x, rows, lin, y, threads);
         return;
     }
     let y = &mut y[..rows * n_out];
@@ -94,6 +85,197 @@ pub fn linear(x: &[f32], rows: usize, lin: &LinearWeights, y: &mut [f32], thread
             false,
             par,
         );
+    }
+}
+
+/// A raw output pointer shared by tasks that write disjoint columns.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every task writes a disjoint set of output elements (see `small_linear`).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+impl OutPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Whether the AVX2 + FMA kernels can run on this CPU (checked once).
+pub fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `linear` for few rows: output columns in chunks across the pool; each chunk streams its
+/// weight rows once and applies each to every row of `x`.
+fn small_linear(x: &[f32], rows: usize, lin: &LinearWeights, y: &mut [f32], threads: usize) {
+    let n_out = lin.out_dim;
+    let yp = OutPtr(y.as_mut_ptr());
+    let avx = has_avx2_fma();
+    let cols = |o0: usize, o1: usize| {
+        // SAFETY: lengths were checked by `linear`; this call writes only columns o0..o1
+        // of rows 0..rows of y, disjoint from every other call.
+        unsafe {
+            #[cfg(target_arch = "x86_64")]
+            if avx {
+                return avx::linear_cols(x, rows, lin, yp.get(), o0, o1);
+            }
+            let _ = avx;
+            scalar_linear_cols(x, rows, lin, yp.get(), o0, o1)
+        }
+    };
+    if threads > 1 && rows * lin.in_dim * n_out >= PAR_MATVEC_MIN {
+        let chunk = n_out.div_ceil(threads * 4).max(16).next_multiple_of(4);
+        let n_chunks = n_out.div_ceil(chunk);
+        (0..n_chunks)
+            .into_par_iter()
+            .for_each(|c| cols(c * chunk, ((c + 1) * chunk).min(n_out)));
+    } else {
+        cols(0, n_out);
+    }
+}
+
+/// Portable version of [`avx::linear_cols`].
+///
+/// # Safety
+/// `y` must point to `rows · lin.out_dim` writable floats; `o0 <= o1 <= lin.out_dim`.
+unsafe fn scalar_linear_cols(
+    x: &[f32],
+    rows: usize,
+    lin: &LinearWeights,
+    y: *mut f32,
+    o0: usize,
+    o1: usize,
+) {
+    let (n_in, n_out) = (lin.in_dim, lin.out_dim);
+    for o in o0..o1 {
+        let w = &lin.weight[o * n_in..(o + 1) * n_in];
+        for r in 0..rows {
+            *y.add(r * n_out + o) = dot(w, &x[r * n_in..(r + 1) * n_in]) + lin.bias[o];
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use crate::model::LinearWeights;
+    use std::arch::x86_64::*;
+
+    const MV_O: usize = 1;
+    const BATCH_O: usize = 2;
+
+    /// Horizontal sum of eight lanes.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    /// Rows `r0..r0+R` × columns `o..o+O` of `y`: R·O accumulators of 8 lanes over `k`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn block<const R: usize, const O: usize>(
+        x: *const f32,
+        lin: &LinearWeights,
+        y: *mut f32,
+        r0: usize,
+        o: usize,
+    ) {
+        let (n_in, n_out) = (lin.in_dim, lin.out_dim);
+        let w = lin.weight.as_ptr();
+        let mut acc = [[_mm256_setzero_ps(); O]; R];
+        let k8 = n_in / 8 * 8;
+        let mut k = 0;
+        while k < k8 {
+            let mut wv = [_mm256_setzero_ps(); O];
+            for (j, v) in wv.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(w.add((o + j) * n_in + k));
+            }
+            for (i, a) in acc.iter_mut().enumerate() {
+                let xv = _mm256_loadu_ps(x.add((r0 + i) * n_in + k));
+                for j in 0..O {
+                    a[j] = _mm256_fmadd_ps(xv, wv[j], a[j]);
+                }
+            }
+            k += 8;
+        }
+        for (i, a) in acc.iter().enumerate() {
+            for (j, &v) in a.iter().enumerate() {
+                let mut s = hsum(v);
+                for kk in k8..n_in {
+                    s += *x.add((r0 + i) * n_in + kk) * *w.add((o + j) * n_in + kk);
+                }
+                *y.add((r0 + i) * n_out + o + j) = s + lin.bias[o + j];
+            }
+        }
+    }
+
+    /// All rows for columns `o..o+O`: the O weight rows stay in L1 across row tiles.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn column_group<const O: usize>(
+        x: *const f32,
+        rows: usize,
+        lin: &LinearWeights,
+        y: *mut f32,
+        o: usize,
+    ) {
+        let mut r = 0;
+        while r + 6 <= rows {
+            block::<6, O>(x, lin, y, r, o);
+            r += 6;
+        }
+        match rows - r {
+            5 => block::<5, O>(x, lin, y, r, o),
+            4 => block::<4, O>(x, lin, y, r, o),
+            3 => block::<3, O>(x, lin, y, r, o),
+            2 => block::<2, O>(x, lin, y, r, o),
+            1 => block::<1, O>(x, lin, y, r, o),
+            _ => {}
+        }
+    }
+
+    /// Columns `o0..o1` of `y = x · Wᵀ + b` for `rows` rows.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `x` holds `rows · in_dim` floats; `y` points to
+    /// `rows · out_dim` writable floats; `o0 <= o1 <= out_dim`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn linear_cols(
+        x: &[f32],
+        rows: usize,
+        lin: &LinearWeights,
+        y: *mut f32,
+        o0: usize,
+        o1: usize,
+    ) {
+        let x = x.as_ptr();
+        let mut o = o0;
+        if rows == 1 {
+            while o + MV_O <= o1 {
+                block::<1, MV_O>(x, lin, y, 0, o);
+                o += MV_O;
+            }
+        } else {
+            while o + BATCH_O <= o1 {
+                column_group::<BATCH_O>(x, rows, lin, y, o);
+                o += BATCH_O;
+            }
+        }
+        while o < o1 {
+            column_group::<1>(x, rows, lin, y, o);
+            o += 1;
+        }
     }
 }
 
@@ -150,6 +332,11 @@ pub fn embed(tok_emb: &[f32], d_model: usize, ids: &[u32], pos: &[usize], h: &mu
 }
 
 #[cfg(test)]
+fn rayon_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    super::with_threads(threads, f)
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -174,6 +361,35 @@ mod tests {
                     + lin.bias[o];
                 assert!((y[r * 5 + o] - want).abs() < 1e-5);
                 assert!((y1[o] - want).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn small_rows_kernel_matches_naive_for_every_tile_shape() {
+        // in_dim 75 leaves a tail after the 8-lane loop; out_dim 1001 is odd and not a multiple
+        // of the chunking; rows 1..=9 cover every tile remainder; both thread counts.
+        let (n_in, n_out) = (75, 1001);
+        let lin = LinearWeights {
+            weight: (0..n_in * n_out).map(|i| (i as f32 * 0.37).sin()).collect(),
+            bias: (0..n_out).map(|i| i as f32 * 0.1).collect(),
+            out_dim: n_out,
+            in_dim: n_in,
+        };
+        for rows in 1..=9 {
+            let x: Vec<f32> = (0..rows * n_in).map(|i| (i as f32 * 0.11).cos()).collect();
+            for threads in [1, 2] {
+                let mut y = vec![f32::NAN; rows * n_out];
+                super::rayon_pool(threads, || linear(&x, rows, &lin, &mut y, threads));
+                for r in 0..rows {
+                    for o in 0..n_out {
+                        let want: f32 = (0..n_in)
+                            .map(|i| x[r * n_in + i] * lin.weight[o * n_in + i])
+                            .sum::<f32>()
+                            + lin.bias[o];
+                        assert!((y[r * n_out + o] - want).abs() < 1e-4, "{rows} {r} {o}");
+                    }
+                }
             }
         }
     }
