@@ -117,7 +117,7 @@ impl<'w> Decoder<'w> {
             o: vec![0.0; rows * c.d_attn],
             t2: vec![0.0; rows * c.d_attn],
             f: vec![0.0; rows * c.d_ff],
-            scores: vec![0.0; cap * 2 * c.context],
+            scores: vec![0.0; cap * c.n_heads * 2 * c.context],
             last: vec![0.0; cap * c.d_model],
             lastn: vec![0.0; cap * c.d_model],
             logits: vec![0.0; cap * c.vocab_size],
@@ -258,52 +258,62 @@ impl<'w> Decoder<'w> {
             let (q, kn, vn) = (&self.q[..], &self.kn[..], &self.vn[..]);
             // One sequence's attention for its c new rows: writes o rows b·c.., uses its own
             // slice of the score scratch, so sequences run in parallel.
+            let sw = 2 * ctx; // score slots per head
             let attend = |b: usize, ob: &mut [f32], scores: &mut [f32]| {
-                for hd in 0..nh {
-                    let off = hd * dk;
-                    for i in 0..c {
-                        let p = t + i;
-                        let lo = (p + 1).saturating_sub(ctx);
-                        let r = b * c + i;
-                        let qi = &q[r * da + off..r * da + off + dk];
-                        let mut m = f32::NEG_INFINITY;
-                        let mut n = 0;
-                        // Old positions lo..t from the ring, then new rows 0..=i.
-                        for pp in lo..t {
-                            let s = b * per + (pp % ctx) * da + off;
-                            let sc = dot(qi, &kc[s..s + dk]) * scale;
-                            scores[n] = sc;
-                            n += 1;
-                            m = m.max(sc);
+                for i in 0..c {
+                    let p = t + i;
+                    let lo = (p + 1).saturating_sub(ctx);
+                    let r = b * c + i;
+                    let qr = &q[r * da..(r + 1) * da];
+                    // Keys: old positions lo..t from the ring, then new rows 0..=i; each key
+                    // row is read once for all heads.
+                    let key_row = |n: usize| -> &[f32] {
+                        if n < t - lo {
+                            let s = b * per + ((lo + n) % ctx) * da;
+                            &kc[s..s + da]
+                        } else {
+                            let s = (b * c + n - (t - lo)) * da;
+                            &kn[s..s + da]
                         }
-                        for j in 0..=i {
-                            let s = (b * c + j) * da + off;
-                            let sc = dot(qi, &kn[s..s + dk]) * scale;
-                            scores[n] = sc;
-                            n += 1;
-                            m = m.max(sc);
+                    };
+                    let val_row = |n: usize| -> &[f32] {
+                        if n < t - lo {
+                            let s = b * per + ((lo + n) % ctx) * da;
+                            &vc[s..s + da]
+                        } else {
+                            let s = (b * c + n - (t - lo)) * da;
+                            &vn[s..s + da]
                         }
+                    };
+                    let n_keys = t - lo + i + 1;
+                    for n in 0..n_keys {
+                        let kr = key_row(n);
+                        for hd in 0..nh {
+                            let off = hd * dk;
+                            scores[hd * sw + n] =
+                                dot(&qr[off..off + dk], &kr[off..off + dk]) * scale;
+                        }
+                    }
+                    for hd in 0..nh {
+                        let sc = &mut scores[hd * sw..hd * sw + n_keys];
+                        let m = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                         let mut sum = 0.0f32;
-                        for sc in &mut scores[..n] {
-                            *sc = (*sc - m).exp();
-                            sum += *sc;
+                        for x in sc.iter_mut() {
+                            *x = (*x - m).exp();
+                            sum += *x;
                         }
-                        let out = &mut ob[i * da + off..i * da + off + dk];
-                        out.fill(0.0);
-                        let mut n = 0;
-                        for pp in lo..t {
-                            let s = b * per + (pp % ctx) * da + off;
-                            let pr = scores[n] / sum;
-                            n += 1;
-                            for (x, y) in out.iter_mut().zip(&vc[s..s + dk]) {
-                                *x += pr * y;
-                            }
+                        for x in sc.iter_mut() {
+                            *x /= sum;
                         }
-                        for j in 0..=i {
-                            let s = (b * c + j) * da + off;
-                            let pr = scores[n] / sum;
-                            n += 1;
-                            for (x, y) in out.iter_mut().zip(&vn[s..s + dk]) {
+                    }
+                    let out = &mut ob[i * da..(i + 1) * da];
+                    out.fill(0.0);
+                    for n in 0..n_keys {
+                        let vr = val_row(n);
+                        for hd in 0..nh {
+                            let off = hd * dk;
+                            let pr = scores[hd * sw + n];
+                            for (x, y) in out[off..off + dk].iter_mut().zip(&vr[off..off + dk]) {
                                 *x += pr * y;
                             }
                         }
@@ -313,13 +323,13 @@ impl<'w> Decoder<'w> {
             if th > 1 && bsz > 1 {
                 self.o[..rows * da]
                     .par_chunks_mut(c * da)
-                    .zip(self.scores.par_chunks_mut(2 * ctx))
+                    .zip(self.scores.par_chunks_mut(nh * sw))
                     .enumerate()
                     .for_each(|(b, (ob, sb))| attend(b, ob, sb));
             } else {
                 self.o[..rows * da]
                     .chunks_mut(c * da)
-                    .zip(self.scores.chunks_mut(2 * ctx))
+                    .zip(self.scores.chunks_mut(nh * sw))
                     .enumerate()
                     .for_each(|(b, (ob, sb))| attend(b, ob, sb));
             }

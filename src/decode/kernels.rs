@@ -459,8 +459,8 @@ unsafe fn scalar_packed_panels(
                     *a += xv * w;
                 }
             }
-            for j in 0..cols {
-                *y.add(r * n_out + pi * PANEL + j) = acc[j] + p.bias[pi * PANEL + j];
+            for (j, &a) in acc[..cols].iter().enumerate() {
+                *y.add(r * n_out + pi * PANEL + j) = a + p.bias[pi * PANEL + j];
             }
         }
     }
