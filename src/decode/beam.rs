@@ -117,12 +117,18 @@ pub fn beam_search(dec: &mut Decoder, prompt: &[u32], cfg: &BeamConfig) -> Vec<H
         let logits = dec.logits();
         let n = alive.len();
         let per_beam = |((row, (top, lse)), lg): ((&mut [f32], &mut BeamTop), &[f32])| {
-            row.copy_from_slice(lg);
-            for &t in &cfg.banned {
-                row[t as usize] = f32::NEG_INFINITY;
-            }
-            *lse = log_sum_exp(row);
-            top_k(row, keep_per_beam, top);
+            // Masked copy only when something is banned.
+            let r: &[f32] = if cfg.banned.is_empty() {
+                lg
+            } else {
+                row.copy_from_slice(lg);
+                for &t in &cfg.banned {
+                    row[t as usize] = f32::NEG_INFINITY;
+                }
+                row
+            };
+            *lse = log_sum_exp(r);
+            top_k(r, keep_per_beam, top);
         };
         rows[..n * v]
             .par_chunks_mut(v)

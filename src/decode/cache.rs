@@ -4,13 +4,50 @@
 //! once a sequence is longer than `context` its oldest entry is overwritten. Nothing is
 //! allocated after [`Decoder::new`].
 
-use super::kernels::{add_assign, dot, embed, layer_norm, linear, relu};
+use super::kernels::{
+    add_assign, dot, embed, layer_norm, linear, linear_packed, relu, PackedLinear,
+};
+use crate::model::LinearWeights;
 use crate::model::Weights;
 use rayon::prelude::*;
 
-/// A cached decoder over borrowed weights.
+/// Row counts up to this use the packed small-batch kernel; more (long prefills) use `gemm`.
+const PACKED_ROWS: usize = 64;
+
+/// One block's linear layers repacked for the decoding kernel.
+struct PackedBlock {
+    attn_in: PackedLinear,
+    q: PackedLinear,
+    k: PackedLinear,
+    v: PackedLinear,
+    o: PackedLinear,
+    attn_out: PackedLinear,
+    ff_up: PackedLinear,
+    ff_down: PackedLinear,
+}
+
+/// `linear` over the packed copy for few rows, over the plain weights with `gemm` for many.
+fn lin(
+    x: &[f32],
+    rows: usize,
+    plain: &LinearWeights,
+    packed: &PackedLinear,
+    y: &mut [f32],
+    th: usize,
+) {
+    if rows <= PACKED_ROWS {
+        linear_packed(x, rows, packed, y, th);
+    } else {
+        linear(x, rows, plain, y, th);
+    }
+}
+
+/// A cached decoder over borrowed weights (with a repacked copy of the linear layers, made
+/// once in [`Decoder::new`]).
 pub struct Decoder<'w> {
     w: &'w Weights,
+    packed: Vec<PackedBlock>,
+    head: PackedLinear,
     threads: usize,
     cap: usize,
     batch: usize,
@@ -44,8 +81,24 @@ impl<'w> Decoder<'w> {
         let cap = max_batch.max(1);
         let rows = cap * c.context;
         let cache = cap * c.context * c.d_attn;
+        let packed = w
+            .blocks
+            .iter()
+            .map(|b| PackedBlock {
+                attn_in: PackedLinear::new(&b.attn_in),
+                q: PackedLinear::new(&b.q),
+                k: PackedLinear::new(&b.k),
+                v: PackedLinear::new(&b.v),
+                o: PackedLinear::new(&b.o),
+                attn_out: PackedLinear::new(&b.attn_out),
+                ff_up: PackedLinear::new(&b.ff_up),
+                ff_down: PackedLinear::new(&b.ff_down),
+            })
+            .collect();
         Decoder {
             w,
+            packed,
+            head: PackedLinear::new(&w.head),
             threads: threads.max(1),
             cap,
             batch: 0,
@@ -64,7 +117,7 @@ impl<'w> Decoder<'w> {
             o: vec![0.0; rows * c.d_attn],
             t2: vec![0.0; rows * c.d_attn],
             f: vec![0.0; rows * c.d_ff],
-            scores: vec![0.0; cap * 2 * c.context],
+            scores: vec![0.0; cap * c.n_heads * 2 * c.context],
             last: vec![0.0; cap * c.d_model],
             lastn: vec![0.0; cap * c.d_model],
             logits: vec![0.0; cap * c.vocab_size],
@@ -194,63 +247,73 @@ impl<'w> Decoder<'w> {
         );
         let scale = 1.0 / (dk as f32).sqrt();
         let per = ctx * da;
-        for (l, blk) in w.blocks.iter().enumerate() {
+        for (l, (blk, pb)) in w.blocks.iter().zip(&self.packed).enumerate() {
             let th = self.threads;
             layer_norm(&self.h, rows, &blk.ln1, &mut self.t1);
-            linear(&self.t1, rows, &blk.attn_in, &mut self.a, th);
-            linear(&self.a, rows, &blk.q, &mut self.q, th);
-            linear(&self.a, rows, &blk.k, &mut self.kn, th);
-            linear(&self.a, rows, &blk.v, &mut self.vn, th);
+            lin(&self.t1, rows, &blk.attn_in, &pb.attn_in, &mut self.a, th);
+            lin(&self.a, rows, &blk.q, &pb.q, &mut self.q, th);
+            lin(&self.a, rows, &blk.k, &pb.k, &mut self.kn, th);
+            lin(&self.a, rows, &blk.v, &pb.v, &mut self.vn, th);
             let (kc, vc) = (&self.k[l][..], &self.v[l][..]);
             let (q, kn, vn) = (&self.q[..], &self.kn[..], &self.vn[..]);
             // One sequence's attention for its c new rows: writes o rows b·c.., uses its own
             // slice of the score scratch, so sequences run in parallel.
+            let sw = 2 * ctx; // score slots per head
             let attend = |b: usize, ob: &mut [f32], scores: &mut [f32]| {
-                for hd in 0..nh {
-                    let off = hd * dk;
-                    for i in 0..c {
-                        let p = t + i;
-                        let lo = (p + 1).saturating_sub(ctx);
-                        let r = b * c + i;
-                        let qi = &q[r * da + off..r * da + off + dk];
-                        let mut m = f32::NEG_INFINITY;
-                        let mut n = 0;
-                        // Old positions lo..t from the ring, then new rows 0..=i.
-                        for pp in lo..t {
-                            let s = b * per + (pp % ctx) * da + off;
-                            let sc = dot(qi, &kc[s..s + dk]) * scale;
-                            scores[n] = sc;
-                            n += 1;
-                            m = m.max(sc);
+                for i in 0..c {
+                    let p = t + i;
+                    let lo = (p + 1).saturating_sub(ctx);
+                    let r = b * c + i;
+                    let qr = &q[r * da..(r + 1) * da];
+                    // Keys: old positions lo..t from the ring, then new rows 0..=i; each key
+                    // row is read once for all heads.
+                    let key_row = |n: usize| -> &[f32] {
+                        if n < t - lo {
+                            let s = b * per + ((lo + n) % ctx) * da;
+                            &kc[s..s + da]
+                        } else {
+                            let s = (b * c + n - (t - lo)) * da;
+                            &kn[s..s + da]
                         }
-                        for j in 0..=i {
-                            let s = (b * c + j) * da + off;
-                            let sc = dot(qi, &kn[s..s + dk]) * scale;
-                            scores[n] = sc;
-                            n += 1;
-                            m = m.max(sc);
+                    };
+                    let val_row = |n: usize| -> &[f32] {
+                        if n < t - lo {
+                            let s = b * per + ((lo + n) % ctx) * da;
+                            &vc[s..s + da]
+                        } else {
+                            let s = (b * c + n - (t - lo)) * da;
+                            &vn[s..s + da]
                         }
+                    };
+                    let n_keys = t - lo + i + 1;
+                    for n in 0..n_keys {
+                        let kr = key_row(n);
+                        for hd in 0..nh {
+                            let off = hd * dk;
+                            scores[hd * sw + n] =
+                                dot(&qr[off..off + dk], &kr[off..off + dk]) * scale;
+                        }
+                    }
+                    for hd in 0..nh {
+                        let sc = &mut scores[hd * sw..hd * sw + n_keys];
+                        let m = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                         let mut sum = 0.0f32;
-                        for sc in &mut scores[..n] {
-                            *sc = (*sc - m).exp();
-                            sum += *sc;
+                        for x in sc.iter_mut() {
+                            *x = (*x - m).exp();
+                            sum += *x;
                         }
-                        let out = &mut ob[i * da + off..i * da + off + dk];
-                        out.fill(0.0);
-                        let mut n = 0;
-                        for pp in lo..t {
-                            let s = b * per + (pp % ctx) * da + off;
-                            let pr = scores[n] / sum;
-                            n += 1;
-                            for (x, y) in out.iter_mut().zip(&vc[s..s + dk]) {
-                                *x += pr * y;
-                            }
+                        for x in sc.iter_mut() {
+                            *x /= sum;
                         }
-                        for j in 0..=i {
-                            let s = (b * c + j) * da + off;
-                            let pr = scores[n] / sum;
-                            n += 1;
-                            for (x, y) in out.iter_mut().zip(&vn[s..s + dk]) {
+                    }
+                    let out = &mut ob[i * da..(i + 1) * da];
+                    out.fill(0.0);
+                    for n in 0..n_keys {
+                        let vr = val_row(n);
+                        for hd in 0..nh {
+                            let off = hd * dk;
+                            let pr = scores[hd * sw + n];
+                            for (x, y) in out[off..off + dk].iter_mut().zip(&vr[off..off + dk]) {
                                 *x += pr * y;
                             }
                         }
@@ -260,13 +323,13 @@ impl<'w> Decoder<'w> {
             if th > 1 && bsz > 1 {
                 self.o[..rows * da]
                     .par_chunks_mut(c * da)
-                    .zip(self.scores.par_chunks_mut(2 * ctx))
+                    .zip(self.scores.par_chunks_mut(nh * sw))
                     .enumerate()
                     .for_each(|(b, (ob, sb))| attend(b, ob, sb));
             } else {
                 self.o[..rows * da]
                     .chunks_mut(c * da)
-                    .zip(self.scores.chunks_mut(2 * ctx))
+                    .zip(self.scores.chunks_mut(nh * sw))
                     .enumerate()
                     .for_each(|(b, (ob, sb))| attend(b, ob, sb));
             }
@@ -279,13 +342,20 @@ impl<'w> Decoder<'w> {
                     self.v[l][dst..dst + da].copy_from_slice(&self.vn[src..src + da]);
                 }
             }
-            linear(&self.o, rows, &blk.o, &mut self.t2, th);
-            linear(&self.t2, rows, &blk.attn_out, &mut self.t1, th);
+            lin(&self.o, rows, &blk.o, &pb.o, &mut self.t2, th);
+            lin(
+                &self.t2,
+                rows,
+                &blk.attn_out,
+                &pb.attn_out,
+                &mut self.t1,
+                th,
+            );
             add_assign(&mut self.h[..rows * dm], &self.t1[..rows * dm]);
             layer_norm(&self.h, rows, &blk.ln2, &mut self.t1);
-            linear(&self.t1, rows, &blk.ff_up, &mut self.f, th);
+            lin(&self.t1, rows, &blk.ff_up, &pb.ff_up, &mut self.f, th);
             relu(&mut self.f[..rows * cfg.d_ff]);
-            linear(&self.f, rows, &blk.ff_down, &mut self.t1, th);
+            lin(&self.f, rows, &blk.ff_down, &pb.ff_down, &mut self.t1, th);
             add_assign(&mut self.h[..rows * dm], &self.t1[..rows * dm]);
         }
         // Logits for the last new position of each sequence only.
@@ -294,10 +364,11 @@ impl<'w> Decoder<'w> {
             self.last[b * dm..(b + 1) * dm].copy_from_slice(&self.h[r * dm..(r + 1) * dm]);
         }
         layer_norm(&self.last, bsz, &w.ln_f, &mut self.lastn);
-        linear(
+        lin(
             &self.lastn,
             bsz,
             &w.head,
+            &self.head,
             &mut self.logits[..bsz * vsz],
             self.threads,
         );

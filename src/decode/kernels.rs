@@ -166,6 +166,7 @@ unsafe fn scalar_linear_cols(
 
 #[cfg(target_arch = "x86_64")]
 mod avx {
+    use super::{PackedLinear, PANEL};
     use crate::model::LinearWeights;
     use std::arch::x86_64::*;
 
@@ -245,6 +246,88 @@ mod avx {
         }
     }
 
+    /// Rows `r0..r0+R` of panel `pi`: 2·R accumulators of 8 output columns over `k`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn panel_block<const R: usize>(
+        x: *const f32,
+        p: &PackedLinear,
+        y: *mut f32,
+        r0: usize,
+        pi: usize,
+    ) {
+        let (n_in, n_out) = (p.in_dim, p.out_dim);
+        let w = p.panels.as_ptr().add(pi * n_in * PANEL);
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for k in 0..n_in {
+            let w0 = _mm256_loadu_ps(w.add(k * PANEL));
+            let w1 = _mm256_loadu_ps(w.add(k * PANEL + 8));
+            for (i, a) in acc.iter_mut().enumerate() {
+                let xb = _mm256_broadcast_ss(&*x.add((r0 + i) * n_in + k));
+                a[0] = _mm256_fmadd_ps(xb, w0, a[0]);
+                a[1] = _mm256_fmadd_ps(xb, w1, a[1]);
+            }
+        }
+        let c0 = pi * PANEL;
+        let cols = PANEL.min(n_out - c0);
+        let b0 = if cols == PANEL {
+            _mm256_loadu_ps(p.bias.as_ptr().add(c0))
+        } else {
+            _mm256_setzero_ps()
+        };
+        let b1 = if cols == PANEL {
+            _mm256_loadu_ps(p.bias.as_ptr().add(c0 + 8))
+        } else {
+            _mm256_setzero_ps()
+        };
+        for (i, a) in acc.iter().enumerate() {
+            let dst = y.add((r0 + i) * n_out + c0);
+            if cols == PANEL {
+                _mm256_storeu_ps(dst, _mm256_add_ps(a[0], b0));
+                _mm256_storeu_ps(dst.add(8), _mm256_add_ps(a[1], b1));
+            } else {
+                let mut tmp = [0.0f32; PANEL];
+                _mm256_storeu_ps(tmp.as_mut_ptr(), a[0]);
+                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), a[1]);
+                for (j, &v) in tmp[..cols].iter().enumerate() {
+                    *dst.add(j) = v + p.bias[c0 + j];
+                }
+            }
+        }
+    }
+
+    /// Panels `p0..p1` of `y = x · Wᵀ + b` for `rows` rows.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `x` holds `rows · in_dim` floats; `y` points to
+    /// `rows · out_dim` writable floats; `p0 <= p1 <=` the number of panels.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn packed_panels(
+        x: &[f32],
+        rows: usize,
+        p: &PackedLinear,
+        y: *mut f32,
+        p0: usize,
+        p1: usize,
+    ) {
+        let x = x.as_ptr();
+        for pi in p0..p1 {
+            let mut r = 0;
+            while r + 6 <= rows {
+                panel_block::<6>(x, p, y, r, pi);
+                r += 6;
+            }
+            match rows - r {
+                5 => panel_block::<5>(x, p, y, r, pi),
+                4 => panel_block::<4>(x, p, y, r, pi),
+                3 => panel_block::<3>(x, p, y, r, pi),
+                2 => panel_block::<2>(x, p, y, r, pi),
+                1 => panel_block::<1>(x, p, y, r, pi),
+                _ => {}
+            }
+        }
+    }
+
     /// Columns `o0..o1` of `y = x · Wᵀ + b` for `rows` rows.
     ///
     /// # Safety
@@ -275,6 +358,110 @@ mod avx {
         while o < o1 {
             column_group::<1>(x, rows, lin, y, o);
             o += 1;
+        }
+    }
+}
+
+/// Output columns per panel of a [`PackedLinear`] (two AVX registers).
+pub const PANEL: usize = 16;
+
+/// A linear layer's weights repacked once for decoding: panels of [`PANEL`] output columns,
+/// each stored k-major (`[in_dim][PANEL]`, the last panel zero-padded), so the kernel streams
+/// the weights contiguously and keeps [`PANEL`] outputs per row in registers (no horizontal
+/// sums, no per-call packing as `gemm` does).
+#[derive(Debug, Clone)]
+pub struct PackedLinear {
+    pub in_dim: usize,
+    pub out_dim: usize,
+    panels: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl PackedLinear {
+    pub fn new(lin: &LinearWeights) -> Self {
+        let (n_in, n_out) = (lin.in_dim, lin.out_dim);
+        let n_panels = n_out.div_ceil(PANEL);
+        let mut panels = vec![0.0f32; n_panels * n_in * PANEL];
+        for o in 0..n_out {
+            let (p, j) = (o / PANEL, o % PANEL);
+            let base = p * n_in * PANEL + j;
+            for (k, &w) in lin.weight[o * n_in..(o + 1) * n_in].iter().enumerate() {
+                panels[base + k * PANEL] = w;
+            }
+        }
+        PackedLinear {
+            in_dim: n_in,
+            out_dim: n_out,
+            panels,
+            bias: lin.bias.clone(),
+        }
+    }
+
+    fn n_panels(&self) -> usize {
+        self.out_dim.div_ceil(PANEL)
+    }
+}
+
+/// `y[r] = x[r] · Wᵀ + b` for `rows` rows over packed weights (any row count; meant for the
+/// few rows of a decoding step). Panels are split across the rayon pool when the work is large
+/// and `threads > 1`; AVX2/FMA when the CPU has it, a portable loop otherwise.
+pub fn linear_packed(x: &[f32], rows: usize, p: &PackedLinear, y: &mut [f32], threads: usize) {
+    let (n_in, n_out) = (p.in_dim, p.out_dim);
+    assert!(x.len() >= rows * n_in && y.len() >= rows * n_out);
+    if rows == 0 {
+        return;
+    }
+    let yp = OutPtr(y.as_mut_ptr());
+    let avx = has_avx2_fma();
+    let panels = |p0: usize, p1: usize| {
+        // SAFETY: lengths checked above; this call writes only the columns of panels p0..p1,
+        // disjoint from every other call.
+        unsafe {
+            #[cfg(target_arch = "x86_64")]
+            if avx {
+                return avx::packed_panels(x, rows, p, yp.get(), p0, p1);
+            }
+            let _ = avx;
+            scalar_packed_panels(x, rows, p, yp.get(), p0, p1)
+        }
+    };
+    let np = p.n_panels();
+    if threads > 1 && rows * n_in * n_out >= PAR_MATVEC_MIN {
+        let chunk = np.div_ceil(threads * 4).max(1);
+        (0..np.div_ceil(chunk))
+            .into_par_iter()
+            .for_each(|c| panels(c * chunk, ((c + 1) * chunk).min(np)));
+    } else {
+        panels(0, np);
+    }
+}
+
+/// Portable version of [`avx::packed_panels`].
+///
+/// # Safety
+/// `y` must point to `rows · p.out_dim` writable floats; `p0 <= p1 <= n_panels`.
+unsafe fn scalar_packed_panels(
+    x: &[f32],
+    rows: usize,
+    p: &PackedLinear,
+    y: *mut f32,
+    p0: usize,
+    p1: usize,
+) {
+    let (n_in, n_out) = (p.in_dim, p.out_dim);
+    for pi in p0..p1 {
+        let panel = &p.panels[pi * n_in * PANEL..(pi + 1) * n_in * PANEL];
+        let cols = PANEL.min(n_out - pi * PANEL);
+        for r in 0..rows {
+            let mut acc = [0.0f32; PANEL];
+            for (k, &xv) in x[r * n_in..(r + 1) * n_in].iter().enumerate() {
+                for (a, &w) in acc.iter_mut().zip(&panel[k * PANEL..(k + 1) * PANEL]) {
+                    *a += xv * w;
+                }
+            }
+            for (j, &a) in acc[..cols].iter().enumerate() {
+                *y.add(r * n_out + pi * PANEL + j) = a + p.bias[pi * PANEL + j];
+            }
         }
     }
 }
@@ -388,6 +575,39 @@ mod tests {
                             .sum::<f32>()
                             + lin.bias[o];
                         assert!((y[r * n_out + o] - want).abs() < 1e-4, "{rows} {r} {o}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_kernel_matches_naive() {
+        // out_dim 1001 leaves a partial last panel; rows 1..=13 cover every row tile.
+        let (n_in, n_out) = (75, 1001);
+        let lin = LinearWeights {
+            weight: (0..n_in * n_out).map(|i| (i as f32 * 0.37).sin()).collect(),
+            bias: (0..n_out).map(|i| i as f32 * 0.1).collect(),
+            out_dim: n_out,
+            in_dim: n_in,
+        };
+        let p = PackedLinear::new(&lin);
+        for rows in 1..=13 {
+            let x: Vec<f32> = (0..rows * n_in).map(|i| (i as f32 * 0.11).cos()).collect();
+            for threads in [1, 2] {
+                let mut y = vec![f32::NAN; rows * n_out];
+                super::rayon_pool(threads, || linear_packed(&x, rows, &p, &mut y, threads));
+                let mut ys = vec![f32::NAN; rows * n_out];
+                // SAFETY: ys holds rows · n_out floats; all panels.
+                unsafe { scalar_packed_panels(&x, rows, &p, ys.as_mut_ptr(), 0, p.n_panels()) };
+                for r in 0..rows {
+                    for o in 0..n_out {
+                        let want: f32 = (0..n_in)
+                            .map(|i| x[r * n_in + i] * lin.weight[o * n_in + i])
+                            .sum::<f32>()
+                            + lin.bias[o];
+                        assert!((y[r * n_out + o] - want).abs() < 1e-4, "{rows} {r} {o}");
+                        assert!((ys[r * n_out + o] - want).abs() < 1e-4, "{rows} {r} {o}");
                     }
                 }
             }
