@@ -171,6 +171,8 @@ mod avx {
     use std::arch::x86_64::*;
 
     const MV_O: usize = 1;
+    /// Software prefetch distance of the packed kernel, in 64-byte panel lines.
+    const PREFETCH: usize = 16;
     const BATCH_O: usize = 2;
 
     /// Horizontal sum of eight lanes.
@@ -260,6 +262,13 @@ mod avx {
         let w = p.panels.as_ptr().add(pi * n_in * PANEL);
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for k in 0..n_in {
+            // Weights stream from memory once per step: with several rows the loads stall on
+            // them, so ask for them PREFETCH lines ahead (past the panel's end this touches
+            // the next panel, which comes next anyway). One row is better left to the
+            // hardware prefetcher (measured).
+            if R > 1 {
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((k + PREFETCH) * PANEL) as *const i8);
+            }
             let w0 = _mm256_loadu_ps(w.add(k * PANEL));
             let w1 = _mm256_loadu_ps(w.add(k * PANEL + 8));
             for (i, a) in acc.iter_mut().enumerate() {
