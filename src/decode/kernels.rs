@@ -132,14 +132,20 @@ fn small_linear(x: &[f32], rows: usize, lin: &LinearWeights, y: &mut [f32], thre
             scalar_linear_cols(x, rows, lin, yp.get(), o0, o1)
         }
     };
-    if threads > 1 && rows * lin.in_dim * n_out >= PAR_MATVEC_MIN {
-        let chunk = n_out.div_ceil(threads * 4).max(16).next_multiple_of(4);
-        let n_chunks = n_out.div_ceil(chunk);
-        (0..n_chunks)
+    let parallel = threads > 1 && rows * lin.in_dim * n_out >= PAR_MATVEC_MIN;
+    let chunk = n_out.div_ceil(threads * 4).max(16).next_multiple_of(4);
+    for_chunks(n_out, chunk, parallel, cols);
+}
+
+/// Calls `f(start, end)` over `0..n` cut into pieces of `chunk`, spread across the rayon pool
+/// when `parallel`, else once over the whole range.
+fn for_chunks(n: usize, chunk: usize, parallel: bool, f: impl Fn(usize, usize) + Sync) {
+    if parallel {
+        (0..n.div_ceil(chunk))
             .into_par_iter()
-            .for_each(|c| cols(c * chunk, ((c + 1) * chunk).min(n_out)));
+            .for_each(|c| f(c * chunk, ((c + 1) * chunk).min(n)));
     } else {
-        cols(0, n_out);
+        f(0, n);
     }
 }
 
@@ -435,14 +441,8 @@ pub fn linear_packed(x: &[f32], rows: usize, p: &PackedLinear, y: &mut [f32], th
         }
     };
     let np = p.n_panels();
-    if threads > 1 && rows * n_in * n_out >= PAR_MATVEC_MIN {
-        let chunk = np.div_ceil(threads * 4).max(1);
-        (0..np.div_ceil(chunk))
-            .into_par_iter()
-            .for_each(|c| panels(c * chunk, ((c + 1) * chunk).min(np)));
-    } else {
-        panels(0, np);
-    }
+    let parallel = threads > 1 && rows * n_in * n_out >= PAR_MATVEC_MIN;
+    for_chunks(np, np.div_ceil(threads * 4).max(1), parallel, panels);
 }
 
 /// Portable version of [`avx::packed_panels`].

@@ -448,8 +448,9 @@ impl<'a> Builder<'a> {
             self.page
                 .missing("No `infer` stage among this report's `needs`: no inference metrics.");
         }
+        let several = infers.len() > 1;
         for up in infers {
-            if self.ups("infer").len() > 1 {
+            if several {
                 self.page.heading(&format!("Stage `{}`", up.id));
             }
             match read_object(&up.results.join("metrics.json")) {
