@@ -7,6 +7,7 @@ pub mod batches;
 pub mod checkpoint;
 pub mod config;
 pub mod net;
+pub mod ops;
 pub mod train;
 pub mod weights;
 

@@ -4,10 +4,11 @@
 //! cross-check other decode paths.
 
 use super::config::{position_encoding, ModelConfig};
+use super::ops::{self, DropMask, HostLin};
+use super::train::mix;
 use super::weights::{LayerNormWeights, LinearWeights, Weights};
 use dfdx::prelude::*;
-use rand::{Rng, SeedableRng};
-use rayon::prelude::*;
+use std::sync::Arc;
 
 /// A 1-D f32 tensor with a run-time length.
 pub type T1<Tp = NoneTape> = Tensor<(usize,), f32, Cpu, Tp>;
@@ -17,18 +18,22 @@ pub type T2<Tp = NoneTape> = Tensor<(usize, usize), f32, Cpu, Tp>;
 /// LayerNorm epsilon of the contract.
 pub const LN_EPS: f64 = 1e-5;
 
-/// A linear layer: `w` `[out, in]`, `b` `[out]`.
+/// A linear layer: `w` `[out, in]`, `b` `[out]` (the tensors the tape keys gradients by), and
+/// host copies of their data for the fused kernels.
 #[derive(Clone, Debug)]
 pub struct Lin {
     pub w: T2,
     pub b: T1,
+    pub host: HostLin,
 }
 
-/// LayerNorm affine parameters.
+/// LayerNorm affine parameters, with host copies of their data.
 #[derive(Clone, Debug)]
 pub struct Ln {
     pub g: T1,
     pub b: T1,
+    pub host_g: Arc<Vec<f32>>,
+    pub host_b: Arc<Vec<f32>>,
 }
 
 /// One pre-LN block.
@@ -60,32 +65,39 @@ pub struct Net {
     pe: Vec<f32>,
 }
 
-/// Dropout masks drawn from a seeded RNG (dfdx's own dropout draws from the device RNG, whose
-/// state cannot be saved): one RNG per training step, so a resumed run draws the same masks.
+/// Dropout of one training step: every site (the embedding, then the attention and
+/// feed-forward branches of each block) gets a counter-based [`DropMask`] derived from the
+/// step's seed, so masks do not depend on evaluation order or threads and a resumed run draws
+/// the same masks.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Dropout {
     pub p: f32,
-    pub rng: rand::rngs::StdRng,
+    pub seed: u64,
 }
 
 impl Dropout {
     pub fn new(p: f32, seed: u64) -> Self {
-        Dropout {
-            p,
-            rng: rand::rngs::StdRng::seed_from_u64(seed),
-        }
+        Dropout { p, seed }
     }
 
-    fn apply<Tp: Tape<f32, Cpu>>(&mut self, dev: &Cpu, x: T2<Tp>) -> T2<Tp> {
-        if self.p <= 0.0 {
-            return x;
+    /// The mask of site `k` (0: embedding; `1 + 2l`, `2 + 2l`: block `l`'s two branches), or
+    /// `None` when `p` is 0.
+    pub fn site(&self, k: u64) -> Option<DropMask> {
+        (self.p > 0.0).then(|| DropMask {
+            p: self.p,
+            seed: mix(self.seed, k),
+        })
+    }
+
+    /// The composed reference: `x` times the mask of site `k` as a dfdx product.
+    fn apply_composed<Tp: Tape<f32, Cpu>>(&self, dev: &Cpu, x: T2<Tp>, k: u64) -> T2<Tp> {
+        match self.site(k) {
+            None => x,
+            Some(m) => {
+                let shape = *x.shape();
+                x * dev.tensor_from_vec(m.to_vec(shape.0 * shape.1), shape)
+            }
         }
-        let shape = *x.shape();
-        let keep = 1.0 / (1.0 - self.p);
-        let p = self.p;
-        let mask: Vec<f32> = (0..shape.0 * shape.1)
-            .map(|_| if self.rng.gen::<f32>() < p { 0.0 } else { keep })
-            .collect();
-        x * dev.tensor_from_vec(mask, shape)
     }
 }
 
@@ -97,6 +109,10 @@ fn lin_from(dev: &Cpu, l: &LinearWeights) -> Lin {
     Lin {
         w: dev.tensor_from_vec(l.weight.clone(), (l.out_dim, l.in_dim)),
         b: t1(dev, &l.bias),
+        host: HostLin {
+            w: Arc::new(l.weight.clone()),
+            b: Arc::new(l.bias.clone()),
+        },
     }
 }
 
@@ -104,19 +120,42 @@ fn ln_from(dev: &Cpu, l: &LayerNormWeights) -> Ln {
     Ln {
         g: t1(dev, &l.weight),
         b: t1(dev, &l.bias),
+        host_g: Arc::new(l.weight.clone()),
+        host_b: Arc::new(l.bias.clone()),
     }
 }
 
-/// `x·Wᵀ + b` for `x` `[n, in]`.
-fn linear<Tp: Tape<f32, Cpu>>(x: T2<Tp>, l: &Lin) -> T2<Tp> {
+impl Lin {
+    fn set(&mut self, w: &[f32], b: &[f32]) {
+        self.w.copy_from(w);
+        self.b.copy_from(b);
+        self.host = HostLin {
+            w: Arc::new(w.to_vec()),
+            b: Arc::new(b.to_vec()),
+        };
+    }
+}
+
+impl Ln {
+    fn set(&mut self, g: &[f32], b: &[f32]) {
+        self.g.copy_from(g);
+        self.b.copy_from(b);
+        self.host_g = Arc::new(g.to_vec());
+        self.host_b = Arc::new(b.to_vec());
+    }
+}
+
+/// `x·Wᵀ + b` for `x` `[n, in]`, composed from dfdx ops (the reference for [`ops::linear`]).
+pub fn linear_composed<Tp: Tape<f32, Cpu>>(x: T2<Tp>, l: &Lin) -> T2<Tp> {
     let n = x.shape().0;
     let out = l.w.shape().0;
     let y = x.matmul(l.w.retaped::<Tp>().permute::<_, Axes2<1, 0>>());
     y + l.b.retaped::<Tp>().broadcast_like::<_, Axis<0>>(&(n, out))
 }
 
-/// LayerNorm over the last axis of `x` `[n, d]`.
-fn layer_norm<Tp: Tape<f32, Cpu>>(x: T2<Tp>, l: &Ln) -> T2<Tp> {
+/// LayerNorm over the last axis of `x` `[n, d]`, composed from dfdx ops (the reference for
+/// [`ops::layer_norm`]).
+pub fn layer_norm_composed<Tp: Tape<f32, Cpu>>(x: T2<Tp>, l: &Ln) -> T2<Tp> {
     let shape = *x.shape();
     let y = x.normalize::<Axis<1>>(LN_EPS);
     y * l.g.retaped::<Tp>().broadcast_like::<_, Axis<0>>(&shape)
@@ -201,8 +240,7 @@ impl Net {
         let mut next = || it.next().expect("slot count matches");
         self.tok_emb.copy_from(next());
         for b in &mut self.blocks {
-            b.ln1.g.copy_from(next());
-            b.ln1.b.copy_from(next());
+            b.ln1.set(next(), next());
             for l in [
                 &mut b.attn_in,
                 &mut b.q,
@@ -211,20 +249,15 @@ impl Net {
                 &mut b.o,
                 &mut b.attn_out,
             ] {
-                l.w.copy_from(next());
-                l.b.copy_from(next());
+                l.set(next(), next());
             }
-            b.ln2.g.copy_from(next());
-            b.ln2.b.copy_from(next());
+            b.ln2.set(next(), next());
             for l in [&mut b.ff_up, &mut b.ff_down] {
-                l.w.copy_from(next());
-                l.b.copy_from(next());
+                l.set(next(), next());
             }
         }
-        self.ln_f.g.copy_from(next());
-        self.ln_f.b.copy_from(next());
-        self.head.w.copy_from(next());
-        self.head.b.copy_from(next());
+        self.ln_f.set(next(), next());
+        self.head.set(next(), next());
     }
 
     /// Gradients of every parameter in slot order; `None` for `tok_emb` when it was not traced
@@ -289,25 +322,64 @@ impl Net {
             .tensor_from_vec(self.embed_host(ids, t), (ids.len(), d))
     }
 
-    /// The body of the model: `x` `[b*t, d_model]` (embedded, positions added) → logits
-    /// `[b*t, V]`. `dropout` is applied after the embedding and on both residual branches.
-    pub fn forward<Tp: Tape<f32, Cpu>>(
-        &self,
-        x: T2<Tp>,
-        b: usize,
-        t: usize,
-        dropout: Option<&mut Dropout>,
-    ) -> T2<Tp> {
-        linear(self.hidden(x, b, t, dropout), &self.head)
-    }
-
-    /// Everything but the output layer: `ln_f(h)` `[b*t, d_model]`.
+    /// The body of the model through the fused tape ops: `x` `[b*t, d_model]` (embedded,
+    /// positions added) → `ln_f(h)` `[b*t, d_model]`. `dropout` is applied after the embedding
+    /// and on both residual branches.
     pub fn hidden<Tp: Tape<f32, Cpu>>(
         &self,
         x: T2<Tp>,
         b: usize,
         t: usize,
-        mut dropout: Option<&mut Dropout>,
+        dropout: Option<&Dropout>,
+    ) -> T2<Tp> {
+        let c = &self.config;
+        assert!(
+            t <= c.context,
+            "sequence of {t} tokens exceeds context {}",
+            c.context
+        );
+        let site = |k: u64| dropout.and_then(|d| d.site(k));
+        let mut x = match site(0) {
+            Some(m) => ops::dropout(x, m),
+            None => x,
+        };
+        for (l, blk) in self.blocks.iter().enumerate() {
+            let a = ops::linear(ops::layer_norm(x.retaped::<Tp>(), &blk.ln1), &blk.attn_in, false);
+            let q = ops::linear(a.retaped::<Tp>(), &blk.q, false);
+            let k = ops::linear(a.retaped::<Tp>(), &blk.k, false);
+            let v = ops::linear(a, &blk.v, false);
+            let att = ops::attention(q, k, v, (b, t, c.n_heads));
+            let y = ops::linear(ops::linear(att, &blk.o, false), &blk.attn_out, false);
+            let x1 = ops::residual(x, y, site(1 + 2 * l as u64));
+            let f = ops::linear(
+                ops::linear(ops::layer_norm(x1.retaped::<Tp>(), &blk.ln2), &blk.ff_up, true),
+                &blk.ff_down,
+                false,
+            );
+            x = ops::residual(x1, f, site(2 + 2 * l as u64));
+        }
+        ops::layer_norm(x, &self.ln_f)
+    }
+
+    /// Logits `[b*t, V]` of the body composed from plain dfdx ops (the reference that the fused
+    /// path and the decode paths are checked against).
+    pub fn forward_composed<Tp: Tape<f32, Cpu>>(
+        &self,
+        x: T2<Tp>,
+        b: usize,
+        t: usize,
+        dropout: Option<&Dropout>,
+    ) -> T2<Tp> {
+        linear_composed(self.hidden_composed(x, b, t, dropout), &self.head)
+    }
+
+    /// [`Net::hidden`] composed from plain dfdx ops, with the same dropout masks.
+    pub fn hidden_composed<Tp: Tape<f32, Cpu>>(
+        &self,
+        x: T2<Tp>,
+        b: usize,
+        t: usize,
+        dropout: Option<&Dropout>,
     ) -> T2<Tp> {
         let c = &self.config;
         assert!(
@@ -322,16 +394,17 @@ impl Net {
             .map(|i| if i % t > i / t { -1e9 } else { 0.0 })
             .collect();
         let mask = self.dev.tensor_from_vec(mask, (t, t));
-        let mut x = x;
-        if let Some(d) = dropout.as_deref_mut() {
-            x = d.apply(&self.dev, x);
-        }
-        for blk in &self.blocks {
+        let drop = |x: T2<Tp>, k: u64| match dropout {
+            Some(d) => d.apply_composed(&self.dev, x, k),
+            None => x,
+        };
+        let mut x = drop(x, 0);
+        for (l, blk) in self.blocks.iter().enumerate() {
             // a = attn_in(ln1(x))                                   [b*t, d_attn]
-            let a = linear(layer_norm(x.retaped::<Tp>(), &blk.ln1), &blk.attn_in);
+            let a = linear_composed(layer_norm_composed(x.retaped::<Tp>(), &blk.ln1), &blk.attn_in);
             // q, k, v per head                                      [b, h, t, dk]
             let heads = |l: &Lin, a: T2<Tp>| {
-                linear(a, l)
+                linear_composed(a, l)
                     .reshape_like(&(b, t, h, dk))
                     .permute::<_, Axes4<0, 2, 1, 3>>()
             };
@@ -346,23 +419,16 @@ impl Net {
             let att = att
                 .permute::<_, Axes4<0, 2, 1, 3>>()
                 .reshape_like(&(b * t, h * dk));
-            let mut y = linear(linear(att, &blk.o), &blk.attn_out);
-            if let Some(d) = dropout.as_deref_mut() {
-                y = d.apply(&self.dev, y);
-            }
+            let y = drop(linear_composed(linear_composed(att, &blk.o), &blk.attn_out), 1 + 2 * l as u64);
             let x1 = x + y;
             // x = x + dropout(ff.down(relu(ff.up(ln2(x)))))
-            let f = linear(
-                linear(layer_norm(x1.retaped::<Tp>(), &blk.ln2), &blk.ff_up).relu(),
+            let f = linear_composed(
+                linear_composed(layer_norm_composed(x1.retaped::<Tp>(), &blk.ln2), &blk.ff_up).relu(),
                 &blk.ff_down,
             );
-            let f = match dropout.as_deref_mut() {
-                Some(d) => d.apply(&self.dev, f),
-                None => f,
-            };
-            x = x1 + f;
+            x = x1 + drop(f, 2 + 2 * l as u64);
         }
-        layer_norm(x, &self.ln_f)
+        layer_norm_composed(x, &self.ln_f)
     }
 }
 
@@ -372,7 +438,7 @@ pub fn forward_logits(weights: &Weights, ids: &[u32]) -> Vec<f32> {
     let dev = Cpu::default();
     let net = Net::from_weights(weights, &dev);
     let x = net.embed(ids, ids.len());
-    net.forward(x, 1, ids.len(), None).as_vec()
+    net.forward_composed(x, 1, ids.len(), None).as_vec()
 }
 
 /// Per-target negative log-likelihoods of `logits` `[n, V]` at `targets` (length n), as a
@@ -385,89 +451,4 @@ pub fn nll<Tp: Tape<f32, Cpu>>(logits: T2<Tp>, targets: &[u32]) -> T1<Tp> {
         (targets.len(),),
     );
     -logits.log_softmax::<Axis<1>>().select(idx)
-}
-
-/// Fused output layer and weighted cross-entropy on the tape: `Σ_i w_i · NLL_i` of
-/// `logits = h·Wᵀ + b` at `targets`, without a one-hot and without composing log_softmax from
-/// separate ops. The forward pass turns the logits buffer in place into
-/// `∂loss/∂logits = w_i (softmax_i − onehot_i)` (rows in parallel); the backward pass is three
-/// products (`∂h = G·W`, `∂W = Gᵀ·h`, `∂b = Σ_rows G`) scaled by the loss's incoming gradient.
-pub fn head_loss(
-    h: T2<OwnedTape<f32, Cpu>>,
-    head: &Lin,
-    targets: &[u32],
-    weights: &[f32],
-) -> Tensor<(), f32, Cpu, OwnedTape<f32, Cpu>> {
-    let (h, mut tape) = h.split_tape();
-    let dev = h.device().clone();
-    let n = h.shape().0;
-    let v = head.w.shape().0;
-    assert_eq!(targets.len(), n, "one target per row");
-    let mut z = h
-        .clone()
-        .matmul(head.w.clone().permute::<_, Axes2<1, 0>>())
-        .as_vec();
-    let bias = head.b.as_vec();
-    let per_row: Vec<f64> = z
-        .par_chunks_mut(v)
-        .zip(targets.par_iter().zip(weights.par_iter()))
-        .map(|(row, (&y, &w))| {
-            let mut m = f32::NEG_INFINITY;
-            for (x, b) in row.iter_mut().zip(&bias) {
-                *x += b;
-                m = m.max(*x);
-            }
-            let y = y as usize;
-            let zy = row[y] - m;
-            let mut s = 0.0f32;
-            for x in row.iter_mut() {
-                *x = (*x - m).exp();
-                s += *x;
-            }
-            let nll = (s.ln() - zy) as f64;
-            let scale = w / s;
-            for x in row.iter_mut() {
-                *x *= scale;
-            }
-            row[y] -= w;
-            if w == 0.0 {
-                0.0
-            } else {
-                nll * w as f64
-            }
-        })
-        .collect();
-    let total: f64 = per_row.iter().sum();
-    let loss = dev.tensor_from_vec(vec![total as f32], ());
-    // ∂b = column sums of the logits' gradient, in row order (deterministic).
-    let mut db = vec![0.0f32; v];
-    for row in z.chunks_exact(v) {
-        for (a, x) in db.iter_mut().zip(row) {
-            *a += x;
-        }
-    }
-    let gz = dev.tensor_from_vec(z, (n, v));
-    let (w_t, b_t, h_t, loss_t) = (head.w.clone(), head.b.clone(), h, loss.clone());
-    tape.add_backward_op(move |grads| {
-        let g = grads.get(&loss_t).as_vec()[0];
-        let dh = gz.clone().matmul(w_t.clone()).as_vec();
-        let dw = gz
-            .clone()
-            .permute::<_, Axes2<1, 0>>()
-            .matmul(h_t.clone())
-            .as_vec();
-
-        for (t, d) in [(&h_t, dh), (&w_t, dw)] {
-            let acc = grads.get_or_alloc_mut(t)?;
-            for (a, x) in acc.iter_mut().zip(d) {
-                *a += g * x;
-            }
-        }
-        let acc = grads.get_or_alloc_mut(&b_t)?;
-        for (a, x) in acc.iter_mut().zip(db) {
-            *a += g * x;
-        }
-        Ok(())
-    });
-    loss.put_tape(tape)
 }

@@ -6,7 +6,8 @@
 use super::adamw::{AdamWConfig, AdamWState, OptimMeta};
 use super::batches::{Examples, PAD};
 use super::checkpoint::CheckpointError;
-use super::net::{head_loss, nll, Dropout, Net};
+use super::net::{nll, Dropout, Net};
+use super::ops::{head_loss, head_nll};
 use super::weights::Weights;
 use dfdx::prelude::*;
 use std::path::Path;
@@ -130,7 +131,7 @@ pub fn loss_and_grads(
     targets: &[u32],
     t: usize,
     train_emb: bool,
-    dropout: Option<&mut Dropout>,
+    dropout: Option<&Dropout>,
 ) -> (f32, Vec<Option<Vec<f32>>>) {
     let b = inputs.len() / t;
     let x = net.embed_traced(inputs, t, train_emb);
@@ -141,10 +142,11 @@ pub fn loss_and_grads(
     (value, net.grads(&grads, train_emb))
 }
 
-/// The loss alone (no tape), no dropout.
+/// The loss alone (no tape, no dropout) through the model composed from plain dfdx ops: the
+/// reference the fused training path is checked against.
 pub fn batch_loss(net: &Net, inputs: &[u32], targets: &[u32], t: usize) -> f32 {
     let b = inputs.len() / t;
-    let logits = net.forward(net.embed(inputs, t), b, t, None);
+    let logits = net.forward_composed(net.embed(inputs, t), b, t, None);
     let per = nll(logits, targets).as_vec();
     let w = pad_weights(targets);
     per.iter().zip(&w).map(|(a, b)| a * b).sum()
@@ -168,8 +170,8 @@ pub fn evaluate(weights: &Weights, examples: &Examples, batch_size: usize) -> Ev
     let (mut sum, mut count) = (0.0f64, 0usize);
     for rows in all.chunks(batch_size.max(1)) {
         let (inp, tgt) = examples.batch(rows);
-        let logits = net.forward(net.embed(&inp, t), rows.len(), t, None);
-        let per = nll(logits, &tgt).as_vec();
+        let h = net.hidden(net.embed(&inp, t), rows.len(), t, None);
+        let per = head_nll(&h, &net.head, &tgt);
         for (l, &y) in per.iter().zip(&tgt) {
             if y != PAD {
                 sum += *l as f64;
@@ -288,8 +290,8 @@ impl Trainer {
             let step = self.opt.step + 1;
             let (inp, tgt) = examples.batch(rows);
             let n_tok = tgt.iter().filter(|&&x| x != PAD).count();
-            let mut drop = Dropout::new(cfg.dropout, mix(cfg.dropout_seed, step));
-            let (loss, mut grads) = loss_and_grads(&net, &inp, &tgt, t, train_emb, Some(&mut drop));
+            let drop = Dropout::new(cfg.dropout, mix(cfg.dropout_seed, step));
+            let (loss, mut grads) = loss_and_grads(&net, &inp, &tgt, t, train_emb, Some(&drop));
             if !loss.is_finite() {
                 return Err(TrainError::NonFinite { step, epoch, loss });
             }

@@ -1,0 +1,752 @@
+//! Fused training operations recorded on dfdx's autodiff tape (`Tape::add_backward_op`):
+//! linear (+ ReLU), LayerNorm, causal multi-head attention, dropout from a counter-based RNG
+//! fused with the residual add, and the output layer fused with cross-entropy. Each computes
+//! its forward pass over plain slices (matrix products through `gemm` in fixed partitions,
+//! row-parallel element-wise work on the rayon pool) and accumulates its gradients straight
+//! into dfdx's [`Gradients`]. Partitions never depend on the thread count, so results are
+//! byte-identical with 1 or 2 threads.
+
+use super::net::{Lin, Ln, T1, T2};
+use super::train::mix;
+use dfdx::prelude::*;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// LayerNorm epsilon of the contract.
+pub const LN_EPS: f32 = 1e-5;
+
+/// Rows per work item of row-parallel kernels (fixed, so reductions do not depend on threads).
+const ROW_CHUNK: usize = 32;
+/// Columns per work item of column sums.
+const COL_CHUNK: usize = 128;
+/// Multiply-adds below which a matrix product runs as one `gemm` call.
+const SPLIT_MIN: usize = 1 << 20;
+
+/// Gradient buffer type of the CPU device.
+type Grads = Gradients<f32, Cpu>;
+
+/// A read-only matrix operand: element `(i, j)` is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A row-major matrix with `cols` columns.
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        MatRef { data, rs: cols, cs: 1 }
+    }
+    /// The transpose of a row-major matrix with `cols` columns.
+    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        MatRef { data, rs: 1, cs: cols }
+    }
+    fn check(&self, r: usize, c: usize) {
+        if r > 0 && c > 0 {
+            assert!(
+                (r - 1) * self.rs + (c - 1) * self.cs < self.data.len(),
+                "matrix operand too small"
+            );
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: workers write disjoint parts of the destination (see `matmul`).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// `dst [m × n] (row-major) = (accumulate ? dst : 0) + alpha · a·b` with `a` `[m × k]` and `b`
+/// `[k × n]`. Large products are cut along their longer side into at most 8 parts whose sizes
+/// depend only on the shape, and the parts run on the current rayon pool.
+pub fn matmul(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    a: MatRef,
+    b: MatRef,
+    accumulate: bool,
+    alpha: f32,
+) {
+    assert!(dst.len() >= m * n, "destination too small");
+    a.check(m, k);
+    b.check(k, n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    let along_m = m >= n;
+    let len = if along_m { m } else { n };
+    let part = if m * n * k < SPLIT_MIN {
+        len
+    } else {
+        len.div_ceil(8).next_multiple_of(32).max(64).min(len)
+    };
+    let parts = len.div_ceil(part);
+    let d = SendPtr(dst.as_mut_ptr());
+    let run = |i: usize| {
+        let s = i * part;
+        let e = (s + part).min(len);
+        let d = d;
+        // SAFETY: operands were bounds-checked above; part `i` writes only rows (or columns)
+        // `s..e` of `dst`, disjoint from every other part.
+        unsafe {
+            if along_m {
+                gemm::gemm(
+                    e - s,
+                    n,
+                    k,
+                    d.0.add(s * n),
+                    1,
+                    n as isize,
+                    accumulate,
+                    a.data.as_ptr().add(s * a.rs),
+                    a.cs as isize,
+                    a.rs as isize,
+                    b.data.as_ptr(),
+                    b.cs as isize,
+                    b.rs as isize,
+                    1.0,
+                    alpha,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            } else {
+                gemm::gemm(
+                    m,
+                    e - s,
+                    k,
+                    d.0.add(s),
+                    1,
+                    n as isize,
+                    accumulate,
+                    a.data.as_ptr(),
+                    a.cs as isize,
+                    a.rs as isize,
+                    b.data.as_ptr().add(s * b.cs),
+                    b.cs as isize,
+                    b.rs as isize,
+                    1.0,
+                    alpha,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        }
+    };
+    if parts == 1 {
+        run(0);
+    } else {
+        (0..parts).into_par_iter().for_each(run);
+    }
+}
+
+/// `acc[j] += alpha · Σ_r x[r, j]` for row-major `x` with `cols` columns; rows summed in order.
+pub fn add_col_sums(acc: &mut [f32], x: &[f32], cols: usize, alpha: f32) {
+    let rows = x.len() / cols.max(1);
+    acc[..cols]
+        .par_chunks_mut(COL_CHUNK)
+        .enumerate()
+        .for_each(|(c, out)| {
+            let c0 = c * COL_CHUNK;
+            let mut s = vec![0.0f32; out.len()];
+            for r in 0..rows {
+                let row = &x[r * cols + c0..r * cols + c0 + out.len()];
+                for (a, v) in s.iter_mut().zip(row) {
+                    *a += v;
+                }
+            }
+            for (o, v) in out.iter_mut().zip(s) {
+                *o += alpha * v;
+            }
+        });
+}
+
+/// `a += b`, in parallel.
+fn add_into(a: &mut [f32], b: &[f32]) {
+    a.par_chunks_mut(1 << 14)
+        .zip(b.par_chunks(1 << 14))
+        .for_each(|(a, b)| {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        });
+}
+
+/// Dot product with eight independent accumulators (vectorises).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ar.iter().zip(br) {
+        s += x * y;
+    }
+    s
+}
+
+/// `y += alpha · x`.
+#[inline]
+fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
+    for (a, b) in y.iter_mut().zip(x) {
+        *a += alpha * b;
+    }
+}
+
+/// Moves the gradient of `t` out of `grads` (zeros if nothing reached it). Used for an op's own
+/// output, whose gradient is complete when the op's backward pass runs and not needed after.
+fn take_grad<S: Shape>(grads: &mut Grads, t: &Tensor<S, f32, Cpu>) -> Result<Vec<f32>, CpuError> {
+    Ok(std::mem::take(&mut **grads.get_or_alloc_mut(t)?))
+}
+
+/// The gradient buffer of `t`, allocated (zeros) if absent.
+fn grad_mut<'g, S: Shape>(
+    grads: &'g mut Grads,
+    t: &Tensor<S, f32, Cpu>,
+) -> Result<&'g mut [f32], CpuError> {
+    Ok(&mut grads.get_or_alloc_mut(t)?[..])
+}
+
+/// Row-major host copies of a linear layer's parameters, shared with backward closures.
+#[derive(Clone, Debug)]
+pub struct HostLin {
+    pub w: Arc<Vec<f32>>,
+    pub b: Arc<Vec<f32>>,
+}
+
+/// `x·Wᵀ + b` (then ReLU when `relu`) for `x` `[n, in]`.
+pub fn linear<Tp: Tape<f32, Cpu>>(x: T2<Tp>, l: &Lin, relu: bool) -> T2<Tp> {
+    let (x, mut tape) = x.split_tape();
+    let (n, n_in) = *x.shape();
+    let n_out = l.w.shape().0;
+    assert_eq!(l.w.shape().1, n_in, "linear layer input size");
+    let xd = Arc::new(x.as_vec());
+    let host = l.host.clone();
+    let mut y = vec![0.0f32; n * n_out];
+    y.par_chunks_mut(n_out * ROW_CHUNK).for_each(|rows| {
+        for r in rows.chunks_mut(n_out) {
+            r.copy_from_slice(&host.b);
+        }
+    });
+    matmul(
+        &mut y,
+        (n, n_out, n_in),
+        MatRef::rows(&xd, n_in),
+        MatRef::transposed(&host.w, n_in),
+        true,
+        1.0,
+    );
+    if relu {
+        y.par_chunks_mut(1 << 14).for_each(|c| {
+            for v in c {
+                *v = v.max(0.0);
+            }
+        });
+    }
+    let saved_y = (Tp::OWNS_TAPE && relu).then(|| Arc::new(y.clone()));
+    let out = x.device().tensor_from_vec(y, (n, n_out));
+    if Tp::OWNS_TAPE {
+        let (out_t, w_t, b_t) = (out.clone(), l.w.clone(), l.b.clone());
+        tape.add_backward_op(move |grads| {
+            let mut gy = take_grad(grads, &out_t)?;
+            if let Some(y) = saved_y {
+                gy.par_chunks_mut(1 << 14)
+                    .zip(y.par_chunks(1 << 14))
+                    .for_each(|(g, y)| {
+                        for (g, y) in g.iter_mut().zip(y) {
+                            if *y <= 0.0 {
+                                *g = 0.0;
+                            }
+                        }
+                    });
+            }
+            add_col_sums(grad_mut(grads, &b_t)?, &gy, n_out, 1.0);
+            // ∂W += gyᵀ · x
+            matmul(
+                grad_mut(grads, &w_t)?,
+                (n_out, n_in, n),
+                MatRef::transposed(&gy, n_out),
+                MatRef::rows(&xd, n_in),
+                true,
+                1.0,
+            );
+            // ∂x += gy · W
+            matmul(
+                grad_mut(grads, &x)?,
+                (n, n_in, n_out),
+                MatRef::rows(&gy, n_out),
+                MatRef::rows(&host.w, n_in),
+                true,
+                1.0,
+            );
+            Ok(())
+        });
+    }
+    out.put_tape(tape)
+}
+
+/// LayerNorm over the last axis of `x` `[n, d]`: `(x − mean) / sqrt(var + ε) · g + b`.
+pub fn layer_norm<Tp: Tape<f32, Cpu>>(x: T2<Tp>, l: &Ln) -> T2<Tp> {
+    let (x, mut tape) = x.split_tape();
+    let (n, d) = *x.shape();
+    let xd = x.as_vec();
+    let (g, b) = (l.host_g.clone(), l.host_b.clone());
+    let mut y = vec![0.0f32; n * d];
+    let mut xhat = vec![0.0f32; if Tp::OWNS_TAPE { n * d } else { 0 }];
+    let mut rstd = vec![0.0f32; n];
+    let keep = Tp::OWNS_TAPE;
+    y.par_chunks_mut(d * ROW_CHUNK)
+        .zip(rstd.par_chunks_mut(ROW_CHUNK))
+        .enumerate()
+        .for_each(|(c, (yc, rc))| {
+            for (i, (yr, rs)) in yc.chunks_mut(d).zip(rc.iter_mut()).enumerate() {
+                let r = c * ROW_CHUNK + i;
+                let xr = &xd[r * d..(r + 1) * d];
+                let mean = xr.iter().sum::<f32>() / d as f32;
+                let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+                *rs = 1.0 / (var + LN_EPS).sqrt();
+                for j in 0..d {
+                    yr[j] = (xr[j] - mean) * *rs;
+                }
+            }
+        });
+    if keep {
+        xhat.copy_from_slice(&y);
+    }
+    y.par_chunks_mut(d * ROW_CHUNK).for_each(|yc| {
+        for yr in yc.chunks_mut(d) {
+            for j in 0..d {
+                yr[j] = yr[j] * g[j] + b[j];
+            }
+        }
+    });
+    let out = x.device().tensor_from_vec(y, (n, d));
+    if keep {
+        let (out_t, g_t, b_t) = (out.clone(), l.g.clone(), l.b.clone());
+        tape.add_backward_op(move |grads| {
+            let gy = take_grad(grads, &out_t)?;
+            // ∂b = Σ gy, ∂g = Σ gy ⊙ x̂ over rows, in fixed row chunks summed in order.
+            let chunks = n.div_ceil(ROW_CHUNK);
+            let partial: Vec<(Vec<f32>, Vec<f32>)> = (0..chunks)
+                .into_par_iter()
+                .map(|c| {
+                    let (mut sg, mut sb) = (vec![0.0f32; d], vec![0.0f32; d]);
+                    for r in c * ROW_CHUNK..((c + 1) * ROW_CHUNK).min(n) {
+                        let (gr, xr) = (&gy[r * d..(r + 1) * d], &xhat[r * d..(r + 1) * d]);
+                        for j in 0..d {
+                            sg[j] += gr[j] * xr[j];
+                            sb[j] += gr[j];
+                        }
+                    }
+                    (sg, sb)
+                })
+                .collect();
+            {
+                let dg = grad_mut(grads, &g_t)?;
+                for (sg, _) in &partial {
+                    for (a, v) in dg.iter_mut().zip(sg) {
+                        *a += v;
+                    }
+                }
+            }
+            {
+                let db = grad_mut(grads, &b_t)?;
+                for (_, sb) in &partial {
+                    for (a, v) in db.iter_mut().zip(sb) {
+                        *a += v;
+                    }
+                }
+            }
+            // ∂x = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂)) with ĝ = gy ⊙ g.
+            let dx = grad_mut(grads, &x)?;
+            dx.par_chunks_mut(d * ROW_CHUNK)
+                .enumerate()
+                .for_each(|(c, dc)| {
+                    let mut gh = vec![0.0f32; d];
+                    for (i, dr) in dc.chunks_mut(d).enumerate() {
+                        let r = c * ROW_CHUNK + i;
+                        let (gr, xr) = (&gy[r * d..(r + 1) * d], &xhat[r * d..(r + 1) * d]);
+                        let (mut m1, mut m2) = (0.0f32, 0.0f32);
+                        for j in 0..d {
+                            gh[j] = gr[j] * g[j];
+                            m1 += gh[j];
+                            m2 += gh[j] * xr[j];
+                        }
+                        let (m1, m2) = (m1 / d as f32, m2 / d as f32);
+                        let s = rstd[r];
+                        for j in 0..d {
+                            dr[j] += s * (gh[j] - m1 - xr[j] * m2);
+                        }
+                    }
+                });
+            Ok(())
+        });
+    }
+    out.put_tape(tape)
+}
+
+/// Head `hh`'s `[t, dk]` block of the rows `rows` (`[t, da]`) into `out`.
+fn gather_head(rows: &[f32], t: usize, da: usize, dk: usize, hh: usize, out: &mut [f32]) {
+    for i in 0..t {
+        out[i * dk..(i + 1) * dk].copy_from_slice(&rows[i * da + hh * dk..i * da + (hh + 1) * dk]);
+    }
+}
+
+/// Adds a `[t, dk]` head block back into head `hh`'s columns of `rows`.
+fn scatter_head(rows: &mut [f32], t: usize, da: usize, dk: usize, hh: usize, blk: &[f32]) {
+    for i in 0..t {
+        let r = &mut rows[i * da + hh * dk..i * da + (hh + 1) * dk];
+        for (a, v) in r.iter_mut().zip(&blk[i * dk..(i + 1) * dk]) {
+            *a += v;
+        }
+    }
+}
+
+/// Causal multi-head attention `softmax(q kᵀ / √dk + mask) v` with heads concatenated:
+/// `q`, `k`, `v` and the result are `[b·t, h·dk]`; head `j` uses columns `j·dk … (j+1)·dk`.
+/// Each query attends to positions up to its own (the loop stops at the causal bound).
+pub fn attention<Tp: Tape<f32, Cpu>>(
+    q: T2<Tp>,
+    k: T2<Tp>,
+    v: T2<Tp>,
+    (b, t, h): (usize, usize, usize),
+) -> T2<Tp> {
+    let (q, tq) = q.split_tape();
+    let (k, tk) = k.split_tape();
+    let (v, tv) = v.split_tape();
+    let mut tape = tq.merge(tk).merge(tv);
+    let (n, da) = *q.shape();
+    assert_eq!(n, b * t, "attention rows");
+    assert_eq!(da % h, 0, "attention width divisible by heads");
+    let dk = da / h;
+    let scale = 1.0 / (dk as f32).sqrt();
+    let (qd, kd, vd) = (Arc::new(q.as_vec()), Arc::new(k.as_vec()), Arc::new(v.as_vec()));
+    let mut out = vec![0.0f32; n * da];
+    // Attention weights [b, h, t, t] (zero above the diagonal), kept for the backward pass.
+    let mut probs = vec![0.0f32; b * h * t * t];
+    out.par_chunks_mut(t * da)
+        .zip(probs.par_chunks_mut(h * t * t))
+        .enumerate()
+        .for_each(|(bi, (ob, pb))| {
+            let rows = bi * t * da..(bi + 1) * t * da;
+            let (qb, kb, vb) = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows]);
+            let (mut qh, mut kh, mut vh) = (vec![0.0; t * dk], vec![0.0; t * dk], vec![0.0; t * dk]);
+            let mut oh = vec![0.0f32; t * dk];
+            for hh in 0..h {
+                gather_head(qb, t, da, dk, hh, &mut qh);
+                gather_head(kb, t, da, dk, hh, &mut kh);
+                gather_head(vb, t, da, dk, hh, &mut vh);
+                oh.fill(0.0);
+                for i in 0..t {
+                    let p = &mut pb[(hh * t + i) * t..(hh * t + i + 1) * t];
+                    let qi = &qh[i * dk..(i + 1) * dk];
+                    let mut m = f32::NEG_INFINITY;
+                    for j in 0..=i {
+                        p[j] = dot(qi, &kh[j * dk..(j + 1) * dk]) * scale;
+                        m = m.max(p[j]);
+                    }
+                    let mut s = 0.0f32;
+                    for pj in &mut p[..=i] {
+                        *pj = (*pj - m).exp();
+                        s += *pj;
+                    }
+                    let inv = 1.0 / s;
+                    let o = &mut oh[i * dk..(i + 1) * dk];
+                    for j in 0..=i {
+                        p[j] *= inv;
+                        axpy(o, p[j], &vh[j * dk..(j + 1) * dk]);
+                    }
+                }
+                for i in 0..t {
+                    ob[i * da + hh * dk..i * da + (hh + 1) * dk]
+                        .copy_from_slice(&oh[i * dk..(i + 1) * dk]);
+                }
+            }
+        });
+    let res = q.device().tensor_from_vec(out, (n, da));
+    if Tp::OWNS_TAPE {
+        let out_t = res.clone();
+        tape.add_backward_op(move |grads| {
+            let go = take_grad(grads, &out_t)?;
+            let mut dq = take_grad(grads, &q)?;
+            let mut dk_ = take_grad(grads, &k)?;
+            let mut dv = take_grad(grads, &v)?;
+            dq.par_chunks_mut(t * da)
+                .zip(dk_.par_chunks_mut(t * da))
+                .zip(dv.par_chunks_mut(t * da))
+                .enumerate()
+                .for_each(|(bi, ((dqb, dkb), dvb))| {
+                    let rows = bi * t * da..(bi + 1) * t * da;
+                    let (qb, kb, vb) = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows.clone()]);
+                    let gb = &go[rows];
+                    let pb = &probs[bi * h * t * t..(bi + 1) * h * t * t];
+                    let mk = || vec![0.0f32; t * dk];
+                    let (mut qh, mut kh, mut vh, mut gh) = (mk(), mk(), mk(), mk());
+                    let (mut dqh, mut dkh, mut dvh) = (mk(), mk(), mk());
+                    let mut ds = vec![0.0f32; t];
+                    for hh in 0..h {
+                        gather_head(qb, t, da, dk, hh, &mut qh);
+                        gather_head(kb, t, da, dk, hh, &mut kh);
+                        gather_head(vb, t, da, dk, hh, &mut vh);
+                        gather_head(gb, t, da, dk, hh, &mut gh);
+                        dqh.fill(0.0);
+                        dkh.fill(0.0);
+                        dvh.fill(0.0);
+                        for i in 0..t {
+                            let p = &pb[(hh * t + i) * t..(hh * t + i + 1) * t];
+                            let gi = &gh[i * dk..(i + 1) * dk];
+                            let mut s = 0.0f32;
+                            for j in 0..=i {
+                                ds[j] = dot(gi, &vh[j * dk..(j + 1) * dk]);
+                                s += p[j] * ds[j];
+                                axpy(&mut dvh[j * dk..(j + 1) * dk], p[j], gi);
+                            }
+                            let qi = &qh[i * dk..(i + 1) * dk];
+                            for j in 0..=i {
+                                let dsj = p[j] * (ds[j] - s) * scale;
+                                axpy(&mut dqh[i * dk..(i + 1) * dk], dsj, &kh[j * dk..(j + 1) * dk]);
+                                axpy(&mut dkh[j * dk..(j + 1) * dk], dsj, qi);
+                            }
+                        }
+                        scatter_head(dqb, t, da, dk, hh, &dqh);
+                        scatter_head(dkb, t, da, dk, hh, &dkh);
+                        scatter_head(dvb, t, da, dk, hh, &dvh);
+                    }
+                });
+            **grads.get_or_alloc_mut(&q)? = dq;
+            **grads.get_or_alloc_mut(&k)? = dk_;
+            **grads.get_or_alloc_mut(&v)? = dv;
+            Ok(())
+        });
+    }
+    res.put_tape(tape)
+}
+
+/// The dropout mask of one site (the embedding, or one residual branch) of one training step:
+/// element `i` is dropped when a hash of `(seed, i)` falls below `p`, so any element's mask can
+/// be recomputed in any order on any thread.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DropMask {
+    pub p: f32,
+    pub seed: u64,
+}
+
+impl DropMask {
+    /// The factor element `i` is multiplied by: 0 or `1 / (1 − p)`.
+    #[inline]
+    pub fn factor(&self, i: usize) -> f32 {
+        let u = (mix(self.seed, i as u64) >> 40) as f32 * (1.0 / (1u64 << 24) as f32);
+        if u < self.p {
+            0.0
+        } else {
+            1.0 / (1.0 - self.p)
+        }
+    }
+
+    /// The mask of the first `n` elements.
+    pub fn to_vec(&self, n: usize) -> Vec<f32> {
+        (0..n).into_par_iter().map(|i| self.factor(i)).collect()
+    }
+
+    /// `x ⊙ mask` in place.
+    pub fn apply(&self, x: &mut [f32]) {
+        x.par_chunks_mut(1 << 12).enumerate().for_each(|(c, xs)| {
+            for (i, v) in xs.iter_mut().enumerate() {
+                *v *= self.factor(c * (1 << 12) + i);
+            }
+        });
+    }
+}
+
+/// The residual add `x + dropout(y)` (`x + y` without a mask).
+pub fn residual<Tp: Tape<f32, Cpu>>(x: T2<Tp>, y: T2<Tp>, mask: Option<DropMask>) -> T2<Tp> {
+    let (x, tx) = x.split_tape();
+    let (y, ty) = y.split_tape();
+    let mut tape = tx.merge(ty);
+    let shape = *x.shape();
+    assert_eq!(shape, *y.shape(), "residual shapes");
+    let mut yd = y.as_vec();
+    if let Some(m) = mask {
+        m.apply(&mut yd);
+    }
+    add_into(&mut yd, &x.as_vec());
+    let out = x.device().tensor_from_vec(yd, shape);
+    if Tp::OWNS_TAPE {
+        let out_t = out.clone();
+        tape.add_backward_op(move |grads| {
+            let mut g = take_grad(grads, &out_t)?;
+            add_into(grad_mut(grads, &x)?, &g);
+            if let Some(m) = mask {
+                m.apply(&mut g);
+            }
+            add_into(grad_mut(grads, &y)?, &g);
+            Ok(())
+        });
+    }
+    out.put_tape(tape)
+}
+
+/// `x ⊙ mask` on the tape.
+pub fn dropout<Tp: Tape<f32, Cpu>>(x: T2<Tp>, mask: DropMask) -> T2<Tp> {
+    let (x, mut tape) = x.split_tape();
+    let shape = *x.shape();
+    let mut xd = x.as_vec();
+    mask.apply(&mut xd);
+    let out = x.device().tensor_from_vec(xd, shape);
+    if Tp::OWNS_TAPE {
+        let out_t = out.clone();
+        tape.add_backward_op(move |grads| {
+            let mut g = take_grad(grads, &out_t)?;
+            mask.apply(&mut g);
+            add_into(grad_mut(grads, &x)?, &g);
+            Ok(())
+        });
+    }
+    out.put_tape(tape)
+}
+
+/// Logits `[rows, V]` of the rows `rows` of `h` `[n, d]`: bias plus `h·Wᵀ`.
+fn head_logits(hd: &[f32], d: usize, rows: &[usize], head: &HostLin, v: usize) -> Vec<f32> {
+    let m = rows.len();
+    let mut hc = vec![0.0f32; m * d];
+    for (dst, &r) in hc.chunks_mut(d).zip(rows) {
+        dst.copy_from_slice(&hd[r * d..(r + 1) * d]);
+    }
+    let mut z = vec![0.0f32; m * v];
+    z.par_chunks_mut(v).for_each(|r| r.copy_from_slice(&head.b));
+    matmul(
+        &mut z,
+        (m, v, d),
+        MatRef::rows(&hc, d),
+        MatRef::transposed(&head.w, d),
+        true,
+        1.0,
+    );
+    z
+}
+
+/// Negative log-likelihood of every row of `h` `[n, d]` at `targets` under the output layer,
+/// without a tape (validation).
+pub fn head_nll(h: &T2, head: &Lin, targets: &[u32]) -> Vec<f32> {
+    let (n, d) = *h.shape();
+    let v = head.w.shape().0;
+    assert_eq!(targets.len(), n, "one target per row");
+    let hd = h.as_vec();
+    let rows: Vec<usize> = (0..n).collect();
+    let z = head_logits(&hd, d, &rows, &head.host, v);
+    z.par_chunks(v)
+        .zip(targets.par_iter())
+        .map(|(row, &y)| {
+            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let s: f32 = row.iter().map(|x| (x - m).exp()).sum();
+            s.ln() + m - row[y as usize]
+        })
+        .collect()
+}
+
+/// Fused output layer and weighted cross-entropy on the tape: `Σ_i w_i · NLL_i` of
+/// `logits = h·Wᵀ + b` at `targets`. Rows of weight 0 (padding) are skipped entirely. The
+/// forward pass turns the logits buffer in place into `∂loss/∂logits = w_i (softmax_i −
+/// onehot_i)`; the backward pass is three products (`∂h = G·W`, `∂W = Gᵀ·h`, `∂b = Σ_rows G`)
+/// scaled by the loss's incoming gradient and accumulated straight into the gradients.
+pub fn head_loss(
+    h: T2<OwnedTape<f32, Cpu>>,
+    head: &Lin,
+    targets: &[u32],
+    weights: &[f32],
+) -> Tensor<(), f32, Cpu, OwnedTape<f32, Cpu>> {
+    let (h, mut tape) = h.split_tape();
+    let dev = h.device().clone();
+    let (n, d) = *h.shape();
+    let v = head.w.shape().0;
+    assert_eq!(targets.len(), n, "one target per row");
+    assert_eq!(weights.len(), n, "one weight per row");
+    let rows: Vec<usize> = (0..n).filter(|&i| weights[i] != 0.0).collect();
+    let m = rows.len();
+    let hd = h.as_vec();
+    let mut z = head_logits(&hd, d, &rows, &head.host, v);
+    let per_row: Vec<f64> = z
+        .par_chunks_mut(v)
+        .zip(rows.par_iter())
+        .map(|(row, &r)| {
+            let (y, w) = (targets[r] as usize, weights[r]);
+            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let zy = row[y] - m;
+            let mut s = 0.0f32;
+            for x in row.iter_mut() {
+                *x = (*x - m).exp();
+                s += *x;
+            }
+            let scale = w / s;
+            for x in row.iter_mut() {
+                *x *= scale;
+            }
+            row[y] -= w;
+            (s.ln() - zy) as f64 * w as f64
+        })
+        .collect();
+    let total: f64 = per_row.iter().sum();
+    let loss = dev.tensor_from_vec(vec![total as f32], ());
+    let mut db = vec![0.0f32; v];
+    add_col_sums(&mut db, &z, v, 1.0);
+    let mut hc = vec![0.0f32; m * d];
+    for (dst, &r) in hc.chunks_mut(d).zip(&rows) {
+        dst.copy_from_slice(&hd[r * d..(r + 1) * d]);
+    }
+    let (w_t, b_t, loss_t, host) = (head.w.clone(), head.b.clone(), loss.clone(), head.host.clone());
+    tape.add_backward_op(move |grads| {
+        let g = grads.get(&loss_t).as_vec()[0];
+        // ∂h (compacted rows) = g · G·W, scattered back to the rows they came from.
+        let mut dhc = vec![0.0f32; m * d];
+        matmul(
+            &mut dhc,
+            (m, d, v),
+            MatRef::rows(&z, v),
+            MatRef::rows(&host.w, d),
+            false,
+            g,
+        );
+        let dh = grad_mut(grads, &h)?;
+        for (src, &r) in dhc.chunks(d).zip(&rows) {
+            for (a, x) in dh[r * d..(r + 1) * d].iter_mut().zip(src) {
+                *a += x;
+            }
+        }
+        matmul(
+            grad_mut(grads, &w_t)?,
+            (v, d, m),
+            MatRef::transposed(&z, v),
+            MatRef::rows(&hc, d),
+            true,
+            g,
+        );
+        for (a, x) in grad_mut(grads, &b_t)?.iter_mut().zip(&db) {
+            *a += g * x;
+        }
+        Ok(())
+    });
+    loss.put_tape(tape)
+}
+
+/// A 1-D parameter's data (for tests and host copies).
+pub fn host_vec(t: &T1) -> Arc<Vec<f32>> {
+    Arc::new(t.as_vec())
+}
