@@ -4,7 +4,7 @@
 //! cross-check other decode paths.
 
 use super::config::{position_encoding, ModelConfig};
-use super::ops::{self, DropMask, HostLin};
+use super::ops::{self, Act, DropMask, HostLin};
 use super::train::mix;
 use super::weights::{LayerNormWeights, LinearWeights, Weights};
 use dfdx::prelude::*;
@@ -297,7 +297,7 @@ impl Net {
 
     /// Embedding of `ids` (`b*t` ids, rows of `t`), on the tape: traced through `tok_emb` when
     /// `train_emb`, else a traced constant.
-    pub fn embed_traced(&self, ids: &[u32], t: usize, train_emb: bool) -> T2<OwnedTape<f32, Cpu>> {
+    pub fn embed_traced(&self, ids: &[u32], t: usize, train_emb: bool) -> Act {
         let d = self.config.d_model;
         let n = ids.len();
         if train_emb {
@@ -307,15 +307,21 @@ impl Net {
             let pe: Vec<f32> = (0..n)
                 .flat_map(|i| self.pe[(i % t) * d..(i % t + 1) * d].iter().copied())
                 .collect();
-            self.tok_emb.leaky_trace().gather(idx) + self.dev.tensor_from_vec(pe, (n, d))
+            Act {
+                t: self.tok_emb.leaky_trace().gather(idx) + self.dev.tensor_from_vec(pe, (n, d)),
+                data: Arc::new(self.embed_host(ids, t)),
+            }
         } else {
-            self.dev
-                .tensor_from_vec(self.embed_host(ids, t), (n, d))
-                .leaky_traced()
+            Act::constant(&self.dev, self.embed_host(ids, t), (n, d)).traced()
         }
     }
 
-    /// Embedding of `ids` without a tape.
+    /// Embedding of `ids` without a tape, for the fused path.
+    pub fn embed_const(&self, ids: &[u32], t: usize) -> Act<NoneTape> {
+        Act::constant(&self.dev, self.embed_host(ids, t), (ids.len(), self.config.d_model))
+    }
+
+    /// Embedding of `ids` without a tape, for the composed path.
     pub fn embed(&self, ids: &[u32], t: usize) -> T2 {
         let d = self.config.d_model;
         self.dev
@@ -327,11 +333,11 @@ impl Net {
     /// and on both residual branches.
     pub fn hidden<Tp: Tape<f32, Cpu>>(
         &self,
-        x: T2<Tp>,
+        x: Act<Tp>,
         b: usize,
         t: usize,
         dropout: Option<&Dropout>,
-    ) -> T2<Tp> {
+    ) -> Act<Tp> {
         let c = &self.config;
         assert!(
             t <= c.context,
@@ -344,15 +350,15 @@ impl Net {
             None => x,
         };
         for (l, blk) in self.blocks.iter().enumerate() {
-            let a = ops::linear(ops::layer_norm(x.retaped::<Tp>(), &blk.ln1), &blk.attn_in, false);
-            let q = ops::linear(a.retaped::<Tp>(), &blk.q, false);
-            let k = ops::linear(a.retaped::<Tp>(), &blk.k, false);
+            let a = ops::linear(ops::layer_norm(x.retaped(), &blk.ln1), &blk.attn_in, false);
+            let q = ops::linear(a.retaped(), &blk.q, false);
+            let k = ops::linear(a.retaped(), &blk.k, false);
             let v = ops::linear(a, &blk.v, false);
             let att = ops::attention(q, k, v, (b, t, c.n_heads));
             let y = ops::linear(ops::linear(att, &blk.o, false), &blk.attn_out, false);
             let x1 = ops::residual(x, y, site(1 + 2 * l as u64));
             let f = ops::linear(
-                ops::linear(ops::layer_norm(x1.retaped::<Tp>(), &blk.ln2), &blk.ff_up, true),
+                ops::linear(ops::layer_norm(x1.retaped(), &blk.ln2), &blk.ff_up, true),
                 &blk.ff_down,
                 false,
             );

@@ -6,7 +6,7 @@
 //! into dfdx's [`Gradients`]. Partitions never depend on the thread count, so results are
 //! byte-identical with 1 or 2 threads.
 
-use super::net::{Lin, Ln, T1, T2};
+use super::net::{Lin, Ln, T2};
 use super::train::mix;
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -19,8 +19,11 @@ pub const LN_EPS: f32 = 1e-5;
 const ROW_CHUNK: usize = 32;
 /// Columns per work item of column sums.
 const COL_CHUNK: usize = 128;
-/// Multiply-adds below which a matrix product runs as one `gemm` call.
+/// Multiply-adds below which a matrix product runs as one `gemm` call; up to
+/// [`SPLIT_WIDE`] it runs as 2 parts (each part repacks the shared operand, so small products
+/// are not cut finer), above it as 8.
 const SPLIT_MIN: usize = 1 << 20;
+const SPLIT_WIDE: usize = 1 << 30;
 
 /// Gradient buffer type of the CPU device.
 type Grads = Gradients<f32, Cpu>;
@@ -59,8 +62,9 @@ unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 /// `dst [m × n] (row-major) = (accumulate ? dst : 0) + alpha · a·b` with `a` `[m × k]` and `b`
-/// `[k × n]`. Large products are cut along their longer side into at most 8 parts whose sizes
-/// depend only on the shape, and the parts run on the current rayon pool.
+/// `[k × n]`. Large products are cut along their longer side into 2 or 8 parts whose sizes
+/// depend only on the shape (never on the thread count, so results are reproducible), and the
+/// parts run on the current rayon pool.
 pub fn matmul(
     dst: &mut [f32],
     (m, n, k): (usize, usize, usize),
@@ -83,11 +87,15 @@ pub fn matmul(
     }
     let along_m = m >= n;
     let len = if along_m { m } else { n };
-    let part = if m * n * k < SPLIT_MIN {
-        len
+    let work = m * n * k;
+    let n_parts = if work < SPLIT_MIN {
+        1
+    } else if work < SPLIT_WIDE {
+        2
     } else {
-        len.div_ceil(8).next_multiple_of(32).max(64).min(len)
+        8
     };
+    let part = len.div_ceil(n_parts).next_multiple_of(8).min(len);
     let parts = len.div_ceil(part);
     let d = SendPtr(dst.as_mut_ptr());
     let run = |i: usize| {
@@ -203,6 +211,24 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// Sum with eight independent accumulators (vectorises).
+#[inline]
+fn sum8(a: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let c = a.chunks_exact(8);
+    let r = c.remainder();
+    for x in c {
+        for l in 0..8 {
+            acc[l] += x[l];
+        }
+    }
+    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for x in r {
+        s += x;
+    }
+    s
+}
+
 /// `y += alpha · x`.
 #[inline]
 fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
@@ -225,6 +251,80 @@ fn grad_mut<'g, S: Shape>(
     Ok(&mut grads.get_or_alloc_mut(t)?[..])
 }
 
+/// An activation on the tape: the dfdx tensor (whose id keys its gradient and whose tape
+/// carries the backward ops) and a host copy of its data, so ops read their inputs without
+/// dfdx's element-by-element `as_vec`.
+#[derive(Debug)]
+pub struct Act<Tp = OwnedTape<f32, Cpu>> {
+    pub t: T2<Tp>,
+    pub data: Arc<Vec<f32>>,
+}
+
+impl<Tp: Tape<f32, Cpu>> Act<Tp> {
+    /// Wraps a tensor (copies its data out once).
+    pub fn from_tensor(t: T2<Tp>) -> Self {
+        let data = Arc::new(t.as_vec());
+        Act { t, data }
+    }
+
+    /// `[rows, cols]`.
+    pub fn shape(&self) -> (usize, usize) {
+        *self.t.shape()
+    }
+
+    /// The same activation with an empty tape (for a second consumer of it).
+    pub fn retaped(&self) -> Self {
+        Act {
+            t: self.t.retaped::<Tp>(),
+            data: self.data.clone(),
+        }
+    }
+
+    fn split(self) -> (T2, Arc<Vec<f32>>, Tp) {
+        let (t, tape) = self.t.split_tape();
+        (t, self.data, tape)
+    }
+}
+
+impl Act<NoneTape> {
+    /// A constant activation from host data.
+    pub fn constant(dev: &Cpu, data: Vec<f32>, shape: (usize, usize)) -> Self {
+        Act {
+            t: dev.tensor_from_vec(data.clone(), shape),
+            data: Arc::new(data),
+        }
+    }
+
+    /// The same constant on a fresh gradient tape.
+    pub fn traced(self) -> Act {
+        Act {
+            t: self.t.leaky_traced(),
+            data: self.data,
+        }
+    }
+}
+
+/// The output activation `y` of an op carrying `tape`; with a real tape, `backward` is recorded
+/// and runs with the output's complete gradient.
+fn finish<Tp, F>(dev: &Cpu, y: Arc<Vec<f32>>, shape: (usize, usize), mut tape: Tp, backward: F) -> Act<Tp>
+where
+    Tp: Tape<f32, Cpu>,
+    F: 'static + FnOnce(&mut Grads, Vec<f32>) -> Result<(), CpuError>,
+{
+    let t = dev.tensor_from_vec(y.as_ref().clone(), shape);
+    if Tp::OWNS_TAPE {
+        let key = t.clone();
+        tape.add_backward_op(move |grads| {
+            let gy = take_grad(grads, &key)?;
+            backward(grads, gy)
+        });
+    }
+    Act {
+        t: t.put_tape(tape),
+        data: y,
+    }
+}
+
 /// Row-major host copies of a linear layer's parameters, shared with backward closures.
 #[derive(Clone, Debug)]
 pub struct HostLin {
@@ -233,19 +333,16 @@ pub struct HostLin {
 }
 
 /// `x·Wᵀ + b` (then ReLU when `relu`) for `x` `[n, in]`.
-pub fn linear<Tp: Tape<f32, Cpu>>(x: T2<Tp>, l: &Lin, relu: bool) -> T2<Tp> {
-    let (x, mut tape) = x.split_tape();
+pub fn linear<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Lin, relu: bool) -> Act<Tp> {
+    let (x, xd, tape) = x.split();
     let (n, n_in) = *x.shape();
     let n_out = l.w.shape().0;
     assert_eq!(l.w.shape().1, n_in, "linear layer input size");
-    let xd = Arc::new(x.as_vec());
     let host = l.host.clone();
-    let mut y = vec![0.0f32; n * n_out];
-    y.par_chunks_mut(n_out * ROW_CHUNK).for_each(|rows| {
-        for r in rows.chunks_mut(n_out) {
-            r.copy_from_slice(&host.b);
-        }
-    });
+    let mut y = Vec::with_capacity(n * n_out);
+    for _ in 0..n {
+        y.extend_from_slice(&host.b);
+    }
     matmul(
         &mut y,
         (n, n_out, n_in),
@@ -261,146 +358,140 @@ pub fn linear<Tp: Tape<f32, Cpu>>(x: T2<Tp>, l: &Lin, relu: bool) -> T2<Tp> {
             }
         });
     }
-    let saved_y = (Tp::OWNS_TAPE && relu).then(|| Arc::new(y.clone()));
-    let out = x.device().tensor_from_vec(y, (n, n_out));
-    if Tp::OWNS_TAPE {
-        let (out_t, w_t, b_t) = (out.clone(), l.w.clone(), l.b.clone());
-        tape.add_backward_op(move |grads| {
-            let mut gy = take_grad(grads, &out_t)?;
-            if let Some(y) = saved_y {
-                gy.par_chunks_mut(1 << 14)
-                    .zip(y.par_chunks(1 << 14))
-                    .for_each(|(g, y)| {
-                        for (g, y) in g.iter_mut().zip(y) {
-                            if *y <= 0.0 {
-                                *g = 0.0;
-                            }
-                        }
-                    });
-            }
-            add_col_sums(grad_mut(grads, &b_t)?, &gy, n_out, 1.0);
-            // ∂W += gyᵀ · x
-            matmul(
-                grad_mut(grads, &w_t)?,
-                (n_out, n_in, n),
-                MatRef::transposed(&gy, n_out),
-                MatRef::rows(&xd, n_in),
-                true,
-                1.0,
-            );
-            // ∂x += gy · W
-            matmul(
-                grad_mut(grads, &x)?,
-                (n, n_in, n_out),
-                MatRef::rows(&gy, n_out),
-                MatRef::rows(&host.w, n_in),
-                true,
-                1.0,
-            );
-            Ok(())
-        });
-    }
-    out.put_tape(tape)
-}
-
-/// LayerNorm over the last axis of `x` `[n, d]`: `(x − mean) / sqrt(var + ε) · g + b`.
-pub fn layer_norm<Tp: Tape<f32, Cpu>>(x: T2<Tp>, l: &Ln) -> T2<Tp> {
-    let (x, mut tape) = x.split_tape();
-    let (n, d) = *x.shape();
-    let xd = x.as_vec();
-    let (g, b) = (l.host_g.clone(), l.host_b.clone());
-    let mut y = vec![0.0f32; n * d];
-    let mut xhat = vec![0.0f32; if Tp::OWNS_TAPE { n * d } else { 0 }];
-    let mut rstd = vec![0.0f32; n];
-    let keep = Tp::OWNS_TAPE;
-    y.par_chunks_mut(d * ROW_CHUNK)
-        .zip(rstd.par_chunks_mut(ROW_CHUNK))
-        .enumerate()
-        .for_each(|(c, (yc, rc))| {
-            for (i, (yr, rs)) in yc.chunks_mut(d).zip(rc.iter_mut()).enumerate() {
-                let r = c * ROW_CHUNK + i;
-                let xr = &xd[r * d..(r + 1) * d];
-                let mean = xr.iter().sum::<f32>() / d as f32;
-                let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
-                *rs = 1.0 / (var + LN_EPS).sqrt();
-                for j in 0..d {
-                    yr[j] = (xr[j] - mean) * *rs;
-                }
-            }
-        });
-    if keep {
-        xhat.copy_from_slice(&y);
-    }
-    y.par_chunks_mut(d * ROW_CHUNK).for_each(|yc| {
-        for yr in yc.chunks_mut(d) {
-            for j in 0..d {
-                yr[j] = yr[j] * g[j] + b[j];
-            }
-        }
-    });
-    let out = x.device().tensor_from_vec(y, (n, d));
-    if keep {
-        let (out_t, g_t, b_t) = (out.clone(), l.g.clone(), l.b.clone());
-        tape.add_backward_op(move |grads| {
-            let gy = take_grad(grads, &out_t)?;
-            // ∂b = Σ gy, ∂g = Σ gy ⊙ x̂ over rows, in fixed row chunks summed in order.
-            let chunks = n.div_ceil(ROW_CHUNK);
-            let partial: Vec<(Vec<f32>, Vec<f32>)> = (0..chunks)
-                .into_par_iter()
-                .map(|c| {
-                    let (mut sg, mut sb) = (vec![0.0f32; d], vec![0.0f32; d]);
-                    for r in c * ROW_CHUNK..((c + 1) * ROW_CHUNK).min(n) {
-                        let (gr, xr) = (&gy[r * d..(r + 1) * d], &xhat[r * d..(r + 1) * d]);
-                        for j in 0..d {
-                            sg[j] += gr[j] * xr[j];
-                            sb[j] += gr[j];
-                        }
-                    }
-                    (sg, sb)
-                })
-                .collect();
-            {
-                let dg = grad_mut(grads, &g_t)?;
-                for (sg, _) in &partial {
-                    for (a, v) in dg.iter_mut().zip(sg) {
-                        *a += v;
-                    }
-                }
-            }
-            {
-                let db = grad_mut(grads, &b_t)?;
-                for (_, sb) in &partial {
-                    for (a, v) in db.iter_mut().zip(sb) {
-                        *a += v;
-                    }
-                }
-            }
-            // ∂x = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂)) with ĝ = gy ⊙ g.
-            let dx = grad_mut(grads, &x)?;
-            dx.par_chunks_mut(d * ROW_CHUNK)
-                .enumerate()
-                .for_each(|(c, dc)| {
-                    let mut gh = vec![0.0f32; d];
-                    for (i, dr) in dc.chunks_mut(d).enumerate() {
-                        let r = c * ROW_CHUNK + i;
-                        let (gr, xr) = (&gy[r * d..(r + 1) * d], &xhat[r * d..(r + 1) * d]);
-                        let (mut m1, mut m2) = (0.0f32, 0.0f32);
-                        for j in 0..d {
-                            gh[j] = gr[j] * g[j];
-                            m1 += gh[j];
-                            m2 += gh[j] * xr[j];
-                        }
-                        let (m1, m2) = (m1 / d as f32, m2 / d as f32);
-                        let s = rstd[r];
-                        for j in 0..d {
-                            dr[j] += s * (gh[j] - m1 - xr[j] * m2);
+    let y = Arc::new(y);
+    let saved_y = relu.then(|| y.clone());
+    let (w_t, b_t) = (l.w.clone(), l.b.clone());
+    let dev = x.device().clone();
+    finish(&dev, y, (n, n_out), tape, move |grads, mut gy| {
+        if let Some(y) = saved_y {
+            gy.par_chunks_mut(1 << 14)
+                .zip(y.par_chunks(1 << 14))
+                .for_each(|(g, y)| {
+                    for (g, y) in g.iter_mut().zip(y) {
+                        if *y <= 0.0 {
+                            *g = 0.0;
                         }
                     }
                 });
-            Ok(())
+        }
+        add_col_sums(grad_mut(grads, &b_t)?, &gy, n_out, 1.0);
+        // ∂W += gyᵀ · x
+        matmul(
+            grad_mut(grads, &w_t)?,
+            (n_out, n_in, n),
+            MatRef::transposed(&gy, n_out),
+            MatRef::rows(&xd, n_in),
+            true,
+            1.0,
+        );
+        // ∂x += gy · W
+        matmul(
+            grad_mut(grads, &x)?,
+            (n, n_in, n_out),
+            MatRef::rows(&gy, n_out),
+            MatRef::rows(&host.w, n_in),
+            true,
+            1.0,
+        );
+        Ok(())
+    })
+}
+
+/// LayerNorm over the last axis of `x` `[n, d]`: `(x − mean) / sqrt(var + ε) · g + b`.
+pub fn layer_norm<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Ln) -> Act<Tp> {
+    let (x, xd, tape) = x.split();
+    let (n, d) = *x.shape();
+    let (g, b) = (l.host_g.clone(), l.host_b.clone());
+    let keep = Tp::OWNS_TAPE;
+    // x̂ (kept for the backward pass) and 1 / std per row.
+    let mut xhat = vec![0.0f32; n * d];
+    let mut rstd = vec![0.0f32; n];
+    xhat.par_chunks_mut(d * ROW_CHUNK)
+        .zip(rstd.par_chunks_mut(ROW_CHUNK))
+        .zip(xd.par_chunks(d * ROW_CHUNK))
+        .for_each(|((hc, rc), xc)| {
+            for ((hr, rs), xr) in hc.chunks_mut(d).zip(rc.iter_mut()).zip(xc.chunks(d)) {
+                let mean = sum8(xr) / d as f32;
+                let mut var = 0.0f32;
+                for (h, v) in hr.iter_mut().zip(xr) {
+                    *h = v - mean;
+                }
+                var += dot(hr, hr);
+                *rs = 1.0 / (var / d as f32 + LN_EPS).sqrt();
+                for h in hr.iter_mut() {
+                    *h *= *rs;
+                }
+            }
         });
+    let mut y = vec![0.0f32; n * d];
+    y.par_chunks_mut(d * ROW_CHUNK)
+        .zip(xhat.par_chunks(d * ROW_CHUNK))
+        .for_each(|(yc, hc)| {
+            for (yr, hr) in yc.chunks_mut(d).zip(hc.chunks(d)) {
+                for j in 0..d {
+                    yr[j] = hr[j] * g[j] + b[j];
+                }
+            }
+        });
+    if !keep {
+        xhat = Vec::new();
     }
-    out.put_tape(tape)
+    let (g_t, b_t) = (l.g.clone(), l.b.clone());
+    let dev = x.device().clone();
+    finish(&dev, Arc::new(y), (n, d), tape, move |grads, gy| {
+        // ∂b = Σ gy, ∂g = Σ gy ⊙ x̂ over rows, in fixed row chunks summed in order.
+        let chunks = n.div_ceil(ROW_CHUNK);
+        let partial: Vec<(Vec<f32>, Vec<f32>)> = (0..chunks)
+            .into_par_iter()
+            .map(|c| {
+                let (mut sg, mut sb) = (vec![0.0f32; d], vec![0.0f32; d]);
+                for r in c * ROW_CHUNK..((c + 1) * ROW_CHUNK).min(n) {
+                    let (gr, xr) = (&gy[r * d..(r + 1) * d], &xhat[r * d..(r + 1) * d]);
+                    for j in 0..d {
+                        sg[j] += gr[j] * xr[j];
+                        sb[j] += gr[j];
+                    }
+                }
+                (sg, sb)
+            })
+            .collect();
+        {
+            let dg = grad_mut(grads, &g_t)?;
+            for (sg, _) in &partial {
+                for (a, v) in dg.iter_mut().zip(sg) {
+                    *a += v;
+                }
+            }
+        }
+        {
+            let db = grad_mut(grads, &b_t)?;
+            for (_, sb) in &partial {
+                for (a, v) in db.iter_mut().zip(sb) {
+                    *a += v;
+                }
+            }
+        }
+        // ∂x = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂)) with ĝ = gy ⊙ g.
+        let dx = grad_mut(grads, &x)?;
+        dx.par_chunks_mut(d * ROW_CHUNK)
+            .enumerate()
+            .for_each(|(c, dc)| {
+                let mut gh = vec![0.0f32; d];
+                for (i, dr) in dc.chunks_mut(d).enumerate() {
+                    let r = c * ROW_CHUNK + i;
+                    let (gr, xr) = (&gy[r * d..(r + 1) * d], &xhat[r * d..(r + 1) * d]);
+                    for j in 0..d {
+                        gh[j] = gr[j] * g[j];
+                    }
+                    let (m1, m2) = (sum8(&gh) / d as f32, dot(&gh, xr) / d as f32);
+                    let s = rstd[r];
+                    for j in 0..d {
+                        dr[j] += s * (gh[j] - m1 - xr[j] * m2);
+                    }
+                }
+            });
+        Ok(())
+    })
 }
 
 /// Head `hh`'s `[t, dk]` block of the rows `rows` (`[t, da]`) into `out`.
@@ -424,21 +515,20 @@ fn scatter_head(rows: &mut [f32], t: usize, da: usize, dk: usize, hh: usize, blk
 /// `q`, `k`, `v` and the result are `[b·t, h·dk]`; head `j` uses columns `j·dk … (j+1)·dk`.
 /// Each query attends to positions up to its own (the loop stops at the causal bound).
 pub fn attention<Tp: Tape<f32, Cpu>>(
-    q: T2<Tp>,
-    k: T2<Tp>,
-    v: T2<Tp>,
+    q: Act<Tp>,
+    k: Act<Tp>,
+    v: Act<Tp>,
     (b, t, h): (usize, usize, usize),
-) -> T2<Tp> {
-    let (q, tq) = q.split_tape();
-    let (k, tk) = k.split_tape();
-    let (v, tv) = v.split_tape();
-    let mut tape = tq.merge(tk).merge(tv);
+) -> Act<Tp> {
+    let (q, qd, tq) = q.split();
+    let (k, kd, tk) = k.split();
+    let (v, vd, tv) = v.split();
+    let tape = tq.merge(tk).merge(tv);
     let (n, da) = *q.shape();
     assert_eq!(n, b * t, "attention rows");
     assert_eq!(da % h, 0, "attention width divisible by heads");
     let dk = da / h;
     let scale = 1.0 / (dk as f32).sqrt();
-    let (qd, kd, vd) = (Arc::new(q.as_vec()), Arc::new(k.as_vec()), Arc::new(v.as_vec()));
     let mut out = vec![0.0f32; n * da];
     // Attention weights [b, h, t, t] (zero above the diagonal), kept for the backward pass.
     let mut probs = vec![0.0f32; b * h * t * t];
@@ -481,11 +571,8 @@ pub fn attention<Tp: Tape<f32, Cpu>>(
                 }
             }
         });
-    let res = q.device().tensor_from_vec(out, (n, da));
-    if Tp::OWNS_TAPE {
-        let out_t = res.clone();
-        tape.add_backward_op(move |grads| {
-            let go = take_grad(grads, &out_t)?;
+    let dev = q.device().clone();
+    finish(&dev, Arc::new(out), (n, da), tape, move |grads, go| {
             let mut dq = take_grad(grads, &q)?;
             let mut dk_ = take_grad(grads, &k)?;
             let mut dv = take_grad(grads, &v)?;
@@ -535,9 +622,7 @@ pub fn attention<Tp: Tape<f32, Cpu>>(
             **grads.get_or_alloc_mut(&k)? = dk_;
             **grads.get_or_alloc_mut(&v)? = dv;
             Ok(())
-        });
-    }
-    res.put_tape(tape)
+    })
 }
 
 /// The dropout mask of one site (the embedding, or one residual branch) of one training step:
@@ -577,89 +662,125 @@ impl DropMask {
 }
 
 /// The residual add `x + dropout(y)` (`x + y` without a mask).
-pub fn residual<Tp: Tape<f32, Cpu>>(x: T2<Tp>, y: T2<Tp>, mask: Option<DropMask>) -> T2<Tp> {
-    let (x, tx) = x.split_tape();
-    let (y, ty) = y.split_tape();
-    let mut tape = tx.merge(ty);
+pub fn residual<Tp: Tape<f32, Cpu>>(x: Act<Tp>, y: Act<Tp>, mask: Option<DropMask>) -> Act<Tp> {
+    let (x, xd, tx) = x.split();
+    let (y, yd, ty) = y.split();
     let shape = *x.shape();
     assert_eq!(shape, *y.shape(), "residual shapes");
-    let mut yd = y.as_vec();
-    if let Some(m) = mask {
-        m.apply(&mut yd);
-    }
-    add_into(&mut yd, &x.as_vec());
-    let out = x.device().tensor_from_vec(yd, shape);
-    if Tp::OWNS_TAPE {
-        let out_t = out.clone();
-        tape.add_backward_op(move |grads| {
-            let mut g = take_grad(grads, &out_t)?;
-            add_into(grad_mut(grads, &x)?, &g);
-            if let Some(m) = mask {
-                m.apply(&mut g);
+    const C: usize = 1 << 12;
+    let mut out = vec![0.0f32; xd.len()];
+    out.par_chunks_mut(C)
+        .zip(xd.par_chunks(C).zip(yd.par_chunks(C)))
+        .enumerate()
+        .for_each(|(c, (o, (xs, ys)))| match mask {
+            Some(m) => {
+                for (i, (o, (x, y))) in o.iter_mut().zip(xs.iter().zip(ys)).enumerate() {
+                    *o = x + y * m.factor(c * C + i);
+                }
             }
-            add_into(grad_mut(grads, &y)?, &g);
-            Ok(())
+            None => {
+                for (o, (x, y)) in o.iter_mut().zip(xs.iter().zip(ys)) {
+                    *o = x + y;
+                }
+            }
         });
-    }
-    out.put_tape(tape)
+    let dev = x.device().clone();
+    finish(&dev, Arc::new(out), shape, tx.merge(ty), move |grads, mut g| {
+        add_into(grad_mut(grads, &x)?, &g);
+        if let Some(m) = mask {
+            m.apply(&mut g);
+        }
+        add_into(grad_mut(grads, &y)?, &g);
+        Ok(())
+    })
 }
 
 /// `x ⊙ mask` on the tape.
-pub fn dropout<Tp: Tape<f32, Cpu>>(x: T2<Tp>, mask: DropMask) -> T2<Tp> {
-    let (x, mut tape) = x.split_tape();
+pub fn dropout<Tp: Tape<f32, Cpu>>(x: Act<Tp>, mask: DropMask) -> Act<Tp> {
+    let (x, xd, tape) = x.split();
     let shape = *x.shape();
-    let mut xd = x.as_vec();
-    mask.apply(&mut xd);
-    let out = x.device().tensor_from_vec(xd, shape);
-    if Tp::OWNS_TAPE {
-        let out_t = out.clone();
-        tape.add_backward_op(move |grads| {
-            let mut g = take_grad(grads, &out_t)?;
-            mask.apply(&mut g);
-            add_into(grad_mut(grads, &x)?, &g);
-            Ok(())
-        });
-    }
-    out.put_tape(tape)
+    let mut out = xd.as_ref().clone();
+    mask.apply(&mut out);
+    let dev = x.device().clone();
+    finish(&dev, Arc::new(out), shape, tape, move |grads, mut g| {
+        mask.apply(&mut g);
+        add_into(grad_mut(grads, &x)?, &g);
+        Ok(())
+    })
 }
 
-/// Logits `[rows, V]` of the rows `rows` of `h` `[n, d]`: bias plus `h·Wᵀ`.
-fn head_logits(hd: &[f32], d: usize, rows: &[usize], head: &HostLin, v: usize) -> Vec<f32> {
-    let m = rows.len();
-    let mut hc = vec![0.0f32; m * d];
-    for (dst, &r) in hc.chunks_mut(d).zip(rows) {
-        dst.copy_from_slice(&hd[r * d..(r + 1) * d]);
-    }
-    let mut z = vec![0.0f32; m * v];
-    z.par_chunks_mut(v).for_each(|r| r.copy_from_slice(&head.b));
+/// `hc·Wᵀ` `[m, V]` for packed rows `hc` `[m, d]`, in a reused scratch buffer (the bias is
+/// added by the caller).
+fn head_logits(hc: &[f32], d: usize, head: &HostLin, v: usize) -> Vec<f32> {
+    let m = hc.len() / d.max(1);
+    let mut z = scratch(m * v);
     matmul(
         &mut z,
         (m, v, d),
-        MatRef::rows(&hc, d),
+        MatRef::rows(hc, d),
         MatRef::transposed(&head.w, d),
-        true,
+        false,
         1.0,
     );
     z
 }
 
+/// Rows `rows` of `hd` (`d` columns), packed.
+fn gather_rows(hd: &[f32], d: usize, rows: &[usize]) -> Vec<f32> {
+    let mut hc = Vec::with_capacity(rows.len() * d);
+    for &r in rows {
+        hc.extend_from_slice(&hd[r * d..(r + 1) * d]);
+    }
+    hc
+}
+
+/// Large buffers kept between training steps (the logits are ~120 MB at the seed's size;
+/// allocating them fresh every step costs a page fault per 4 KB).
+static SCRATCH: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+
+/// A buffer of `len` elements with unspecified contents, reused from [`SCRATCH`] if possible.
+fn scratch(len: usize) -> Vec<f32> {
+    let mut pool = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+    let mut v = match pool.iter().position(|b| b.capacity() >= len) {
+        Some(i) => pool.swap_remove(i),
+        None => Vec::new(),
+    };
+    drop(pool);
+    v.truncate(len);
+    v.resize(len, 0.0);
+    v
+}
+
+/// Returns a buffer to [`SCRATCH`] (at most two are kept).
+fn recycle(v: Vec<f32>) {
+    let mut pool = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < 2 {
+        pool.push(v);
+    }
+}
+
 /// Negative log-likelihood of every row of `h` `[n, d]` at `targets` under the output layer,
 /// without a tape (validation).
-pub fn head_nll(h: &T2, head: &Lin, targets: &[u32]) -> Vec<f32> {
-    let (n, d) = *h.shape();
+pub fn head_nll<Tp: Tape<f32, Cpu>>(h: &Act<Tp>, head: &Lin, targets: &[u32]) -> Vec<f32> {
+    let (n, d) = h.shape();
     let v = head.w.shape().0;
     assert_eq!(targets.len(), n, "one target per row");
-    let hd = h.as_vec();
-    let rows: Vec<usize> = (0..n).collect();
-    let z = head_logits(&hd, d, &rows, &head.host, v);
-    z.par_chunks(v)
+    let bias = &head.host.b;
+    let z = head_logits(&h.data, d, &head.host, v);
+    let nll = z
+        .par_chunks(v)
         .zip(targets.par_iter())
         .map(|(row, &y)| {
-            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let s: f32 = row.iter().map(|x| (x - m).exp()).sum();
-            s.ln() + m - row[y as usize]
+            let m = row
+                .iter()
+                .zip(bias.iter())
+                .fold(f32::NEG_INFINITY, |m, (x, b)| m.max(x + b));
+            let s: f32 = row.iter().zip(bias.iter()).map(|(x, b)| (x + b - m).exp()).sum();
+            s.ln() + m - (row[y as usize] + bias[y as usize])
         })
-        .collect()
+        .collect();
+    recycle(z);
+    nll
 }
 
 /// Fused output layer and weighted cross-entropy on the tape: `Σ_i w_i · NLL_i` of
@@ -668,12 +789,12 @@ pub fn head_nll(h: &T2, head: &Lin, targets: &[u32]) -> Vec<f32> {
 /// onehot_i)`; the backward pass is three products (`∂h = G·W`, `∂W = Gᵀ·h`, `∂b = Σ_rows G`)
 /// scaled by the loss's incoming gradient and accumulated straight into the gradients.
 pub fn head_loss(
-    h: T2<OwnedTape<f32, Cpu>>,
+    h: Act,
     head: &Lin,
     targets: &[u32],
     weights: &[f32],
 ) -> Tensor<(), f32, Cpu, OwnedTape<f32, Cpu>> {
-    let (h, mut tape) = h.split_tape();
+    let (h, hd, mut tape) = h.split();
     let dev = h.device().clone();
     let (n, d) = *h.shape();
     let v = head.w.shape().0;
@@ -681,14 +802,19 @@ pub fn head_loss(
     assert_eq!(weights.len(), n, "one weight per row");
     let rows: Vec<usize> = (0..n).filter(|&i| weights[i] != 0.0).collect();
     let m = rows.len();
-    let hd = h.as_vec();
-    let mut z = head_logits(&hd, d, &rows, &head.host, v);
+    let hc = gather_rows(&hd, d, &rows);
+    let mut z = head_logits(&hc, d, &head.host, v);
+    let bias = &head.host.b;
     let per_row: Vec<f64> = z
         .par_chunks_mut(v)
         .zip(rows.par_iter())
         .map(|(row, &r)| {
             let (y, w) = (targets[r] as usize, weights[r]);
-            let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut m = f32::NEG_INFINITY;
+            for (x, b) in row.iter_mut().zip(bias.iter()) {
+                *x += b;
+                m = m.max(*x);
+            }
             let zy = row[y] - m;
             let mut s = 0.0f32;
             for x in row.iter_mut() {
@@ -707,10 +833,6 @@ pub fn head_loss(
     let loss = dev.tensor_from_vec(vec![total as f32], ());
     let mut db = vec![0.0f32; v];
     add_col_sums(&mut db, &z, v, 1.0);
-    let mut hc = vec![0.0f32; m * d];
-    for (dst, &r) in hc.chunks_mut(d).zip(&rows) {
-        dst.copy_from_slice(&hd[r * d..(r + 1) * d]);
-    }
     let (w_t, b_t, loss_t, host) = (head.w.clone(), head.b.clone(), loss.clone(), head.host.clone());
     tape.add_backward_op(move |grads| {
         let g = grads.get(&loss_t).as_vec()[0];
@@ -741,12 +863,8 @@ pub fn head_loss(
         for (a, x) in grad_mut(grads, &b_t)?.iter_mut().zip(&db) {
             *a += g * x;
         }
+        recycle(z);
         Ok(())
     });
     loss.put_tape(tape)
-}
-
-/// A 1-D parameter's data (for tests and host copies).
-pub fn host_vec(t: &T1) -> Arc<Vec<f32>> {
-    Arc::new(t.as_vec())
 }

@@ -170,7 +170,7 @@ pub fn evaluate(weights: &Weights, examples: &Examples, batch_size: usize) -> Ev
     let (mut sum, mut count) = (0.0f64, 0usize);
     for rows in all.chunks(batch_size.max(1)) {
         let (inp, tgt) = examples.batch(rows);
-        let h = net.hidden(net.embed(&inp, t), rows.len(), t, None);
+        let h = net.hidden(net.embed_const(&inp, t), rows.len(), t, None);
         let per = head_nll(&h, &net.head, &tgt);
         for (l, &y) in per.iter().zip(&tgt) {
             if y != PAD {
@@ -343,18 +343,20 @@ pub fn clip_grad_norm(grads: &mut [Option<Vec<f32>>], max_norm: f32) -> f64 {
     norm
 }
 
-/// Asks glibc's allocator to keep freed memory instead of returning large blocks to the OS:
-/// a training step allocates and frees buffers of ~100 MB (logits and their gradient), and
-/// without this every step pays for the kernel zeroing fresh pages (~10% of the step).
-fn keep_freed_memory() {
+/// Asks glibc's allocator to keep freed memory instead of returning it to the OS: a training
+/// step allocates and frees many activation buffers of a few MB, and without this every step
+/// pays for the kernel zeroing fresh pages. Buffers up to 32 MB (glibc's largest allowed mmap
+/// threshold) come from the heap, which is never trimmed below 1 GB; the one larger buffer,
+/// the output layer's logits, is reused through [`super::ops`]'s scratch pool.
+pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             // SAFETY: mallopt only changes allocator thresholds; it is safe to call any time.
             unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-                libc::mallopt(libc::M_TRIM_THRESHOLD, 4 << 30);
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
             }
         });
     }
