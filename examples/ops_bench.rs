@@ -26,7 +26,11 @@ fn time(name: &str, mut f: impl FnMut()) {
         best = best.min(t.elapsed().as_secs_f64());
         cpu = cpu.min(cpu_s() - c);
     }
-    println!("{name:>22}: {:7.2} ms wall {:7.2} ms cpu", best * 1e3, cpu * 1e3);
+    println!(
+        "{name:>22}: {:7.2} ms wall {:7.2} ms cpu",
+        best * 1e3,
+        cpu * 1e3
+    );
 }
 
 fn main() {
@@ -62,17 +66,33 @@ fn main() {
     };
     let xa = || ops::Act::from_tensor(x.leaky_trace());
     let aa = || ops::Act::from_tensor(a.leaky_trace());
-    if std::env::var("ONLY_LIN").is_ok() { for _ in 0..60 { bw(ops::linear(aa(), &blk.q, false)); } return; }
-    if std::env::var("ONLY_LN").is_ok() { for _ in 0..100 { bw(ops::layer_norm(xa(), &blk.ln1)); } return; }
+    if std::env::var("ONLY_LIN").is_ok() {
+        for _ in 0..60 {
+            bw(ops::linear(aa(), &blk.q, false));
+        }
+        return;
+    }
+    if std::env::var("ONLY_LN").is_ok() {
+        for _ in 0..100 {
+            bw(ops::layer_norm(xa(), &blk.ln1));
+        }
+        return;
+    }
     time("layer_norm", || bw(ops::layer_norm(xa(), &blk.ln1)));
-    time("linear 300->304", || bw(ops::linear(xa(), &blk.attn_in, false)));
+    time("linear 300->304", || {
+        bw(ops::linear(xa(), &blk.attn_in, false))
+    });
     time("linear 304->304", || bw(ops::linear(aa(), &blk.q, false)));
-    time("linear 300->512 relu", || bw(ops::linear(xa(), &blk.ff_up, true)));
+    time("linear 300->512 relu", || {
+        bw(ops::linear(xa(), &blk.ff_up, true))
+    });
     time("attention", || {
         bw(ops::attention(aa(), aa(), aa(), (b, t, 8)))
     });
     let m = ops::DropMask { p: 0.1, seed: 3 };
-    time("residual+dropout", || bw(ops::residual(xa(), xa(), Some(m))));
+    time("residual+dropout", || {
+        bw(ops::residual(xa(), xa(), Some(m)))
+    });
     time("as_vec + sum (baseline)", || bw(xa()));
     let tg: Vec<u32> = (0..n as u32).map(|i| 4 + i % 15000).collect();
     let wt = vec![1.0 / n as f32; n];

@@ -48,9 +48,18 @@ fn main() {
     for s in 0..steps {
         let inp: Vec<u32> = (0..b * t).map(|_| rng.gen_range(4..15487)).collect();
         let tgt: Vec<u32> = (0..b * t)
-            .map(|i| if i % t + 3 >= t { 2 } else { rng.gen_range(4..15487) })
+            .map(|i| {
+                if i % t + 3 >= t {
+                    2
+                } else {
+                    rng.gen_range(4..15487)
+                }
+            })
             .collect();
-        let wts: Vec<f32> = tgt.iter().map(|&x| if x == 2 { 0.0 } else { 1.0 / 1920.0 }).collect();
+        let wts: Vec<f32> = tgt
+            .iter()
+            .map(|&x| if x == 2 { 0.0 } else { 1.0 / 1920.0 })
+            .collect();
         let drop = Dropout::new(0.1, s as u64);
         let mut lap = Vec::new();
         let t0 = Instant::now();
@@ -81,7 +90,12 @@ fn main() {
     for (name, v) in names.iter().zip(totals) {
         println!("{name:>9}: {:7.1} ms", v / n * 1e3);
     }
-    println!("{:>9}: {:7.1} ms = {:.0} tokens/s", "step", total * 1e3, (b * t) as f64 / total);
+    println!(
+        "{:>9}: {:7.1} ms = {:.0} tokens/s",
+        "step",
+        total * 1e3,
+        (b * t) as f64 / total
+    );
 }
 
 fn drop_grads(g: Gradients<f32, Cpu>) {

@@ -318,7 +318,11 @@ impl Net {
 
     /// Embedding of `ids` without a tape, for the fused path.
     pub fn embed_const(&self, ids: &[u32], t: usize) -> Act<NoneTape> {
-        Act::constant(&self.dev, self.embed_host(ids, t), (ids.len(), self.config.d_model))
+        Act::constant(
+            &self.dev,
+            self.embed_host(ids, t),
+            (ids.len(), self.config.d_model),
+        )
     }
 
     /// Embedding of `ids` without a tape, for the composed path.
@@ -393,13 +397,7 @@ impl Net {
             "sequence of {t} tokens exceeds context {}",
             c.context
         );
-        let (h, dk) = (c.n_heads, c.d_k());
-        let scale = 1.0 / (dk as f32).sqrt();
-        // Causal mask [t, t]: 0 on and below the diagonal, -1e9 above.
-        let mask: Vec<f32> = (0..t * t)
-            .map(|i| if i % t > i / t { -1e9 } else { 0.0 })
-            .collect();
-        let mask = self.dev.tensor_from_vec(mask, (t, t));
+        let mask = causal_mask(&self.dev, t);
         let drop = |x: T2<Tp>, k: u64| match dropout {
             Some(d) => d.apply_composed(&self.dev, x, k),
             None => x,
@@ -407,35 +405,65 @@ impl Net {
         let mut x = drop(x, 0);
         for (l, blk) in self.blocks.iter().enumerate() {
             // a = attn_in(ln1(x))                                   [b*t, d_attn]
-            let a = linear_composed(layer_norm_composed(x.retaped::<Tp>(), &blk.ln1), &blk.attn_in);
-            // q, k, v per head                                      [b, h, t, dk]
-            let heads = |l: &Lin, a: T2<Tp>| {
-                linear_composed(a, l)
-                    .reshape_like(&(b, t, h, dk))
-                    .permute::<_, Axes4<0, 2, 1, 3>>()
-            };
-            let q = heads(&blk.q, a.retaped::<Tp>());
-            let k = heads(&blk.k, a.retaped::<Tp>());
-            let v = heads(&blk.v, a);
-            // softmax(q kᵀ / √dk + mask) v                          [b, h, t, dk]
-            let scores = q.matmul(k.permute::<_, Axes4<0, 1, 3, 2>>()) * scale
-                + mask.clone().broadcast_like::<_, Axes2<0, 1>>(&(b, h, t, t));
-            let att = scores.softmax::<Axis<3>>().matmul(v);
-            // heads concatenated                                    [b*t, d_attn]
-            let att = att
-                .permute::<_, Axes4<0, 2, 1, 3>>()
-                .reshape_like(&(b * t, h * dk));
-            let y = drop(linear_composed(linear_composed(att, &blk.o), &blk.attn_out), 1 + 2 * l as u64);
+            let a = linear_composed(
+                layer_norm_composed(x.retaped::<Tp>(), &blk.ln1),
+                &blk.attn_in,
+            );
+            let q = linear_composed(a.retaped::<Tp>(), &blk.q);
+            let k = linear_composed(a.retaped::<Tp>(), &blk.k);
+            let v = linear_composed(a, &blk.v);
+            let att = attention_composed(q, k, v, (b, t, c.n_heads), &mask);
+            let y = drop(
+                linear_composed(linear_composed(att, &blk.o), &blk.attn_out),
+                1 + 2 * l as u64,
+            );
             let x1 = x + y;
             // x = x + dropout(ff.down(relu(ff.up(ln2(x)))))
             let f = linear_composed(
-                linear_composed(layer_norm_composed(x1.retaped::<Tp>(), &blk.ln2), &blk.ff_up).relu(),
+                linear_composed(
+                    layer_norm_composed(x1.retaped::<Tp>(), &blk.ln2),
+                    &blk.ff_up,
+                )
+                .relu(),
                 &blk.ff_down,
             );
             x = x1 + drop(f, 2 + 2 * l as u64);
         }
         layer_norm_composed(x, &self.ln_f)
     }
+}
+
+/// Causal mask `[t, t]`: 0 on and below the diagonal, -1e9 above.
+pub fn causal_mask(dev: &Cpu, t: usize) -> T2 {
+    let mask: Vec<f32> = (0..t * t)
+        .map(|i| if i % t > i / t { -1e9 } else { 0.0 })
+        .collect();
+    dev.tensor_from_vec(mask, (t, t))
+}
+
+/// Causal multi-head attention composed from dfdx ops (the reference for [`ops::attention`]):
+/// `q`, `k`, `v` `[b·t, h·dk]` → `[b·t, h·dk]`, `mask` from [`causal_mask`].
+pub fn attention_composed<Tp: Tape<f32, Cpu>>(
+    q: T2<Tp>,
+    k: T2<Tp>,
+    v: T2<Tp>,
+    (b, t, h): (usize, usize, usize),
+    mask: &T2,
+) -> T2<Tp> {
+    let dk = q.shape().1 / h;
+    let scale = 1.0 / (dk as f32).sqrt();
+    let heads = |x: T2<Tp>| {
+        x.reshape_like(&(b, t, h, dk))
+            .permute::<_, Axes4<0, 2, 1, 3>>()
+    };
+    let (q, k, v) = (heads(q), heads(k), heads(v));
+    // softmax(q kᵀ / √dk + mask) v                                  [b, h, t, dk]
+    let scores = q.matmul(k.permute::<_, Axes4<0, 1, 3, 2>>()) * scale
+        + mask.clone().broadcast_like::<_, Axes2<0, 1>>(&(b, h, t, t));
+    let att = scores.softmax::<Axis<3>>().matmul(v);
+    // heads concatenated                                            [b*t, d_attn]
+    att.permute::<_, Axes4<0, 2, 1, 3>>()
+        .reshape_like(&(b * t, h * dk))
 }
 
 /// Logits `[len, V]` row-major of one sequence (`len` ≤ context, no dropout) through the dfdx

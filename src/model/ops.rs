@@ -39,11 +39,19 @@ pub struct MatRef<'a> {
 impl<'a> MatRef<'a> {
     /// A row-major matrix with `cols` columns.
     pub fn rows(data: &'a [f32], cols: usize) -> Self {
-        MatRef { data, rs: cols, cs: 1 }
+        MatRef {
+            data,
+            rs: cols,
+            cs: 1,
+        }
     }
     /// The transpose of a row-major matrix with `cols` columns.
     pub fn transposed(data: &'a [f32], cols: usize) -> Self {
-        MatRef { data, rs: 1, cs: cols }
+        MatRef {
+            data,
+            rs: 1,
+            cs: cols,
+        }
     }
     fn check(&self, r: usize, c: usize) {
         if r > 0 && c > 0 {
@@ -60,6 +68,13 @@ struct SendPtr(*mut f32);
 // SAFETY: workers write disjoint parts of the destination (see `matmul`).
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// `dst [m × n] (row-major) = (accumulate ? dst : 0) + alpha · a·b` with `a` `[m × k]` and `b`
 /// `[k × n]`. Large products are cut along their longer side into 2 or 8 parts whose sizes
@@ -101,7 +116,6 @@ pub fn matmul(
     let run = |i: usize| {
         let s = i * part;
         let e = (s + part).min(len);
-        let d = d;
         // SAFETY: operands were bounds-checked above; part `i` writes only rows (or columns)
         // `s..e` of `dst`, disjoint from every other part.
         unsafe {
@@ -110,7 +124,7 @@ pub fn matmul(
                     e - s,
                     n,
                     k,
-                    d.0.add(s * n),
+                    d.get().add(s * n),
                     1,
                     n as isize,
                     accumulate,
@@ -132,7 +146,7 @@ pub fn matmul(
                     m,
                     e - s,
                     k,
-                    d.0.add(s),
+                    d.get().add(s),
                     1,
                     n as isize,
                     accumulate,
@@ -306,7 +320,13 @@ impl Act<NoneTape> {
 
 /// The output activation `y` of an op carrying `tape`; with a real tape, `backward` is recorded
 /// and runs with the output's complete gradient.
-fn finish<Tp, F>(dev: &Cpu, y: Arc<Vec<f32>>, shape: (usize, usize), mut tape: Tp, backward: F) -> Act<Tp>
+fn finish<Tp, F>(
+    dev: &Cpu,
+    y: Arc<Vec<f32>>,
+    shape: (usize, usize),
+    mut tape: Tp,
+    backward: F,
+) -> Act<Tp>
 where
     Tp: Tape<f32, Cpu>,
     F: 'static + FnOnce(&mut Grads, Vec<f32>) -> Result<(), CpuError>,
@@ -538,7 +558,8 @@ pub fn attention<Tp: Tape<f32, Cpu>>(
         .for_each(|(bi, (ob, pb))| {
             let rows = bi * t * da..(bi + 1) * t * da;
             let (qb, kb, vb) = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows]);
-            let (mut qh, mut kh, mut vh) = (vec![0.0; t * dk], vec![0.0; t * dk], vec![0.0; t * dk]);
+            let (mut qh, mut kh, mut vh) =
+                (vec![0.0; t * dk], vec![0.0; t * dk], vec![0.0; t * dk]);
             let mut oh = vec![0.0f32; t * dk];
             for hh in 0..h {
                 gather_head(qb, t, da, dk, hh, &mut qh);
@@ -573,55 +594,59 @@ pub fn attention<Tp: Tape<f32, Cpu>>(
         });
     let dev = q.device().clone();
     finish(&dev, Arc::new(out), (n, da), tape, move |grads, go| {
-            let mut dq = take_grad(grads, &q)?;
-            let mut dk_ = take_grad(grads, &k)?;
-            let mut dv = take_grad(grads, &v)?;
-            dq.par_chunks_mut(t * da)
-                .zip(dk_.par_chunks_mut(t * da))
-                .zip(dv.par_chunks_mut(t * da))
-                .enumerate()
-                .for_each(|(bi, ((dqb, dkb), dvb))| {
-                    let rows = bi * t * da..(bi + 1) * t * da;
-                    let (qb, kb, vb) = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows.clone()]);
-                    let gb = &go[rows];
-                    let pb = &probs[bi * h * t * t..(bi + 1) * h * t * t];
-                    let mk = || vec![0.0f32; t * dk];
-                    let (mut qh, mut kh, mut vh, mut gh) = (mk(), mk(), mk(), mk());
-                    let (mut dqh, mut dkh, mut dvh) = (mk(), mk(), mk());
-                    let mut ds = vec![0.0f32; t];
-                    for hh in 0..h {
-                        gather_head(qb, t, da, dk, hh, &mut qh);
-                        gather_head(kb, t, da, dk, hh, &mut kh);
-                        gather_head(vb, t, da, dk, hh, &mut vh);
-                        gather_head(gb, t, da, dk, hh, &mut gh);
-                        dqh.fill(0.0);
-                        dkh.fill(0.0);
-                        dvh.fill(0.0);
-                        for i in 0..t {
-                            let p = &pb[(hh * t + i) * t..(hh * t + i + 1) * t];
-                            let gi = &gh[i * dk..(i + 1) * dk];
-                            let mut s = 0.0f32;
-                            for j in 0..=i {
-                                ds[j] = dot(gi, &vh[j * dk..(j + 1) * dk]);
-                                s += p[j] * ds[j];
-                                axpy(&mut dvh[j * dk..(j + 1) * dk], p[j], gi);
-                            }
-                            let qi = &qh[i * dk..(i + 1) * dk];
-                            for j in 0..=i {
-                                let dsj = p[j] * (ds[j] - s) * scale;
-                                axpy(&mut dqh[i * dk..(i + 1) * dk], dsj, &kh[j * dk..(j + 1) * dk]);
-                                axpy(&mut dkh[j * dk..(j + 1) * dk], dsj, qi);
-                            }
+        let mut dq = take_grad(grads, &q)?;
+        let mut dk_ = take_grad(grads, &k)?;
+        let mut dv = take_grad(grads, &v)?;
+        dq.par_chunks_mut(t * da)
+            .zip(dk_.par_chunks_mut(t * da))
+            .zip(dv.par_chunks_mut(t * da))
+            .enumerate()
+            .for_each(|(bi, ((dqb, dkb), dvb))| {
+                let rows = bi * t * da..(bi + 1) * t * da;
+                let (qb, kb, vb) = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows.clone()]);
+                let gb = &go[rows];
+                let pb = &probs[bi * h * t * t..(bi + 1) * h * t * t];
+                let mk = || vec![0.0f32; t * dk];
+                let (mut qh, mut kh, mut vh, mut gh) = (mk(), mk(), mk(), mk());
+                let (mut dqh, mut dkh, mut dvh) = (mk(), mk(), mk());
+                let mut ds = vec![0.0f32; t];
+                for hh in 0..h {
+                    gather_head(qb, t, da, dk, hh, &mut qh);
+                    gather_head(kb, t, da, dk, hh, &mut kh);
+                    gather_head(vb, t, da, dk, hh, &mut vh);
+                    gather_head(gb, t, da, dk, hh, &mut gh);
+                    dqh.fill(0.0);
+                    dkh.fill(0.0);
+                    dvh.fill(0.0);
+                    for i in 0..t {
+                        let p = &pb[(hh * t + i) * t..(hh * t + i + 1) * t];
+                        let gi = &gh[i * dk..(i + 1) * dk];
+                        let mut s = 0.0f32;
+                        for j in 0..=i {
+                            ds[j] = dot(gi, &vh[j * dk..(j + 1) * dk]);
+                            s += p[j] * ds[j];
+                            axpy(&mut dvh[j * dk..(j + 1) * dk], p[j], gi);
                         }
-                        scatter_head(dqb, t, da, dk, hh, &dqh);
-                        scatter_head(dkb, t, da, dk, hh, &dkh);
-                        scatter_head(dvb, t, da, dk, hh, &dvh);
+                        let qi = &qh[i * dk..(i + 1) * dk];
+                        for j in 0..=i {
+                            let dsj = p[j] * (ds[j] - s) * scale;
+                            axpy(
+                                &mut dqh[i * dk..(i + 1) * dk],
+                                dsj,
+                                &kh[j * dk..(j + 1) * dk],
+                            );
+                            axpy(&mut dkh[j * dk..(j + 1) * dk], dsj, qi);
+                        }
                     }
-                });
-            **grads.get_or_alloc_mut(&q)? = dq;
-            **grads.get_or_alloc_mut(&k)? = dk_;
-            **grads.get_or_alloc_mut(&v)? = dv;
-            Ok(())
+                    scatter_head(dqb, t, da, dk, hh, &dqh);
+                    scatter_head(dkb, t, da, dk, hh, &dkh);
+                    scatter_head(dvb, t, da, dk, hh, &dvh);
+                }
+            });
+        **grads.get_or_alloc_mut(&q)? = dq;
+        **grads.get_or_alloc_mut(&k)? = dk_;
+        **grads.get_or_alloc_mut(&v)? = dv;
+        Ok(())
     })
 }
 
@@ -685,14 +710,20 @@ pub fn residual<Tp: Tape<f32, Cpu>>(x: Act<Tp>, y: Act<Tp>, mask: Option<DropMas
             }
         });
     let dev = x.device().clone();
-    finish(&dev, Arc::new(out), shape, tx.merge(ty), move |grads, mut g| {
-        add_into(grad_mut(grads, &x)?, &g);
-        if let Some(m) = mask {
-            m.apply(&mut g);
-        }
-        add_into(grad_mut(grads, &y)?, &g);
-        Ok(())
-    })
+    finish(
+        &dev,
+        Arc::new(out),
+        shape,
+        tx.merge(ty),
+        move |grads, mut g| {
+            add_into(grad_mut(grads, &x)?, &g);
+            if let Some(m) = mask {
+                m.apply(&mut g);
+            }
+            add_into(grad_mut(grads, &y)?, &g);
+            Ok(())
+        },
+    )
 }
 
 /// `x ⊙ mask` on the tape.
@@ -775,7 +806,11 @@ pub fn head_nll<Tp: Tape<f32, Cpu>>(h: &Act<Tp>, head: &Lin, targets: &[u32]) ->
                 .iter()
                 .zip(bias.iter())
                 .fold(f32::NEG_INFINITY, |m, (x, b)| m.max(x + b));
-            let s: f32 = row.iter().zip(bias.iter()).map(|(x, b)| (x + b - m).exp()).sum();
+            let s: f32 = row
+                .iter()
+                .zip(bias.iter())
+                .map(|(x, b)| (x + b - m).exp())
+                .sum();
             s.ln() + m - (row[y as usize] + bias[y as usize])
         })
         .collect();
@@ -833,7 +868,12 @@ pub fn head_loss(
     let loss = dev.tensor_from_vec(vec![total as f32], ());
     let mut db = vec![0.0f32; v];
     add_col_sums(&mut db, &z, v, 1.0);
-    let (w_t, b_t, loss_t, host) = (head.w.clone(), head.b.clone(), loss.clone(), head.host.clone());
+    let (w_t, b_t, loss_t, host) = (
+        head.w.clone(),
+        head.b.clone(),
+        loss.clone(),
+        head.host.clone(),
+    );
     tape.add_backward_op(move |grads| {
         let g = grads.get(&loss_t).as_vec()[0];
         // ∂h (compacted rows) = g · G·W, scattered back to the rows they came from.

@@ -142,6 +142,27 @@ pub fn loss_and_grads(
     (value, net.grads(&grads, train_emb))
 }
 
+/// [`loss_and_grads`] through the model composed from plain dfdx ops (log-softmax, one-hot
+/// free NLL, dfdx matmuls): the slow reference the fused path is tested against.
+pub fn loss_and_grads_composed(
+    net: &Net,
+    inputs: &[u32],
+    targets: &[u32],
+    t: usize,
+    train_emb: bool,
+    dropout: Option<&Dropout>,
+) -> (f32, Vec<Option<Vec<f32>>>) {
+    let b = inputs.len() / t;
+    let x = net.embed_traced(inputs, t, train_emb).t;
+    let logits = net.forward_composed(x, b, t, dropout);
+    let w = pad_weights(targets);
+    let w = net.dev.tensor_from_vec(w, (targets.len(),));
+    let loss = (nll(logits, targets) * w).sum();
+    let value = loss.array();
+    let grads = loss.backward();
+    (value, net.grads(&grads, train_emb))
+}
+
 /// The loss alone (no tape, no dropout) through the model composed from plain dfdx ops: the
 /// reference the fused training path is checked against.
 pub fn batch_loss(net: &Net, inputs: &[u32], targets: &[u32], t: usize) -> f32 {
