@@ -68,9 +68,9 @@ fn main() {
         lap.push(t0.elapsed().as_secs_f64());
         let loss = head_loss(h, &net.head, &tgt, &wts);
         lap.push(t0.elapsed().as_secs_f64());
-        let g = loss.backward();
+        let mut g = loss.backward();
         lap.push(t0.elapsed().as_secs_f64());
-        let grads = net.grads(&g, false);
+        let grads = net.grads(&mut g, false);
         drop_grads(g);
         lap.push(t0.elapsed().as_secs_f64());
         opt.update(&acfg, 3e-4, &mut w, &grads);

@@ -89,22 +89,36 @@ impl AdamWState {
         let step_size = lr / bc1;
         let bc2_sqrt = bc2.sqrt();
         let decay = 1.0 - lr * cfg.weight_decay;
-        let mut slots = weights.slots_mut();
-        slots
-            .par_iter_mut()
-            .zip(self.m.par_iter_mut())
-            .zip(self.v.par_iter_mut())
-            .zip(grads.par_iter())
-            .for_each(|(((p, m), v), g)| {
-                let Some(g) = g else { return };
-                for i in 0..g.len() {
-                    let gi = g[i];
-                    m[i] = cfg.beta1 * m[i] + (1.0 - cfg.beta1) * gi;
-                    v[i] = cfg.beta2 * v[i] + (1.0 - cfg.beta2) * gi * gi;
-                    let denom = v[i].sqrt() / bc2_sqrt + cfg.eps;
-                    p[i] = p[i] * decay - step_size * m[i] / denom;
-                }
-            });
+        // Work items of at most CHUNK elements across all slots (the output layer alone is
+        // half the trainable parameters), element-wise so the split cannot change results.
+        const CHUNK: usize = 1 << 16;
+        let mut items: Vec<(&mut [f32], &mut [f32], &mut [f32], &[f32])> = Vec::new();
+        for (((p, m), v), g) in weights
+            .slots_mut()
+            .into_iter()
+            .zip(self.m.iter_mut())
+            .zip(self.v.iter_mut())
+            .zip(grads)
+        {
+            let Some(g) = g else { continue };
+            for (((p, m), v), g) in p
+                .chunks_mut(CHUNK)
+                .zip(m.chunks_mut(CHUNK))
+                .zip(v.chunks_mut(CHUNK))
+                .zip(g.chunks(CHUNK))
+            {
+                items.push((p, m, v, g));
+            }
+        }
+        items.into_par_iter().for_each(|(p, m, v, g)| {
+            for i in 0..g.len() {
+                let gi = g[i];
+                m[i] = cfg.beta1 * m[i] + (1.0 - cfg.beta1) * gi;
+                v[i] = cfg.beta2 * v[i] + (1.0 - cfg.beta2) * gi * gi;
+                let denom = v[i].sqrt() / bc2_sqrt + cfg.eps;
+                p[i] = p[i] * decay - step_size * m[i] / denom;
+            }
+        });
     }
 
     /// Writes the moments (`m.<name>`, `v.<name>` for trainable slots) and `meta`.

@@ -262,22 +262,24 @@ impl Net {
 
     /// Gradients of every parameter in slot order; `None` for `tok_emb` when it was not traced
     /// (frozen embeddings).
-    pub fn grads(&self, grads: &Gradients<f32, Cpu>, with_emb: bool) -> Vec<Option<Vec<f32>>> {
-        let emb_ptr: *const T2 = &self.tok_emb;
-        let mut out = self.slot_vecs(
-            |t| Some(grads.get(t).as_vec()),
-            |t| {
-                if std::ptr::eq(t, emb_ptr) && !with_emb {
-                    None
-                } else {
-                    Some(grads.get(t).as_vec())
-                }
-            },
-        );
-        if !with_emb {
-            out[0] = None;
+    pub fn grads(&self, grads: &mut Gradients<f32, Cpu>, with_emb: bool) -> Vec<Option<Vec<f32>>> {
+        enum Key {
+            One(T1),
+            Two(T2),
         }
-        out
+        let keys = self.slot_vecs(|t| Key::One(t.clone()), |t| Key::Two(t.clone()));
+        // Moved out of `grads` (each parameter's gradient is read once), not copied.
+        let mut take = |k: &Key| -> Vec<f32> {
+            let buf = match k {
+                Key::One(t) => grads.get_or_alloc_mut(t),
+                Key::Two(t) => grads.get_or_alloc_mut(t),
+            };
+            std::mem::take(&mut **buf.expect("CPU gradient allocation"))
+        };
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (i > 0 || with_emb).then(|| take(k)))
+            .collect()
     }
 
     /// Host-side `tok_emb[ids] + PE[pos]` for `b` rows of `t` ids, as `[b*t, d_model]`.

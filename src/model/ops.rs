@@ -514,18 +514,29 @@ pub fn layer_norm<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Ln) -> Act<Tp> {
     })
 }
 
-/// Head `hh`'s `[t, dk]` block of the rows `rows` (`[t, da]`) into `out`.
-fn gather_head(rows: &[f32], t: usize, da: usize, dk: usize, hh: usize, out: &mut [f32]) {
+/// Head `hh`'s `[t, dk]` block of the rows `rows` (`[t, da]`) into `out`, rows padded to `dp`
+/// (a multiple of 8, so the vector loops have no scalar tail; padding stays zero).
+fn gather_head(
+    rows: &[f32],
+    (t, da, dk, dp): (usize, usize, usize, usize),
+    hh: usize,
+    out: &mut [f32],
+) {
     for i in 0..t {
-        out[i * dk..(i + 1) * dk].copy_from_slice(&rows[i * da + hh * dk..i * da + (hh + 1) * dk]);
+        out[i * dp..i * dp + dk].copy_from_slice(&rows[i * da + hh * dk..i * da + (hh + 1) * dk]);
     }
 }
 
-/// Adds a `[t, dk]` head block back into head `hh`'s columns of `rows`.
-fn scatter_head(rows: &mut [f32], t: usize, da: usize, dk: usize, hh: usize, blk: &[f32]) {
+/// Adds a padded `[t, dp]` head block back into head `hh`'s columns of `rows`.
+fn scatter_head(
+    rows: &mut [f32],
+    (t, da, dk, dp): (usize, usize, usize, usize),
+    hh: usize,
+    blk: &[f32],
+) {
     for i in 0..t {
         let r = &mut rows[i * da + hh * dk..i * da + (hh + 1) * dk];
-        for (a, v) in r.iter_mut().zip(&blk[i * dk..(i + 1) * dk]) {
+        for (a, v) in r.iter_mut().zip(&blk[i * dp..i * dp + dk]) {
             *a += v;
         }
     }
@@ -549,6 +560,8 @@ pub fn attention<Tp: Tape<f32, Cpu>>(
     assert_eq!(da % h, 0, "attention width divisible by heads");
     let dk = da / h;
     let scale = 1.0 / (dk as f32).sqrt();
+    let dp = dk.next_multiple_of(8);
+    let dims = (t, da, dk, dp);
     let mut out = vec![0.0f32; n * da];
     // Attention weights [b, h, t, t] (zero above the diagonal), kept for the backward pass.
     let mut probs = vec![0.0f32; b * h * t * t];
@@ -559,19 +572,19 @@ pub fn attention<Tp: Tape<f32, Cpu>>(
             let rows = bi * t * da..(bi + 1) * t * da;
             let (qb, kb, vb) = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows]);
             let (mut qh, mut kh, mut vh) =
-                (vec![0.0; t * dk], vec![0.0; t * dk], vec![0.0; t * dk]);
-            let mut oh = vec![0.0f32; t * dk];
+                (vec![0.0; t * dp], vec![0.0; t * dp], vec![0.0; t * dp]);
+            let mut oh = vec![0.0f32; t * dp];
             for hh in 0..h {
-                gather_head(qb, t, da, dk, hh, &mut qh);
-                gather_head(kb, t, da, dk, hh, &mut kh);
-                gather_head(vb, t, da, dk, hh, &mut vh);
+                gather_head(qb, dims, hh, &mut qh);
+                gather_head(kb, dims, hh, &mut kh);
+                gather_head(vb, dims, hh, &mut vh);
                 oh.fill(0.0);
                 for i in 0..t {
                     let p = &mut pb[(hh * t + i) * t..(hh * t + i + 1) * t];
-                    let qi = &qh[i * dk..(i + 1) * dk];
+                    let qi = &qh[i * dp..(i + 1) * dp];
                     let mut m = f32::NEG_INFINITY;
                     for j in 0..=i {
-                        p[j] = dot(qi, &kh[j * dk..(j + 1) * dk]) * scale;
+                        p[j] = dot(qi, &kh[j * dp..(j + 1) * dp]) * scale;
                         m = m.max(p[j]);
                     }
                     let mut s = 0.0f32;
@@ -580,15 +593,15 @@ pub fn attention<Tp: Tape<f32, Cpu>>(
                         s += *pj;
                     }
                     let inv = 1.0 / s;
-                    let o = &mut oh[i * dk..(i + 1) * dk];
+                    let o = &mut oh[i * dp..(i + 1) * dp];
                     for j in 0..=i {
                         p[j] *= inv;
-                        axpy(o, p[j], &vh[j * dk..(j + 1) * dk]);
+                        axpy(o, p[j], &vh[j * dp..(j + 1) * dp]);
                     }
                 }
                 for i in 0..t {
                     ob[i * da + hh * dk..i * da + (hh + 1) * dk]
-                        .copy_from_slice(&oh[i * dk..(i + 1) * dk]);
+                        .copy_from_slice(&oh[i * dp..i * dp + dk]);
                 }
             }
         });
@@ -606,41 +619,41 @@ pub fn attention<Tp: Tape<f32, Cpu>>(
                 let (qb, kb, vb) = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows.clone()]);
                 let gb = &go[rows];
                 let pb = &probs[bi * h * t * t..(bi + 1) * h * t * t];
-                let mk = || vec![0.0f32; t * dk];
+                let mk = || vec![0.0f32; t * dp];
                 let (mut qh, mut kh, mut vh, mut gh) = (mk(), mk(), mk(), mk());
                 let (mut dqh, mut dkh, mut dvh) = (mk(), mk(), mk());
                 let mut ds = vec![0.0f32; t];
                 for hh in 0..h {
-                    gather_head(qb, t, da, dk, hh, &mut qh);
-                    gather_head(kb, t, da, dk, hh, &mut kh);
-                    gather_head(vb, t, da, dk, hh, &mut vh);
-                    gather_head(gb, t, da, dk, hh, &mut gh);
+                    gather_head(qb, dims, hh, &mut qh);
+                    gather_head(kb, dims, hh, &mut kh);
+                    gather_head(vb, dims, hh, &mut vh);
+                    gather_head(gb, dims, hh, &mut gh);
                     dqh.fill(0.0);
                     dkh.fill(0.0);
                     dvh.fill(0.0);
                     for i in 0..t {
                         let p = &pb[(hh * t + i) * t..(hh * t + i + 1) * t];
-                        let gi = &gh[i * dk..(i + 1) * dk];
+                        let gi = &gh[i * dp..(i + 1) * dp];
                         let mut s = 0.0f32;
                         for j in 0..=i {
-                            ds[j] = dot(gi, &vh[j * dk..(j + 1) * dk]);
+                            ds[j] = dot(gi, &vh[j * dp..(j + 1) * dp]);
                             s += p[j] * ds[j];
-                            axpy(&mut dvh[j * dk..(j + 1) * dk], p[j], gi);
+                            axpy(&mut dvh[j * dp..(j + 1) * dp], p[j], gi);
                         }
-                        let qi = &qh[i * dk..(i + 1) * dk];
+                        let qi = &qh[i * dp..(i + 1) * dp];
                         for j in 0..=i {
                             let dsj = p[j] * (ds[j] - s) * scale;
                             axpy(
-                                &mut dqh[i * dk..(i + 1) * dk],
+                                &mut dqh[i * dp..(i + 1) * dp],
                                 dsj,
-                                &kh[j * dk..(j + 1) * dk],
+                                &kh[j * dp..(j + 1) * dp],
                             );
-                            axpy(&mut dkh[j * dk..(j + 1) * dk], dsj, qi);
+                            axpy(&mut dkh[j * dp..(j + 1) * dp], dsj, qi);
                         }
                     }
-                    scatter_head(dqb, t, da, dk, hh, &dqh);
-                    scatter_head(dkb, t, da, dk, hh, &dkh);
-                    scatter_head(dvb, t, da, dk, hh, &dvh);
+                    scatter_head(dqb, dims, hh, &dqh);
+                    scatter_head(dkb, dims, hh, &dkh);
+                    scatter_head(dvb, dims, hh, &dvh);
                 }
             });
         **grads.get_or_alloc_mut(&q)? = dq;

@@ -138,8 +138,8 @@ pub fn loss_and_grads(
     let h = net.hidden(x, b, t, dropout);
     let loss = head_loss(h, &net.head, targets, &pad_weights(targets));
     let value = loss.array();
-    let grads = loss.backward();
-    (value, net.grads(&grads, train_emb))
+    let mut grads = loss.backward();
+    (value, net.grads(&mut grads, train_emb))
 }
 
 /// [`loss_and_grads`] through the model composed from plain dfdx ops (log-softmax, one-hot
@@ -159,8 +159,8 @@ pub fn loss_and_grads_composed(
     let w = net.dev.tensor_from_vec(w, (targets.len(),));
     let loss = (nll(logits, targets) * w).sum();
     let value = loss.array();
-    let grads = loss.backward();
-    (value, net.grads(&grads, train_emb))
+    let mut grads = loss.backward();
+    (value, net.grads(&mut grads, train_emb))
 }
 
 /// The loss alone (no tape, no dropout) through the model composed from plain dfdx ops: the
