@@ -66,6 +66,12 @@ fn main() {
     };
     let xa = || ops::Act::from_tensor(x.leaky_trace());
     let aa = || ops::Act::from_tensor(a.leaky_trace());
+    if std::env::var("ONLY_ATT").is_ok() {
+        for _ in 0..60 {
+            bw(ops::attention(aa(), aa(), aa(), (b, t, 8)));
+        }
+        return;
+    }
     if std::env::var("ONLY_LIN").is_ok() {
         for _ in 0..60 {
             bw(ops::linear(aa(), &blk.q, false));

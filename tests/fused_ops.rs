@@ -308,3 +308,17 @@ fn training_curve_matches_composed_model() {
         }
     }
 }
+
+#[test]
+fn exp_fast_is_within_two_ulp() {
+    let mut worst = 0.0f64;
+    let mut x = -87.0f32;
+    while x < 88.0 {
+        let want = (x as f64).exp();
+        let got = ops::exp_fast(x) as f64;
+        worst = worst.max((got - want).abs() / want);
+        x += 0.001_7;
+    }
+    assert!(worst < 2.5e-7, "worst relative error {worst}");
+    assert_eq!(ops::exp_fast(0.0), 1.0);
+}

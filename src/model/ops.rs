@@ -180,17 +180,19 @@ pub fn add_col_sums(acc: &mut [f32], x: &[f32], cols: usize, alpha: f32) {
         .par_chunks_mut(COL_CHUNK)
         .enumerate()
         .for_each(|(c, out)| {
-            let c0 = c * COL_CHUNK;
-            let mut s = vec![0.0f32; out.len()];
-            for r in 0..rows {
-                let row = &x[r * cols + c0..r * cols + c0 + out.len()];
-                for (a, v) in s.iter_mut().zip(row) {
-                    *a += v;
+            simd(|| {
+                let c0 = c * COL_CHUNK;
+                let mut s = vec![0.0f32; out.len()];
+                for r in 0..rows {
+                    let row = &x[r * cols + c0..r * cols + c0 + out.len()];
+                    for (a, v) in s.iter_mut().zip(row) {
+                        *a += v;
+                    }
                 }
-            }
-            for (o, v) in out.iter_mut().zip(s) {
-                *o += alpha * v;
-            }
+                for (o, v) in out.iter_mut().zip(s) {
+                    *o += alpha * v;
+                }
+            })
         });
 }
 
@@ -199,9 +201,11 @@ fn add_into(a: &mut [f32], b: &[f32]) {
     a.par_chunks_mut(1 << 14)
         .zip(b.par_chunks(1 << 14))
         .for_each(|(a, b)| {
-            for (x, y) in a.iter_mut().zip(b) {
-                *x += y;
-            }
+            simd(|| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+            })
         });
 }
 
@@ -223,6 +227,42 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         s += x * y;
     }
     s
+}
+
+/// Runs `f` inside a function compiled for AVX2 and FMA when the CPU has them, so the
+/// element-wise loops it inlines are vectorised 8 wide (the crate itself targets baseline
+/// x86-64). Vectorisation never reorders floating-point sums, so results are the same either way.
+#[inline(always)]
+fn simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn run<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            // SAFETY: the CPU supports AVX2 and FMA (checked above).
+            return unsafe { run(f) };
+        }
+    }
+    f()
+}
+
+/// `exp(x)` for `x ≤ 88`, branch-free so that loops over it vectorise: `2^k · e^r` with
+/// `k = ⌊x·log₂e⌉`, `r = x − k·ln 2` (in two parts) and Cephes' degree-6 polynomial for `e^r`
+/// (within 2 ulp of the exact value; inputs below −87 give ~1e-38 instead of 0).
+#[inline(always)]
+pub fn exp_fast(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    let k = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - k * 0.693_359_4 + k * 2.121_944_4e-4;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 0.166_666_65)
+        * r
+        + 0.5;
+    let e = p * r * r + r + 1.0;
+    e * f32::from_bits(((k as i32 + 127) as u32) << 23)
 }
 
 /// Sum with eight independent accumulators (vectorises).
@@ -430,28 +470,32 @@ pub fn layer_norm<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Ln) -> Act<Tp> {
         .zip(rstd.par_chunks_mut(ROW_CHUNK))
         .zip(xd.par_chunks(d * ROW_CHUNK))
         .for_each(|((hc, rc), xc)| {
-            for ((hr, rs), xr) in hc.chunks_mut(d).zip(rc.iter_mut()).zip(xc.chunks(d)) {
-                let mean = sum8(xr) / d as f32;
-                let mut var = 0.0f32;
-                for (h, v) in hr.iter_mut().zip(xr) {
-                    *h = v - mean;
+            simd(|| {
+                for ((hr, rs), xr) in hc.chunks_mut(d).zip(rc.iter_mut()).zip(xc.chunks(d)) {
+                    let mean = sum8(xr) / d as f32;
+                    let mut var = 0.0f32;
+                    for (h, v) in hr.iter_mut().zip(xr) {
+                        *h = v - mean;
+                    }
+                    var += dot(hr, hr);
+                    *rs = 1.0 / (var / d as f32 + LN_EPS).sqrt();
+                    for h in hr.iter_mut() {
+                        *h *= *rs;
+                    }
                 }
-                var += dot(hr, hr);
-                *rs = 1.0 / (var / d as f32 + LN_EPS).sqrt();
-                for h in hr.iter_mut() {
-                    *h *= *rs;
-                }
-            }
+            })
         });
     let mut y = vec![0.0f32; n * d];
     y.par_chunks_mut(d * ROW_CHUNK)
         .zip(xhat.par_chunks(d * ROW_CHUNK))
         .for_each(|(yc, hc)| {
-            for (yr, hr) in yc.chunks_mut(d).zip(hc.chunks(d)) {
-                for j in 0..d {
-                    yr[j] = hr[j] * g[j] + b[j];
+            simd(|| {
+                for (yr, hr) in yc.chunks_mut(d).zip(hc.chunks(d)) {
+                    for j in 0..d {
+                        yr[j] = hr[j] * g[j] + b[j];
+                    }
                 }
-            }
+            })
         });
     if !keep {
         xhat = Vec::new();
@@ -464,15 +508,17 @@ pub fn layer_norm<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Ln) -> Act<Tp> {
         let partial: Vec<(Vec<f32>, Vec<f32>)> = (0..chunks)
             .into_par_iter()
             .map(|c| {
-                let (mut sg, mut sb) = (vec![0.0f32; d], vec![0.0f32; d]);
-                for r in c * ROW_CHUNK..((c + 1) * ROW_CHUNK).min(n) {
-                    let (gr, xr) = (&gy[r * d..(r + 1) * d], &xhat[r * d..(r + 1) * d]);
-                    for j in 0..d {
-                        sg[j] += gr[j] * xr[j];
-                        sb[j] += gr[j];
+                simd(|| {
+                    let (mut sg, mut sb) = (vec![0.0f32; d], vec![0.0f32; d]);
+                    for r in c * ROW_CHUNK..((c + 1) * ROW_CHUNK).min(n) {
+                        let (gr, xr) = (&gy[r * d..(r + 1) * d], &xhat[r * d..(r + 1) * d]);
+                        for j in 0..d {
+                            sg[j] += gr[j] * xr[j];
+                            sb[j] += gr[j];
+                        }
                     }
-                }
-                (sg, sb)
+                    (sg, sb)
+                })
             })
             .collect();
         {
@@ -496,19 +542,21 @@ pub fn layer_norm<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Ln) -> Act<Tp> {
         dx.par_chunks_mut(d * ROW_CHUNK)
             .enumerate()
             .for_each(|(c, dc)| {
-                let mut gh = vec![0.0f32; d];
-                for (i, dr) in dc.chunks_mut(d).enumerate() {
-                    let r = c * ROW_CHUNK + i;
-                    let (gr, xr) = (&gy[r * d..(r + 1) * d], &xhat[r * d..(r + 1) * d]);
-                    for j in 0..d {
-                        gh[j] = gr[j] * g[j];
+                simd(|| {
+                    let mut gh = vec![0.0f32; d];
+                    for (i, dr) in dc.chunks_mut(d).enumerate() {
+                        let r = c * ROW_CHUNK + i;
+                        let (gr, xr) = (&gy[r * d..(r + 1) * d], &xhat[r * d..(r + 1) * d]);
+                        for j in 0..d {
+                            gh[j] = gr[j] * g[j];
+                        }
+                        let (m1, m2) = (sum8(&gh) / d as f32, dot(&gh, xr) / d as f32);
+                        let s = rstd[r];
+                        for j in 0..d {
+                            dr[j] += s * (gh[j] - m1 - xr[j] * m2);
+                        }
                     }
-                    let (m1, m2) = (sum8(&gh) / d as f32, dot(&gh, xr) / d as f32);
-                    let s = rstd[r];
-                    for j in 0..d {
-                        dr[j] += s * (gh[j] - m1 - xr[j] * m2);
-                    }
-                }
+                })
             });
         Ok(())
     })
@@ -569,41 +617,43 @@ pub fn attention<Tp: Tape<f32, Cpu>>(
         .zip(probs.par_chunks_mut(h * t * t))
         .enumerate()
         .for_each(|(bi, (ob, pb))| {
-            let rows = bi * t * da..(bi + 1) * t * da;
-            let (qb, kb, vb) = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows]);
-            let (mut qh, mut kh, mut vh) =
-                (vec![0.0; t * dp], vec![0.0; t * dp], vec![0.0; t * dp]);
-            let mut oh = vec![0.0f32; t * dp];
-            for hh in 0..h {
-                gather_head(qb, dims, hh, &mut qh);
-                gather_head(kb, dims, hh, &mut kh);
-                gather_head(vb, dims, hh, &mut vh);
-                oh.fill(0.0);
-                for i in 0..t {
-                    let p = &mut pb[(hh * t + i) * t..(hh * t + i + 1) * t];
-                    let qi = &qh[i * dp..(i + 1) * dp];
-                    let mut m = f32::NEG_INFINITY;
-                    for j in 0..=i {
-                        p[j] = dot(qi, &kh[j * dp..(j + 1) * dp]) * scale;
-                        m = m.max(p[j]);
+            simd(|| {
+                let rows = bi * t * da..(bi + 1) * t * da;
+                let (qb, kb, vb) = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows]);
+                let (mut qh, mut kh, mut vh) =
+                    (vec![0.0; t * dp], vec![0.0; t * dp], vec![0.0; t * dp]);
+                let mut oh = vec![0.0f32; t * dp];
+                for hh in 0..h {
+                    gather_head(qb, dims, hh, &mut qh);
+                    gather_head(kb, dims, hh, &mut kh);
+                    gather_head(vb, dims, hh, &mut vh);
+                    oh.fill(0.0);
+                    for i in 0..t {
+                        let p = &mut pb[(hh * t + i) * t..(hh * t + i + 1) * t];
+                        let qi = &qh[i * dp..(i + 1) * dp];
+                        let mut m = f32::NEG_INFINITY;
+                        for j in 0..=i {
+                            p[j] = dot(qi, &kh[j * dp..(j + 1) * dp]) * scale;
+                            m = m.max(p[j]);
+                        }
+                        let mut s = 0.0f32;
+                        for pj in &mut p[..=i] {
+                            *pj = exp_fast(*pj - m);
+                            s += *pj;
+                        }
+                        let inv = 1.0 / s;
+                        let o = &mut oh[i * dp..(i + 1) * dp];
+                        for j in 0..=i {
+                            p[j] *= inv;
+                            axpy(o, p[j], &vh[j * dp..(j + 1) * dp]);
+                        }
                     }
-                    let mut s = 0.0f32;
-                    for pj in &mut p[..=i] {
-                        *pj = (*pj - m).exp();
-                        s += *pj;
-                    }
-                    let inv = 1.0 / s;
-                    let o = &mut oh[i * dp..(i + 1) * dp];
-                    for j in 0..=i {
-                        p[j] *= inv;
-                        axpy(o, p[j], &vh[j * dp..(j + 1) * dp]);
+                    for i in 0..t {
+                        ob[i * da + hh * dk..i * da + (hh + 1) * dk]
+                            .copy_from_slice(&oh[i * dp..i * dp + dk]);
                     }
                 }
-                for i in 0..t {
-                    ob[i * da + hh * dk..i * da + (hh + 1) * dk]
-                        .copy_from_slice(&oh[i * dp..i * dp + dk]);
-                }
-            }
+            })
         });
     let dev = q.device().clone();
     finish(&dev, Arc::new(out), (n, da), tape, move |grads, go| {
@@ -615,46 +665,48 @@ pub fn attention<Tp: Tape<f32, Cpu>>(
             .zip(dv.par_chunks_mut(t * da))
             .enumerate()
             .for_each(|(bi, ((dqb, dkb), dvb))| {
-                let rows = bi * t * da..(bi + 1) * t * da;
-                let (qb, kb, vb) = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows.clone()]);
-                let gb = &go[rows];
-                let pb = &probs[bi * h * t * t..(bi + 1) * h * t * t];
-                let mk = || vec![0.0f32; t * dp];
-                let (mut qh, mut kh, mut vh, mut gh) = (mk(), mk(), mk(), mk());
-                let (mut dqh, mut dkh, mut dvh) = (mk(), mk(), mk());
-                let mut ds = vec![0.0f32; t];
-                for hh in 0..h {
-                    gather_head(qb, dims, hh, &mut qh);
-                    gather_head(kb, dims, hh, &mut kh);
-                    gather_head(vb, dims, hh, &mut vh);
-                    gather_head(gb, dims, hh, &mut gh);
-                    dqh.fill(0.0);
-                    dkh.fill(0.0);
-                    dvh.fill(0.0);
-                    for i in 0..t {
-                        let p = &pb[(hh * t + i) * t..(hh * t + i + 1) * t];
-                        let gi = &gh[i * dp..(i + 1) * dp];
-                        let mut s = 0.0f32;
-                        for j in 0..=i {
-                            ds[j] = dot(gi, &vh[j * dp..(j + 1) * dp]);
-                            s += p[j] * ds[j];
-                            axpy(&mut dvh[j * dp..(j + 1) * dp], p[j], gi);
+                simd(|| {
+                    let rows = bi * t * da..(bi + 1) * t * da;
+                    let (qb, kb, vb) = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows.clone()]);
+                    let gb = &go[rows];
+                    let pb = &probs[bi * h * t * t..(bi + 1) * h * t * t];
+                    let mk = || vec![0.0f32; t * dp];
+                    let (mut qh, mut kh, mut vh, mut gh) = (mk(), mk(), mk(), mk());
+                    let (mut dqh, mut dkh, mut dvh) = (mk(), mk(), mk());
+                    let mut ds = vec![0.0f32; t];
+                    for hh in 0..h {
+                        gather_head(qb, dims, hh, &mut qh);
+                        gather_head(kb, dims, hh, &mut kh);
+                        gather_head(vb, dims, hh, &mut vh);
+                        gather_head(gb, dims, hh, &mut gh);
+                        dqh.fill(0.0);
+                        dkh.fill(0.0);
+                        dvh.fill(0.0);
+                        for i in 0..t {
+                            let p = &pb[(hh * t + i) * t..(hh * t + i + 1) * t];
+                            let gi = &gh[i * dp..(i + 1) * dp];
+                            let mut s = 0.0f32;
+                            for j in 0..=i {
+                                ds[j] = dot(gi, &vh[j * dp..(j + 1) * dp]);
+                                s += p[j] * ds[j];
+                                axpy(&mut dvh[j * dp..(j + 1) * dp], p[j], gi);
+                            }
+                            let qi = &qh[i * dp..(i + 1) * dp];
+                            for j in 0..=i {
+                                let dsj = p[j] * (ds[j] - s) * scale;
+                                axpy(
+                                    &mut dqh[i * dp..(i + 1) * dp],
+                                    dsj,
+                                    &kh[j * dp..(j + 1) * dp],
+                                );
+                                axpy(&mut dkh[j * dp..(j + 1) * dp], dsj, qi);
+                            }
                         }
-                        let qi = &qh[i * dp..(i + 1) * dp];
-                        for j in 0..=i {
-                            let dsj = p[j] * (ds[j] - s) * scale;
-                            axpy(
-                                &mut dqh[i * dp..(i + 1) * dp],
-                                dsj,
-                                &kh[j * dp..(j + 1) * dp],
-                            );
-                            axpy(&mut dkh[j * dp..(j + 1) * dp], dsj, qi);
-                        }
+                        scatter_head(dqb, dims, hh, &dqh);
+                        scatter_head(dkb, dims, hh, &dkh);
+                        scatter_head(dvb, dims, hh, &dvh);
                     }
-                    scatter_head(dqb, dims, hh, &dqh);
-                    scatter_head(dkb, dims, hh, &dkh);
-                    scatter_head(dvb, dims, hh, &dvh);
-                }
+                })
             });
         **grads.get_or_alloc_mut(&q)? = dq;
         **grads.get_or_alloc_mut(&k)? = dk_;
@@ -710,17 +762,19 @@ pub fn residual<Tp: Tape<f32, Cpu>>(x: Act<Tp>, y: Act<Tp>, mask: Option<DropMas
     out.par_chunks_mut(C)
         .zip(xd.par_chunks(C).zip(yd.par_chunks(C)))
         .enumerate()
-        .for_each(|(c, (o, (xs, ys)))| match mask {
-            Some(m) => {
-                for (i, (o, (x, y))) in o.iter_mut().zip(xs.iter().zip(ys)).enumerate() {
-                    *o = x + y * m.factor(c * C + i);
+        .for_each(|(c, (o, (xs, ys)))| {
+            simd(|| match mask {
+                Some(m) => {
+                    for (i, (o, (x, y))) in o.iter_mut().zip(xs.iter().zip(ys)).enumerate() {
+                        *o = x + y * m.factor(c * C + i);
+                    }
                 }
-            }
-            None => {
-                for (o, (x, y)) in o.iter_mut().zip(xs.iter().zip(ys)) {
-                    *o = x + y;
+                None => {
+                    for (o, (x, y)) in o.iter_mut().zip(xs.iter().zip(ys)) {
+                        *o = x + y;
+                    }
                 }
-            }
+            })
         });
     let dev = x.device().clone();
     finish(
@@ -803,6 +857,31 @@ fn recycle(v: Vec<f32>) {
     }
 }
 
+/// Adds `bias` to a row of logits and turns it in place into `exp(z − max z)`; returns
+/// `z[y] − max z` and the sum of the exponentials (so `NLL = ln(sum) − (z[y] − max z)`).
+#[inline(always)]
+fn softmax_row(row: &mut [f32], bias: &[f32], y: usize) -> (f32, f32) {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let mut chunks = row.chunks_exact_mut(8);
+    let mut bchunks = bias.chunks_exact(8);
+    for (x, b) in (&mut chunks).zip(&mut bchunks) {
+        for l in 0..8 {
+            x[l] += b[l];
+            acc[l] = if x[l] > acc[l] { x[l] } else { acc[l] };
+        }
+    }
+    let mut m = acc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for (x, b) in chunks.into_remainder().iter_mut().zip(bchunks.remainder()) {
+        *x += b;
+        m = m.max(*x);
+    }
+    let zy = row[y] - m;
+    for x in row.iter_mut() {
+        *x = exp_fast(*x - m);
+    }
+    (zy, sum8(row))
+}
+
 /// Negative log-likelihood of every row of `h` `[n, d]` at `targets` under the output layer,
 /// without a tape (validation).
 pub fn head_nll<Tp: Tape<f32, Cpu>>(h: &Act<Tp>, head: &Lin, targets: &[u32]) -> Vec<f32> {
@@ -811,20 +890,15 @@ pub fn head_nll<Tp: Tape<f32, Cpu>>(h: &Act<Tp>, head: &Lin, targets: &[u32]) ->
     assert_eq!(targets.len(), n, "one target per row");
     let bias = &head.host.b;
     let z = head_logits(&h.data, d, &head.host, v);
+    let mut z = z;
     let nll = z
-        .par_chunks(v)
+        .par_chunks_mut(v)
         .zip(targets.par_iter())
         .map(|(row, &y)| {
-            let m = row
-                .iter()
-                .zip(bias.iter())
-                .fold(f32::NEG_INFINITY, |m, (x, b)| m.max(x + b));
-            let s: f32 = row
-                .iter()
-                .zip(bias.iter())
-                .map(|(x, b)| (x + b - m).exp())
-                .sum();
-            s.ln() + m - (row[y as usize] + bias[y as usize])
+            simd(|| {
+                let (zy, sum) = softmax_row(row, bias, y as usize);
+                sum.ln() - zy
+            })
         })
         .collect();
     recycle(z);
@@ -857,24 +931,16 @@ pub fn head_loss(
         .par_chunks_mut(v)
         .zip(rows.par_iter())
         .map(|(row, &r)| {
-            let (y, w) = (targets[r] as usize, weights[r]);
-            let mut m = f32::NEG_INFINITY;
-            for (x, b) in row.iter_mut().zip(bias.iter()) {
-                *x += b;
-                m = m.max(*x);
-            }
-            let zy = row[y] - m;
-            let mut s = 0.0f32;
-            for x in row.iter_mut() {
-                *x = (*x - m).exp();
-                s += *x;
-            }
-            let scale = w / s;
-            for x in row.iter_mut() {
-                *x *= scale;
-            }
-            row[y] -= w;
-            (s.ln() - zy) as f64 * w as f64
+            simd(|| {
+                let (y, w) = (targets[r] as usize, weights[r]);
+                let (zy, s) = softmax_row(row, bias, y);
+                let scale = w / s;
+                for x in row.iter_mut() {
+                    *x *= scale;
+                }
+                row[y] -= w;
+                (s.ln() - zy) as f64 * w as f64
+            })
         })
         .collect();
     let total: f64 = per_row.iter().sum();
