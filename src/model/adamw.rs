@@ -92,7 +92,8 @@ impl AdamWState {
         // Work items of at most CHUNK elements across all slots (the output layer alone is
         // half the trainable parameters), element-wise so the split cannot change results.
         const CHUNK: usize = 1 << 16;
-        let mut items: Vec<(&mut [f32], &mut [f32], &mut [f32], &[f32])> = Vec::new();
+        type Item<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32], &'a [f32]);
+        let mut items: Vec<Item> = Vec::new();
         for (((p, m), v), g) in weights
             .slots_mut()
             .into_iter()
