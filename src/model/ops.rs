@@ -175,38 +175,17 @@ pub fn matmul(
 
 /// `acc[j] += alpha · Σ_r x[r, j]` for row-major `x` with `cols` columns; rows summed in order.
 pub fn add_col_sums(acc: &mut [f32], x: &[f32], cols: usize, alpha: f32) {
-    let rows = x.len() / cols.max(1);
     acc[..cols]
         .par_chunks_mut(COL_CHUNK)
         .enumerate()
-        .for_each(|(c, out)| {
-            simd(|| {
-                let c0 = c * COL_CHUNK;
-                let mut s = vec![0.0f32; out.len()];
-                for r in 0..rows {
-                    let row = &x[r * cols + c0..r * cols + c0 + out.len()];
-                    for (a, v) in s.iter_mut().zip(row) {
-                        *a += v;
-                    }
-                }
-                for (o, v) in out.iter_mut().zip(s) {
-                    *o += alpha * v;
-                }
-            })
-        });
+        .for_each(|(c, out)| col_sums_chunk(out, x, cols, c * COL_CHUNK, alpha));
 }
 
 /// `a += b`, in parallel.
 fn add_into(a: &mut [f32], b: &[f32]) {
     a.par_chunks_mut(1 << 14)
         .zip(b.par_chunks(1 << 14))
-        .for_each(|(a, b)| {
-            simd(|| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x += y;
-                }
-            })
-        });
+        .for_each(|(a, b)| add_slice(a, b));
 }
 
 /// Dot product with eight independent accumulators (vectorises).
@@ -227,26 +206,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         s += x * y;
     }
     s
-}
-
-/// Runs `f` inside a function compiled for AVX2 and FMA when the CPU has them, so the
-/// element-wise loops it inlines are vectorised 8 wide (the crate itself targets baseline
-/// x86-64). Vectorisation never reorders floating-point sums, so results are the same either way.
-#[inline(always)]
-fn simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn run<R>(f: impl FnOnce() -> R) -> R {
-                f()
-            }
-            // SAFETY: the CPU supports AVX2 and FMA (checked above).
-            return unsafe { run(f) };
-        }
-    }
-    f()
 }
 
 /// `exp(x)` for `x ≤ 88`, branch-free so that loops over it vectorise: `2^k · e^r` with
@@ -469,34 +428,11 @@ pub fn layer_norm<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Ln) -> Act<Tp> {
     xhat.par_chunks_mut(d * ROW_CHUNK)
         .zip(rstd.par_chunks_mut(ROW_CHUNK))
         .zip(xd.par_chunks(d * ROW_CHUNK))
-        .for_each(|((hc, rc), xc)| {
-            simd(|| {
-                for ((hr, rs), xr) in hc.chunks_mut(d).zip(rc.iter_mut()).zip(xc.chunks(d)) {
-                    let mean = sum8(xr) / d as f32;
-                    let mut var = 0.0f32;
-                    for (h, v) in hr.iter_mut().zip(xr) {
-                        *h = v - mean;
-                    }
-                    var += dot(hr, hr);
-                    *rs = 1.0 / (var / d as f32 + LN_EPS).sqrt();
-                    for h in hr.iter_mut() {
-                        *h *= *rs;
-                    }
-                }
-            })
-        });
+        .for_each(|((hc, rc), xc)| ln_normalize(xc, hc, rc, d));
     let mut y = vec![0.0f32; n * d];
     y.par_chunks_mut(d * ROW_CHUNK)
         .zip(xhat.par_chunks(d * ROW_CHUNK))
-        .for_each(|(yc, hc)| {
-            simd(|| {
-                for (yr, hr) in yc.chunks_mut(d).zip(hc.chunks(d)) {
-                    for j in 0..d {
-                        yr[j] = hr[j] * g[j] + b[j];
-                    }
-                }
-            })
-        });
+        .for_each(|(yc, hc)| ln_affine(yc, hc, &g, &b, d));
     if !keep {
         xhat = Vec::new();
     }
@@ -508,17 +444,12 @@ pub fn layer_norm<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Ln) -> Act<Tp> {
         let partial: Vec<(Vec<f32>, Vec<f32>)> = (0..chunks)
             .into_par_iter()
             .map(|c| {
-                simd(|| {
-                    let (mut sg, mut sb) = (vec![0.0f32; d], vec![0.0f32; d]);
-                    for r in c * ROW_CHUNK..((c + 1) * ROW_CHUNK).min(n) {
-                        let (gr, xr) = (&gy[r * d..(r + 1) * d], &xhat[r * d..(r + 1) * d]);
-                        for j in 0..d {
-                            sg[j] += gr[j] * xr[j];
-                            sb[j] += gr[j];
-                        }
-                    }
-                    (sg, sb)
-                })
+                let r = c * ROW_CHUNK..((c + 1) * ROW_CHUNK).min(n);
+                ln_param_sums(
+                    &gy[r.start * d..r.end * d],
+                    &xhat[r.start * d..r.end * d],
+                    d,
+                )
             })
             .collect();
         {
@@ -542,21 +473,9 @@ pub fn layer_norm<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Ln) -> Act<Tp> {
         dx.par_chunks_mut(d * ROW_CHUNK)
             .enumerate()
             .for_each(|(c, dc)| {
-                simd(|| {
-                    let mut gh = vec![0.0f32; d];
-                    for (i, dr) in dc.chunks_mut(d).enumerate() {
-                        let r = c * ROW_CHUNK + i;
-                        let (gr, xr) = (&gy[r * d..(r + 1) * d], &xhat[r * d..(r + 1) * d]);
-                        for j in 0..d {
-                            gh[j] = gr[j] * g[j];
-                        }
-                        let (m1, m2) = (sum8(&gh) / d as f32, dot(&gh, xr) / d as f32);
-                        let s = rstd[r];
-                        for j in 0..d {
-                            dr[j] += s * (gh[j] - m1 - xr[j] * m2);
-                        }
-                    }
-                })
+                let r = c * ROW_CHUNK * d..c * ROW_CHUNK * d + dc.len();
+                let rows = c * ROW_CHUNK..c * ROW_CHUNK + dc.len() / d;
+                ln_dx(dc, &gy[r.clone()], &xhat[r], &rstd[rows], &g, d)
             });
         Ok(())
     })
@@ -617,43 +536,15 @@ pub fn attention<Tp: Tape<f32, Cpu>>(
         .zip(probs.par_chunks_mut(h * t * t))
         .enumerate()
         .for_each(|(bi, (ob, pb))| {
-            simd(|| {
-                let rows = bi * t * da..(bi + 1) * t * da;
-                let (qb, kb, vb) = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows]);
-                let (mut qh, mut kh, mut vh) =
-                    (vec![0.0; t * dp], vec![0.0; t * dp], vec![0.0; t * dp]);
-                let mut oh = vec![0.0f32; t * dp];
-                for hh in 0..h {
-                    gather_head(qb, dims, hh, &mut qh);
-                    gather_head(kb, dims, hh, &mut kh);
-                    gather_head(vb, dims, hh, &mut vh);
-                    oh.fill(0.0);
-                    for i in 0..t {
-                        let p = &mut pb[(hh * t + i) * t..(hh * t + i + 1) * t];
-                        let qi = &qh[i * dp..(i + 1) * dp];
-                        let mut m = f32::NEG_INFINITY;
-                        for j in 0..=i {
-                            p[j] = dot(qi, &kh[j * dp..(j + 1) * dp]) * scale;
-                            m = m.max(p[j]);
-                        }
-                        let mut s = 0.0f32;
-                        for pj in &mut p[..=i] {
-                            *pj = exp_fast(*pj - m);
-                            s += *pj;
-                        }
-                        let inv = 1.0 / s;
-                        let o = &mut oh[i * dp..(i + 1) * dp];
-                        for j in 0..=i {
-                            p[j] *= inv;
-                            axpy(o, p[j], &vh[j * dp..(j + 1) * dp]);
-                        }
-                    }
-                    for i in 0..t {
-                        ob[i * da + hh * dk..i * da + (hh + 1) * dk]
-                            .copy_from_slice(&oh[i * dp..i * dp + dk]);
-                    }
-                }
-            })
+            let rows = bi * t * da..(bi + 1) * t * da;
+            attn_fwd_batch(
+                (&qd[rows.clone()], &kd[rows.clone()], &vd[rows]),
+                ob,
+                pb,
+                dims,
+                h,
+                scale,
+            )
         });
     let dev = q.device().clone();
     finish(&dev, Arc::new(out), (n, da), tape, move |grads, go| {
@@ -665,48 +556,10 @@ pub fn attention<Tp: Tape<f32, Cpu>>(
             .zip(dv.par_chunks_mut(t * da))
             .enumerate()
             .for_each(|(bi, ((dqb, dkb), dvb))| {
-                simd(|| {
-                    let rows = bi * t * da..(bi + 1) * t * da;
-                    let (qb, kb, vb) = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows.clone()]);
-                    let gb = &go[rows];
-                    let pb = &probs[bi * h * t * t..(bi + 1) * h * t * t];
-                    let mk = || vec![0.0f32; t * dp];
-                    let (mut qh, mut kh, mut vh, mut gh) = (mk(), mk(), mk(), mk());
-                    let (mut dqh, mut dkh, mut dvh) = (mk(), mk(), mk());
-                    let mut ds = vec![0.0f32; t];
-                    for hh in 0..h {
-                        gather_head(qb, dims, hh, &mut qh);
-                        gather_head(kb, dims, hh, &mut kh);
-                        gather_head(vb, dims, hh, &mut vh);
-                        gather_head(gb, dims, hh, &mut gh);
-                        dqh.fill(0.0);
-                        dkh.fill(0.0);
-                        dvh.fill(0.0);
-                        for i in 0..t {
-                            let p = &pb[(hh * t + i) * t..(hh * t + i + 1) * t];
-                            let gi = &gh[i * dp..(i + 1) * dp];
-                            let mut s = 0.0f32;
-                            for j in 0..=i {
-                                ds[j] = dot(gi, &vh[j * dp..(j + 1) * dp]);
-                                s += p[j] * ds[j];
-                                axpy(&mut dvh[j * dp..(j + 1) * dp], p[j], gi);
-                            }
-                            let qi = &qh[i * dp..(i + 1) * dp];
-                            for j in 0..=i {
-                                let dsj = p[j] * (ds[j] - s) * scale;
-                                axpy(
-                                    &mut dqh[i * dp..(i + 1) * dp],
-                                    dsj,
-                                    &kh[j * dp..(j + 1) * dp],
-                                );
-                                axpy(&mut dkh[j * dp..(j + 1) * dp], dsj, qi);
-                            }
-                        }
-                        scatter_head(dqb, dims, hh, &dqh);
-                        scatter_head(dkb, dims, hh, &dkh);
-                        scatter_head(dvb, dims, hh, &dvh);
-                    }
-                })
+                let rows = bi * t * da..(bi + 1) * t * da;
+                let ins = (&qd[rows.clone()], &kd[rows.clone()], &vd[rows.clone()]);
+                let pb = &probs[bi * h * t * t..(bi + 1) * h * t * t];
+                attn_bwd_batch(ins, &go[rows], pb, (dqb, dkb, dvb), dims, h, scale)
             });
         **grads.get_or_alloc_mut(&q)? = dq;
         **grads.get_or_alloc_mut(&k)? = dk_;
@@ -762,20 +615,7 @@ pub fn residual<Tp: Tape<f32, Cpu>>(x: Act<Tp>, y: Act<Tp>, mask: Option<DropMas
     out.par_chunks_mut(C)
         .zip(xd.par_chunks(C).zip(yd.par_chunks(C)))
         .enumerate()
-        .for_each(|(c, (o, (xs, ys)))| {
-            simd(|| match mask {
-                Some(m) => {
-                    for (i, (o, (x, y))) in o.iter_mut().zip(xs.iter().zip(ys)).enumerate() {
-                        *o = x + y * m.factor(c * C + i);
-                    }
-                }
-                None => {
-                    for (o, (x, y)) in o.iter_mut().zip(xs.iter().zip(ys)) {
-                        *o = x + y;
-                    }
-                }
-            })
-        });
+        .for_each(|(c, (o, (xs, ys)))| residual_chunk(o, xs, ys, mask, c * C));
     let dev = x.device().clone();
     finish(
         &dev,
@@ -894,12 +734,7 @@ pub fn head_nll<Tp: Tape<f32, Cpu>>(h: &Act<Tp>, head: &Lin, targets: &[u32]) ->
     let nll = z
         .par_chunks_mut(v)
         .zip(targets.par_iter())
-        .map(|(row, &y)| {
-            simd(|| {
-                let (zy, sum) = softmax_row(row, bias, y as usize);
-                sum.ln() - zy
-            })
-        })
+        .map(|(row, &y)| nll_row(row, bias, y as usize))
         .collect();
     recycle(z);
     nll
@@ -930,18 +765,7 @@ pub fn head_loss(
     let per_row: Vec<f64> = z
         .par_chunks_mut(v)
         .zip(rows.par_iter())
-        .map(|(row, &r)| {
-            simd(|| {
-                let (y, w) = (targets[r] as usize, weights[r]);
-                let (zy, s) = softmax_row(row, bias, y);
-                let scale = w / s;
-                for x in row.iter_mut() {
-                    *x *= scale;
-                }
-                row[y] -= w;
-                (s.ln() - zy) as f64 * w as f64
-            })
-        })
+        .map(|(row, &r)| ce_grad_row(row, bias, targets[r] as usize, weights[r]))
         .collect();
     let total: f64 = per_row.iter().sum();
     let loss = dev.tensor_from_vec(vec![total as f32], ());
@@ -986,4 +810,277 @@ pub fn head_loss(
         Ok(())
     });
     loss.put_tape(tape)
+}
+
+/// Defines `fn name(args) -> ret` whose body runs compiled for AVX2 and FMA when the CPU has
+/// them (checked at run time) and for baseline x86-64 otherwise, so its element-wise loops are
+/// vectorised 8 wide. Vectorisation never reorders floating-point sums, so both give the same
+/// results.
+macro_rules! simd_kernel {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn fast($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if has_avx2_fma() {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                    return unsafe { fast($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+/// Whether the CPU has AVX2 and FMA (cached by std).
+#[inline]
+fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+simd_kernel! {
+    /// `out[j] += alpha · Σ_r x[r, c0 + j]`, rows in order.
+    fn col_sums_chunk(out: &mut [f32], x: &[f32], cols: usize, c0: usize, alpha: f32) {
+        let rows = x.len() / cols.max(1);
+        let mut s = vec![0.0f32; out.len()];
+        for r in 0..rows {
+            let row = &x[r * cols + c0..r * cols + c0 + out.len()];
+            for (a, v) in s.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+        for (o, v) in out.iter_mut().zip(s) {
+            *o += alpha * v;
+        }
+    }
+}
+
+simd_kernel! {
+    /// `a += b`.
+    fn add_slice(a: &mut [f32], b: &[f32]) {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
+    }
+}
+
+simd_kernel! {
+    /// `o = x + y ⊙ mask` for elements `base …` of a residual add.
+    fn residual_chunk(o: &mut [f32], xs: &[f32], ys: &[f32], mask: Option<DropMask>, base: usize) {
+        match mask {
+            Some(m) => {
+                for (i, (o, (x, y))) in o.iter_mut().zip(xs.iter().zip(ys)).enumerate() {
+                    *o = x + y * m.factor(base + i);
+                }
+            }
+            None => {
+                for (o, (x, y)) in o.iter_mut().zip(xs.iter().zip(ys)) {
+                    *o = x + y;
+                }
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// Rows `x` (`d` columns) to `x̂ = (x − mean) / std` and `1 / std` per row.
+    fn ln_normalize(xc: &[f32], hc: &mut [f32], rc: &mut [f32], d: usize) {
+        for ((hr, rs), xr) in hc.chunks_mut(d).zip(rc.iter_mut()).zip(xc.chunks(d)) {
+            let mean = sum8(xr) / d as f32;
+            for (h, v) in hr.iter_mut().zip(xr) {
+                *h = v - mean;
+            }
+            let var = dot(hr, hr) / d as f32;
+            *rs = 1.0 / (var + LN_EPS).sqrt();
+            for h in hr.iter_mut() {
+                *h *= *rs;
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// `y = x̂ ⊙ g + b` row by row.
+    fn ln_affine(yc: &mut [f32], hc: &[f32], g: &[f32], b: &[f32], d: usize) {
+        for (yr, hr) in yc.chunks_mut(d).zip(hc.chunks(d)) {
+            for j in 0..d {
+                yr[j] = hr[j] * g[j] + b[j];
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// `(Σ gy ⊙ x̂, Σ gy)` over the rows of a chunk.
+    fn ln_param_sums(gy: &[f32], xhat: &[f32], d: usize) -> (Vec<f32>, Vec<f32>) {
+        let (mut sg, mut sb) = (vec![0.0f32; d], vec![0.0f32; d]);
+        for (gr, xr) in gy.chunks(d).zip(xhat.chunks(d)) {
+            for j in 0..d {
+                sg[j] += gr[j] * xr[j];
+                sb[j] += gr[j];
+            }
+        }
+        (sg, sb)
+    }
+}
+
+simd_kernel! {
+    /// `dx += rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))` with `ĝ = gy ⊙ g`, row by row.
+    fn ln_dx(dc: &mut [f32], gy: &[f32], xhat: &[f32], rstd: &[f32], g: &[f32], d: usize) {
+        let mut gh = vec![0.0f32; d];
+        for (((dr, gr), xr), &s) in dc.chunks_mut(d).zip(gy.chunks(d)).zip(xhat.chunks(d)).zip(rstd) {
+            for j in 0..d {
+                gh[j] = gr[j] * g[j];
+            }
+            let (m1, m2) = (sum8(&gh) / d as f32, dot(&gh, xr) / d as f32);
+            for j in 0..d {
+                dr[j] += s * (gh[j] - m1 - xr[j] * m2);
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// Causal attention of one batch element: `q`, `k`, `v` rows `[t, da]` → `ob` `[t, da]`
+    /// and the weights `pb` `[h, t, t]`.
+    fn attn_fwd_batch(
+        ins: (&[f32], &[f32], &[f32]),
+        ob: &mut [f32],
+        pb: &mut [f32],
+        dims: (usize, usize, usize, usize),
+        h: usize,
+        scale: f32,
+    ) {
+        let (t, da, dk, dp) = dims;
+        let (qb, kb, vb) = ins;
+
+                let (mut qh, mut kh, mut vh) =
+                    (vec![0.0; t * dp], vec![0.0; t * dp], vec![0.0; t * dp]);
+                let mut oh = vec![0.0f32; t * dp];
+                for hh in 0..h {
+                    gather_head(qb, dims, hh, &mut qh);
+                    gather_head(kb, dims, hh, &mut kh);
+                    gather_head(vb, dims, hh, &mut vh);
+                    oh.fill(0.0);
+                    for i in 0..t {
+                        let p = &mut pb[(hh * t + i) * t..(hh * t + i + 1) * t];
+                        let qi = &qh[i * dp..(i + 1) * dp];
+                        let mut m = f32::NEG_INFINITY;
+                        for j in 0..=i {
+                            p[j] = dot(qi, &kh[j * dp..(j + 1) * dp]) * scale;
+                            m = m.max(p[j]);
+                        }
+                        let mut s = 0.0f32;
+                        for pj in &mut p[..=i] {
+                            *pj = exp_fast(*pj - m);
+                            s += *pj;
+                        }
+                        let inv = 1.0 / s;
+                        let o = &mut oh[i * dp..(i + 1) * dp];
+                        for j in 0..=i {
+                            p[j] *= inv;
+                            axpy(o, p[j], &vh[j * dp..(j + 1) * dp]);
+                        }
+                    }
+                    for i in 0..t {
+                        ob[i * da + hh * dk..i * da + (hh + 1) * dk]
+                            .copy_from_slice(&oh[i * dp..i * dp + dk]);
+                    }
+                }
+
+    }
+}
+
+simd_kernel! {
+    /// Backward pass of [`attn_fwd_batch`]: adds `∂q`, `∂k`, `∂v` of one batch element given the
+    /// output gradient `gb` and the saved weights `pb`.
+    fn attn_bwd_batch(
+        ins: (&[f32], &[f32], &[f32]),
+        gb: &[f32],
+        pb: &[f32],
+        outs: (&mut [f32], &mut [f32], &mut [f32]),
+        dims: (usize, usize, usize, usize),
+        h: usize,
+        scale: f32,
+    ) {
+        let (t, _, _, dp) = dims;
+        let (qb, kb, vb) = ins;
+        let (dqb, dkb, dvb) = outs;
+
+                    let mk = || vec![0.0f32; t * dp];
+                    let (mut qh, mut kh, mut vh, mut gh) = (mk(), mk(), mk(), mk());
+                    let (mut dqh, mut dkh, mut dvh) = (mk(), mk(), mk());
+                    let mut ds = vec![0.0f32; t];
+                    for hh in 0..h {
+                        gather_head(qb, dims, hh, &mut qh);
+                        gather_head(kb, dims, hh, &mut kh);
+                        gather_head(vb, dims, hh, &mut vh);
+                        gather_head(gb, dims, hh, &mut gh);
+                        dqh.fill(0.0);
+                        dkh.fill(0.0);
+                        dvh.fill(0.0);
+                        for i in 0..t {
+                            let p = &pb[(hh * t + i) * t..(hh * t + i + 1) * t];
+                            let gi = &gh[i * dp..(i + 1) * dp];
+                            let mut s = 0.0f32;
+                            for j in 0..=i {
+                                ds[j] = dot(gi, &vh[j * dp..(j + 1) * dp]);
+                                s += p[j] * ds[j];
+                                axpy(&mut dvh[j * dp..(j + 1) * dp], p[j], gi);
+                            }
+                            let qi = &qh[i * dp..(i + 1) * dp];
+                            for j in 0..=i {
+                                let dsj = p[j] * (ds[j] - s) * scale;
+                                axpy(
+                                    &mut dqh[i * dp..(i + 1) * dp],
+                                    dsj,
+                                    &kh[j * dp..(j + 1) * dp],
+                                );
+                                axpy(&mut dkh[j * dp..(j + 1) * dp], dsj, qi);
+                            }
+                        }
+                        scatter_head(dqb, dims, hh, &dqh);
+                        scatter_head(dkb, dims, hh, &dkh);
+                        scatter_head(dvb, dims, hh, &dvh);
+                    }
+
+    }
+}
+
+simd_kernel! {
+    /// Negative log-likelihood of target `y` for one row of logits (bias not yet added).
+    fn nll_row(row: &mut [f32], bias: &[f32], y: usize) -> f32 {
+        let (zy, sum) = softmax_row(row, bias, y);
+        sum.ln() - zy
+    }
+}
+
+simd_kernel! {
+    /// One row of the fused loss: turns logits (bias not yet added) into `w (softmax − onehot)`
+    /// and returns `w · NLL`.
+    fn ce_grad_row(row: &mut [f32], bias: &[f32], y: usize, w: f32) -> f64 {
+        let (zy, s) = softmax_row(row, bias, y);
+        let scale = w / s;
+        for x in row.iter_mut() {
+            *x *= scale;
+        }
+        row[y] -= w;
+        (s.ln() - zy) as f64 * w as f64
+    }
 }
