@@ -221,7 +221,10 @@ pub fn exp_fast(x: f32) -> f32 {
         * r
         + 0.5;
     let e = p * r * r + r + 1.0;
-    e * f32::from_bits(((k as i32 + 127) as u32) << 23)
+    // 2^k from the bits of k + 1.5·2²³ (whose low mantissa bits hold k): integer lane
+    // operations only, unlike a float-to-int cast, so the loop stays vectorised.
+    let bits = (k + 12_582_912.0).to_bits();
+    e * f32::from_bits(bits.wrapping_sub(0x4B40_0000 - 127) << 23)
 }
 
 /// Sum with eight independent accumulators (vectorises).
