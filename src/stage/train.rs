@@ -138,7 +138,7 @@ impl StageKind for Train {
     fn info(&self) -> KindInfo {
         KindInfo {
             name: "train",
-            version: 1,
+            version: 2,
             defaults_yaml: include_str!("../../stages/train.yaml"),
             heavy: true,
             per_epoch: true,
