@@ -1,7 +1,8 @@
-//! The transformer of DESIGN.md section 5 built from runtime-shaped dfdx tensors: forward pass
-//! (with or without the autodiff tape), conversion to and from [`Weights`], gradient extraction
-//! in the order of [`Weights::slots_mut`], and the no-dropout [`forward_logits`] used to
-//! cross-check other decode paths.
+//! The transformer of DESIGN.md section 5 on runtime-shaped dfdx tensors: the forward pass
+//! through the fused tape ops of [`super::ops`] (training and validation), the same model
+//! composed from plain dfdx ops (the reference the fused path is tested against), conversion to
+//! and from [`Weights`], gradient extraction in the order of [`Weights::slots_mut`], and the
+//! no-dropout [`forward_logits`] used to cross-check the decode paths.
 
 use super::config::{position_encoding, ModelConfig};
 use super::ops::{self, Act, DropMask, HostLin};
