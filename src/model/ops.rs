@@ -961,7 +961,9 @@ simd_kernel! {
 
 simd_kernel! {
     /// Causal attention of one batch element: `q`, `k`, `v` rows `[t, da]` → `ob` `[t, da]`
-    /// and the weights `pb` `[h, t, t]`.
+    /// and the weights `pb` `[h, t, t]`. Scores are accumulated over a transposed key block
+    /// (`s[0..=i] += q[c] · kᵀ[c][0..=i]`), so the inner loops are vector FMAs with no
+    /// horizontal sums.
     fn attn_fwd_batch(
         ins: (&[f32], &[f32], &[f32]),
         ob: &mut [f32],
@@ -972,41 +974,37 @@ simd_kernel! {
     ) {
         let (t, da, dk, dp) = dims;
         let (qb, kb, vb) = ins;
-
-                let (mut qh, mut kh, mut vh) =
-                    (vec![0.0; t * dp], vec![0.0; t * dp], vec![0.0; t * dp]);
-                let mut oh = vec![0.0f32; t * dp];
-                for hh in 0..h {
-                    gather_head(qb, dims, hh, &mut qh);
-                    gather_head(kb, dims, hh, &mut kh);
-                    gather_head(vb, dims, hh, &mut vh);
-                    oh.fill(0.0);
-                    for i in 0..t {
-                        let p = &mut pb[(hh * t + i) * t..(hh * t + i + 1) * t];
-                        let qi = &qh[i * dp..(i + 1) * dp];
-                        let mut m = f32::NEG_INFINITY;
-                        for j in 0..=i {
-                            p[j] = dot(qi, &kh[j * dp..(j + 1) * dp]) * scale;
-                            m = m.max(p[j]);
-                        }
-                        let mut s = 0.0f32;
-                        for pj in &mut p[..=i] {
-                            *pj = exp_fast(*pj - m);
-                            s += *pj;
-                        }
-                        let inv = 1.0 / s;
-                        let o = &mut oh[i * dp..(i + 1) * dp];
-                        for j in 0..=i {
-                            p[j] *= inv;
-                            axpy(o, p[j], &vh[j * dp..(j + 1) * dp]);
-                        }
-                    }
-                    for i in 0..t {
-                        ob[i * da + hh * dk..i * da + (hh + 1) * dk]
-                            .copy_from_slice(&oh[i * dp..i * dp + dk]);
-                    }
+        let (mut qh, mut kh, mut vh) = (vec![0.0; t * dp], vec![0.0; t * dp], vec![0.0; t * dp]);
+        let mut kt = vec![0.0f32; dk * t];
+        let mut oh = vec![0.0f32; t * dp];
+        for hh in 0..h {
+            gather_head(qb, dims, hh, &mut qh);
+            gather_head(kb, dims, hh, &mut kh);
+            gather_head(vb, dims, hh, &mut vh);
+            transpose_head(&kh, t, dk, dp, &mut kt);
+            oh.fill(0.0);
+            for i in 0..t {
+                let p = &mut pb[(hh * t + i) * t..(hh * t + i + 1) * t];
+                let row = &mut p[..=i];
+                row.fill(0.0);
+                for c in 0..dk {
+                    axpy(row, qh[i * dp + c] * scale, &kt[c * t..c * t + i + 1]);
                 }
-
+                let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                for pj in row.iter_mut() {
+                    *pj = exp_fast(*pj - m);
+                }
+                let inv = 1.0 / sum8(row);
+                let o = &mut oh[i * dp..(i + 1) * dp];
+                for (j, pj) in row.iter_mut().enumerate() {
+                    *pj *= inv;
+                    axpy(o, *pj, &vh[j * dp..(j + 1) * dp]);
+                }
+            }
+            for i in 0..t {
+                ob[i * da + hh * dk..i * da + (hh + 1) * dk].copy_from_slice(&oh[i * dp..i * dp + dk]);
+            }
+        }
     }
 }
 
@@ -1022,47 +1020,55 @@ simd_kernel! {
         h: usize,
         scale: f32,
     ) {
-        let (t, _, _, dp) = dims;
+        let (t, _, dk, dp) = dims;
         let (qb, kb, vb) = ins;
         let (dqb, dkb, dvb) = outs;
+        let mk = || vec![0.0f32; t * dp];
+        let (mut qh, mut kh, mut vh, mut gh) = (mk(), mk(), mk(), mk());
+        let (mut dqh, mut dkh, mut dvh) = (mk(), mk(), mk());
+        let mut vt = vec![0.0f32; dk * t];
+        let mut ds = vec![0.0f32; t];
+        for hh in 0..h {
+            gather_head(qb, dims, hh, &mut qh);
+            gather_head(kb, dims, hh, &mut kh);
+            gather_head(vb, dims, hh, &mut vh);
+            gather_head(gb, dims, hh, &mut gh);
+            transpose_head(&vh, t, dk, dp, &mut vt);
+            dqh.fill(0.0);
+            dkh.fill(0.0);
+            dvh.fill(0.0);
+            for i in 0..t {
+                let p = &pb[(hh * t + i) * t..(hh * t + i + 1) * t];
+                let gi = &gh[i * dp..(i + 1) * dp];
+                // ∂p_j = g_i · v_j for j ≤ i, accumulated over the transposed value block.
+                let dpi = &mut ds[..=i];
+                dpi.fill(0.0);
+                for c in 0..dk {
+                    axpy(dpi, gi[c], &vt[c * t..c * t + i + 1]);
+                }
+                let s = dot(&p[..=i], dpi);
+                let qi = &qh[i * dp..(i + 1) * dp];
+                for j in 0..=i {
+                    axpy(&mut dvh[j * dp..(j + 1) * dp], p[j], gi);
+                    let dsj = p[j] * (dpi[j] - s) * scale;
+                    axpy(&mut dqh[i * dp..(i + 1) * dp], dsj, &kh[j * dp..(j + 1) * dp]);
+                    axpy(&mut dkh[j * dp..(j + 1) * dp], dsj, qi);
+                }
+            }
+            scatter_head(dqb, dims, hh, &dqh);
+            scatter_head(dkb, dims, hh, &dkh);
+            scatter_head(dvb, dims, hh, &dvh);
+        }
+    }
+}
 
-                    let mk = || vec![0.0f32; t * dp];
-                    let (mut qh, mut kh, mut vh, mut gh) = (mk(), mk(), mk(), mk());
-                    let (mut dqh, mut dkh, mut dvh) = (mk(), mk(), mk());
-                    let mut ds = vec![0.0f32; t];
-                    for hh in 0..h {
-                        gather_head(qb, dims, hh, &mut qh);
-                        gather_head(kb, dims, hh, &mut kh);
-                        gather_head(vb, dims, hh, &mut vh);
-                        gather_head(gb, dims, hh, &mut gh);
-                        dqh.fill(0.0);
-                        dkh.fill(0.0);
-                        dvh.fill(0.0);
-                        for i in 0..t {
-                            let p = &pb[(hh * t + i) * t..(hh * t + i + 1) * t];
-                            let gi = &gh[i * dp..(i + 1) * dp];
-                            let mut s = 0.0f32;
-                            for j in 0..=i {
-                                ds[j] = dot(gi, &vh[j * dp..(j + 1) * dp]);
-                                s += p[j] * ds[j];
-                                axpy(&mut dvh[j * dp..(j + 1) * dp], p[j], gi);
-                            }
-                            let qi = &qh[i * dp..(i + 1) * dp];
-                            for j in 0..=i {
-                                let dsj = p[j] * (ds[j] - s) * scale;
-                                axpy(
-                                    &mut dqh[i * dp..(i + 1) * dp],
-                                    dsj,
-                                    &kh[j * dp..(j + 1) * dp],
-                                );
-                                axpy(&mut dkh[j * dp..(j + 1) * dp], dsj, qi);
-                            }
-                        }
-                        scatter_head(dqb, dims, hh, &dqh);
-                        scatter_head(dkb, dims, hh, &dkh);
-                        scatter_head(dvb, dims, hh, &dvh);
-                    }
-
+/// `out [dk, t] = blkᵀ` for a padded head block `blk` `[t, dp]`.
+#[inline(always)]
+fn transpose_head(blk: &[f32], t: usize, dk: usize, dp: usize, out: &mut [f32]) {
+    for i in 0..t {
+        for c in 0..dk {
+            out[c * t + i] = blk[i * dp + c];
+        }
     }
 }
 
