@@ -242,6 +242,44 @@ pub fn instance_id(stage: &str, point: &BTreeMap<String, Value>) -> String {
     format!("{stage}@{}", parts.join(","))
 }
 
+/// Orders ids as people read them: runs of digits compare as numbers (digits after a `.` as a
+/// fraction), so `beam-eval@beam_width=5` comes before `beam-eval@beam_width=10` and
+/// `lr=0.0003` before `lr=0.001`; ties fall back to the plain string order.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+    let mut after_dot = false;
+    while !x.is_empty() && !y.is_empty() {
+        let digits = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+        let (dx, dy) = (digits(x), digits(y));
+        let ord = if dx > 0 && dy > 0 && after_dot {
+            let o = x[..dx].cmp(&y[..dy]);
+            x = &x[dx..];
+            y = &y[dy..];
+            after_dot = false;
+            o
+        } else if dx > 0 && dy > 0 {
+            let (nx, ny) = (&x[..dx], &y[..dy]);
+            let trim = |n: &[u8]| -> usize { n.iter().take_while(|&&c| c == b'0').count() };
+            let (nx, ny) = (&nx[trim(nx)..], &ny[trim(ny)..]);
+            let o = nx.len().cmp(&ny.len()).then_with(|| nx.cmp(ny));
+            x = &x[dx..];
+            y = &y[dy..];
+            o
+        } else {
+            let o = x[0].cmp(&y[0]);
+            after_dot = x[0] == b'.';
+            x = &x[1..];
+            y = &y[1..];
+            o
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    x.len().cmp(&y.len()).then_with(|| a.cmp(b))
+}
+
 /// Every combination of the matrix values, each a sorted point.
 fn combinations(matrix: &BTreeMap<String, Vec<Value>>) -> Vec<BTreeMap<String, Value>> {
     let mut out = vec![BTreeMap::new()];
@@ -730,9 +768,10 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
             last.insert(n.ckpt_name.clone(), n.id.clone());
         }
         let mut ex: Vec<String> = last.into_values().collect();
-        ex.sort();
+        ex.sort_by(|a, b| natural_cmp(a, b));
         exported.insert(sname.clone(), ex);
-        instances.sort_by(|a, b| a.ckpt_name.cmp(&b.ckpt_name).then(a.epoch.cmp(&b.epoch)));
+        instances
+            .sort_by(|a, b| natural_cmp(&a.ckpt_name, &b.ckpt_name).then(a.epoch.cmp(&b.epoch)));
         for n in &instances {
             if !seen_ids.insert(n.id.clone()) {
                 return Err(cfg(format!(
@@ -871,6 +910,30 @@ mod tests {
         p.insert("z".to_string(), Value::from(1));
         p.insert("a".to_string(), Value::from("x"));
         assert_eq!(instance_id("s", &p), "s@a=x,z=1");
+    }
+
+    #[test]
+    fn natural_order_compares_numbers_as_numbers() {
+        let mut ids = vec![
+            "beam-eval@beam_width=10",
+            "beam-eval@beam_width=5",
+            "beam-eval@beam_width=1",
+            "beam-eval@beam_width=05",
+            "beam-eval@lr=0.001",
+            "beam-eval@lr=0.0003",
+        ];
+        ids.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            ids,
+            vec![
+                "beam-eval@beam_width=1",
+                "beam-eval@beam_width=05",
+                "beam-eval@beam_width=5",
+                "beam-eval@beam_width=10",
+                "beam-eval@lr=0.0003",
+                "beam-eval@lr=0.001",
+            ]
+        );
     }
 
     #[test]
