@@ -1,5 +1,6 @@
-//! Wall time of each fused training op (forward + backward) at the seed configuration's
-//! shapes: `cargo run --release --example ops_bench [threads]`.
+//! Wall and CPU time of each fused training op (forward + backward) at the seed configuration's
+//! shapes: `cargo run --release --example ops_bench [threads]`. For a profiler:
+//! `PIPE_OPS_ONLY=attention PIPE_OPS_REPEAT=60 perf record target/release/examples/ops_bench 1`.
 
 use dfdx::prelude::*;
 use pipe::model::net::Net;
@@ -17,7 +18,22 @@ fn cpu_s() -> f64 {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// Times `f` (best of 5 after a warm-up), or, when `PIPE_OPS_REPEAT=N` and `PIPE_OPS_ONLY` is
+/// part of `name`, just runs it N times (for a profiler).
 fn time(name: &str, mut f: impl FnMut()) {
+    let only = std::env::var("PIPE_OPS_ONLY").unwrap_or_default();
+    if !name.contains(only.as_str()) {
+        return;
+    }
+    if let Some(n) = std::env::var("PIPE_OPS_REPEAT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        for _ in 0..n {
+            f();
+        }
+        return;
+    }
     f();
     let (mut best, mut cpu) = (f64::MAX, f64::MAX);
     for _ in 0..5 {
@@ -44,13 +60,8 @@ fn main() {
         .expect("pool");
     pipe::model::train::keep_freed_memory();
     let cfg = ModelConfig {
-        vocab_size: 15487,
-        d_model: 300,
-        d_attn: 304,
-        n_heads: 8,
-        d_ff: 512,
         n_layers: 1,
-        context: 64,
+        ..ModelConfig::seed(15487)
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let w = Weights::init(&cfg, &mut rng);
@@ -66,32 +77,6 @@ fn main() {
     };
     let xa = || ops::Act::from_tensor(x.leaky_trace());
     let aa = || ops::Act::from_tensor(a.leaky_trace());
-    if std::env::var("ONLY_HEAD").is_ok() {
-        let tg: Vec<u32> = (0..n as u32).map(|i| 4 + i % 15000).collect();
-        let wt = vec![1.0 / n as f32; n];
-        for _ in 0..6 {
-            let _ = ops::head_loss(xa(), &net.head, &tg, &wt).backward();
-        }
-        return;
-    }
-    if std::env::var("ONLY_ATT").is_ok() {
-        for _ in 0..60 {
-            bw(ops::attention(aa(), aa(), aa(), (b, t, 8)));
-        }
-        return;
-    }
-    if std::env::var("ONLY_LIN").is_ok() {
-        for _ in 0..60 {
-            bw(ops::linear(aa(), &blk.q, false));
-        }
-        return;
-    }
-    if std::env::var("ONLY_LN").is_ok() {
-        for _ in 0..100 {
-            bw(ops::layer_norm(xa(), &blk.ln1));
-        }
-        return;
-    }
     time("layer_norm", || bw(ops::layer_norm(xa(), &blk.ln1)));
     time("linear 300->304", || {
         bw(ops::linear(xa(), &blk.attn_in, false))

@@ -20,15 +20,7 @@ fn main() {
         .build_global()
         .expect("pool");
     pipe::model::train::keep_freed_memory();
-    let cfg = ModelConfig {
-        vocab_size: 15487,
-        d_model: 300,
-        d_attn: 304,
-        n_heads: 8,
-        d_ff: 512,
-        n_layers: 3,
-        context: 64,
-    };
+    let cfg = ModelConfig::seed(15487);
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut w = Weights::init(&cfg, &mut rng);
     let (b, t) = (32usize, 63usize);

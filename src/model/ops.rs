@@ -116,54 +116,37 @@ pub fn matmul(
     let run = |i: usize| {
         let s = i * part;
         let e = (s + part).min(len);
-        // SAFETY: operands were bounds-checked above; part `i` writes only rows (or columns)
-        // `s..e` of `dst`, disjoint from every other part.
+        // Part `i` is rows `s..e` of `dst` and `a` (cut along m) or columns `s..e` of `dst` and
+        // `b` (cut along n).
+        let (rows, cols, d_off, a_off, b_off) = if along_m {
+            (e - s, n, s * n, s * a.rs, 0)
+        } else {
+            (m, e - s, s, 0, s * b.cs)
+        };
+        // SAFETY: operands were bounds-checked above; every part writes a region of `dst`
+        // disjoint from every other part's.
         unsafe {
-            if along_m {
-                gemm::gemm(
-                    e - s,
-                    n,
-                    k,
-                    d.get().add(s * n),
-                    1,
-                    n as isize,
-                    accumulate,
-                    a.data.as_ptr().add(s * a.rs),
-                    a.cs as isize,
-                    a.rs as isize,
-                    b.data.as_ptr(),
-                    b.cs as isize,
-                    b.rs as isize,
-                    1.0,
-                    alpha,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            } else {
-                gemm::gemm(
-                    m,
-                    e - s,
-                    k,
-                    d.get().add(s),
-                    1,
-                    n as isize,
-                    accumulate,
-                    a.data.as_ptr(),
-                    a.cs as isize,
-                    a.rs as isize,
-                    b.data.as_ptr().add(s * b.cs),
-                    b.cs as isize,
-                    b.rs as isize,
-                    1.0,
-                    alpha,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+            gemm::gemm(
+                rows,
+                cols,
+                k,
+                d.get().add(d_off),
+                1,
+                n as isize,
+                accumulate,
+                a.data.as_ptr().add(a_off),
+                a.cs as isize,
+                a.rs as isize,
+                b.data.as_ptr().add(b_off),
+                b.cs as isize,
+                b.rs as isize,
+                1.0,
+                alpha,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
         }
     };
     if parts == 1 {
