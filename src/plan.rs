@@ -250,6 +250,9 @@ pub struct Planned {
     pub fingerprint: Option<String>,
     /// The record of that fingerprint, when there is one.
     pub record: Option<RunRecord>,
+    /// Will-run only because outputs are missing from the working tree: they are restored
+    /// from the store, not recomputed.
+    pub restore: bool,
 }
 
 fn short(v: &Value) -> String {
@@ -358,6 +361,7 @@ pub fn plan(
             reasons: Vec::new(),
             fingerprint: None,
             record: None,
+            restore: false,
         };
         if force[i] {
             planned.reasons.push("forced".into());
@@ -378,6 +382,7 @@ pub fn plan(
                     planned
                         .reasons
                         .push(format!("{m} (restored from the store, not recomputed)"));
+                    planned.restore = !force[i];
                 } else if verify {
                     if let Some(bad) = proj.verify(n, &rec) {
                         planned.reasons.push(bad);

@@ -41,6 +41,7 @@ pub fn render(proj: &plan::Project, plans: &[Option<plan::Planned>], json: bool)
                     serde_json::json!({
                         "id": p.nodes[i].id,
                         "state": pl.state.as_str(),
+                        "restore": pl.restore,
                         "reasons": pl.reasons,
                     })
                 })
@@ -54,7 +55,7 @@ pub fn render(proj: &plan::Project, plans: &[Option<plan::Planned>], json: bool)
     }
     let width = p.nodes.iter().map(|n| n.id.len()).max().unwrap_or(0);
     let mut s = String::new();
-    let (mut fresh, mut stale) = (0, 0);
+    let (mut fresh, mut stale, mut restored) = (0, 0, 0);
     for &i in &proj.dag.order {
         let Some(pl) = &plans[i] else { continue };
         let id = &p.nodes[i].id;
@@ -62,6 +63,13 @@ pub fn render(proj: &plan::Project, plans: &[Option<plan::Planned>], json: bool)
             plan::State::UpToDate => {
                 fresh += 1;
                 s.push_str(&format!("{id:width$}  up to date\n"))
+            }
+            plan::State::WillRun if pl.restore => {
+                restored += 1;
+                s.push_str(&format!(
+                    "{id:width$}  will restore: {}\n",
+                    pl.reasons.join("; ")
+                ))
             }
             plan::State::WillRun => {
                 stale += 1;
@@ -72,8 +80,13 @@ pub fn render(proj: &plan::Project, plans: &[Option<plan::Planned>], json: bool)
             }
         }
     }
+    let restored = if restored > 0 {
+        format!(", {restored} will be restored from the store")
+    } else {
+        String::new()
+    };
     s.push_str(&format!(
-        "{}: {fresh} up to date, {stale} will run\n",
+        "{}: {fresh} up to date, {stale} will run{restored}\n",
         p.name
     ));
     s
