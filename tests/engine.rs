@@ -201,7 +201,10 @@ fn deleted_results_are_restored_without_running() {
     );
     assert!(st.contains("output out/b_1.txt missing"), "{st}");
     assert!(st.contains("a      will restore: output"), "{st}");
-    assert!(st.contains("0 will run, 5 will be restored from the store"), "{st}");
+    assert!(
+        st.contains("0 will run, 5 will be restored from the store"),
+        "{st}"
+    );
     let o = p.pipe(&["run", "pipelines/p.yaml"]);
     assert!(o.status.success());
     assert!(stdout(&o).contains("0 ran, 5 restored"), "{}", stdout(&o));
