@@ -31,6 +31,16 @@ impl ModelConfig {
         }
     }
 
+    /// Panics when a sequence of `t` tokens does not fit the context (a caller bug: batching
+    /// cuts windows to `context`).
+    pub fn check_len(&self, t: usize) {
+        assert!(
+            t <= self.context,
+            "sequence of {t} tokens exceeds context {}",
+            self.context
+        );
+    }
+
     /// Width of one attention head.
     pub fn d_k(&self) -> usize {
         self.d_attn / self.n_heads

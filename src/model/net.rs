@@ -346,11 +346,7 @@ impl Net {
         dropout: Option<&Dropout>,
     ) -> Act<Tp> {
         let c = &self.config;
-        assert!(
-            t <= c.context,
-            "sequence of {t} tokens exceeds context {}",
-            c.context
-        );
+        c.check_len(t);
         let site = |k: u64| dropout.and_then(|d| d.site(k));
         let mut x = match site(0) {
             Some(m) => ops::dropout(x, m),
@@ -395,11 +391,7 @@ impl Net {
         dropout: Option<&Dropout>,
     ) -> T2<Tp> {
         let c = &self.config;
-        assert!(
-            t <= c.context,
-            "sequence of {t} tokens exceeds context {}",
-            c.context
-        );
+        c.check_len(t);
         let mask = causal_mask(&self.dev, t);
         let drop = |x: T2<Tp>, k: u64| match dropout {
             Some(d) => d.apply_composed(&self.dev, x, k),
