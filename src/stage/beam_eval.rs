@@ -38,8 +38,7 @@ impl StageKind for BeamEval {
     }
 
     fn check(&self, params: &serde_json::Value) -> Result<(), String> {
-        super::check_as::<Params>(params)?;
-        let p: Params = serde_json::from_value(params.clone()).map_err(|e| e.to_string())?;
+        let p: Params = super::check_as(params)?;
         if p.prompts == 0 {
             return Err("prompts must be at least 1".into());
         }

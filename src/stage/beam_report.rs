@@ -33,7 +33,7 @@ impl StageKind for BeamReport {
     }
 
     fn check(&self, params: &serde_json::Value) -> Result<(), String> {
-        super::check_as::<Params>(params)
+        super::check_as::<Params>(params).map(|_| ())
     }
 
     fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {

@@ -44,7 +44,7 @@ impl StageKind for Command {
     }
 
     fn check(&self, params: &serde_json::Value) -> Result<(), String> {
-        let p: Params = serde_json::from_value(params.clone()).map_err(|e| e.to_string())?;
+        let p: Params = super::check_as(params)?;
         for (key, list) in [("deps", &p.deps), ("outs", &p.outs)] {
             for x in list {
                 if x.is_empty() || x.split('/').any(|c| c == "..") {

@@ -193,11 +193,10 @@ pub fn find(name: &str) -> Option<&'static dyn StageKind> {
     registry().into_iter().find(|k| k.info().name == name)
 }
 
-/// Checks typed params: a helper for `StageKind::check` implementations.
-pub fn check_as<T: serde::de::DeserializeOwned>(params: &serde_json::Value) -> Result<(), String> {
-    serde_json::from_value::<T>(params.clone())
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+/// Parses typed params (the message names the bad or unknown key): a helper for
+/// `StageKind::check` implementations, which then validate the values.
+pub fn check_as<T: serde::de::DeserializeOwned>(params: &serde_json::Value) -> Result<T, String> {
+    serde_json::from_value::<T>(params.clone()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -85,9 +85,7 @@ impl StageKind for Plot {
     }
 
     fn check(&self, params: &serde_json::Value) -> Result<(), String> {
-        super::check_as::<PlotParams>(params)?;
-        let p: PlotParams = serde_json::from_value(params.clone()).map_err(|e| e.to_string())?;
-        p.validate()
+        super::check_as::<PlotParams>(params)?.validate()
     }
 
     fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {

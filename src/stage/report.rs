@@ -65,13 +65,15 @@ impl StageKind for Report {
     }
 
     fn check(&self, params: &serde_json::Value) -> Result<(), String> {
-        super::check_as::<ReportParams>(params).map_err(|e| {
-            if e.contains("unknown variant") {
-                format!("`images`: {e}")
-            } else {
-                e
-            }
-        })
+        super::check_as::<ReportParams>(params)
+            .map(|_| ())
+            .map_err(|e| {
+                if e.contains("unknown variant") {
+                    format!("`images`: {e}")
+                } else {
+                    e
+                }
+            })
     }
 
     fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {

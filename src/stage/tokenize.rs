@@ -64,8 +64,7 @@ impl StageKind for Tokenize {
     }
 
     fn check(&self, params: &serde_json::Value) -> Result<(), String> {
-        super::check_as::<Params>(params)?;
-        let p: Params = serde_json::from_value(params.clone()).map_err(|e| e.to_string())?;
+        let p: Params = super::check_as(params)?;
         validate(&p)
     }
 
