@@ -12,7 +12,7 @@
 //! of `context` indices, not keys and values.
 
 use super::kernels::{
-    add_assign, dot, embed, layer_norm, linear, linear_packed, relu, PackedLinear,
+    add_assign, attend_row, embed, layer_norm, linear, linear_packed, relu, PackedLinear,
 };
 use crate::model::LinearWeights;
 use crate::model::Weights;
@@ -264,7 +264,7 @@ impl<'w> Decoder<'w> {
             let lanes = &self.lanes[..];
             // One sequence's attention for its c new rows: writes o rows b·c.., uses its own
             // slice of the score scratch, so sequences run in parallel.
-            let sw = 2 * ctx; // score slots per head
+            let sw = ctx; // score scratch per head (at most `context` keys)
             let attend = |b: usize, ob: &mut [f32], scores: &mut [f32]| {
                 for i in 0..c {
                     let p = t + i;
@@ -297,38 +297,8 @@ impl<'w> Decoder<'w> {
                         }
                     };
                     let n_keys = t - lo + i + 1;
-                    for n in 0..n_keys {
-                        let kr = key_row(n);
-                        for hd in 0..nh {
-                            let off = hd * dk;
-                            scores[hd * sw + n] =
-                                dot(&qr[off..off + dk], &kr[off..off + dk]) * scale;
-                        }
-                    }
-                    for hd in 0..nh {
-                        let sc = &mut scores[hd * sw..hd * sw + n_keys];
-                        let m = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        let mut sum = 0.0f32;
-                        for x in sc.iter_mut() {
-                            *x = (*x - m).exp();
-                            sum += *x;
-                        }
-                        for x in sc.iter_mut() {
-                            *x /= sum;
-                        }
-                    }
                     let out = &mut ob[i * da..(i + 1) * da];
-                    out.fill(0.0);
-                    for n in 0..n_keys {
-                        let vr = val_row(n);
-                        for hd in 0..nh {
-                            let off = hd * dk;
-                            let pr = scores[hd * sw + n];
-                            for (x, y) in out[off..off + dk].iter_mut().zip(&vr[off..off + dk]) {
-                                *x += pr * y;
-                            }
-                        }
-                    }
+                    attend_row(qr, (nh, dk), n_keys, scale, key_row, val_row, scores, out);
                 }
             };
             if th > 1 && bsz > 1 {

@@ -491,6 +491,134 @@ mod avx {
         (i..n).find(|&j| x[j] > thr).unwrap_or(n)
     }
 
+    /// Lane mask selecting the first `n` (< 8) lanes.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tail_mask(n: usize) -> __m256i {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes)
+    }
+
+    /// `a · b` over `len` floats, the last `len % 8` through `mask` (= `tail_mask(len % 8)`).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn dot_masked(a: *const f32, b: *const f32, len: usize, mask: __m256i) -> f32 {
+        let n8 = len / 8 * 8;
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < n8 {
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)), acc);
+            i += 8;
+        }
+        if n8 < len {
+            let x = _mm256_maskload_ps(a.add(n8), mask);
+            acc = _mm256_fmadd_ps(x, _mm256_maskload_ps(b.add(n8), mask), acc);
+        }
+        hsum(acc)
+    }
+
+    /// See [`super::attend_row`].
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `q` and `out` hold `n_heads · dk` floats, `scores`
+    /// `n_heads · n_keys`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn attend_row<'a>(
+        q: &[f32],
+        (n_heads, dk): (usize, usize),
+        n_keys: usize,
+        scale: f32,
+        key: impl Fn(usize) -> &'a [f32],
+        val: impl Fn(usize) -> &'a [f32],
+        scores: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let width = n_heads * dk;
+        let (n8, mask) = (dk / 8 * 8, tail_mask(dk % 8));
+        let qp = q.as_ptr();
+        let sp = scores.as_mut_ptr();
+        for n in 0..n_keys {
+            let kr = key(n);
+            assert!(kr.len() >= width);
+            for h in 0..n_heads {
+                let o = h * dk;
+                *sp.add(h * n_keys + n) =
+                    dot_masked(qp.add(o), kr.as_ptr().add(o), dk, mask) * scale;
+            }
+        }
+        // Softmax per head: vectorised max, exp and sum; the tail padded with -inf.
+        let nk8 = n_keys / 8 * 8;
+        let kmask = tail_mask(n_keys % 8);
+        let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+        for h in 0..n_heads {
+            let row = sp.add(h * n_keys);
+            let load = |i: usize| {
+                if i < nk8 {
+                    _mm256_loadu_ps(row.add(i))
+                } else {
+                    _mm256_blendv_ps(
+                        ninf,
+                        _mm256_maskload_ps(row.add(i), kmask),
+                        _mm256_castsi256_ps(kmask),
+                    )
+                }
+            };
+            let mut mv = ninf;
+            for i in (0..n_keys).step_by(8) {
+                mv = _mm256_max_ps(mv, load(i));
+            }
+            let mut lanes = [0.0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), mv);
+            let m = _mm256_set1_ps(lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+            let mut sum = _mm256_setzero_ps();
+            for i in (0..n_keys).step_by(8) {
+                let e = exp8(_mm256_sub_ps(load(i), m));
+                sum = _mm256_add_ps(sum, e);
+                if i < nk8 {
+                    _mm256_storeu_ps(row.add(i), e);
+                } else {
+                    _mm256_maskstore_ps(row.add(i), kmask, e);
+                }
+            }
+            let inv = _mm256_set1_ps(1.0 / hsum(sum));
+            for i in (0..n_keys).step_by(8) {
+                if i < nk8 {
+                    _mm256_storeu_ps(row.add(i), _mm256_mul_ps(_mm256_loadu_ps(row.add(i)), inv));
+                } else {
+                    let v = _mm256_maskload_ps(row.add(i), kmask);
+                    _mm256_maskstore_ps(row.add(i), kmask, _mm256_mul_ps(v, inv));
+                }
+            }
+        }
+        out[..width].fill(0.0);
+        let op = out.as_mut_ptr();
+        for n in 0..n_keys {
+            let vr = val(n);
+            assert!(vr.len() >= width);
+            let vp = vr.as_ptr();
+            for h in 0..n_heads {
+                let o = h * dk;
+                let p = _mm256_set1_ps(*sp.add(h * n_keys + n));
+                let mut i = 0;
+                while i < n8 {
+                    let d = op.add(o + i);
+                    _mm256_storeu_ps(
+                        d,
+                        _mm256_fmadd_ps(p, _mm256_loadu_ps(vp.add(o + i)), _mm256_loadu_ps(d)),
+                    );
+                    i += 8;
+                }
+                if n8 < dk {
+                    let d = op.add(o + n8);
+                    let v = _mm256_maskload_ps(vp.add(o + n8), mask);
+                    let acc = _mm256_fmadd_ps(p, v, _mm256_maskload_ps(d, mask));
+                    _mm256_maskstore_ps(d, mask, acc);
+                }
+            }
+        }
+    }
+
     /// Columns `o0..o1` of `y = x · Wᵀ + b` for `rows` rows.
     ///
     /// # Safety
@@ -700,13 +828,99 @@ pub fn first_above(x: &[f32], start: usize, thr: f32) -> usize {
     (start..x.len()).find(|&i| x[i] > thr).unwrap_or(x.len())
 }
 
+/// Attention of one query row over `n_keys` keys, for every head: head `h` owns columns
+/// `h·dk..(h+1)·dk`; its scores `q_h · k_h · scale` go through a softmax over the keys and
+/// `out_h = Σ_n p_n · v_h(n)`. `key(n)` / `val(n)` return key / value row `n` (at least
+/// `n_heads · dk` wide); `scores` is scratch of at least `n_heads · n_keys` floats, left holding
+/// the probabilities (`[head][key]`). AVX2/FMA when the CPU has it.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_row<'a>(
+    q: &[f32],
+    (n_heads, dk): (usize, usize),
+    n_keys: usize,
+    scale: f32,
+    key: impl Fn(usize) -> &'a [f32],
+    val: impl Fn(usize) -> &'a [f32],
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let width = n_heads * dk;
+    assert!(q.len() >= width && out.len() >= width && scores.len() >= n_heads * n_keys);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA; lengths checked above (rows from `key`/`val`
+        // are checked inside).
+        unsafe { avx::attend_row(q, (n_heads, dk), n_keys, scale, key, val, scores, out) };
+        return;
+    }
+    attend_row_portable(q, (n_heads, dk), n_keys, scale, key, val, scores, out)
+}
+
+/// Portable version of [`attend_row`].
+#[allow(clippy::too_many_arguments)]
+fn attend_row_portable<'a>(
+    q: &[f32],
+    (n_heads, dk): (usize, usize),
+    n_keys: usize,
+    scale: f32,
+    key: impl Fn(usize) -> &'a [f32],
+    val: impl Fn(usize) -> &'a [f32],
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let width = n_heads * dk;
+    for n in 0..n_keys {
+        let kr = &key(n)[..width];
+        for h in 0..n_heads {
+            let o = h * dk;
+            scores[h * n_keys + n] = dot(&q[o..o + dk], &kr[o..o + dk]) * scale;
+        }
+    }
+    for h in 0..n_heads {
+        softmax_in_place(&mut scores[h * n_keys..(h + 1) * n_keys]);
+    }
+    let out = &mut out[..width];
+    out.fill(0.0);
+    for n in 0..n_keys {
+        let vr = &val(n)[..width];
+        for h in 0..n_heads {
+            let (o, p) = (h * dk, scores[h * n_keys + n]);
+            for (x, y) in out[o..o + dk].iter_mut().zip(&vr[o..o + dk]) {
+                *x += p * y;
+            }
+        }
+    }
+}
+
+/// In-place softmax of a short row (portable).
+fn softmax_in_place(x: &mut [f32]) {
+    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for v in x.iter_mut() {
+        *v = (*v - m).exp();
+        sum += *v;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
 /// Writes `h[r] = tok_emb[ids[r]] + PE[pos[r]]` for every row.
+/// The encoding (sines and cosines) is computed once per run of equal positions (the
+/// sequences of a decoding step share theirs) and copied for the rest of the run.
 pub fn embed(tok_emb: &[f32], d_model: usize, ids: &[u32], pos: &[usize], h: &mut [f32]) {
-    for (r, (&id, &p)) in ids.iter().zip(pos).enumerate() {
-        let row = &mut h[r * d_model..(r + 1) * d_model];
-        crate::model::config::position_encoding(p, row);
+    let n = ids.len().min(pos.len());
+    for r in 0..n {
+        let (before, row) = h[..(r + 1) * d_model].split_at_mut(r * d_model);
+        if r > 0 && pos[r] == pos[r - 1] {
+            row.copy_from_slice(&before[(r - 1) * d_model..]);
+        } else {
+            crate::model::config::position_encoding(pos[r], row);
+        }
+    }
+    for (r, &id) in ids[..n].iter().enumerate() {
         let e = &tok_emb[id as usize * d_model..(id as usize + 1) * d_model];
-        add_assign(row, e);
+        add_assign(&mut h[r * d_model..(r + 1) * d_model], e);
     }
 }
 
@@ -861,6 +1075,95 @@ mod tests {
                 let want = (start..x.len()).find(|&i| x[i] > thr).unwrap_or(x.len());
                 assert_eq!(first_above(&x, start, thr), want, "{thr} {start}");
             }
+        }
+    }
+
+    #[test]
+    fn attention_row_matches_naive() {
+        // Head widths with and without an 8-lane tail, key counts across the tail lengths.
+        for (n_heads, dk) in [(8, 38), (2, 8), (3, 5), (1, 17)] {
+            let width = n_heads * dk;
+            for n_keys in [1, 2, 7, 8, 9, 15, 16, 17, 64] {
+                let f = |i: usize, s: f32| (i as f32 * s).sin();
+                let q: Vec<f32> = (0..width).map(|i| f(i, 0.31)).collect();
+                let keys: Vec<f32> = (0..n_keys * width).map(|i| f(i, 0.17) * 2.0).collect();
+                let vals: Vec<f32> = (0..n_keys * width).map(|i| f(i, 0.23)).collect();
+                let key = |n: usize| &keys[n * width..(n + 1) * width];
+                let val = |n: usize| &vals[n * width..(n + 1) * width];
+                let scale = 1.0 / (dk as f32).sqrt();
+                let mut want = vec![0.0f64; width];
+                for h in 0..n_heads {
+                    let o = h * dk;
+                    let sc: Vec<f64> = (0..n_keys)
+                        .map(|n| {
+                            (0..dk)
+                                .map(|d| q[o + d] as f64 * key(n)[o + d] as f64)
+                                .sum::<f64>()
+                                * scale as f64
+                        })
+                        .collect();
+                    let m = sc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = sc.iter().map(|s| (s - m).exp()).sum();
+                    for (n, s) in sc.iter().enumerate() {
+                        for d in 0..dk {
+                            want[o + d] += (s - m).exp() / z * val(n)[o + d] as f64;
+                        }
+                    }
+                }
+                let mut scores = vec![f32::NAN; n_heads * n_keys + 3];
+                let mut out = vec![f32::NAN; width];
+                attend_row(
+                    &q,
+                    (n_heads, dk),
+                    n_keys,
+                    scale,
+                    key,
+                    val,
+                    &mut scores,
+                    &mut out,
+                );
+                let mut out2 = vec![f32::NAN; width];
+                let mut sc2 = vec![f32::NAN; n_heads * n_keys];
+                attend_row_portable(
+                    &q,
+                    (n_heads, dk),
+                    n_keys,
+                    scale,
+                    key,
+                    val,
+                    &mut sc2,
+                    &mut out2,
+                );
+                for d in 0..width {
+                    let at = format!("heads {n_heads} dk {dk} keys {n_keys} col {d}");
+                    assert!((out[d] as f64 - want[d]).abs() < 1e-5, "{at}");
+                    assert!((out2[d] as f64 - want[d]).abs() < 1e-5, "{at}");
+                }
+                // Probabilities per head sum to one; the scratch past them is untouched.
+                for h in 0..n_heads {
+                    let s: f32 = scores[h * n_keys..(h + 1) * n_keys].iter().sum();
+                    assert!((s - 1.0).abs() < 1e-5);
+                }
+                assert!(scores[n_heads * n_keys..].iter().all(|v| v.is_nan()));
+            }
+        }
+    }
+
+    #[test]
+    fn embed_shares_position_encodings_exactly() {
+        let (d, v) = (10, 7);
+        let tok: Vec<f32> = (0..d * v).map(|i| (i as f32 * 0.7).cos()).collect();
+        let ids = [3u32, 1, 4, 1, 5];
+        let pos = [9usize, 9, 9, 2, 2];
+        let mut h = vec![0.0; 5 * d];
+        embed(&tok, d, &ids, &pos, &mut h);
+        for r in 0..5 {
+            let mut want = vec![0.0; d];
+            crate::model::config::position_encoding(pos[r], &mut want);
+            for j in 0..d {
+                want[j] += tok[ids[r] as usize * d + j];
+            }
+            assert_eq!(&h[r * d..(r + 1) * d], &want[..], "row {r}");
         }
     }
 
