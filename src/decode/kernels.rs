@@ -255,12 +255,12 @@ mod avx {
     /// Rows `r0..r0+R` of panel `pi` over `k` in `k0..k1`: 2·R accumulators of 8 output columns,
     /// started from zero when `k0 == 0`, else from the partial sums in `part` (`[rows][PANEL]`,
     /// rows counted from the start of the row group `g0`); left in `part` unless `k1` is the end,
-    /// then written to `y` with the bias. `prefetch`: ask for the weights `PREFETCH_L2` lines
-    /// ahead in the panel stream (into L2).
+    /// then written to `y` with the bias. `PF`: ask for the weights `PREFETCH_L2` lines ahead
+    /// in the panel stream (into L2).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn panel_block<const R: usize>(
+    unsafe fn panel_block<const R: usize, const PF: bool>(
         x: *const f32,
         p: &PackedLinear,
         y: *mut f32,
@@ -268,7 +268,6 @@ mod avx {
         (g0, r0): (usize, usize),
         pi: usize,
         (k0, k1): (usize, usize),
-        prefetch: bool,
     ) {
         let (n_in, n_out) = (p.in_dim, p.out_dim);
         let w = p.panels.as_ptr().add(pi * n_in * PANEL);
@@ -287,7 +286,7 @@ mod avx {
             // and the panel chunk in L1 meanwhile. One row is better left to the hardware
             // prefetcher (measured). Past the last panel this touches memory after the weights,
             // which a prefetch may do (it never faults).
-            if prefetch {
+            if PF {
                 _mm_prefetch::<_MM_HINT_T1>(w.wrapping_add((k + PREFETCH_L2) * PANEL) as *const i8);
             }
             let w0 = _mm256_loadu_ps(w.add(k * PANEL));
@@ -355,25 +354,38 @@ mod avx {
     ) {
         let x = x.as_ptr();
         let n_in = p.in_dim;
-        let kc = if rows == 1 { n_in.max(1) } else { KC };
         let mut part = [0.0f32; GROUP * PANEL];
+        if rows == 1 && n_in > 0 {
+            // Its own loop: one row through the general loop nest below ran at 60% of this
+            // speed (same inner loop; measured, cause not found).
+            for pi in p0..p1 {
+                panel_block::<1, false>(x, p, y, &mut part, (0, 0), pi, (0, n_in));
+            }
+            return;
+        }
         for pi in p0..p1 {
             for g0 in (0..rows).step_by(GROUP) {
                 let g1 = (g0 + GROUP).min(rows);
-                for k0 in (0..n_in).step_by(kc) {
-                    let k = (k0, (k0 + kc).min(n_in));
+                for k0 in (0..n_in).step_by(KC) {
+                    let k = (k0, (k0 + KC).min(n_in));
                     let mut r = g0;
                     while r < g1 {
-                        let pf = rows > 1 && r == g0;
                         let part = &mut part;
                         let n = (g1 - r).min(6);
-                        match n {
-                            6 => panel_block::<6>(x, p, y, part, (g0, r), pi, k, pf),
-                            5 => panel_block::<5>(x, p, y, part, (g0, r), pi, k, pf),
-                            4 => panel_block::<4>(x, p, y, part, (g0, r), pi, k, pf),
-                            3 => panel_block::<3>(x, p, y, part, (g0, r), pi, k, pf),
-                            2 => panel_block::<2>(x, p, y, part, (g0, r), pi, k, pf),
-                            _ => panel_block::<1>(x, p, y, part, (g0, r), pi, k, pf),
+                        let at = (g0, r);
+                        match (n, rows > 1 && r == g0) {
+                            (6, true) => panel_block::<6, true>(x, p, y, part, at, pi, k),
+                            (6, false) => panel_block::<6, false>(x, p, y, part, at, pi, k),
+                            (5, true) => panel_block::<5, true>(x, p, y, part, at, pi, k),
+                            (5, false) => panel_block::<5, false>(x, p, y, part, at, pi, k),
+                            (4, true) => panel_block::<4, true>(x, p, y, part, at, pi, k),
+                            (4, false) => panel_block::<4, false>(x, p, y, part, at, pi, k),
+                            (3, true) => panel_block::<3, true>(x, p, y, part, at, pi, k),
+                            (3, false) => panel_block::<3, false>(x, p, y, part, at, pi, k),
+                            (2, true) => panel_block::<2, true>(x, p, y, part, at, pi, k),
+                            (2, false) => panel_block::<2, false>(x, p, y, part, at, pi, k),
+                            (_, true) => panel_block::<1, true>(x, p, y, part, at, pi, k),
+                            (_, false) => panel_block::<1, false>(x, p, y, part, at, pi, k),
                         }
                         r += n;
                     }
