@@ -773,6 +773,24 @@ unsafe fn scalar_packed_panels(
     }
 }
 
+/// `Σ f(x_i)` with eight independent partial sums (vectorises; a single running sum is one
+/// long chain of dependent adds).
+#[inline]
+fn sum_lanes(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] += f(c[l]);
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for &v in chunks.remainder() {
+        s += f(v);
+    }
+    s
+}
+
 /// LayerNorm of each `dim`-wide row of `x` into `y`: `(x − mean) / sqrt(var + eps) · w + b`
 /// with the biased variance.
 pub fn layer_norm(x: &[f32], rows: usize, ln: &LayerNormWeights, y: &mut [f32]) {
@@ -780,8 +798,8 @@ pub fn layer_norm(x: &[f32], rows: usize, ln: &LayerNormWeights, y: &mut [f32]) 
     for r in 0..rows {
         let xr = &x[r * dim..(r + 1) * dim];
         let yr = &mut y[r * dim..(r + 1) * dim];
-        let mean = xr.iter().sum::<f32>() / dim as f32;
-        let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / dim as f32;
+        let mean = sum_lanes(xr, |v| v) / dim as f32;
+        let var = sum_lanes(xr, |v| (v - mean) * (v - mean)) / dim as f32;
         let inv = 1.0 / (var + LN_EPS).sqrt();
         for i in 0..dim {
             yr[i] = (xr[i] - mean) * inv * ln.weight[i] + ln.bias[i];
@@ -1187,5 +1205,31 @@ mod tests {
         let mean: f32 = y.iter().sum::<f32>() / 4.0;
         let var: f32 = y.iter().map(|v| v * v).sum::<f32>() / 4.0;
         assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-4);
+        // Rows wider than the eight partial sums, with a remainder, against f64.
+        let dim = 301;
+        let ln = LayerNormWeights {
+            weight: (0..dim)
+                .map(|i| 1.0 + (i as f32 * 0.3).sin() * 0.5)
+                .collect(),
+            bias: (0..dim).map(|i| (i as f32 * 0.7).cos() * 0.1).collect(),
+        };
+        let x: Vec<f32> = (0..2 * dim)
+            .map(|i| 3.0 + (i as f32 * 0.13).sin())
+            .collect();
+        let mut y = vec![0.0; 2 * dim];
+        layer_norm(&x, 2, &ln, &mut y);
+        for r in 0..2 {
+            let xr: Vec<f64> = x[r * dim..(r + 1) * dim]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            let m = xr.iter().sum::<f64>() / dim as f64;
+            let v = xr.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / dim as f64;
+            for i in 0..dim {
+                let want = (xr[i] - m) / (v + LN_EPS as f64).sqrt() * ln.weight[i] as f64
+                    + ln.bias[i] as f64;
+                assert!((y[r * dim + i] as f64 - want).abs() < 1e-4, "{r} {i}");
+            }
+        }
     }
 }
