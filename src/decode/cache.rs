@@ -273,9 +273,12 @@ impl<'w> Decoder<'w> {
                     let qr = &q[r * da..(r + 1) * da];
                     // Keys: old positions lo..t from the ring, then new rows 0..=i; each key
                     // row is read once for all heads.
-                    // Cache offset of old position lo + n, through the slot table.
+                    // Cache offset of old position lo + n, through the slot table (n < ctx, so
+                    // one conditional subtraction replaces a division per key).
+                    let lo_slot = lo % ctx;
                     let cached = |n: usize| {
-                        let slot = (lo + n) % ctx;
+                        let s = lo_slot + n;
+                        let slot = if s >= ctx { s - ctx } else { s };
                         lanes[b * ctx + slot] as usize * per + slot * da
                     };
                     let key_row = |n: usize| -> &[f32] {
