@@ -1,5 +1,7 @@
 //! Inference kernels over plain row-major f32 slices: linear layers (a matrix-vector loop for one
-//! row, `gemm` for several), LayerNorm, ReLU, and the sinusoidal position encoding.
+//! row, a packed-panel AVX2 kernel for the few rows of a decoding step, `gemm` for many), one
+//! query row's multi-head attention, LayerNorm, ReLU, the token + position embedding, and the
+//! log-sum-exp / top-k scans of a search step (vectorised `exp`).
 
 use crate::model::{LayerNormWeights, LinearWeights};
 use rayon::prelude::*;
