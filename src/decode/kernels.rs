@@ -742,7 +742,15 @@ pub fn linear_packed(x: &[f32], rows: usize, p: &PackedLinear, y: &mut [f32], th
     };
     let np = p.n_panels();
     let parallel = threads > 1 && rows * n_in * n_out >= PAR_MATVEC_MIN;
-    for_chunks(np, np.div_ceil(threads * 4).max(1), parallel, panels);
+    // Several rows make a panel heavy enough for finer tasks: a layer of 19 panels in 10 tasks
+    // of 2 splits 10 / 9 across two threads, where 7 tasks of 3 split 12 / 9.
+    let per_thread = if rows > 1 { 8 } else { 4 };
+    for_chunks(
+        np,
+        np.div_ceil(threads * per_thread).max(1),
+        parallel,
+        panels,
+    );
 }
 
 /// Portable version of [`avx::packed_panels`].
