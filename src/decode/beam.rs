@@ -11,7 +11,7 @@
 //! when `alpha = 0`.
 
 use super::cache::Decoder;
-use super::kernels::log_sum_exp;
+use super::kernels::{first_above, log_sum_exp_fast};
 use rayon::prelude::*;
 
 /// Beam search settings.
@@ -66,13 +66,16 @@ fn top_k(row: &[f32], k: usize, out: &mut Vec<(f32, u32)>) {
         return;
     }
     let mut thr = f32::NEG_INFINITY;
-    for (t, &x) in row.iter().enumerate() {
-        // `thr` is -inf until k entries are kept, then the k-th best: this rejects -inf
+    let mut t = 0;
+    loop {
+        // `thr` is -inf until k entries are kept, then the k-th best: this skips -inf
         // (banned), NaN, and anything not above the k-th best (an equal value has a higher
         // index, so ranks after it).
-        if x.partial_cmp(&thr) != Some(std::cmp::Ordering::Greater) {
-            continue;
+        t = first_above(row, t, thr);
+        if t == row.len() {
+            break;
         }
+        let x = row[t];
         let at = out.partition_point(|e| e.0 >= x);
         out.insert(at, (x, t as u32));
         if out.len() > k {
@@ -81,6 +84,7 @@ fn top_k(row: &[f32], k: usize, out: &mut Vec<(f32, u32)>) {
         if out.len() == k {
             thr = out[k - 1].0;
         }
+        t += 1;
     }
 }
 
@@ -127,7 +131,7 @@ pub fn beam_search(dec: &mut Decoder, prompt: &[u32], cfg: &BeamConfig) -> Vec<H
                 }
                 row
             };
-            *lse = log_sum_exp(r);
+            *lse = log_sum_exp_fast(r);
             top_k(r, keep_per_beam, top);
         };
         rows[..n * v]

@@ -3,9 +3,16 @@
 //! slots per sequence: the key/value of absolute position `p` lives in slot `p % context`, so
 //! once a sequence is longer than `context` its oldest entry is overwritten. Nothing is
 //! allocated after [`Decoder::new`].
+//!
+//! Sequences share history through a slot table instead of copies: the entry of sequence `b`
+//! in slot `s` lives in the cache rows of sequence `lanes[b][s]`. A sequence always writes
+//! its new entries into its own rows (and points its table there); the slot it writes only
+//! ever held the position `context` steps back, which no sequence's window still reads. So
+//! [`Decoder::reorder`] (beam search keeping some beams and forking others) copies table rows
+//! of `context` indices, not keys and values.
 
 use super::kernels::{
-    add_assign, dot, embed, layer_norm, linear, linear_packed, relu, PackedLinear,
+    add_assign, attend_row, embed, layer_norm, linear, linear_packed, relu, PackedLinear,
 };
 use crate::model::LinearWeights;
 use crate::model::Weights;
@@ -55,7 +62,9 @@ pub struct Decoder<'w> {
     /// Per layer: `[cap, context, d_attn]`.
     k: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
-    spare: Vec<f32>,
+    /// `[cap, context]`: the sequence whose cache rows hold this sequence's entry in a slot.
+    lanes: Vec<u32>,
+    lanes_spare: Vec<u32>,
     // Scratch, sized for `cap · context` rows.
     ids: Vec<u32>,
     posv: Vec<usize>,
@@ -105,7 +114,8 @@ impl<'w> Decoder<'w> {
             pos: 0,
             k: vec![vec![0.0; cache]; c.n_layers],
             v: vec![vec![0.0; cache]; c.n_layers],
-            spare: vec![0.0; cache],
+            lanes: vec![0; cap * c.context],
+            lanes_spare: vec![0; cap * c.context],
             ids: vec![0; rows],
             posv: vec![0; rows],
             h: vec![0.0; rows * c.d_model],
@@ -191,27 +201,22 @@ impl<'w> Decoder<'w> {
     }
 
     /// Reorders (and resizes) the batch: new sequence `i` continues old sequence `src[i]`.
-    /// Used by beam search after selecting the surviving beams.
+    /// Used by beam search after selecting the surviving beams. Copies only the slot table
+    /// (`context` indices per sequence); keys and values stay where they are.
     pub fn reorder(&mut self, src: &[usize]) {
         assert!(!src.is_empty() && src.len() <= self.cap);
         assert!(
             src.iter().all(|&s| s < self.batch),
             "reorder source out of range"
         );
-        let c = &self.w.config;
-        let per = c.context * c.d_attn;
-        let used = self.pos.min(c.context) * c.d_attn;
+        let ctx = self.w.config.context;
         let identity = src.len() == self.batch && src.iter().enumerate().all(|(i, &s)| i == s);
         if !identity {
-            for cache in [&mut self.k, &mut self.v] {
-                for layer in cache.iter_mut() {
-                    for (i, &s) in src.iter().enumerate() {
-                        self.spare[i * per..i * per + used]
-                            .copy_from_slice(&layer[s * per..s * per + used]);
-                    }
-                    std::mem::swap(layer, &mut self.spare);
-                }
+            for (i, &s) in src.iter().enumerate() {
+                self.lanes_spare[i * ctx..(i + 1) * ctx]
+                    .copy_from_slice(&self.lanes[s * ctx..(s + 1) * ctx]);
             }
+            std::mem::swap(&mut self.lanes, &mut self.lanes_spare);
         }
         self.batch = src.len();
     }
@@ -256,9 +261,10 @@ impl<'w> Decoder<'w> {
             lin(&self.a, rows, &blk.v, &pb.v, &mut self.vn, th);
             let (kc, vc) = (&self.k[l][..], &self.v[l][..]);
             let (q, kn, vn) = (&self.q[..], &self.kn[..], &self.vn[..]);
+            let lanes = &self.lanes[..];
             // One sequence's attention for its c new rows: writes o rows b·c.., uses its own
             // slice of the score scratch, so sequences run in parallel.
-            let sw = 2 * ctx; // score slots per head
+            let sw = ctx; // score scratch per head (at most `context` keys)
             let attend = |b: usize, ob: &mut [f32], scores: &mut [f32]| {
                 for i in 0..c {
                     let p = t + i;
@@ -267,9 +273,17 @@ impl<'w> Decoder<'w> {
                     let qr = &q[r * da..(r + 1) * da];
                     // Keys: old positions lo..t from the ring, then new rows 0..=i; each key
                     // row is read once for all heads.
+                    // Cache offset of old position lo + n, through the slot table (n < ctx, so
+                    // one conditional subtraction replaces a division per key).
+                    let lo_slot = lo % ctx;
+                    let cached = |n: usize| {
+                        let s = lo_slot + n;
+                        let slot = if s >= ctx { s - ctx } else { s };
+                        lanes[b * ctx + slot] as usize * per + slot * da
+                    };
                     let key_row = |n: usize| -> &[f32] {
                         if n < t - lo {
-                            let s = b * per + ((lo + n) % ctx) * da;
+                            let s = cached(n);
                             &kc[s..s + da]
                         } else {
                             let s = (b * c + n - (t - lo)) * da;
@@ -278,7 +292,7 @@ impl<'w> Decoder<'w> {
                     };
                     let val_row = |n: usize| -> &[f32] {
                         if n < t - lo {
-                            let s = b * per + ((lo + n) % ctx) * da;
+                            let s = cached(n);
                             &vc[s..s + da]
                         } else {
                             let s = (b * c + n - (t - lo)) * da;
@@ -286,38 +300,8 @@ impl<'w> Decoder<'w> {
                         }
                     };
                     let n_keys = t - lo + i + 1;
-                    for n in 0..n_keys {
-                        let kr = key_row(n);
-                        for hd in 0..nh {
-                            let off = hd * dk;
-                            scores[hd * sw + n] =
-                                dot(&qr[off..off + dk], &kr[off..off + dk]) * scale;
-                        }
-                    }
-                    for hd in 0..nh {
-                        let sc = &mut scores[hd * sw..hd * sw + n_keys];
-                        let m = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        let mut sum = 0.0f32;
-                        for x in sc.iter_mut() {
-                            *x = (*x - m).exp();
-                            sum += *x;
-                        }
-                        for x in sc.iter_mut() {
-                            *x /= sum;
-                        }
-                    }
                     let out = &mut ob[i * da..(i + 1) * da];
-                    out.fill(0.0);
-                    for n in 0..n_keys {
-                        let vr = val_row(n);
-                        for hd in 0..nh {
-                            let off = hd * dk;
-                            let pr = scores[hd * sw + n];
-                            for (x, y) in out[off..off + dk].iter_mut().zip(&vr[off..off + dk]) {
-                                *x += pr * y;
-                            }
-                        }
-                    }
+                    attend_row(qr, (nh, dk), n_keys, scale, key_row, val_row, scores, out);
                 }
             };
             if th > 1 && bsz > 1 {
@@ -333,10 +317,12 @@ impl<'w> Decoder<'w> {
                     .enumerate()
                     .for_each(|(b, (ob, sb))| attend(b, ob, sb));
             }
-            // Append the new keys and values to the ring.
+            // Append the new keys and values to the ring, in each sequence's own rows.
             for b in 0..bsz {
                 for i in 0..c {
-                    let dst = b * per + ((t + i) % ctx) * da;
+                    let slot = (t + i) % ctx;
+                    self.lanes[b * ctx + slot] = b as u32;
+                    let dst = b * per + slot * da;
                     let src = (b * c + i) * da;
                     self.k[l][dst..dst + da].copy_from_slice(&self.kn[src..src + da]);
                     self.v[l][dst..dst + da].copy_from_slice(&self.vn[src..src + da]);

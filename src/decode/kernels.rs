@@ -1,5 +1,7 @@
 //! Inference kernels over plain row-major f32 slices: linear layers (a matrix-vector loop for one
-//! row, `gemm` for several), LayerNorm, ReLU, and the sinusoidal position encoding.
+//! row, a packed-panel AVX2 kernel for the few rows of a decoding step, `gemm` for many), one
+//! query row's multi-head attention, LayerNorm, ReLU, the token + position embedding, and the
+//! log-sum-exp / top-k scans of a search step (vectorised `exp`).
 
 use crate::model::{LayerNormWeights, LinearWeights};
 use rayon::prelude::*;
@@ -172,13 +174,11 @@ unsafe fn scalar_linear_cols(
 
 #[cfg(target_arch = "x86_64")]
 mod avx {
-    use super::{PackedLinear, PANEL};
+    use super::{PackedLinear, GROUP, KC, PANEL, PREFETCH_L2};
     use crate::model::LinearWeights;
     use std::arch::x86_64::*;
 
     const MV_O: usize = 1;
-    /// Software prefetch distance of the packed kernel, in 64-byte panel lines.
-    const PREFETCH: usize = 16;
     const BATCH_O: usize = 2;
 
     /// Horizontal sum of eight lanes.
@@ -254,26 +254,42 @@ mod avx {
         }
     }
 
-    /// Rows `r0..r0+R` of panel `pi`: 2·R accumulators of 8 output columns over `k`.
+    /// Rows `r0..r0+R` of panel `pi` over `k` in `k0..k1`: 2·R accumulators of 8 output columns,
+    /// started from zero when `k0 == 0`, else from the partial sums in `part` (`[rows][PANEL]`,
+    /// rows counted from the start of the row group `g0`); left in `part` unless `k1` is the end,
+    /// then written to `y` with the bias. `PF`: ask for the weights `PREFETCH_L2` lines ahead
+    /// in the panel stream (into L2).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn panel_block<const R: usize>(
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn panel_block<const R: usize, const PF: bool>(
         x: *const f32,
         p: &PackedLinear,
         y: *mut f32,
-        r0: usize,
+        part: &mut [f32; GROUP * PANEL],
+        (g0, r0): (usize, usize),
         pi: usize,
+        (k0, k1): (usize, usize),
     ) {
         let (n_in, n_out) = (p.in_dim, p.out_dim);
         let w = p.panels.as_ptr().add(pi * n_in * PANEL);
+        let pp = part.as_mut_ptr().add((r0 - g0) * PANEL);
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        for k in 0..n_in {
-            // Weights stream from memory once per step: with several rows the loads stall on
-            // them, so ask for them PREFETCH lines ahead (past the panel's end this touches
-            // the next panel, which comes next anyway). One row is better left to the
-            // hardware prefetcher (measured).
-            if R > 1 {
-                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add((k + PREFETCH) * PANEL) as *const i8);
+        if k0 > 0 {
+            for (i, a) in acc.iter_mut().enumerate() {
+                a[0] = _mm256_loadu_ps(pp.add(i * PANEL));
+                a[1] = _mm256_loadu_ps(pp.add(i * PANEL + 8));
+            }
+        }
+        for k in k0..k1 {
+            // With several rows the kernel would stall on the weights streaming in from memory
+            // (measured: most samples on the first FMA after their loads). Prefetching far
+            // ahead into L2 overlaps the stream with the FMAs; the K-blocking keeps the x rows
+            // and the panel chunk in L1 meanwhile. One row is better left to the hardware
+            // prefetcher (measured). Past the last panel this touches memory after the weights,
+            // which a prefetch may do (it never faults).
+            if PF {
+                _mm_prefetch::<_MM_HINT_T1>(w.wrapping_add((k + PREFETCH_L2) * PANEL) as *const i8);
             }
             let w0 = _mm256_loadu_ps(w.add(k * PANEL));
             let w1 = _mm256_loadu_ps(w.add(k * PANEL + 8));
@@ -282,6 +298,13 @@ mod avx {
                 a[0] = _mm256_fmadd_ps(xb, w0, a[0]);
                 a[1] = _mm256_fmadd_ps(xb, w1, a[1]);
             }
+        }
+        if k1 < n_in {
+            for (i, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(pp.add(i * PANEL), a[0]);
+                _mm256_storeu_ps(pp.add(i * PANEL + 8), a[1]);
+            }
+            return;
         }
         let c0 = pi * PANEL;
         let cols = PANEL.min(n_out - c0);
@@ -313,6 +336,12 @@ mod avx {
 
     /// Panels `p0..p1` of `y = x · Wᵀ + b` for `rows` rows.
     ///
+    /// Rows go in groups of up to [`GROUP`], each group in tiles of up to 6 rows × 16 columns
+    /// (12 accumulators). One row: a single pass per panel, no software prefetch. Several rows:
+    /// `k` in chunks of [`KC`], every tile of the group over one chunk before the next (the
+    /// group's x columns and the panel's chunk stay in L1; partial sums wait in a small buffer),
+    /// the first tile of each chunk prefetching the weight stream into L2.
+    ///
     /// # Safety
     /// The CPU supports AVX2 and FMA; `x` holds `rows · in_dim` floats; `y` points to
     /// `rows · out_dim` writable floats; `p0 <= p1 <=` the number of panels.
@@ -326,19 +355,280 @@ mod avx {
         p1: usize,
     ) {
         let x = x.as_ptr();
-        for pi in p0..p1 {
-            let mut r = 0;
-            while r + 6 <= rows {
-                panel_block::<6>(x, p, y, r, pi);
-                r += 6;
+        let n_in = p.in_dim;
+        let mut part = [0.0f32; GROUP * PANEL];
+        if rows == 1 && n_in > 0 {
+            // Its own loop: one row through the general loop nest below ran at 60% of this
+            // speed (same inner loop; measured, cause not found).
+            for pi in p0..p1 {
+                panel_block::<1, false>(x, p, y, &mut part, (0, 0), pi, (0, n_in));
             }
-            match rows - r {
-                5 => panel_block::<5>(x, p, y, r, pi),
-                4 => panel_block::<4>(x, p, y, r, pi),
-                3 => panel_block::<3>(x, p, y, r, pi),
-                2 => panel_block::<2>(x, p, y, r, pi),
-                1 => panel_block::<1>(x, p, y, r, pi),
-                _ => {}
+            return;
+        }
+        for pi in p0..p1 {
+            for g0 in (0..rows).step_by(GROUP) {
+                let g1 = (g0 + GROUP).min(rows);
+                for k0 in (0..n_in).step_by(KC) {
+                    let k = (k0, (k0 + KC).min(n_in));
+                    let mut r = g0;
+                    while r < g1 {
+                        let part = &mut part;
+                        let n = (g1 - r).min(6);
+                        let at = (g0, r);
+                        match (n, rows > 1 && r == g0) {
+                            (6, true) => panel_block::<6, true>(x, p, y, part, at, pi, k),
+                            (6, false) => panel_block::<6, false>(x, p, y, part, at, pi, k),
+                            (5, true) => panel_block::<5, true>(x, p, y, part, at, pi, k),
+                            (5, false) => panel_block::<5, false>(x, p, y, part, at, pi, k),
+                            (4, true) => panel_block::<4, true>(x, p, y, part, at, pi, k),
+                            (4, false) => panel_block::<4, false>(x, p, y, part, at, pi, k),
+                            (3, true) => panel_block::<3, true>(x, p, y, part, at, pi, k),
+                            (3, false) => panel_block::<3, false>(x, p, y, part, at, pi, k),
+                            (2, true) => panel_block::<2, true>(x, p, y, part, at, pi, k),
+                            (2, false) => panel_block::<2, false>(x, p, y, part, at, pi, k),
+                            (_, true) => panel_block::<1, true>(x, p, y, part, at, pi, k),
+                            (_, false) => panel_block::<1, false>(x, p, y, part, at, pi, k),
+                        }
+                        r += n;
+                    }
+                }
+                if n_in == 0 {
+                    // No k at all: y = bias (a degenerate layer, kept correct).
+                    for r in g0..g1 {
+                        for j in pi * PANEL..((pi + 1) * PANEL).min(p.out_dim) {
+                            *y.add(r * p.out_dim + j) = p.bias[j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `exp` of eight lanes (Cephes' `expf` reduction and polynomial); lanes below −87 (where
+    /// f32 `exp` underflows to subnormals) give 0.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn exp8(x: __m256) -> __m256 {
+        let tiny = _mm256_cmp_ps::<_CMP_GE_OQ>(x, _mm256_set1_ps(-87.0));
+        let x = _mm256_min_ps(
+            _mm256_max_ps(x, _mm256_set1_ps(-87.0)),
+            _mm256_set1_ps(88.0),
+        );
+        let fx = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693_359_4), x);
+        let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.121_944_4e-4), r);
+        let mut y = _mm256_set1_ps(1.987_569_1e-4);
+        for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+            y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
+        }
+        let r2 = _mm256_mul_ps(r, r);
+        let y = _mm256_fmadd_ps(y, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0)));
+        let n = _mm256_cvtps_epi32(fx);
+        let pow2n = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+            n,
+            _mm256_set1_epi32(127),
+        )));
+        _mm256_and_ps(_mm256_mul_ps(y, pow2n), tiny)
+    }
+
+    /// See [`super::log_sum_exp_fast`].
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn log_sum_exp(x: &[f32]) -> f64 {
+        let n = x.len();
+        let n8 = n / 8 * 8;
+        let p = x.as_ptr();
+        let mut mv = _mm256_set1_ps(f32::NEG_INFINITY);
+        for i in (0..n8).step_by(8) {
+            mv = _mm256_max_ps(mv, _mm256_loadu_ps(p.add(i)));
+        }
+        let mut lanes = [0.0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), mv);
+        let m = lanes
+            .iter()
+            .chain(&x[n8..])
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        if m == f32::NEG_INFINITY || m.is_nan() {
+            return super::log_sum_exp(x);
+        }
+        let mb = _mm256_set1_ps(m);
+        // f32 partial sums over blocks of 64 entries (at most 64 terms ≤ 1 each), folded into
+        // f64 lanes.
+        let mut total = _mm256_setzero_pd();
+        let mut i = 0;
+        while i < n8 {
+            let end = (i + 64).min(n8);
+            let mut acc = _mm256_setzero_ps();
+            while i < end {
+                acc = _mm256_add_ps(acc, exp8(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), mb)));
+                i += 8;
+            }
+            total = _mm256_add_pd(total, _mm256_cvtps_pd(_mm256_castps256_ps128(acc)));
+            total = _mm256_add_pd(total, _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(acc)));
+        }
+        let mut t = [0.0f64; 4];
+        _mm256_storeu_pd(t.as_mut_ptr(), total);
+        let mut s = (t[0] + t[1]) + (t[2] + t[3]);
+        if n8 < n {
+            let mut tail = [f32::NEG_INFINITY; 8];
+            tail[..n - n8].copy_from_slice(&x[n8..]);
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(tail.as_ptr()), mb));
+            _mm256_storeu_ps(lanes.as_mut_ptr(), e);
+            s += lanes.iter().map(|&v| v as f64).sum::<f64>();
+        }
+        m as f64 + s.ln()
+    }
+
+    /// See [`super::first_above`].
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn first_above(x: &[f32], start: usize, thr: f32) -> usize {
+        let n = x.len();
+        let p = x.as_ptr();
+        let tv = _mm256_set1_ps(thr);
+        let mut i = start;
+        while i + 8 <= n {
+            let gt = _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_loadu_ps(p.add(i)), tv);
+            let mask = _mm256_movemask_ps(gt);
+            if mask != 0 {
+                return i + mask.trailing_zeros() as usize;
+            }
+            i += 8;
+        }
+        (i..n).find(|&j| x[j] > thr).unwrap_or(n)
+    }
+
+    /// Lane mask selecting the first `n` (< 8) lanes.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tail_mask(n: usize) -> __m256i {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes)
+    }
+
+    /// `a · b` over `len` floats, the last `len % 8` through `mask` (= `tail_mask(len % 8)`).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn dot_masked(a: *const f32, b: *const f32, len: usize, mask: __m256i) -> f32 {
+        let n8 = len / 8 * 8;
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < n8 {
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)), acc);
+            i += 8;
+        }
+        if n8 < len {
+            let x = _mm256_maskload_ps(a.add(n8), mask);
+            acc = _mm256_fmadd_ps(x, _mm256_maskload_ps(b.add(n8), mask), acc);
+        }
+        hsum(acc)
+    }
+
+    /// See [`super::attend_row`].
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `q` and `out` hold `n_heads · dk` floats, `scores`
+    /// `n_heads · n_keys`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn attend_row<'a>(
+        q: &[f32],
+        (n_heads, dk): (usize, usize),
+        n_keys: usize,
+        scale: f32,
+        key: impl Fn(usize) -> &'a [f32],
+        val: impl Fn(usize) -> &'a [f32],
+        scores: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let width = n_heads * dk;
+        let (n8, mask) = (dk / 8 * 8, tail_mask(dk % 8));
+        let qp = q.as_ptr();
+        let sp = scores.as_mut_ptr();
+        for n in 0..n_keys {
+            let kr = key(n);
+            assert!(kr.len() >= width);
+            for h in 0..n_heads {
+                let o = h * dk;
+                *sp.add(h * n_keys + n) =
+                    dot_masked(qp.add(o), kr.as_ptr().add(o), dk, mask) * scale;
+            }
+        }
+        // Softmax per head: vectorised max, exp and sum; the tail padded with -inf.
+        let nk8 = n_keys / 8 * 8;
+        let kmask = tail_mask(n_keys % 8);
+        let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+        for h in 0..n_heads {
+            let row = sp.add(h * n_keys);
+            let load = |i: usize| {
+                if i < nk8 {
+                    _mm256_loadu_ps(row.add(i))
+                } else {
+                    _mm256_blendv_ps(
+                        ninf,
+                        _mm256_maskload_ps(row.add(i), kmask),
+                        _mm256_castsi256_ps(kmask),
+                    )
+                }
+            };
+            let mut mv = ninf;
+            for i in (0..n_keys).step_by(8) {
+                mv = _mm256_max_ps(mv, load(i));
+            }
+            let mut lanes = [0.0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), mv);
+            let m = _mm256_set1_ps(lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+            let mut sum = _mm256_setzero_ps();
+            for i in (0..n_keys).step_by(8) {
+                let e = exp8(_mm256_sub_ps(load(i), m));
+                sum = _mm256_add_ps(sum, e);
+                if i < nk8 {
+                    _mm256_storeu_ps(row.add(i), e);
+                } else {
+                    _mm256_maskstore_ps(row.add(i), kmask, e);
+                }
+            }
+            let inv = _mm256_set1_ps(1.0 / hsum(sum));
+            for i in (0..n_keys).step_by(8) {
+                if i < nk8 {
+                    _mm256_storeu_ps(row.add(i), _mm256_mul_ps(_mm256_loadu_ps(row.add(i)), inv));
+                } else {
+                    let v = _mm256_maskload_ps(row.add(i), kmask);
+                    _mm256_maskstore_ps(row.add(i), kmask, _mm256_mul_ps(v, inv));
+                }
+            }
+        }
+        out[..width].fill(0.0);
+        let op = out.as_mut_ptr();
+        for n in 0..n_keys {
+            let vr = val(n);
+            assert!(vr.len() >= width);
+            let vp = vr.as_ptr();
+            for h in 0..n_heads {
+                let o = h * dk;
+                let p = _mm256_set1_ps(*sp.add(h * n_keys + n));
+                let mut i = 0;
+                while i < n8 {
+                    let d = op.add(o + i);
+                    _mm256_storeu_ps(
+                        d,
+                        _mm256_fmadd_ps(p, _mm256_loadu_ps(vp.add(o + i)), _mm256_loadu_ps(d)),
+                    );
+                    i += 8;
+                }
+                if n8 < dk {
+                    let d = op.add(o + n8);
+                    let v = _mm256_maskload_ps(vp.add(o + n8), mask);
+                    let acc = _mm256_fmadd_ps(p, v, _mm256_maskload_ps(d, mask));
+                    _mm256_maskstore_ps(d, mask, acc);
+                }
             }
         }
     }
@@ -379,6 +669,16 @@ mod avx {
 
 /// Output columns per panel of a [`PackedLinear`] (two AVX registers).
 pub const PANEL: usize = 16;
+/// Rows the packed kernel keeps in flight over one `k` chunk (two tiles of 6).
+const GROUP: usize = 12;
+/// `k` values per chunk of the packed kernel with several rows: 12 rows of x (4.8 KB) and the
+/// panel's chunk (6.4 KB) stay in L1.
+const KC: usize = 100;
+/// Software prefetch distance of the packed kernel with several rows, in 64-byte panel lines
+/// (one `k` of a panel each): about one panel of the seed model ahead. Measured on the output
+/// layer at 10 rows, one thread, cold caches: 1.7 ms with 16 lines into L1 (the previous
+/// kernel), 1.0 ms with 150–600 lines into L2.
+const PREFETCH_L2: usize = 300;
 
 /// A linear layer's weights repacked once for decoding: panels of [`PANEL`] output columns,
 /// each stored k-major (`[in_dim][PANEL]`, the last panel zero-padded), so the kernel streams
@@ -442,7 +742,15 @@ pub fn linear_packed(x: &[f32], rows: usize, p: &PackedLinear, y: &mut [f32], th
     };
     let np = p.n_panels();
     let parallel = threads > 1 && rows * n_in * n_out >= PAR_MATVEC_MIN;
-    for_chunks(np, np.div_ceil(threads * 4).max(1), parallel, panels);
+    // Several rows make a panel heavy enough for finer tasks: a layer of 19 panels in 10 tasks
+    // of 2 splits 10 / 9 across two threads, where 7 tasks of 3 split 12 / 9.
+    let per_thread = if rows > 1 { 8 } else { 4 };
+    for_chunks(
+        np,
+        np.div_ceil(threads * per_thread).max(1),
+        parallel,
+        panels,
+    );
 }
 
 /// Portable version of [`avx::packed_panels`].
@@ -475,6 +783,24 @@ unsafe fn scalar_packed_panels(
     }
 }
 
+/// `Σ f(x_i)` with eight independent partial sums (vectorises; a single running sum is one
+/// long chain of dependent adds).
+#[inline]
+fn sum_lanes(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] += f(c[l]);
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for &v in chunks.remainder() {
+        s += f(v);
+    }
+    s
+}
+
 /// LayerNorm of each `dim`-wide row of `x` into `y`: `(x − mean) / sqrt(var + eps) · w + b`
 /// with the biased variance.
 pub fn layer_norm(x: &[f32], rows: usize, ln: &LayerNormWeights, y: &mut [f32]) {
@@ -482,8 +808,8 @@ pub fn layer_norm(x: &[f32], rows: usize, ln: &LayerNormWeights, y: &mut [f32]) 
     for r in 0..rows {
         let xr = &x[r * dim..(r + 1) * dim];
         let yr = &mut y[r * dim..(r + 1) * dim];
-        let mean = xr.iter().sum::<f32>() / dim as f32;
-        let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / dim as f32;
+        let mean = sum_lanes(xr, |v| v) / dim as f32;
+        let var = sum_lanes(xr, |v| (v - mean) * (v - mean)) / dim as f32;
         let inv = 1.0 / (var + LN_EPS).sqrt();
         for i in 0..dim {
             yr[i] = (xr[i] - mean) * inv * ln.weight[i] + ln.bias[i];
@@ -517,13 +843,124 @@ pub fn log_sum_exp(x: &[f32]) -> f64 {
     m as f64 + s.ln()
 }
 
+/// `log(sum(exp(x)))` as [`log_sum_exp`], with `exp` evaluated in f32 by a vectorised
+/// polynomial (AVX2/FMA when the CPU has it; relative error about 2e-7 per term, the sum kept in
+/// f64). Entries below `max − 87` (about 1e-38 of the largest term), `-inf` included, count as
+/// zero. For the many rows of a search step, where the libm `exp` of every logit dominates.
+pub fn log_sum_exp_fast(x: &[f32]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA.
+        return unsafe { avx::log_sum_exp(x) };
+    }
+    log_sum_exp(x)
+}
+
+/// The index of the first entry of `x` at or after `start` that is greater than `thr` (never
+/// a NaN), or `x.len()` if none is. A vectorised scan for top-k selection, where most entries
+/// are rejected.
+pub fn first_above(x: &[f32], start: usize, thr: f32) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA.
+        return unsafe { avx::first_above(x, start, thr) };
+    }
+    (start..x.len()).find(|&i| x[i] > thr).unwrap_or(x.len())
+}
+
+/// Attention of one query row over `n_keys` keys, for every head: head `h` owns columns
+/// `h·dk..(h+1)·dk`; its scores `q_h · k_h · scale` go through a softmax over the keys and
+/// `out_h = Σ_n p_n · v_h(n)`. `key(n)` / `val(n)` return key / value row `n` (at least
+/// `n_heads · dk` wide); `scores` is scratch of at least `n_heads · n_keys` floats, left holding
+/// the probabilities (`[head][key]`). AVX2/FMA when the CPU has it.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_row<'a>(
+    q: &[f32],
+    (n_heads, dk): (usize, usize),
+    n_keys: usize,
+    scale: f32,
+    key: impl Fn(usize) -> &'a [f32],
+    val: impl Fn(usize) -> &'a [f32],
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let width = n_heads * dk;
+    assert!(q.len() >= width && out.len() >= width && scores.len() >= n_heads * n_keys);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA; lengths checked above (rows from `key`/`val`
+        // are checked inside).
+        unsafe { avx::attend_row(q, (n_heads, dk), n_keys, scale, key, val, scores, out) };
+        return;
+    }
+    attend_row_portable(q, (n_heads, dk), n_keys, scale, key, val, scores, out)
+}
+
+/// Portable version of [`attend_row`].
+#[allow(clippy::too_many_arguments)]
+fn attend_row_portable<'a>(
+    q: &[f32],
+    (n_heads, dk): (usize, usize),
+    n_keys: usize,
+    scale: f32,
+    key: impl Fn(usize) -> &'a [f32],
+    val: impl Fn(usize) -> &'a [f32],
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let width = n_heads * dk;
+    for n in 0..n_keys {
+        let kr = &key(n)[..width];
+        for h in 0..n_heads {
+            let o = h * dk;
+            scores[h * n_keys + n] = dot(&q[o..o + dk], &kr[o..o + dk]) * scale;
+        }
+    }
+    for h in 0..n_heads {
+        softmax_in_place(&mut scores[h * n_keys..(h + 1) * n_keys]);
+    }
+    let out = &mut out[..width];
+    out.fill(0.0);
+    for n in 0..n_keys {
+        let vr = &val(n)[..width];
+        for h in 0..n_heads {
+            let (o, p) = (h * dk, scores[h * n_keys + n]);
+            for (x, y) in out[o..o + dk].iter_mut().zip(&vr[o..o + dk]) {
+                *x += p * y;
+            }
+        }
+    }
+}
+
+/// In-place softmax of a short row (portable).
+fn softmax_in_place(x: &mut [f32]) {
+    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for v in x.iter_mut() {
+        *v = (*v - m).exp();
+        sum += *v;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
 /// Writes `h[r] = tok_emb[ids[r]] + PE[pos[r]]` for every row.
+/// The encoding (sines and cosines) is computed once per run of equal positions (the
+/// sequences of a decoding step share theirs) and copied for the rest of the run.
 pub fn embed(tok_emb: &[f32], d_model: usize, ids: &[u32], pos: &[usize], h: &mut [f32]) {
-    for (r, (&id, &p)) in ids.iter().zip(pos).enumerate() {
-        let row = &mut h[r * d_model..(r + 1) * d_model];
-        crate::model::config::position_encoding(p, row);
+    let n = ids.len().min(pos.len());
+    for r in 0..n {
+        let (before, row) = h[..(r + 1) * d_model].split_at_mut(r * d_model);
+        if r > 0 && pos[r] == pos[r - 1] {
+            row.copy_from_slice(&before[(r - 1) * d_model..]);
+        } else {
+            crate::model::config::position_encoding(pos[r], row);
+        }
+    }
+    for (r, &id) in ids[..n].iter().enumerate() {
         let e = &tok_emb[id as usize * d_model..(id as usize + 1) * d_model];
-        add_assign(row, e);
+        add_assign(&mut h[r * d_model..(r + 1) * d_model], e);
     }
 }
 
@@ -592,8 +1029,15 @@ mod tests {
 
     #[test]
     fn packed_kernel_matches_naive() {
-        // out_dim 1001 leaves a partial last panel; rows 1..=13 cover every row tile.
-        let (n_in, n_out) = (75, 1001);
+        // out_dim 1001 leaves a partial last panel; rows 1..=26 cover every row tile and
+        // group remainder (groups of 12, tiles of 6); in_dim 75 is one k chunk, 237 is two
+        // whole chunks and a partial one; 8 and 3 are tiny.
+        for (n_in, n_out) in [(75, 1001), (237, 1001), (8, 17), (3, 5)] {
+            packed_case(n_in, n_out, 1..=26);
+        }
+    }
+
+    fn packed_case(n_in: usize, n_out: usize, row_counts: std::ops::RangeInclusive<usize>) {
         let lin = LinearWeights {
             weight: (0..n_in * n_out).map(|i| (i as f32 * 0.37).sin()).collect(),
             bias: (0..n_out).map(|i| i as f32 * 0.1).collect(),
@@ -601,7 +1045,7 @@ mod tests {
             in_dim: n_in,
         };
         let p = PackedLinear::new(&lin);
-        for rows in 1..=13 {
+        for rows in row_counts {
             let x: Vec<f32> = (0..rows * n_in).map(|i| (i as f32 * 0.11).cos()).collect();
             for threads in [1, 2] {
                 let mut y = vec![f32::NAN; rows * n_out];
@@ -615,11 +1059,151 @@ mod tests {
                             .map(|i| x[r * n_in + i] * lin.weight[o * n_in + i])
                             .sum::<f32>()
                             + lin.bias[o];
-                        assert!((y[r * n_out + o] - want).abs() < 1e-4, "{rows} {r} {o}");
-                        assert!((ys[r * n_out + o] - want).abs() < 1e-4, "{rows} {r} {o}");
+                        let tol = 1e-5 * (n_in as f32).max(10.0);
+                        let at = format!("in {n_in} rows {rows} row {r} col {o}");
+                        assert!((y[r * n_out + o] - want).abs() < tol, "{at}");
+                        assert!((ys[r * n_out + o] - want).abs() < tol, "{at}");
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn fast_log_sum_exp_matches_f64() {
+        for n in [1usize, 7, 8, 9, 63, 64, 65, 1000, 15487] {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.731).sin() * 12.0).collect();
+            let want = log_sum_exp(&x);
+            let got = log_sum_exp_fast(&x);
+            assert!(
+                (got - want).abs() < 1e-6 * want.abs().max(1.0),
+                "{n}: {got} {want}"
+            );
+            // Masked entries, a far-below entry (underflows to zero), a large spread.
+            let mut y = x.clone();
+            y[0] = f32::NEG_INFINITY;
+            if n > 2 {
+                y[n / 2] = -1e4;
+                y[n - 1] = 50.0;
+            }
+            let (want, got) = (log_sum_exp(&y), log_sum_exp_fast(&y));
+            let close = got == want || (got - want).abs() < 1e-6 * want.abs().max(1.0);
+            assert!(close, "{n}: {got} {want}");
+        }
+        // Exponents over the whole reduction range, against libm exp.
+        let x: Vec<f32> = (0..2000).map(|i| -86.0 + i as f32 * 0.043).collect();
+        for w in x.windows(1).step_by(37) {
+            let got = log_sum_exp_fast(&[w[0], 0.0]);
+            let want = log_sum_exp(&[w[0], 0.0]);
+            assert!((got - want).abs() < 1e-6, "{}: {got} {want}", w[0]);
+        }
+        assert_eq!(log_sum_exp_fast(&[f32::NEG_INFINITY; 9]), f64::NEG_INFINITY);
+        assert_eq!(log_sum_exp_fast(&[]), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn first_above_matches_a_linear_scan() {
+        let x: Vec<f32> = (0..203)
+            .map(|i| match i % 17 {
+                3 => f32::NAN,
+                5 => f32::NEG_INFINITY,
+                _ => (i as f32 * 0.37).sin(),
+            })
+            .collect();
+        for thr in [f32::NEG_INFINITY, -0.5, 0.0, 0.9, 0.999, 2.0] {
+            for start in [0, 1, 7, 8, 9, 100, 195, 202, 203] {
+                let want = (start..x.len()).find(|&i| x[i] > thr).unwrap_or(x.len());
+                assert_eq!(first_above(&x, start, thr), want, "{thr} {start}");
+            }
+        }
+    }
+
+    #[test]
+    fn attention_row_matches_naive() {
+        // Head widths with and without an 8-lane tail, key counts across the tail lengths.
+        for (n_heads, dk) in [(8, 38), (2, 8), (3, 5), (1, 17)] {
+            let width = n_heads * dk;
+            for n_keys in [1, 2, 7, 8, 9, 15, 16, 17, 64] {
+                let f = |i: usize, s: f32| (i as f32 * s).sin();
+                let q: Vec<f32> = (0..width).map(|i| f(i, 0.31)).collect();
+                let keys: Vec<f32> = (0..n_keys * width).map(|i| f(i, 0.17) * 2.0).collect();
+                let vals: Vec<f32> = (0..n_keys * width).map(|i| f(i, 0.23)).collect();
+                let key = |n: usize| &keys[n * width..(n + 1) * width];
+                let val = |n: usize| &vals[n * width..(n + 1) * width];
+                let scale = 1.0 / (dk as f32).sqrt();
+                let mut want = vec![0.0f64; width];
+                for h in 0..n_heads {
+                    let o = h * dk;
+                    let sc: Vec<f64> = (0..n_keys)
+                        .map(|n| {
+                            (0..dk)
+                                .map(|d| q[o + d] as f64 * key(n)[o + d] as f64)
+                                .sum::<f64>()
+                                * scale as f64
+                        })
+                        .collect();
+                    let m = sc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = sc.iter().map(|s| (s - m).exp()).sum();
+                    for (n, s) in sc.iter().enumerate() {
+                        for d in 0..dk {
+                            want[o + d] += (s - m).exp() / z * val(n)[o + d] as f64;
+                        }
+                    }
+                }
+                let mut scores = vec![f32::NAN; n_heads * n_keys + 3];
+                let mut out = vec![f32::NAN; width];
+                attend_row(
+                    &q,
+                    (n_heads, dk),
+                    n_keys,
+                    scale,
+                    key,
+                    val,
+                    &mut scores,
+                    &mut out,
+                );
+                let mut out2 = vec![f32::NAN; width];
+                let mut sc2 = vec![f32::NAN; n_heads * n_keys];
+                attend_row_portable(
+                    &q,
+                    (n_heads, dk),
+                    n_keys,
+                    scale,
+                    key,
+                    val,
+                    &mut sc2,
+                    &mut out2,
+                );
+                for d in 0..width {
+                    let at = format!("heads {n_heads} dk {dk} keys {n_keys} col {d}");
+                    assert!((out[d] as f64 - want[d]).abs() < 1e-5, "{at}");
+                    assert!((out2[d] as f64 - want[d]).abs() < 1e-5, "{at}");
+                }
+                // Probabilities per head sum to one; the scratch past them is untouched.
+                for h in 0..n_heads {
+                    let s: f32 = scores[h * n_keys..(h + 1) * n_keys].iter().sum();
+                    assert!((s - 1.0).abs() < 1e-5);
+                }
+                assert!(scores[n_heads * n_keys..].iter().all(|v| v.is_nan()));
+            }
+        }
+    }
+
+    #[test]
+    fn embed_shares_position_encodings_exactly() {
+        let (d, v) = (10, 7);
+        let tok: Vec<f32> = (0..d * v).map(|i| (i as f32 * 0.7).cos()).collect();
+        let ids = [3u32, 1, 4, 1, 5];
+        let pos = [9usize, 9, 9, 2, 2];
+        let mut h = vec![0.0; 5 * d];
+        embed(&tok, d, &ids, &pos, &mut h);
+        for r in 0..5 {
+            let mut want = vec![0.0; d];
+            crate::model::config::position_encoding(pos[r], &mut want);
+            for j in 0..d {
+                want[j] += tok[ids[r] as usize * d + j];
+            }
+            assert_eq!(&h[r * d..(r + 1) * d], &want[..], "row {r}");
         }
     }
 
@@ -631,5 +1215,31 @@ mod tests {
         let mean: f32 = y.iter().sum::<f32>() / 4.0;
         let var: f32 = y.iter().map(|v| v * v).sum::<f32>() / 4.0;
         assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-4);
+        // Rows wider than the eight partial sums, with a remainder, against f64.
+        let dim = 301;
+        let ln = LayerNormWeights {
+            weight: (0..dim)
+                .map(|i| 1.0 + (i as f32 * 0.3).sin() * 0.5)
+                .collect(),
+            bias: (0..dim).map(|i| (i as f32 * 0.7).cos() * 0.1).collect(),
+        };
+        let x: Vec<f32> = (0..2 * dim)
+            .map(|i| 3.0 + (i as f32 * 0.13).sin())
+            .collect();
+        let mut y = vec![0.0; 2 * dim];
+        layer_norm(&x, 2, &ln, &mut y);
+        for r in 0..2 {
+            let xr: Vec<f64> = x[r * dim..(r + 1) * dim]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            let m = xr.iter().sum::<f64>() / dim as f64;
+            let v = xr.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / dim as f64;
+            for i in 0..dim {
+                let want = (xr[i] - m) / (v + LN_EPS as f64).sqrt() * ln.weight[i] as f64
+                    + ln.bias[i] as f64;
+                assert!((y[r * dim + i] as f64 - want).abs() < 1e-4, "{r} {i}");
+            }
+        }
     }
 }
