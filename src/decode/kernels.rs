@@ -1,5 +1,6 @@
 //! Inference kernels over plain row-major f32 slices: linear layers (a matrix-vector loop for one
-//! row, a packed-panel AVX2 kernel for the few rows of a decoding step, `gemm` for many), one
+//! row, a packed-panel AVX2 kernel for the few rows of a decoding step, with an AVX-512 variant
+//! for 2+ rows where the CPU has it (`PIPE_NO_AVX512=1` turns it off), `gemm` for many), one
 //! query row's multi-head attention, LayerNorm, ReLU, the token + position embedding, and the
 //! log-sum-exp / top-k scans of a search step (vectorised `exp`).
 
@@ -728,10 +729,15 @@ pub fn linear_packed(x: &[f32], rows: usize, p: &PackedLinear, y: &mut [f32], th
     }
     let yp = OutPtr(y.as_mut_ptr());
     let avx = has_avx2_fma();
+    let avx512 = rows > 1 && has_avx512();
     let panels = |p0: usize, p1: usize| {
         // SAFETY: lengths checked above; this call writes only the columns of panels p0..p1,
         // disjoint from every other call.
         unsafe {
+            #[cfg(target_arch = "x86_64")]
+            if avx512 {
+                return avx512::packed_panels(x, rows, p, yp.get(), p0, p1);
+            }
             #[cfg(target_arch = "x86_64")]
             if avx {
                 return avx::packed_panels(x, rows, p, yp.get(), p0, p1);
@@ -751,6 +757,104 @@ pub fn linear_packed(x: &[f32], rows: usize, p: &PackedLinear, y: &mut [f32], th
         parallel,
         panels,
     );
+}
+
+/// AVX-512 version of the several-row panel kernel: one 16-lane register per panel row, so a
+/// tile holds up to 12 rows and each chunk of weights is read once for a whole beam.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{PackedLinear, KC, PANEL, PREFETCH_L2};
+    use std::arch::x86_64::*;
+
+    /// Rows `r0..r0 + R` of panel `pi` over the whole input, with the bias, into `y`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tile<const R: usize>(
+        x: *const f32,
+        p: &PackedLinear,
+        y: *mut f32,
+        r0: usize,
+        pi: usize,
+    ) {
+        let (n_in, n_out) = (p.in_dim, p.out_dim);
+        let w = p.panels.as_ptr().add(pi * n_in * PANEL);
+        let mut acc = [_mm512_setzero_ps(); R];
+        for k0 in (0..n_in).step_by(KC) {
+            for k in k0..(k0 + KC).min(n_in) {
+                _mm_prefetch::<_MM_HINT_T1>(w.wrapping_add((k + PREFETCH_L2) * PANEL) as *const i8);
+                let wk = _mm512_loadu_ps(w.add(k * PANEL));
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let xb = _mm512_set1_ps(*x.add((r0 + i) * n_in + k));
+                    *a = _mm512_fmadd_ps(xb, wk, *a);
+                }
+            }
+        }
+        let c0 = pi * PANEL;
+        let cols = PANEL.min(n_out - c0);
+        let mask: __mmask16 = if cols == PANEL {
+            0xFFFF
+        } else {
+            (1u16 << cols) - 1
+        };
+        let b = _mm512_maskz_loadu_ps(mask, p.bias.as_ptr().add(c0));
+        for (i, a) in acc.iter().enumerate() {
+            _mm512_mask_storeu_ps(y.add((r0 + i) * n_out + c0), mask, _mm512_add_ps(*a, b));
+        }
+    }
+
+    /// Panels `p0..p1` of `y = x · Wᵀ + b` for `rows` (≥ 2) rows, in tiles of up to 12 rows.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F; `x` holds `rows · in_dim` floats; `y` points to
+    /// `rows · out_dim` writable floats; `p0 <= p1 <=` the number of panels.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn packed_panels(
+        x: &[f32],
+        rows: usize,
+        p: &PackedLinear,
+        y: *mut f32,
+        p0: usize,
+        p1: usize,
+    ) {
+        let x = x.as_ptr();
+        for pi in p0..p1 {
+            let mut r = 0;
+            while r < rows {
+                let n = (rows - r).min(12);
+                match n {
+                    12 => tile::<12>(x, p, y, r, pi),
+                    11 => tile::<11>(x, p, y, r, pi),
+                    10 => tile::<10>(x, p, y, r, pi),
+                    9 => tile::<9>(x, p, y, r, pi),
+                    8 => tile::<8>(x, p, y, r, pi),
+                    7 => tile::<7>(x, p, y, r, pi),
+                    6 => tile::<6>(x, p, y, r, pi),
+                    5 => tile::<5>(x, p, y, r, pi),
+                    4 => tile::<4>(x, p, y, r, pi),
+                    3 => tile::<3>(x, p, y, r, pi),
+                    2 => tile::<2>(x, p, y, r, pi),
+                    _ => tile::<1>(x, p, y, r, pi),
+                }
+                r += n;
+            }
+        }
+    }
+}
+
+/// Whether the CPU has AVX-512F (checked once).
+pub fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVX512.get_or_init(|| {
+            std::env::var_os("PIPE_NO_AVX512").is_none()
+                && std::arch::is_x86_feature_detected!("avx512f")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// Portable version of [`avx::packed_panels`].
@@ -1030,8 +1134,8 @@ mod tests {
     #[test]
     fn packed_kernel_matches_naive() {
         // out_dim 1001 leaves a partial last panel; rows 1..=26 cover every row tile and
-        // group remainder (groups of 12, tiles of 6); in_dim 75 is one k chunk, 237 is two
-        // whole chunks and a partial one; 8 and 3 are tiny.
+        // group remainder (AVX2: groups of 12, tiles of 6; AVX-512: tiles of 12); in_dim 75 is
+        // one k chunk, 237 is two whole chunks and a partial one; 8 and 3 are tiny.
         for (n_in, n_out) in [(75, 1001), (237, 1001), (8, 17), (3, 5)] {
             packed_case(n_in, n_out, 1..=26);
         }
@@ -1053,6 +1157,27 @@ mod tests {
                 let mut ys = vec![f32::NAN; rows * n_out];
                 // SAFETY: ys holds rows · n_out floats; all panels.
                 unsafe { scalar_packed_panels(&x, rows, &p, ys.as_mut_ptr(), 0, p.n_panels()) };
+                // Both SIMD kernels directly, whichever `linear_packed` picked on this CPU.
+                let mut simd: Vec<Vec<f32>> = Vec::new();
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if has_avx2_fma() {
+                        let mut v = vec![f32::NAN; rows * n_out];
+                        // SAFETY: AVX2/FMA present; v holds rows · n_out floats; all panels.
+                        unsafe {
+                            avx::packed_panels(&x, rows, &p, v.as_mut_ptr(), 0, p.n_panels())
+                        };
+                        simd.push(v);
+                    }
+                    if rows > 1 && std::arch::is_x86_feature_detected!("avx512f") {
+                        let mut v = vec![f32::NAN; rows * n_out];
+                        // SAFETY: AVX-512F present; v holds rows · n_out floats; all panels.
+                        unsafe {
+                            avx512::packed_panels(&x, rows, &p, v.as_mut_ptr(), 0, p.n_panels())
+                        };
+                        simd.push(v);
+                    }
+                }
                 for r in 0..rows {
                     for o in 0..n_out {
                         let want: f32 = (0..n_in)
@@ -1063,6 +1188,9 @@ mod tests {
                         let at = format!("in {n_in} rows {rows} row {r} col {o}");
                         assert!((y[r * n_out + o] - want).abs() < tol, "{at}");
                         assert!((ys[r * n_out + o] - want).abs() < tol, "{at}");
+                        for v in &simd {
+                            assert!((v[r * n_out + o] - want).abs() < tol, "{at}");
+                        }
                     }
                 }
             }
