@@ -29,7 +29,7 @@ impl StageKind for BeamEval {
     fn info(&self) -> KindInfo {
         KindInfo {
             name: "beam-eval",
-            version: 1,
+            version: 2,
             defaults_yaml: include_str!("../../stages/beam-eval.yaml"),
             heavy: true,
             per_epoch: false,
