@@ -18,5 +18,6 @@ pub mod plan;
 pub mod plot;
 pub mod report;
 pub mod scheduler;
+pub mod simd;
 pub mod stage;
 pub mod text;

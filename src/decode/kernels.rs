@@ -5,6 +5,8 @@
 //! log-sum-exp / top-k scans of a search step (vectorised `exp`).
 
 use crate::model::{LayerNormWeights, LinearWeights};
+pub use crate::simd::dot;
+use crate::simd::{has_avx2_fma, has_avx512, SharedMut};
 use rayon::prelude::*;
 
 /// LayerNorm epsilon (DESIGN.md section 5).
@@ -14,27 +16,6 @@ pub const LN_EPS: f32 = 1e-5;
 const PAR_MATVEC_MIN: usize = 1 << 16;
 /// Work below which `gemm` runs single-threaded.
 const PAR_GEMM_MIN: usize = 1 << 18;
-
-/// Dot product with eight independent accumulators (vectorises well).
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f32; 8];
-    let chunks = n / 8;
-    for c in 0..chunks {
-        let x = &a[c * 8..c * 8 + 8];
-        let y = &b[c * 8..c * 8 + 8];
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for i in chunks * 8..n {
-        s += a[i] * b[i];
-    }
-    s
-}
 
 /// Row counts up to this use the small-batch kernel (weights streamed once, every row of `x`
 /// reused from L1); more rows use `gemm`.
@@ -91,37 +72,11 @@ pub fn linear(x: &[f32], rows: usize, lin: &LinearWeights, y: &mut [f32], thread
     }
 }
 
-/// A raw output pointer shared by tasks that write disjoint columns.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: every task writes a disjoint set of output elements (see `small_linear`).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-impl OutPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// Whether the AVX2 + FMA kernels can run on this CPU (checked once).
-pub fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// `linear` for few rows: output columns in chunks across the pool; each chunk streams its
 /// weight rows once and applies each to every row of `x`.
 fn small_linear(x: &[f32], rows: usize, lin: &LinearWeights, y: &mut [f32], threads: usize) {
     let n_out = lin.out_dim;
-    let yp = OutPtr(y.as_mut_ptr());
+    let yp = SharedMut(y.as_mut_ptr());
     let avx = has_avx2_fma();
     let cols = |o0: usize, o1: usize| {
         // SAFETY: lengths were checked by `linear`; this call writes only columns o0..o1
@@ -727,7 +682,7 @@ pub fn linear_packed(x: &[f32], rows: usize, p: &PackedLinear, y: &mut [f32], th
     if rows == 0 {
         return;
     }
-    let yp = OutPtr(y.as_mut_ptr());
+    let yp = SharedMut(y.as_mut_ptr());
     let avx = has_avx2_fma();
     let avx512 = rows > 1 && has_avx512();
     let panels = |p0: usize, p1: usize| {
@@ -838,22 +793,6 @@ mod avx512 {
                 r += n;
             }
         }
-    }
-}
-
-/// Whether the CPU has AVX-512F (checked once).
-pub fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVX512.get_or_init(|| {
-            std::env::var_os("PIPE_NO_AVX512").is_none()
-                && std::arch::is_x86_feature_detected!("avx512f")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 

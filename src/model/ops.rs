@@ -8,6 +8,7 @@
 
 use super::net::{Lin, Ln, T2};
 use super::train::mix;
+use crate::simd::{dot, has_avx2_fma, sum8, SharedMut};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -63,19 +64,6 @@ impl<'a> MatRef<'a> {
     }
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: workers write disjoint parts of the destination (see `matmul`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// `dst [m × n] (row-major) = (accumulate ? dst : 0) + alpha · a·b` with `a` `[m × k]` and `b`
 /// `[k × n]`. Large products are cut along their longer side into 2 or 8 parts whose sizes
 /// depend only on the shape (never on the thread count, so results are reproducible), and the
@@ -112,7 +100,7 @@ pub fn matmul(
     };
     let part = len.div_ceil(n_parts).next_multiple_of(8).min(len);
     let parts = len.div_ceil(part);
-    let d = SendPtr(dst.as_mut_ptr());
+    let d = SharedMut(dst.as_mut_ptr());
     let run = |i: usize| {
         let s = i * part;
         let e = (s + part).min(len);
@@ -171,26 +159,6 @@ fn add_into(a: &mut [f32], b: &[f32]) {
         .for_each(|(a, b)| add_slice(a, b));
 }
 
-/// Dot product with eight independent accumulators (vectorises).
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (x, y) in ar.iter().zip(br) {
-        s += x * y;
-    }
-    s
-}
-
 /// `exp(x)` for `x ≤ 88`, branch-free so that loops over it vectorise: `2^k · e^r` with
 /// `k = ⌊x·log₂e⌉`, `r = x − k·ln 2` (in two parts) and Cephes' degree-6 polynomial for `e^r`
 /// (within 2 ulp of the exact value; inputs below −87 give ~1e-38 instead of 0).
@@ -208,24 +176,6 @@ pub fn exp_fast(x: f32) -> f32 {
     // operations only, unlike a float-to-int cast, so the loop stays vectorised.
     let bits = (k + 12_582_912.0).to_bits();
     e * f32::from_bits(bits.wrapping_sub(0x4B40_0000 - 127) << 23)
-}
-
-/// Sum with eight independent accumulators (vectorises).
-#[inline]
-fn sum8(a: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let c = a.chunks_exact(8);
-    let r = c.remainder();
-    for x in c {
-        for l in 0..8 {
-            acc[l] += x[l];
-        }
-    }
-    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for x in r {
-        s += x;
-    }
-    s
 }
 
 /// `y += alpha · x`.
@@ -715,8 +665,7 @@ pub fn head_nll<Tp: Tape<f32, Cpu>>(h: &Act<Tp>, head: &Lin, targets: &[u32]) ->
     let v = head.w.shape().0;
     assert_eq!(targets.len(), n, "one target per row");
     let bias = &head.host.b;
-    let z = head_logits(&h.data, d, &head.host, v);
-    let mut z = z;
+    let mut z = head_logits(&h.data, d, &head.host, v);
     let nll = z
         .par_chunks_mut(v)
         .zip(targets.par_iter())
@@ -825,19 +774,6 @@ macro_rules! simd_kernel {
             body($($arg),*)
         }
     };
-}
-
-/// Whether the CPU has AVX2 and FMA (cached by std).
-#[inline]
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 simd_kernel! {

@@ -1,0 +1,86 @@
+//! CPU feature checks and small slice helpers shared by the training ops (`model::ops`) and the
+//! inference kernels (`decode::kernels`).
+
+/// Whether the AVX2 + FMA kernels can run on this CPU (checked once).
+pub fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether the AVX-512F kernels can run on this CPU (checked once; `PIPE_NO_AVX512=1` says no,
+/// for comparisons).
+pub fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| {
+            std::env::var_os("PIPE_NO_AVX512").is_none() && is_x86_feature_detected!("avx512f")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A raw output pointer shared by parallel tasks that each write a disjoint part of one buffer.
+#[derive(Clone, Copy)]
+pub struct SharedMut(pub *mut f32);
+// SAFETY: users guarantee that tasks write disjoint elements (each use site says how).
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    pub fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Dot product with eight independent accumulators (vectorises; the same order of additions
+/// whatever the vector width).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ar.iter().zip(br) {
+        s += x * y;
+    }
+    s
+}
+
+/// Sum with eight independent accumulators (vectorises).
+#[inline]
+pub fn sum8(a: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let c = a.chunks_exact(8);
+    let r = c.remainder();
+    for x in c {
+        for l in 0..8 {
+            acc[l] += x[l];
+        }
+    }
+    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for x in r {
+        s += x;
+    }
+    s
+}
