@@ -191,9 +191,11 @@ impl Project {
             outputs: rec
                 .outputs
                 .iter()
+                .filter(|o| !o.measure)
                 .map(|o| (self.display(n, o), o.blake3.clone()))
                 .collect(),
             metrics: rec.metrics.clone(),
+            params: n.params.clone(),
         }
     }
 }
@@ -223,6 +225,16 @@ fn recorded_input_hash(path: &str, recs: &[&RunRecord]) -> Option<String> {
     list.sort();
     let bytes = serde_json::to_vec(&list).ok()?;
     Some(format!("dir:{}", blake3::hash(&bytes).to_hex()))
+}
+
+/// What a stage's fingerprint sees of an upstream record: its outputs hash, plus its
+/// measurements for kinds that read them.
+pub fn upstream_hash(n: &Node, rec: &RunRecord) -> String {
+    if n.kind.info().reads_measurements {
+        format!("{}+{}", rec.outputs_hash, rec.measurements_hash())
+    } else {
+        rec.outputs_hash.clone()
+    }
 }
 
 /// Whether an instance needs work.
@@ -350,7 +362,7 @@ pub fn plan(
         for &u in &proj.dag.upstream[i] {
             match out[u].as_ref().and_then(|pl| pl.record.as_ref()) {
                 Some(rec) => {
-                    ups.push((p.nodes[u].id.clone(), rec.outputs_hash.clone()));
+                    ups.push((p.nodes[u].id.clone(), upstream_hash(n, rec)));
                     up_recs.push(rec);
                 }
                 None => waiting.push(p.nodes[u].id.clone()),

@@ -67,13 +67,14 @@ impl Staging {
         let _ = std::fs::remove_dir_all(&slot);
         std::fs::create_dir_all(slot.join("out"))?;
         std::fs::create_dir_all(slot.join("ckpt"))?;
+        std::fs::create_dir_all(slot.join("meas"))?;
         Ok(slot)
     }
 
     /// Empties a slot and returns it to the pool (or drops it when it cannot be emptied).
     fn give_back(&self, slot: PathBuf) {
         let mut ok = true;
-        for d in ["out", "ckpt"] {
+        for d in ["out", "ckpt", "meas"] {
             match std::fs::read_dir(slot.join(d)) {
                 Ok(rd) => {
                     for e in rd.flatten() {
@@ -409,7 +410,7 @@ fn run_one(
         .to_path_buf();
     let upstream_hashes: Vec<(String, String)> = ups
         .iter()
-        .map(|(u, r)| (u.id.clone(), r.outputs_hash.clone()))
+        .map(|(u, r)| (u.id.clone(), crate::plan::upstream_hash(n, r)))
         .collect();
     let up_recs: Vec<&RunRecord> = ups.iter().map(|(_, r)| r).collect();
     let (key, missing) = proj.key(n, upstream_hashes, &up_recs);
@@ -449,6 +450,7 @@ fn run_one(
     };
     let out_dir = stage_dir.join("out");
     let ckpt_dir = stage_dir.join("ckpt");
+    let meas_dir = stage_dir.join("meas");
     let declared = n.kind.declared_outputs(&n.params);
     for d in &declared {
         let p = proj.pipeline.root.join(d);
@@ -492,6 +494,7 @@ fn run_one(
         upstream,
         out_dir: out_dir.clone(),
         ckpt_dir: ckpt_dir.clone(),
+        meas_dir: meas_dir.clone(),
         root: proj.pipeline.root.clone(),
         cache_dir: proj.cache.dir.clone(),
         threads,
@@ -517,7 +520,9 @@ fn run_one(
         return Err(failed(&log_rel, format!("{e:#}")));
     }
     let tc = Instant::now();
-    let result = commit(proj, n, key, &fp, &out_dir, &ckpt_dir, &declared, duration);
+    let result = commit(
+        proj, n, key, &fp, &out_dir, &ckpt_dir, &meas_dir, &declared, duration,
+    );
     // PIPE_TRACE=1: the engine's own time per executed stage (for benches/engine.sh work).
     if std::env::var_os("PIPE_TRACE").is_some() {
         eprintln!(
@@ -550,6 +555,7 @@ fn commit(
     fp: &str,
     out_dir: &Path,
     ckpt_dir: &Path,
+    meas_dir: &Path,
     declared: &[PathBuf],
     duration: f64,
 ) -> Result<RunRecord, String> {
@@ -560,12 +566,28 @@ fn commit(
         .and_then(|v| v.as_object().cloned())
         .map(|m| m.into_iter().collect())
         .unwrap_or_default();
-    let mut files: Vec<(Area, String, PathBuf, bool)> = Vec::new();
-    for f in walk(out_dir).map_err(io)? {
-        files.push((Area::Results, f.clone(), out_dir.join(&f), false));
+    // (area, relative path, source, keep the source, measurement)
+    let mut files: Vec<(Area, String, PathBuf, bool, bool)> = Vec::new();
+    let results = walk(out_dir).map_err(io)?;
+    for f in &results {
+        files.push((Area::Results, f.clone(), out_dir.join(f), false, false));
+    }
+    for f in walk(meas_dir).map_err(io)? {
+        if results.binary_search(&f).is_ok() {
+            return Err(format!(
+                "the stage wrote `{f}` both as an output and as a measurement"
+            ));
+        }
+        files.push((Area::Results, f.clone(), meas_dir.join(&f), false, true));
     }
     for f in walk(ckpt_dir).map_err(io)? {
-        files.push((Area::Checkpoints, f.clone(), ckpt_dir.join(&f), false));
+        files.push((
+            Area::Checkpoints,
+            f.clone(),
+            ckpt_dir.join(&f),
+            false,
+            false,
+        ));
     }
     for d in declared {
         let full = proj.pipeline.root.join(d);
@@ -573,10 +595,16 @@ fn commit(
         match std::fs::metadata(&full) {
             Ok(m) if m.is_dir() => {
                 for f in walk(&full).map_err(io)? {
-                    files.push((Area::Project, format!("{ds}/{f}"), full.join(&f), true));
+                    files.push((
+                        Area::Project,
+                        format!("{ds}/{f}"),
+                        full.join(&f),
+                        true,
+                        false,
+                    ));
                 }
             }
-            Ok(_) => files.push((Area::Project, ds, full, true)),
+            Ok(_) => files.push((Area::Project, ds, full, true, false)),
             Err(_) => {
                 return Err(format!(
                     "declared output `{ds}` was not created by the stage"
@@ -585,7 +613,7 @@ fn commit(
         }
     }
     let mut outputs = Vec::with_capacity(files.len());
-    for (area, rel, src, keep) in files {
+    for (area, rel, src, keep, measure) in files {
         let size = std::fs::metadata(&src).map_err(io)?.len();
         let h = hash_file(&src).map_err(io)?;
         proj.cache.store(&src, &h, keep).map_err(io)?;
@@ -594,6 +622,7 @@ fn commit(
             path: rel,
             blake3: h,
             size,
+            measure,
         });
     }
     outputs.sort_by(|a, b| (a.area, &a.path).cmp(&(b.area, &b.path)));
@@ -638,6 +667,9 @@ mod tests {
                 heavy: self.0,
                 per_epoch: false,
                 free_matrix_keys: false,
+                needs: &[],
+                uses_pipeline_name: false,
+                reads_measurements: false,
             }
         }
         fn check(&self, _: &Value) -> Result<(), String> {

@@ -36,6 +36,7 @@ fn ctx(
         upstream: up,
         out_dir: out,
         ckpt_dir: root.join("ckpt"),
+        meas_dir: root.join("meas"),
         root: root.to_path_buf(),
         cache_dir: root.join("cache"),
         threads: 2,

@@ -31,6 +31,7 @@ fn ctx(root: &Path, params: serde_json::Value) -> StageCtx {
         upstream: vec![],
         out_dir: out,
         ckpt_dir: root.join("ckpt"),
+        meas_dir: root.join("meas"),
         root: root.to_path_buf(),
         cache_dir: root.join("cache"),
         threads: 1,

@@ -42,6 +42,7 @@ fn ctx(root: &Path, upstream: Vec<Upstream>, params: serde_json::Value) -> Stage
         upstream,
         out_dir: out,
         ckpt_dir: root.join("ckpt"),
+        meas_dir: root.join("meas"),
         root: root.to_path_buf(),
         cache_dir: root.join("cache"),
         threads: 1,

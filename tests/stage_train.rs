@@ -83,6 +83,7 @@ fn ctx(root: &Path, id: &str, params: serde_json::Value, upstream: Vec<Upstream>
         upstream,
         out_dir: root.join("results").join(id),
         ckpt_dir: root.join("ckpt").join(id),
+        meas_dir: root.join("meas").join(id),
         root: root.to_path_buf(),
         cache_dir: root.join("cache"),
         threads: 1,

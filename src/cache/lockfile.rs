@@ -20,6 +20,9 @@ pub struct LockEntry {
     pub outputs: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, Value>,
+    /// The stage's fully merged parameters.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub params: Value,
 }
 
 impl LockFile {

@@ -60,6 +60,10 @@ pub struct Output {
     pub path: String,
     pub blake3: String,
     pub size: u64,
+    /// A measurement (speeds, wall times): stored and restored, but not part of the outputs
+    /// hash that downstream fingerprints see.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub measure: bool,
 }
 
 /// The record of one successful stage run, keyed by fingerprint.
@@ -76,10 +80,26 @@ pub struct RunRecord {
     pub metrics: BTreeMap<String, Value>,
 }
 
-/// Hash of an outputs manifest.
+impl RunRecord {
+    /// Hash of the run's measurements (measurement files and duration): part of the
+    /// fingerprint of kinds that read them (`KindInfo::reads_measurements`), of no other.
+    pub fn measurements_hash(&self) -> String {
+        let v: Vec<(&str, &str)> = self
+            .outputs
+            .iter()
+            .filter(|o| o.measure)
+            .map(|o| (o.path.as_str(), o.blake3.as_str()))
+            .collect();
+        let bytes = serde_json::to_vec(&(v, self.duration_s.to_bits())).expect("serialises");
+        blake3::hash(&bytes).to_hex().to_string()
+    }
+}
+
+/// Hash of an outputs manifest (measurement outputs left out).
 pub fn manifest_hash(outputs: &[Output]) -> String {
     let v: Vec<(&Area, &str, &str)> = outputs
         .iter()
+        .filter(|o| !o.measure)
         .map(|o| (&o.area, o.path.as_str(), o.blake3.as_str()))
         .collect();
     blake3::hash(&serde_json::to_vec(&v).expect("serialises"))

@@ -34,6 +34,9 @@ impl StageKind for BeamEval {
             heavy: true,
             per_epoch: false,
             free_matrix_keys: false,
+            needs: &["train", "tokenize"],
+            uses_pipeline_name: false,
+            reads_measurements: false,
         }
     }
 

@@ -29,6 +29,9 @@ impl StageKind for BeamReport {
             heavy: false,
             per_epoch: false,
             free_matrix_keys: false,
+            needs: &["beam-eval"],
+            uses_pipeline_name: false,
+            reads_measurements: true,
         }
     }
 

@@ -40,6 +40,9 @@ impl StageKind for Command {
             heavy: false,
             per_epoch: false,
             free_matrix_keys: true,
+            needs: &[],
+            uses_pipeline_name: false,
+            reads_measurements: false,
         }
     }
 
@@ -95,6 +98,7 @@ impl StageKind for Command {
             .env("PIPE_PARAMS", serde_json::to_string(&ctx.params)?)
             .env("PIPE_OUT", &ctx.out_dir)
             .env("PIPE_CKPT", &ctx.ckpt_dir)
+            .env("PIPE_MEASURE", &ctx.meas_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -67,6 +67,9 @@ impl StageKind for Embed {
             heavy: true,
             per_epoch: false,
             free_matrix_keys: false,
+            needs: &["tokenize"],
+            uses_pipeline_name: false,
+            reads_measurements: false,
         }
     }
 

@@ -368,6 +368,9 @@ impl StageKind for Fetch {
             heavy: false,
             per_epoch: false,
             free_matrix_keys: false,
+            needs: &[],
+            uses_pipeline_name: false,
+            reads_measurements: false,
         }
     }
 

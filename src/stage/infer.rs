@@ -157,6 +157,9 @@ impl StageKind for Infer {
             heavy: true,
             per_epoch: false,
             free_matrix_keys: false,
+            needs: &["train", "tokenize"],
+            uses_pipeline_name: false,
+            reads_measurements: false,
         }
     }
 

@@ -39,6 +39,9 @@ impl StageKind for KvEval {
             heavy: true,
             per_epoch: false,
             free_matrix_keys: false,
+            needs: &["train", "tokenize"],
+            uses_pipeline_name: false,
+            reads_measurements: false,
         }
     }
 

@@ -31,6 +31,13 @@ pub struct KindInfo {
     pub per_epoch: bool,
     /// Matrix keys may be any name (not only parameters of the kind): `command` stages.
     pub free_matrix_keys: bool,
+    /// Upstream kinds this kind reads: each must be among the stage's `needs` (checked at load).
+    pub needs: &'static [&'static str],
+    /// The kind reads the pipeline's `name` (e.g. as a title): it enters the fingerprint.
+    pub uses_pipeline_name: bool,
+    /// The kind reads its upstreams' measurements (speeds, wall times, durations): their
+    /// measurement hashes enter its fingerprint. Such kinds are measurement kinds themselves.
+    pub reads_measurements: bool,
 }
 
 /// A stage this one needs, already run (or restored) and materialised on disk.
@@ -72,6 +79,10 @@ pub struct StageCtx {
     pub out_dir: PathBuf,
     /// Staging folder whose content is added to `checkpoints/<pipeline>/<stage>/`.
     pub ckpt_dir: PathBuf,
+    /// Staging folder for measurements (speeds, wall times): its files are stored and restored
+    /// into `results/<pipeline>/<id>/` beside the outputs, but they are not part of the outputs
+    /// hash that downstream fingerprints see. File names must not clash with `out_dir`'s.
+    pub meas_dir: PathBuf,
     /// Project root (the folder `pipe` runs in); relative paths in params are relative to it.
     pub root: PathBuf,
     /// The project's `cache/` folder (downloads may be kept here).

@@ -81,6 +81,9 @@ impl StageKind for Plot {
             heavy: false,
             per_epoch: false,
             free_matrix_keys: false,
+            needs: &["train"],
+            uses_pipeline_name: false,
+            reads_measurements: false,
         }
     }
 

@@ -61,6 +61,9 @@ impl StageKind for Report {
             heavy: false,
             per_epoch: false,
             free_matrix_keys: false,
+            needs: &[],
+            uses_pipeline_name: true,
+            reads_measurements: true,
         }
     }
 

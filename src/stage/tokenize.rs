@@ -60,6 +60,9 @@ impl StageKind for Tokenize {
             heavy: true,
             per_epoch: false,
             free_matrix_keys: false,
+            needs: &[],
+            uses_pipeline_name: false,
+            reads_measurements: false,
         }
     }
 

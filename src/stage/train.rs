@@ -143,6 +143,9 @@ impl StageKind for Train {
             heavy: true,
             per_epoch: true,
             free_matrix_keys: false,
+            needs: &["tokenize"],
+            uses_pipeline_name: false,
+            reads_measurements: false,
         }
     }
 

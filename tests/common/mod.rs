@@ -139,6 +139,7 @@ pub fn ctx(
         upstream,
         out_dir: root.join("results").join(id),
         ckpt_dir: root.join("ckpt_out").join(stage),
+        meas_dir: root.join("meas_out").join(stage),
         root: root.to_path_buf(),
         cache_dir: root.join("cache"),
         threads: 1,
