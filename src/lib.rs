@@ -16,7 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod plot;
-pub mod report;
+pub mod progress;
 pub mod scheduler;
 pub mod simd;
 pub mod stage;

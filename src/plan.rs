@@ -121,6 +121,7 @@ impl Project {
                 upstream,
                 inputs,
                 seed: self.pipeline.seed,
+                pipeline: info.uses_pipeline_name.then(|| self.pipeline.name.clone()),
             },
             missing,
         )
@@ -359,7 +360,10 @@ pub fn plan(
         let mut ups = Vec::new();
         let mut up_recs = Vec::new();
         let mut waiting = Vec::new();
-        for &u in &proj.dag.upstream[i] {
+        for u in proj
+            .dag
+            .fingerprint_upstream(i, n.kind.info().reads_measurements)
+        {
             match out[u].as_ref().and_then(|pl| pl.record.as_ref()) {
                 Some(rec) => {
                     ups.push((p.nodes[u].id.clone(), upstream_hash(n, rec)));

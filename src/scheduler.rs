@@ -6,7 +6,7 @@
 use crate::cache::{hash_file, manifest_hash, walk, Area, Output, RunRecord};
 use crate::config::Node;
 use crate::plan::{Planned, Project, State};
-use crate::report::Reporter;
+use crate::progress::Reporter;
 use crate::stage::{StageCtx, Upstream};
 use serde_json::Value;
 use std::cmp::Reverse;
@@ -114,7 +114,7 @@ impl Progress {
                 indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} stages {msg}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            crate::report::set_multi_progress(Some(m.clone()));
+            crate::progress::set_multi_progress(Some(m.clone()));
             Some((m, b))
         } else {
             None
@@ -138,7 +138,7 @@ impl Progress {
     fn finish(&self) {
         if let Some((_, b)) = &self.bar {
             b.finish_and_clear();
-            crate::report::set_multi_progress(None);
+            crate::progress::set_multi_progress(None);
         }
     }
 }
@@ -220,9 +220,11 @@ pub fn execute(
                     compute_busy = true;
                 }
                 running += 1;
-                let ups: Vec<(Node, RunRecord)> = proj.dag.upstream[i]
-                    .iter()
-                    .map(|&u| {
+                let ups: Vec<(Node, RunRecord)> = proj
+                    .dag
+                    .fingerprint_upstream(i, n.kind.info().reads_measurements)
+                    .into_iter()
+                    .map(|u| {
                         (
                             p.nodes[u].clone(),
                             records[u].clone().expect("upstream completed"),
@@ -464,19 +466,28 @@ fn run_one(
         Ok(r) => r,
         Err(e) => return Err(failed(&log_rel, format!("cannot create log file: {e}"))),
     };
-    let upstream: Vec<Upstream> = ups
+    let to_upstream = |(u, r): &(Node, RunRecord)| Upstream {
+        id: u.id.clone(),
+        stage: u.stage.clone(),
+        kind: u.kind_name.clone(),
+        results: proj.results_dir(u),
+        checkpoints: proj.ckpt_dir(u),
+        params: u.params.clone(),
+        fingerprint: r.fingerprint.clone(),
+        duration_s: Some(r.duration_s),
+    };
+    // `ups` holds every ancestor for kinds that read measurements; the direct ones in `needs` order.
+    let upstream: Vec<Upstream> = n
+        .needs
         .iter()
-        .map(|(u, r)| Upstream {
-            id: u.id.clone(),
-            stage: u.stage.clone(),
-            kind: u.kind_name.clone(),
-            results: proj.results_dir(u),
-            checkpoints: proj.ckpt_dir(u),
-            params: u.params.clone(),
-            fingerprint: r.fingerprint.clone(),
-            duration_s: Some(r.duration_s),
-        })
+        .filter_map(|id| ups.iter().find(|(u, _)| &u.id == id))
+        .map(to_upstream)
         .collect();
+    let ancestors: Vec<Upstream> = if n.kind.info().reads_measurements {
+        ups.iter().map(to_upstream).collect()
+    } else {
+        Vec::new()
+    };
     let threads = if n.kind.info().heavy {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -492,6 +503,8 @@ fn run_one(
         pipeline_seed: proj.pipeline.seed,
         params: n.params.clone(),
         upstream,
+        ancestors,
+        fingerprint: fp.clone(),
         out_dir: out_dir.clone(),
         ckpt_dir: ckpt_dir.clone(),
         meas_dir: meas_dir.clone(),

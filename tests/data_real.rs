@@ -2,7 +2,7 @@
 //! fetch through the mirror, tokenize and SGNS at 300 dimensions, printing the timings.
 //! `cargo test --release --test data_real -- --ignored --nocapture`
 
-use pipe::report::Reporter;
+use pipe::progress::Reporter;
 use pipe::stage::{embed::Embed, fetch::Fetch, tokenize::Tokenize, StageCtx, StageKind, Upstream};
 use std::path::Path;
 use std::time::Instant;
@@ -37,6 +37,8 @@ fn ctx(
         out_dir: out,
         ckpt_dir: root.join("ckpt"),
         meas_dir: root.join("meas"),
+        ancestors: Vec::new(),
+        fingerprint: String::new(),
         root: root.to_path_buf(),
         cache_dir: root.join("cache"),
         threads: 2,

@@ -1,7 +1,7 @@
 //! The `plot` stage kind on generated train outputs: draws both figures, rejects bad params and
 //! names the missing file.
 
-use pipe::report::Reporter;
+use pipe::progress::Reporter;
 use pipe::stage::{plot::Plot, StageCtx, StageKind, Upstream};
 use std::path::{Path, PathBuf};
 
@@ -37,6 +37,8 @@ fn ctx(root: &Path, upstream: Vec<Upstream>, params: serde_json::Value) -> Stage
         out_dir: out,
         ckpt_dir: root.join("ckpt"),
         meas_dir: root.join("meas"),
+        ancestors: Vec::new(),
+        fingerprint: String::new(),
         root: root.to_path_buf(),
         cache_dir: root.join("cache"),
         threads: 1,

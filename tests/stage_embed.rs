@@ -2,7 +2,7 @@
 //! every supported layout, and SGNS on a generated corpus.
 
 use pipe::embedding::{load_vectors, train_sgns, SgnsConfig};
-use pipe::report::Reporter;
+use pipe::progress::Reporter;
 use pipe::stage::embed::Embed;
 use pipe::stage::{StageCtx, StageKind, Upstream};
 use pipe::text::{TokenFile, Vocab, PAD};
@@ -218,6 +218,8 @@ fn ctx(root: &Path, params: serde_json::Value, upstream: Vec<Upstream>) -> Stage
         out_dir: out,
         ckpt_dir: root.join("ckpt"),
         meas_dir: root.join("meas"),
+        ancestors: Vec::new(),
+        fingerprint: String::new(),
         root: root.to_path_buf(),
         cache_dir: root.join("cache"),
         threads: 2,

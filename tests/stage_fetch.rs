@@ -1,7 +1,7 @@
 //! Integration tests of the `fetch` stage kind: downloads from a local HTTP server on 127.0.0.1
 //! (with Range support), resume, mirror hits, checksum mismatch and the offline error.
 
-use pipe::report::Reporter;
+use pipe::progress::Reporter;
 use pipe::stage::fetch::{download_cache_path, find_in_mirrors, read_record, Fetch, MIRROR_ENV};
 use pipe::stage::{StageCtx, StageKind};
 use std::io::{BufRead, BufReader, Write};
@@ -32,6 +32,8 @@ fn ctx(root: &Path, params: serde_json::Value) -> StageCtx {
         out_dir: out,
         ckpt_dir: root.join("ckpt"),
         meas_dir: root.join("meas"),
+        ancestors: Vec::new(),
+        fingerprint: String::new(),
         root: root.to_path_buf(),
         cache_dir: root.join("cache"),
         threads: 1,

@@ -4,7 +4,7 @@
 //! page and the screenshot.
 
 use pipe::plot::{attention_map, bar_chart, line_chart, AttentionMap, BarChart, LineChart, Series};
-use pipe::report::Reporter;
+use pipe::progress::Reporter;
 use pipe::stage::{report::Report, StageCtx, StageKind, Upstream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -43,6 +43,8 @@ fn ctx(root: &Path, upstream: Vec<Upstream>, params: serde_json::Value) -> Stage
         out_dir: out,
         ckpt_dir: root.join("ckpt"),
         meas_dir: root.join("meas"),
+        ancestors: Vec::new(),
+        fingerprint: String::new(),
         root: root.to_path_buf(),
         cache_dir: root.join("cache"),
         threads: 1,

@@ -1,7 +1,7 @@
 //! Integration tests of the `tokenize` stage kind (built without the engine) and of the
 //! streaming corpus library on generated data.
 
-use pipe::report::Reporter;
+use pipe::progress::Reporter;
 use pipe::stage::tokenize::Tokenize;
 use pipe::stage::{StageCtx, StageKind, Upstream};
 use pipe::text::{TokenFile, Vocab};
@@ -32,6 +32,8 @@ fn ctx(root: &Path, params: serde_json::Value, upstream: Vec<Upstream>) -> Stage
         out_dir: out,
         ckpt_dir: root.join("ckpt"),
         meas_dir: root.join("meas"),
+        ancestors: Vec::new(),
+        fingerprint: String::new(),
         root: root.to_path_buf(),
         cache_dir: root.join("cache"),
         threads: 2,

@@ -3,7 +3,7 @@
 
 use pipe::model::checkpoint::write_tensors;
 use pipe::model::Checkpoint;
-use pipe::report::Reporter;
+use pipe::progress::Reporter;
 use pipe::stage::{train::Train, StageCtx, StageKind, Upstream};
 use pipe::text::{TokenFile, Vocab};
 use rand::{Rng, SeedableRng};
@@ -84,6 +84,8 @@ fn ctx(root: &Path, id: &str, params: serde_json::Value, upstream: Vec<Upstream>
         out_dir: root.join("results").join(id),
         ckpt_dir: root.join("ckpt").join(id),
         meas_dir: root.join("meas").join(id),
+        ancestors: Vec::new(),
+        fingerprint: String::new(),
         root: root.to_path_buf(),
         cache_dir: root.join("cache"),
         threads: 1,

@@ -30,6 +30,9 @@ pub struct FingerprintKey {
     /// External input (as written in params) → content hash.
     pub inputs: BTreeMap<String, String>,
     pub seed: u64,
+    /// The pipeline's `name`, for kinds that read it (`KindInfo::uses_pipeline_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
 }
 
 impl FingerprintKey {
@@ -286,6 +289,7 @@ mod tests {
             upstream: vec![("data".into(), blake3::hash(b"up").to_hex().to_string())],
             inputs,
             seed: 100,
+            pipeline: None,
         };
         assert_eq!(
             key.fingerprint(),
@@ -305,6 +309,7 @@ mod tests {
             upstream: vec![],
             inputs: BTreeMap::new(),
             seed: 0,
+            pipeline: None,
         };
         assert_eq!(k(a).fingerprint(), k(b).fingerprint());
     }

@@ -63,6 +63,26 @@ impl Dag {
         keep
     }
 
+    /// Everything `i` depends on, transitively (without `i`), in topological order.
+    pub fn ancestors(&self, i: usize) -> Vec<usize> {
+        let keep = self.with_ancestors(&[i]);
+        self.order
+            .iter()
+            .copied()
+            .filter(|&j| j != i && keep[j])
+            .collect()
+    }
+
+    /// The instances whose records enter the fingerprint of `i`: its direct upstreams, or every
+    /// ancestor for kinds that read measurements (reports list every instance they cover).
+    pub fn fingerprint_upstream(&self, i: usize, all_ancestors: bool) -> Vec<usize> {
+        if all_ancestors {
+            self.ancestors(i)
+        } else {
+            self.upstream[i].clone()
+        }
+    }
+
     /// Everything downstream of `i`, transitively (without `i`).
     pub fn descendants(&self, i: usize) -> Vec<usize> {
         let mut seen = vec![false; self.upstream.len()];

@@ -147,7 +147,7 @@ impl StageKind for Embed {
                         tok.id
                     );
                 }
-                let mut bar: Option<crate::report::Bar> = None;
+                let mut bar: Option<crate::progress::Bar> = None;
                 let mut last = 0u64;
                 let started = std::time::Instant::now();
                 let emb = train_sgns(&train, v, &cfg, &mut |done, total| {

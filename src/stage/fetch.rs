@@ -481,7 +481,7 @@ impl Fetch {
             }
         }
         let part = PathBuf::from(format!("{}.part", cached.display()));
-        let mut bar: Option<crate::report::Bar> = None;
+        let mut bar: Option<crate::progress::Bar> = None;
         let res = download(
             url,
             bytes,

@@ -1,7 +1,7 @@
 //! Stage kinds: the contract between the engine and the built-in kinds, and the registry.
 //! Each kind lives in its own file and is thin glue over the domain libraries.
 
-use crate::report::Reporter;
+use crate::progress::Reporter;
 use std::path::{Path, PathBuf};
 
 pub mod beam_eval;
@@ -75,6 +75,11 @@ pub struct StageCtx {
     /// Stages this one needs, in `needs` order with swept stages expanded to all instances.
     /// For epoch N > 1 of a per-epoch kind, the previous epoch comes first.
     pub upstream: Vec<Upstream>,
+    /// Every instance this one depends on, transitively, in topological order: filled for kinds
+    /// that read measurements (reports), empty for the others.
+    pub ancestors: Vec<Upstream>,
+    /// This instance's fingerprint (blake3 hex).
+    pub fingerprint: String,
     /// Staging folder whose content becomes `results/<pipeline>/<id>/`.
     pub out_dir: PathBuf,
     /// Staging folder whose content is added to `checkpoints/<pipeline>/<stage>/`.

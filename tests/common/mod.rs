@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use pipe::model::{Checkpoint, CheckpointMeta, ModelConfig, Weights};
-use pipe::report::Reporter;
+use pipe::progress::Reporter;
 use pipe::stage::{StageCtx, StageKind, Upstream};
 use pipe::text::{TokenFile, Vocab};
 use rand::{Rng, SeedableRng};
@@ -140,6 +140,8 @@ pub fn ctx(
         out_dir: root.join("results").join(id),
         ckpt_dir: root.join("ckpt_out").join(stage),
         meas_dir: root.join("meas_out").join(stage),
+        ancestors: Vec::new(),
+        fingerprint: String::new(),
         root: root.to_path_buf(),
         cache_dir: root.join("cache"),
         threads: 1,
