@@ -43,7 +43,8 @@ impl Reporter {
                 if let Some(dir) = p.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                Some(File::create(p)?)
+                // A new file: never opened through a link planted at the log's path.
+                Some(File::options().write(true).create_new(true).open(p)?)
             }
             None => None,
         };

@@ -196,11 +196,11 @@ fn deleted_results_are_restored_without_running() {
     std::fs::remove_dir_all(p.root().join("out")).unwrap();
     let st = stdout(&p.pipe(&["status", "pipelines/p.yaml"]));
     assert!(
-        st.contains("output results/demo/a/metrics.json missing"),
+        st.contains("results/demo/a/metrics.json is missing"),
         "{st}"
     );
-    assert!(st.contains("output out/b_1.txt missing"), "{st}");
-    assert!(st.contains("a      will restore: output"), "{st}");
+    assert!(st.contains("out/b_1.txt is missing"), "{st}");
+    assert!(st.contains("a      will restore: "), "{st}");
     assert!(
         st.contains("0 will run, 5 will be restored from the store"),
         "{st}"
@@ -249,14 +249,24 @@ fn status_verify_rehashes() {
     perm.set_readonly(false);
     std::fs::set_permissions(&obj, perm).unwrap();
     std::fs::write(&obj, "X\n").unwrap();
+    // The edit changed the object's stat: even a plain status sees it.
     let st = stdout(&p.pipe(&["status", "pipelines/p.yaml"]));
-    assert!(!st.contains("  will run"), "{st}");
-    let st = stdout(&p.pipe(&["status", "pipelines/p.yaml", "--verify"]));
     let d = st.lines().find(|l| l.starts_with("d ")).unwrap();
     assert!(
-        d.contains("will run: store object of results/demo/d/d.txt corrupt"),
+        d.contains("will restore: the stored copy of results/demo/d/d.txt is corrupt"),
         "{st}"
     );
+    // --verify reports the same and changes nothing.
+    let before = p.snapshot();
+    let st = stdout(&p.pipe(&["status", "pipelines/p.yaml", "--verify"]));
+    assert!(
+        st.contains("the stored copy of results/demo/d/d.txt is corrupt"),
+        "{st}"
+    );
+    assert_eq!(before, p.snapshot());
+    // A plain run repairs the store from the intact working file, running nothing.
+    assert!(p.run_ok(&[]).is_empty());
+    assert_eq!(std::fs::read(&obj).unwrap(), b"d\n");
 }
 
 #[test]
@@ -612,4 +622,244 @@ stages:
     assert!(p.run_ok(&[]).is_empty());
     assert!(!p.root().join("od/f3.txt").exists(), "stale file kept");
     assert_eq!(p.read("od/f1.txt"), "1\n");
+}
+
+/// `a` writes the value of its parameter `v` into out; `b` copies it.
+const FLIP: &str = r#"
+name: flip
+stages:
+  a:
+    kind: command
+    params:
+      cmd: "echo a >> runs.log; echo value A > $PIPE_OUT/x.txt"
+  b:
+    kind: command
+    needs: [a]
+    params:
+      cmd: "echo b >> runs.log; cat results/flip/a/x.txt > $PIPE_OUT/y.txt"
+"#;
+
+fn with_v(pipeline: &str, v: &str) -> String {
+    pipeline.replace("value A", &format!("value {v}"))
+}
+
+/// Every file under results/ and checkpoints/ with its bytes (logs left out: they hold times).
+fn outputs_of(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v = Vec::new();
+    for area in ["results", "checkpoints"] {
+        let mut stack = vec![root.join(area)];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                if rel.contains("/logs") {
+                    continue;
+                }
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    v.push((rel, std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn a_value_changed_and_changed_back_restores_every_output() {
+    let p = Proj::new(FLIP);
+    p.run_ok(&[]);
+    p.write("pipelines/p.yaml", &with_v(FLIP, "B"));
+    assert_eq!(p.run_ok(&[]), vec!["a", "b"]);
+    assert_eq!(p.read("results/flip/b/y.txt"), "value B\n");
+    p.write("pipelines/p.yaml", FLIP);
+    // Back to A: both restored from the store, nothing recomputed, every output A's.
+    let st = stdout(&p.pipe(&["status", "pipelines/p.yaml"]));
+    assert!(
+        st.contains("results/flip/a/x.txt differs from the stored output"),
+        "{st}"
+    );
+    assert!(p.run_ok(&[]).is_empty());
+    let clean = Proj::new(FLIP);
+    clean.run_ok(&[]);
+    assert_eq!(outputs_of(p.root()), outputs_of(clean.root()));
+    let st = stdout(&p.pipe(&["status", "pipelines/p.yaml"]));
+    assert!(st.contains("2 up to date, 0 will run"), "{st}");
+}
+
+#[test]
+fn an_edited_result_never_changes_the_store_and_is_restored() {
+    let p = Proj::new(FLIP);
+    p.run_ok(&[]);
+    let x = p.root().join("results/flip/a/x.txt");
+    let good = std::fs::read(&x).unwrap();
+    let h = blake3::hash(&good).to_hex().to_string();
+    let obj = p
+        .root()
+        .join(format!("cache/objects/{}/{}", &h[..2], &h[2..]));
+    // Edit in place, same size (as root the file mode would not stop it).
+    let mut edited = good.clone();
+    edited[0] ^= 0x20;
+    std::fs::write(&x, &edited).unwrap();
+    assert_eq!(std::fs::read(&obj).unwrap(), good, "the store changed");
+    let st = stdout(&p.pipe(&["status", "pipelines/p.yaml"]));
+    assert!(
+        st.contains("a  will restore: results/flip/a/x.txt differs"),
+        "{st}"
+    );
+    assert!(p.run_ok(&[]).is_empty());
+    assert_eq!(std::fs::read(&x).unwrap(), good);
+    // A file the run did not produce is removed from the results folder.
+    p.write("results/flip/a/junk.txt", "junk");
+    assert!(p.run_ok(&[]).is_empty());
+    assert!(!p.root().join("results/flip/a/junk.txt").exists());
+}
+
+fn object_of(p: &Proj, bytes: &[u8]) -> PathBuf {
+    let h = blake3::hash(bytes).to_hex().to_string();
+    p.root()
+        .join(format!("cache/objects/{}/{}", &h[..2], &h[2..]))
+}
+
+fn writable(path: &Path) {
+    let mut perm = std::fs::metadata(path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(path, perm).unwrap();
+}
+
+#[test]
+fn corrupt_objects_are_warned_once_never_used_and_repaired() {
+    for damage in ["flip", "truncate", "dir"] {
+        let p = Proj::new(CHAIN);
+        p.run_ok(&[]);
+        let obj = object_of(&p, b"d\n");
+        writable(&obj);
+        match damage {
+            "flip" => std::fs::write(&obj, b"e\n").unwrap(),
+            "truncate" => std::fs::write(&obj, b"").unwrap(),
+            _ => {
+                std::fs::remove_file(&obj).unwrap();
+                std::fs::create_dir(&obj).unwrap();
+            }
+        }
+        // The working copy is gone too: the stage must recompute, never use the bad object.
+        std::fs::remove_dir_all(p.root().join("results/demo/d")).unwrap();
+        let o = p.pipe(&["run", "pipelines/p.yaml"]);
+        assert!(o.status.success(), "{damage}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert_eq!(e.matches("is corrupt").count(), 1, "{damage}: {e}");
+        assert_eq!(p.take_runs(), vec!["d"], "{damage}");
+        assert_eq!(p.read("results/demo/d/d.txt"), "d\n", "{damage}");
+        assert_eq!(std::fs::read(&obj).unwrap(), b"d\n", "{damage}");
+        assert!(
+            p.root()
+                .join("cache/quarantine")
+                .read_dir()
+                .unwrap()
+                .count()
+                >= 1
+        );
+        assert!(p.run_ok(&[]).is_empty(), "{damage}");
+    }
+}
+
+#[test]
+fn force_with_identical_outputs_runs_nothing_downstream() {
+    let p = Proj::new(CHAIN);
+    p.run_ok(&[]);
+    assert_eq!(p.run_ok(&["--force", "a"]), vec!["a"]);
+}
+
+#[test]
+fn frozen_passes_when_only_restores_are_needed() {
+    let p = Proj::new(CHAIN);
+    p.run_ok(&[]);
+    std::fs::remove_dir_all(p.root().join("results/demo/c")).unwrap();
+    assert!(p.run_ok(&["--frozen"]).is_empty());
+    assert_eq!(p.read("results/demo/c/c.txt"), "hello\n1\nhello\n2\n");
+    p.write("in.txt", "changed\n");
+    let o = p.pipe(&["run", "pipelines/p.yaml", "--frozen"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("a (input in.txt changed)"), "{e}");
+    assert!(e.contains("commit pipelines/p.lock"), "{e}");
+}
+
+#[test]
+fn a_conflicted_lock_file_is_an_error_and_gc_refuses() {
+    let p = Proj::new(CHAIN);
+    p.run_ok(&[]);
+    let lock = p.read("pipelines/p.lock");
+    p.write(
+        "pipelines/p.lock",
+        &format!("<<<<<<< HEAD\n{lock}=======\n{lock}>>>>>>> other\n"),
+    );
+    let before = p.snapshot();
+    let o = p.pipe(&["status", "pipelines/p.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("pipelines/p.lock:1:1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("merge-conflict"), "{}", stderr(&o));
+    let o = p.pipe(&["clean", "--cache", "--unreferenced"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("refuses"), "{}", stderr(&o));
+    assert_eq!(before.len(), p.snapshot().len());
+    assert!(p.root().join("cache/objects").read_dir().unwrap().count() > 0);
+}
+
+#[test]
+fn a_restored_stage_has_its_log_and_a_line_saying_so() {
+    let p = Proj::new(CHAIN);
+    p.run_ok(&[]);
+    assert!(p.read("results/demo/logs/d.log").contains("done in"));
+    std::fs::remove_dir_all(p.root().join("results")).unwrap();
+    assert!(p.run_ok(&[]).is_empty());
+    let log = p.read("results/demo/logs/d.log");
+    assert!(log.contains("done in"), "{log}");
+    assert!(log.contains("restored from the store at"), "{log}");
+}
+
+#[test]
+fn planted_links_are_refused_never_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("keep.txt"), "keep").unwrap();
+    // results/ as a link to an outside folder.
+    let p = Proj::new(CHAIN);
+    std::os::unix::fs::symlink(outside.path(), p.root().join("results")).unwrap();
+    let o = p.pipe(&["run", "pipelines/p.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
+    assert_eq!(outside.path().read_dir().unwrap().count(), 1);
+    // pipe clean removes the link, never its target.
+    std::fs::remove_file(p.root().join("results")).unwrap();
+    std::fs::create_dir(p.root().join("results")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), p.root().join("results/demo")).unwrap();
+    let o = p.pipe(&["clean", "pipelines/p.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!p.root().join("results/demo").exists());
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("keep.txt")).unwrap(),
+        "keep"
+    );
+    // cache/lock as a link: refused, its target not truncated.
+    let q = Proj::new(CHAIN);
+    std::fs::create_dir_all(q.root().join("cache")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("keep.txt"), q.root().join("cache/lock"))
+        .unwrap();
+    let o = q.pipe(&["run", "pipelines/p.yaml"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("keep.txt")).unwrap(),
+        "keep"
+    );
 }

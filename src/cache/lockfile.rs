@@ -26,12 +26,30 @@ pub struct LockEntry {
 }
 
 impl LockFile {
-    /// Reads a lock file; a missing or unreadable one is empty.
-    pub fn read(path: &Path) -> LockFile {
-        std::fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+    /// Reads a lock file; a missing one is empty. One that cannot be read or parsed (say, with
+    /// merge-conflict markers) is an error naming the file and line, never taken as empty.
+    pub fn read(path: &Path) -> Result<LockFile, String> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockFile::default()),
+            Err(e) => return Err(format!("cannot read the lock file {}: {e}", path.display())),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| {
+            let conflict = bytes
+                .split(|&b| b == b'\n')
+                .any(|l| l.starts_with(b"<<<<<<<") || l.starts_with(b">>>>>>>"));
+            format!(
+                "{}:{}:{}: not a valid lock file ({e}){}",
+                path.display(),
+                e.line(),
+                e.column(),
+                if conflict {
+                    "; it holds merge-conflict markers: resolve the conflict (or delete the file and rerun)"
+                } else {
+                    "; fix it or delete it and rerun"
+                }
+            )
+        })
     }
 
     /// Writes it atomically, only when the content changed.

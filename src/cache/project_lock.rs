@@ -28,13 +28,26 @@ impl ProjectLock {
         on_wait: impl FnOnce(Option<u32>),
     ) -> Result<Self, LockError> {
         std::fs::create_dir_all(cache_dir).map_err(LockError::Io)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOFOLLOW: a link planted at `cache/lock` is refused, never followed and truncated.
+        let path = cache_dir.join("lock");
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(cache_dir.join("lock"))
-            .map_err(LockError::Io)?;
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    LockError::Io(std::io::Error::other(format!(
+                        "{} is a symbolic link; pipe never writes through a link it did not create: remove it",
+                        path.display()
+                    )))
+                } else {
+                    LockError::Io(e)
+                }
+            })?;
         let got = FileExt::try_lock_exclusive(&file).map_err(LockError::Io)?;
         if !got {
             let holder = read_pid(&mut file);

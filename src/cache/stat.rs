@@ -1,6 +1,7 @@
-//! Content hashes of external inputs (files or folders) with a stat cache keyed by
-//! path + size + mtime + inode, so unchanged files are never re-read and touching a file
-//! without changing it costs one re-hash and reruns nothing.
+//! The stat cache: a file's content hash remembered with its size, mtime, ctime and inode, so an
+//! unchanged file is never re-read and any change (an edit, a replacement, even one that keeps
+//! the size) means a re-hash. Entries recorded within two seconds of the file's last change are
+//! "racy" (a later edit could keep every stat field) and are re-hashed once more.
 
 use super::{hash_file, walk};
 use serde::{Deserialize, Serialize};
@@ -9,12 +10,47 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// A change closer than this to the moment an entry was recorded is not trusted.
+const RACY_NS: i64 = 2_000_000_000;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Entry {
     size: u64,
     mtime_ns: i64,
+    #[serde(default)]
+    ctime_ns: i64,
     ino: u64,
     hash: String,
+    /// When the entry was recorded (wall clock, ns).
+    #[serde(default)]
+    at_ns: i64,
+}
+
+/// The stat fields an entry is matched on.
+struct Stat {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+    is_file: bool,
+}
+
+fn stat(path: &Path) -> std::io::Result<Stat> {
+    let md = std::fs::symlink_metadata(path)?;
+    Ok(Stat {
+        size: md.len(),
+        mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+        ctime_ns: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+        ino: md.ino(),
+        is_file: md.file_type().is_file(),
+    })
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 /// The stat cache, loaded from and saved to `cache/stat.json`.
@@ -36,7 +72,7 @@ impl StatCache {
         }
     }
 
-    /// Saves when something changed (atomic rename; best effort).
+    /// Saves when something changed (atomic rename; best effort: the cache only saves work).
     pub fn save(&self) {
         let Ok(m) = self.map.lock() else { return };
         if m.1 {
@@ -46,32 +82,75 @@ impl StatCache {
         }
     }
 
-    /// Hash of one file, from the cache when its stat matches.
-    pub fn file_hash(&self, path: &Path) -> std::io::Result<String> {
-        let md = std::fs::metadata(path)?;
-        let key = path.to_string_lossy().into_owned();
-        let mtime_ns = md.mtime() * 1_000_000_000 + md.mtime_nsec();
-        if let Ok(m) = self.map.lock() {
-            if let Some(e) = m.0.get(&key) {
-                if e.size == md.len() && e.mtime_ns == mtime_ns && e.ino == md.ino() {
-                    return Ok(e.hash.clone());
-                }
-            }
-        }
-        let hash = hash_file(path)?;
+    fn key(path: &Path) -> String {
+        path.to_string_lossy().into_owned()
+    }
+
+    /// The remembered hash of a regular file, when its stat still matches a trusted entry.
+    pub fn known(&self, path: &Path) -> Option<String> {
+        let st = stat(path).ok()?;
+        let m = self.map.lock().ok()?;
+        let e = m.0.get(&Self::key(path))?;
+        let same = st.is_file
+            && e.size == st.size
+            && e.mtime_ns == st.mtime_ns
+            && e.ctime_ns == st.ctime_ns
+            && e.ino == st.ino;
+        let settled = e.at_ns - st.mtime_ns.max(st.ctime_ns) > RACY_NS;
+        (same && settled).then(|| e.hash.clone())
+    }
+
+    /// Remembers `hash` for the file now at `path` (one the caller just wrote or hashed).
+    pub fn remember(&self, path: &Path, hash: &str) {
+        let Ok(st) = stat(path) else { return };
         if let Ok(mut m) = self.map.lock() {
             m.0.insert(
-                key,
+                Self::key(path),
                 Entry {
-                    size: md.len(),
-                    mtime_ns,
-                    ino: md.ino(),
-                    hash: hash.clone(),
+                    size: st.size,
+                    mtime_ns: st.mtime_ns,
+                    ctime_ns: st.ctime_ns,
+                    ino: st.ino,
+                    hash: hash.to_string(),
+                    at_ns: now_ns(),
                 },
             );
             m.1 = true;
         }
-        Ok(hash)
+    }
+
+    /// Forgets a path (it was removed or replaced by something not hashed).
+    pub fn forget(&self, path: &Path) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.0.remove(&Self::key(path)).is_some() {
+                m.1 = true;
+            }
+        }
+    }
+
+    /// Hash of one regular file: from the cache when its stat matches, else re-read. With
+    /// `rehash`, always re-read. Symlinks and folders are errors (`InvalidData`).
+    pub fn hash(&self, path: &Path, rehash: bool) -> std::io::Result<String> {
+        if !rehash {
+            if let Some(h) = self.known(path) {
+                return Ok(h);
+            }
+        }
+        let st = stat(path)?;
+        if !st.is_file {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a regular file",
+            ));
+        }
+        let h = hash_file(path)?;
+        self.remember(path, &h);
+        Ok(h)
+    }
+
+    /// Hash of one file, from the cache when its stat matches.
+    pub fn file_hash(&self, path: &Path) -> std::io::Result<String> {
+        self.hash(path, false)
     }
 
     /// Hash of a file or a folder (the folder's sorted relative paths with their file hashes);
@@ -82,12 +161,46 @@ impl StatCache {
             let files = walk(path).ok()?;
             let mut list = Vec::with_capacity(files.len());
             for f in files {
-                list.push((f.clone(), self.file_hash(&path.join(&f)).ok()?));
+                let p = path.join(&f);
+                let h = match self.known(&p) {
+                    Some(h) => h,
+                    None => {
+                        let h = hash_file(&p).ok()?;
+                        self.remember(&p, &h);
+                        h
+                    }
+                };
+                list.push((f.clone(), h));
             }
             let bytes = serde_json::to_vec(&list).ok()?;
             Some(format!("dir:{}", blake3::hash(&bytes).to_hex()))
         } else {
-            self.file_hash(path).ok()
+            match self.known(path) {
+                Some(h) => Some(h),
+                None => {
+                    let h = hash_file(path).ok()?;
+                    self.remember(path, &h);
+                    Some(h)
+                }
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edit_that_keeps_the_size_is_seen() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("x");
+        std::fs::write(&f, "AAAA").unwrap();
+        let s = StatCache::load(d.path());
+        let a = s.hash(&f, false).unwrap();
+        std::fs::write(&f, "BBBB").unwrap();
+        let b = s.hash(&f, false).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(b, hash_file(&f).unwrap());
     }
 }

@@ -26,8 +26,9 @@ pub struct CleanArgs {
     pub no_wait: bool,
 }
 
-/// Every `*.lock` file of our format in the project (root and `pipelines/`, recursively).
-fn lock_files(root: &Path) -> Vec<LockFile> {
+/// Every `*.lock` file of our format in the project (root and `pipelines/`, recursively). One
+/// that cannot be read is an error: garbage collection never guesses what is referenced.
+fn lock_files(root: &Path) -> Result<Vec<LockFile>> {
     let mut out = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(d) = dirs.pop() {
@@ -44,14 +45,48 @@ fn lock_files(root: &Path) -> Vec<LockFile> {
                     dirs.push(p);
                 }
             } else if name.ends_with(".lock") && name != "Cargo.lock" {
-                let l = LockFile::read(&p);
-                if !l.pipeline.is_empty() {
-                    out.push(l);
+                let text = std::fs::read(&p).unwrap_or_default();
+                // Other tools' lock files (not JSON objects with `stages`) are not ours.
+                let ours = serde_json::from_slice::<serde_json::Value>(&text)
+                    .map(|v| v.get("stages").is_some())
+                    .unwrap_or(true);
+                if !ours {
+                    continue;
                 }
+                let l = LockFile::read(&p).map_err(|e| {
+                    PipeError::Config(format!(
+                        "{e}; `pipe clean --cache` refuses to run while a lock file is unreadable"
+                    ))
+                })?;
+                out.push(l);
             }
         }
     }
-    out
+    Ok(out)
+}
+
+/// The pipeline name of `pipe clean ARG`: ARG is a pipeline file, or a pipeline name (the
+/// `name:` of `pipelines/<ARG>.yaml`, or ARG itself).
+fn pipeline_name(root: &Path, arg: &Path) -> Result<String> {
+    let file = if root.join(arg).is_file() {
+        Some(arg.to_path_buf())
+    } else {
+        ["yaml", "yml"]
+            .iter()
+            .map(|e| Path::new("pipelines").join(format!("{}.{e}", arg.display())))
+            .find(|p| root.join(p).is_file())
+    };
+    if let Some(f) = file {
+        let ov = crate::config::Overrides::default();
+        return Ok(crate::config::load(root, &f, &ov)?.name);
+    }
+    let name = arg.to_string_lossy().into_owned();
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(PipeError::Config(format!(
+            "pipe clean {name}: not a pipeline file or a pipeline name"
+        )));
+    }
+    Ok(name)
 }
 
 pub fn run(args: CleanArgs) -> Result<i32> {
@@ -68,7 +103,11 @@ pub fn run(args: CleanArgs) -> Result<i32> {
         ));
     }
     let _lock = match ProjectLock::acquire(&cache.dir, !args.no_wait, |pid| {
-        eprintln!("waiting for the project lock held by pid {pid:?}")
+        eprintln!(
+            "waiting for the project lock held by {}",
+            pid.map(|p| format!("pid {p}"))
+                .unwrap_or_else(|| "another process".into())
+        )
     }) {
         Ok(l) => l,
         Err(LockError::Busy(pid)) => {
@@ -80,24 +119,28 @@ pub fn run(args: CleanArgs) -> Result<i32> {
         Err(LockError::Io(e)) => return Err(PipeError::Failed(format!("project lock: {e}"))),
     };
     let mut doomed: Vec<PathBuf> = Vec::new();
-    if let Some(file) = &args.pipeline {
-        let ov = crate::config::Overrides::default();
-        let p = crate::config::load(&root, file, &ov)?;
+    if let Some(arg) = &args.pipeline {
+        let name = pipeline_name(&root, arg)?;
         for d in ["results", "checkpoints"] {
-            let dir = root.join(d).join(&p.name);
-            if dir.exists() {
+            let dir = root.join(d).join(&name);
+            if std::fs::symlink_metadata(&dir).is_ok() {
                 doomed.push(dir);
             }
         }
     }
     if args.cache {
-        let locks = lock_files(&root);
+        let locks = lock_files(&root)?;
         let mut fps = BTreeSet::new();
         let mut objs = BTreeSet::new();
         for l in &locks {
             for e in l.stages.values() {
                 fps.insert(e.fingerprint.clone());
                 objs.extend(e.outputs.values().cloned());
+                // The record also keeps measurements and the log.
+                if let Some(rec) = cache.record(&e.fingerprint) {
+                    objs.extend(rec.outputs.iter().map(|o| o.blake3.clone()));
+                    objs.extend(rec.log.clone());
+                }
             }
         }
         for f in walk(&cache.dir.join("runs")).unwrap_or_default() {
@@ -118,12 +161,9 @@ pub fn run(args: CleanArgs) -> Result<i32> {
         if args.dry_run {
             println!("would remove {}", rel.display());
         } else {
-            let r = if d.is_dir() {
-                std::fs::remove_dir_all(d)
-            } else {
-                std::fs::remove_file(d)
-            };
-            r.map_err(|e| PipeError::Failed(format!("cannot remove {}: {e}", rel.display())))?;
+            // A link is removed as a link, never its target; nothing through a link.
+            crate::cache::fsafe::remove(&root, d)
+                .map_err(|e| PipeError::Failed(format!("cannot remove {}: {e}", rel.display())))?;
             println!("removed {}", rel.display());
         }
     }

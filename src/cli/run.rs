@@ -34,6 +34,13 @@ pub struct RunArgs {
     /// Exit at once when another `pipe` holds the project lock, instead of waiting.
     #[arg(long)]
     pub no_wait: bool,
+    /// Re-hash every materialised output and store object first (ignoring the stat cache),
+    /// then repair what is corrupt or changed.
+    #[arg(long)]
+    pub verify: bool,
+    /// Print a JSON summary (what ran, was restored, failed; the report path) on stdout.
+    #[arg(long)]
+    pub json: bool,
     /// A mirror folder for downloads, prepended to PIPE_MIRROR (repeatable).
     #[arg(long, value_name = "DIR")]
     pub mirror: Vec<PathBuf>,
@@ -103,11 +110,14 @@ pub fn run(args: RunArgs) -> Result<i32> {
         return Err(PipeError::Config("-j 0: give at least one job".into()));
     }
 
+    let interrupted = |id: &str| crate::interrupt::was_interrupted(&proj.cache.dir, id);
     if args.dry_run {
-        let plans = plan::plan(&proj, &selected, &force, false);
+        let plans = plan::plan(&proj, &selected, &force, args.verify, &interrupted);
         print!("{}", super::status::render(&proj, &plans, false));
         return Ok(0);
     }
+    crate::interrupt::install();
+    check_own_folders(&proj)?;
 
     // The project lock; then re-read the lock file (another run may have just finished).
     let _lock = match ProjectLock::acquire(&proj.cache.dir, !args.no_wait, |pid| {
@@ -118,14 +128,12 @@ pub fn run(args: RunArgs) -> Result<i32> {
         )
     }) {
         Ok(l) => l,
-        Err(LockError::Busy(pid)) => {
-            return Err(PipeError::Failed(format!(
+        Err(LockError::Busy(pid)) => return Err(PipeError::Failed(format!(
             "another `pipe` ({}) holds the project lock {}; wait for it or run without --no-wait",
             pid.map(|p| format!("pid {p}"))
                 .unwrap_or_else(|| "unknown pid".into()),
             proj.cache.dir.join("lock").display()
-        )))
-        }
+        ))),
         Err(LockError::Io(e)) => {
             return Err(PipeError::Failed(format!(
                 "cannot take the project lock in {}: {e}",
@@ -133,11 +141,11 @@ pub fn run(args: RunArgs) -> Result<i32> {
             )))
         }
     };
-    proj.lock = crate::cache::lockfile::LockFile::read(&proj.pipeline.lock_path());
-    // Leftovers of killed runs.
-    let _ = std::fs::remove_dir_all(proj.cache.tmp_dir());
+    proj.reload_lock()?;
+    sweep_leftovers(&proj);
 
-    let plans = plan::plan(&proj, &selected, &force, false);
+    let interrupted = |id: &str| crate::interrupt::was_interrupted(&proj.cache.dir, id);
+    let plans = plan::plan(&proj, &selected, &force, args.verify, &interrupted);
     if args.frozen {
         let stale: Vec<String> = proj
             .dag
@@ -146,17 +154,28 @@ pub fn run(args: RunArgs) -> Result<i32> {
             .filter_map(|&i| {
                 plans[i]
                     .as_ref()
-                    .filter(|pl| pl.state == State::WillRun)
-                    .map(|pl| format!("{} ({})", proj.pipeline.nodes[i].id, pl.reasons.join("; ")))
+                    .filter(|pl| pl.state == State::Run)
+                    .map(|pl| {
+                        format!(
+                            "{} ({})",
+                            proj.pipeline.nodes[i].id,
+                            crate::plan::reason::join(&pl.reasons)
+                        )
+                    })
             })
             .collect();
         if !stale.is_empty() {
             proj.stats.save();
             return Err(PipeError::Failed(format!(
-                "--frozen: {} stage(s) would run: {}; run `pipe run {}` and commit its lock file",
+                "--frozen: {} stage(s) would compute: {}; run `pipe run {}` and commit {}",
                 stale.len(),
                 stale.join(", "),
-                proj.pipeline.file.display()
+                proj.pipeline.file.display(),
+                proj.pipeline
+                    .lock_path()
+                    .strip_prefix(&proj.pipeline.root)
+                    .unwrap_or(&proj.pipeline.lock_path())
+                    .display()
             )));
         }
     }
@@ -193,22 +212,51 @@ pub fn run(args: RunArgs) -> Result<i32> {
         eprintln!("warning: cannot write {}: {e}", p.lock_path().display());
     }
 
+    remove_dropped_instances(&proj);
+
     let (mut ran, mut restored, mut fresh) = (0, 0, 0);
     let mut failures = Vec::new();
     let mut skipped = Vec::new();
+    let mut stopped = None;
+    let mut summary: Vec<serde_json::Value> = Vec::new();
     for (i, o) in outcomes.iter().enumerate() {
-        match o {
-            Some(Outcome::Ran(_)) => ran += 1,
-            Some(Outcome::Restored) => restored += 1,
-            Some(Outcome::UpToDate) => fresh += 1,
-            Some(Outcome::Failed { msg, log }) => {
-                failures.push((p.nodes[i].id.clone(), msg.clone(), log.clone()))
+        let id = p.nodes[i].id.clone();
+        let state = match o {
+            Some(Outcome::Ran(_)) => {
+                ran += 1;
+                "ran"
             }
-            Some(Outcome::Skipped(_)) => skipped.push(p.nodes[i].id.clone()),
-            None => {}
-        }
+            Some(Outcome::Restored) => {
+                restored += 1;
+                "restored"
+            }
+            Some(Outcome::UpToDate) => {
+                fresh += 1;
+                "up-to-date"
+            }
+            Some(Outcome::Failed { msg, log }) => {
+                failures.push((id.clone(), msg.clone(), log.clone()));
+                "failed"
+            }
+            Some(Outcome::Interrupted { log }) => {
+                stopped = Some((id.clone(), log.clone()));
+                "interrupted"
+            }
+            Some(Outcome::Skipped(_)) => {
+                skipped.push(id.clone());
+                "skipped"
+            }
+            None => continue,
+        };
+        summary.push(serde_json::json!({"id": id, "state": state}));
     }
-    println!(
+    let report = p
+        .nodes
+        .iter()
+        .enumerate()
+        .find(|(i, n)| n.kind_name == "report" && records[*i].is_some())
+        .map(|(_, n)| proj.results_dir(n).join("index.html"));
+    let line = format!(
         "{}: {ran} ran, {restored} restored, {fresh} up to date{}{} in {:.2}s",
         p.name,
         if failures.is_empty() {
@@ -223,13 +271,35 @@ pub fn run(args: RunArgs) -> Result<i32> {
         },
         t0.elapsed().as_secs_f64()
     );
-    for (i, n) in p.nodes.iter().enumerate() {
-        if n.kind_name == "report" && records[i].is_some() {
-            println!(
-                "report: {}",
-                proj.results_dir(n).join("index.html").display()
-            );
+    if args.json {
+        let j = serde_json::json!({
+            "pipeline": p.name,
+            "ran": ran, "restored": restored, "up_to_date": fresh,
+            "failed": failures.iter().map(|f| serde_json::json!({"id": f.0, "message": f.1, "log": f.2})).collect::<Vec<_>>(),
+            "skipped": skipped,
+            "stages": summary,
+            "report": report.as_ref().map(|r| r.display().to_string()),
+        });
+        println!("{}", serde_json::to_string_pretty(&j).expect("serialises"));
+    } else {
+        println!("{line}");
+        if let Some(r) = &report {
+            println!("report: {}", r.display());
         }
+    }
+    if let Some(sig) = crate::interrupt::requested() {
+        let what = stopped
+            .map(|(id, log)| format!("stage `{id}` was interrupted (log: {})", log.display()))
+            .unwrap_or_else(|| "the run was interrupted between stages".into());
+        eprintln!(
+            "{what}; stopped by {}; rerun to continue",
+            if sig == libc::SIGINT {
+                "Ctrl-C"
+            } else {
+                "SIGTERM"
+            }
+        );
+        return Ok(crate::interrupt::exit_code(sig));
     }
     if let Some((id, msg, log)) = failures.into_iter().next() {
         return Err(PipeError::StageFailed {
@@ -239,4 +309,76 @@ pub fn run(args: RunArgs) -> Result<i32> {
         });
     }
     Ok(0)
+}
+
+/// Refuses to run when one of pipe's own folders is a symlink (pipe never writes through a
+/// link it did not create).
+fn check_own_folders(proj: &plan::Project) -> Result<()> {
+    let root = &proj.pipeline.root;
+    let name = &proj.pipeline.name;
+    for d in [
+        root.join("cache"),
+        root.join("results").join(name),
+        root.join("checkpoints").join(name),
+    ] {
+        crate::cache::fsafe::check_dir(root, &d).map_err(|e| PipeError::Config(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Removes what killed runs left: staging folders and temporary files of dead processes.
+fn sweep_leftovers(proj: &plan::Project) {
+    let _ = std::fs::remove_dir_all(proj.cache.tmp_dir());
+    let mut dirs = vec![
+        proj.cache.dir.clone(),
+        proj.cache.dir.join("runs"),
+        proj.pipeline
+            .lock_path()
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default(),
+    ];
+    if let Ok(rd) = std::fs::read_dir(proj.cache.dir.join("objects")) {
+        dirs.extend(rd.flatten().map(|e| e.path()));
+    }
+    for d in dirs {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if crate::cache::is_stale_tmp(&name) && e.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Removes the results and checkpoint folders of instances no longer in the pipeline (a value
+/// dropped from a matrix, a renamed stage), and says so.
+fn remove_dropped_instances(proj: &plan::Project) {
+    let p = &proj.pipeline;
+    let root = &p.root;
+    let ids: std::collections::BTreeSet<&str> = p.nodes.iter().map(|n| n.id.as_str()).collect();
+    let ckpts: std::collections::BTreeSet<&str> =
+        p.nodes.iter().map(|n| n.ckpt_name.as_str()).collect();
+    for (area, keep) in [("results", &ids), ("checkpoints", &ckpts)] {
+        let dir = root.join(area).join(&p.name);
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if (area == "results" && name == "logs") || keep.contains(name.as_str()) {
+                continue;
+            }
+            if crate::cache::fsafe::remove(root, &e.path()).is_ok() {
+                eprintln!(
+                    "removed {area}/{}/{name} (no longer in {})",
+                    p.name,
+                    p.file.display()
+                );
+            }
+        }
+    }
 }

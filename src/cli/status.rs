@@ -10,10 +10,12 @@ use std::io::Write;
 pub struct StatusArgs {
     #[command(flatten)]
     pub pipeline: PipelineArgs,
-    /// Print `{"stages": [{"id", "state", "reasons"}]}` in topological order.
+    /// Print `{"stages": [{"id", "kind", "state", "fingerprint", "reasons": [{"reason", …,
+    /// "text"}]}]}` in topological order; state is `up-to-date`, `restore` or `run`.
     #[arg(long)]
     pub json: bool,
-    /// Re-hash every store object and materialised output instead of trusting sizes.
+    /// Re-hash every store object and materialised output instead of trusting the stat cache;
+    /// reports and changes nothing.
     #[arg(long)]
     pub verify: bool,
 }
@@ -21,8 +23,18 @@ pub struct StatusArgs {
 pub fn run(args: StatusArgs) -> Result<i32> {
     let proj = args.pipeline.load()?;
     let nn = proj.pipeline.nodes.len();
-    let plans = plan::plan(&proj, &vec![true; nn], &vec![false; nn], args.verify);
-    proj.stats.save();
+    let interrupted = |id: &str| crate::interrupt::was_interrupted(&proj.cache.dir, id);
+    let plans = plan::plan(
+        &proj,
+        &vec![true; nn],
+        &vec![false; nn],
+        args.verify,
+        &interrupted,
+    );
+    // `--verify` reports and changes nothing, not even the stat cache.
+    if !args.verify {
+        proj.stats.save();
+    }
     print!("{}", render(&proj, &plans, args.json));
     let _ = std::io::stdout().flush();
     Ok(0)
@@ -38,11 +50,21 @@ pub fn render(proj: &plan::Project, plans: &[Option<plan::Planned>], json: bool)
             .iter()
             .filter_map(|&i| {
                 plans[i].as_ref().map(|pl| {
+                    let reasons: Vec<serde_json::Value> = pl
+                        .reasons
+                        .iter()
+                        .map(|r| {
+                            let mut v = serde_json::to_value(r).expect("serialises");
+                            v["text"] = serde_json::Value::String(r.to_string());
+                            v
+                        })
+                        .collect();
                     serde_json::json!({
                         "id": p.nodes[i].id,
+                        "kind": p.nodes[i].kind_name,
                         "state": pl.state.as_str(),
-                        "restore": pl.restore,
-                        "reasons": pl.reasons,
+                        "fingerprint": pl.fingerprint,
+                        "reasons": reasons,
                     })
                 })
             })
@@ -64,18 +86,18 @@ pub fn render(proj: &plan::Project, plans: &[Option<plan::Planned>], json: bool)
                 fresh += 1;
                 s.push_str(&format!("{id:width$}  up to date\n"))
             }
-            plan::State::WillRun if pl.restore => {
+            plan::State::Restore => {
                 restored += 1;
                 s.push_str(&format!(
                     "{id:width$}  will restore: {}\n",
-                    pl.reasons.join("; ")
+                    plan::reason::join(&pl.reasons)
                 ))
             }
-            plan::State::WillRun => {
+            plan::State::Run => {
                 stale += 1;
                 s.push_str(&format!(
                     "{id:width$}  will run: {}\n",
-                    pl.reasons.join("; ")
+                    plan::reason::join(&pl.reasons)
                 ))
             }
         }

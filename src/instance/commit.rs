@@ -1,0 +1,194 @@
+//! Committing a finished run: hash every staged output, copy it into the store (verifying and
+//! replacing a corrupt existing object), move the staged files into the working tree, store the
+//! log, and write the run record last, by rename — a kill at any point leaves no record, so the
+//! stage simply reruns.
+
+use crate::cache::{
+    fsafe, hash_file, manifest_hash, walk, Area, FingerprintKey, Output, RunRecord,
+};
+use crate::config::Node;
+use crate::project::Project;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The staging folders of one run and the project files it declared.
+pub struct Staged<'a> {
+    pub out: &'a Path,
+    pub ckpt: &'a Path,
+    pub meas: &'a Path,
+    pub declared: &'a [PathBuf],
+    pub log: &'a Path,
+}
+
+/// One file to commit.
+struct File {
+    area: Area,
+    rel: String,
+    src: PathBuf,
+    /// Moved from staging into the tree (false: a project file already in place).
+    staged: bool,
+    measure: bool,
+}
+
+fn collect(proj: &Project, dirs: &Staged) -> Result<Vec<File>, String> {
+    let io = |e: std::io::Error| format!("cannot read the staged outputs: {e}");
+    let mut files = Vec::new();
+    let results = walk(dirs.out).map_err(io)?;
+    for f in &results {
+        files.push(File {
+            area: Area::Results,
+            rel: f.clone(),
+            src: dirs.out.join(f),
+            staged: true,
+            measure: false,
+        });
+    }
+    for f in walk(dirs.meas).map_err(io)? {
+        if results.binary_search(&f).is_ok() {
+            return Err(format!(
+                "the stage wrote `{f}` both as an output and as a measurement"
+            ));
+        }
+        files.push(File {
+            area: Area::Results,
+            src: dirs.meas.join(&f),
+            rel: f,
+            staged: true,
+            measure: true,
+        });
+    }
+    for f in walk(dirs.ckpt).map_err(io)? {
+        files.push(File {
+            area: Area::Checkpoints,
+            src: dirs.ckpt.join(&f),
+            rel: f,
+            staged: true,
+            measure: false,
+        });
+    }
+    let root = &proj.pipeline.root;
+    for d in dirs.declared {
+        let full = root.join(d);
+        let ds = d.to_string_lossy().trim_end_matches('/').to_string();
+        fsafe::check_parent(root, &full).map_err(|e| e.to_string())?;
+        match std::fs::symlink_metadata(&full) {
+            Ok(m) if m.is_dir() => {
+                for f in walk(&full).map_err(io)? {
+                    files.push(File {
+                        area: Area::Project,
+                        rel: format!("{ds}/{f}"),
+                        src: full.join(&f),
+                        staged: false,
+                        measure: false,
+                    });
+                }
+            }
+            Ok(m) if m.is_file() => files.push(File {
+                area: Area::Project,
+                rel: ds,
+                src: full,
+                staged: false,
+                measure: false,
+            }),
+            Ok(_) => {
+                return Err(format!(
+                    "declared output `{ds}` is a symbolic link; outputs must be files or folders"
+                ))
+            }
+            Err(_) => {
+                return Err(format!(
+                    "declared output `{ds}` was not created by the stage"
+                ))
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// The current time as RFC 3339 (UTC, seconds).
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// Hashes and stores every output, places it in the tree, stores the log and writes the run
+/// record (last, by rename).
+pub fn commit(
+    proj: &Project,
+    n: &Node,
+    key: FingerprintKey,
+    fp: &str,
+    dirs: &Staged,
+    duration: f64,
+) -> Result<RunRecord, String> {
+    let root = &proj.pipeline.root;
+    let stats = &proj.stats;
+    let metrics: BTreeMap<String, Value> = std::fs::read(dirs.out.join("metrics.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v.as_object().cloned())
+        .map(|m| m.into_iter().collect())
+        .unwrap_or_default();
+    let files = collect(proj, dirs)?;
+    let mut outputs = Vec::with_capacity(files.len());
+    let mut hashes = Vec::with_capacity(files.len());
+    for f in &files {
+        let io = |e: std::io::Error| format!("cannot store {}: {e}", f.rel);
+        let size = std::fs::metadata(&f.src).map_err(io)?.len();
+        let h = hash_file(&f.src).map_err(io)?;
+        let o = Output {
+            area: f.area,
+            path: f.rel.clone(),
+            blake3: h.clone(),
+            size,
+            measure: f.measure,
+        };
+        proj.cache
+            .store(&f.src, &h, &proj.display(n, &o), stats)
+            .map_err(io)?;
+        hashes.push(h);
+        outputs.push(o);
+    }
+    // Into the tree: the results folder is replaced wholesale; checkpoints file by file.
+    let rd = proj.results_dir(n);
+    fsafe::remove(root, &rd).map_err(|e| format!("cannot replace {}: {e}", rd.display()))?;
+    for (f, (o, h)) in files.iter().zip(outputs.iter().zip(&hashes)) {
+        if !f.staged {
+            stats.remember(&f.src, h);
+            continue;
+        }
+        let dest = proj.dest(n, o);
+        let shown = proj.display(n, o);
+        let parent = dest.parent().unwrap_or(root);
+        fsafe::create_dir_all(root, parent).map_err(|e| format!("cannot place {shown}: {e}"))?;
+        fsafe::remove(root, &dest).map_err(|e| format!("cannot place {shown}: {e}"))?;
+        if std::fs::rename(&f.src, &dest).is_err() {
+            std::fs::copy(&f.src, &dest).map_err(|e| format!("cannot place {shown}: {e}"))?;
+        }
+        stats.remember(&dest, h);
+    }
+    outputs.sort_by(|a, b| (a.area, &a.path).cmp(&(b.area, &b.path)));
+    // The log, as it stands now, is kept with the run (it holds timings: no hash sees it).
+    let log = match hash_file(dirs.log) {
+        Ok(h) => proj
+            .cache
+            .store(dirs.log, &h, "the log", stats)
+            .ok()
+            .map(|_| h),
+        Err(_) => None,
+    };
+    let rec = RunRecord {
+        fingerprint: fp.to_string(),
+        key,
+        outputs_hash: manifest_hash(&outputs),
+        outputs,
+        duration_s: duration,
+        metrics,
+        log,
+        ran_at: Some(now()),
+    };
+    proj.cache
+        .write_record(&rec)
+        .map_err(|e| format!("cannot write the run record: {e}"))?;
+    Ok(rec)
+}

@@ -1,0 +1,42 @@
+//! A loaded project: the expanded pipeline, its DAG, the content store, the stat cache and the
+//! pipeline's previous lock file. Loading writes nothing.
+
+use crate::cache::lockfile::LockFile;
+use crate::cache::stat::StatCache;
+use crate::cache::Cache;
+use crate::config::{self, Overrides, Pipeline};
+use crate::error::{PipeError, Result};
+use crate::graph::Dag;
+use std::path::Path;
+
+pub struct Project {
+    pub pipeline: Pipeline,
+    pub dag: Dag,
+    pub cache: Cache,
+    pub stats: StatCache,
+    pub lock: LockFile,
+}
+
+impl Project {
+    /// Loads and validates a pipeline (configuration errors exit 2; nothing is written).
+    pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Project> {
+        let pipeline = config::load(root, file, ov)?;
+        let dag = Dag::new(&pipeline);
+        let cache = Cache::new(root);
+        let stats = StatCache::load(&cache.dir);
+        let lock = LockFile::read(&pipeline.lock_path()).map_err(PipeError::Config)?;
+        Ok(Project {
+            pipeline,
+            dag,
+            cache,
+            stats,
+            lock,
+        })
+    }
+
+    /// Re-reads the lock file (another run may have just finished).
+    pub fn reload_lock(&mut self) -> Result<()> {
+        self.lock = LockFile::read(&self.pipeline.lock_path()).map_err(PipeError::Config)?;
+        Ok(())
+    }
+}
