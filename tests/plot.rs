@@ -58,6 +58,7 @@ fn loss_chart() -> LineChart {
             Series {
                 name: "raw".into(),
                 points: raw.clone(),
+                ..Default::default()
             },
             Series {
                 name: "smoothed".into(),
@@ -69,6 +70,7 @@ fn loss_chart() -> LineChart {
                         0.9,
                     ))
                     .collect(),
+                ..Default::default()
             },
         ],
         log_y: false,
@@ -85,6 +87,7 @@ fn kv_chart() -> LineChart {
             Series {
                 name: "with KV cache".into(),
                 points: lens.iter().map(|&l| (l, 1000.0 - l)).collect(),
+                ..Default::default()
             },
             Series {
                 name: "without cache".into(),
@@ -92,6 +95,7 @@ fn kv_chart() -> LineChart {
                     .iter()
                     .map(|&l| (l, 4000.0 / (l / 10.0 + 1.0)))
                     .collect(),
+                ..Default::default()
             },
         ],
         log_y: true,
@@ -297,6 +301,7 @@ fn edge_cases_render() {
         series: vec![Series {
             name: "p".into(),
             points: vec![(1.0, 5.0), (f64::NAN, 1.0)],
+            ..Default::default()
         }],
         log_y: false,
     };

@@ -102,15 +102,73 @@ fn kv_eval_identical_tokens_and_small_logit_diff() {
     let m = read_json(&c.out_dir.join("metrics.json"));
     assert_eq!(m["identical"], true);
     assert!(m["max_abs_logit_diff"].as_f64().unwrap() < 1e-4);
-    assert!(m["speedup"].as_f64().unwrap() > 0.0);
-    let csv = std::fs::read_to_string(c.out_dir.join("kv_cache.csv")).unwrap();
+    assert!(m.get("speedup").is_none(), "speeds are measurements");
+    let meas = read_json(&c.meas_dir.join("measurements.json"));
+    assert!(meas["speedup"].as_f64().unwrap() > 0.0);
+    let csv = std::fs::read_to_string(c.meas_dir.join("kv_cache.csv")).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "new_tokens,batch,prompt_len,mode,tokens_per_s,wall_s"
+        "new_tokens,batch,prompt_len,mode,run,tokens_per_s,wall_s"
     );
-    assert_eq!(lines.count(), 6); // 3 lengths × 2 modes
-    assert_eq!(png_size(&c.out_dir.join("kv_cache.png")), (900, 560));
+    assert_eq!(lines.count(), 18); // 3 lengths × 2 modes × 3 repeats
+    assert_eq!(png_size(&c.meas_dir.join("kv_cache.png")), (900, 560));
+    let files = |d: &std::path::Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(files(&c.out_dir), ["metrics.json"]);
+}
+
+/// Runs one beam-eval instance into `root` and returns every output file's bytes by name.
+fn beam_eval_outputs(f: &Fixture, root: &std::path::Path, bw: usize) -> Vec<(String, Vec<u8>)> {
+    let p = params(
+        &BeamEval,
+        json!({"beam_width": bw, "prompts": 3, "prompt_len": 4, "max_new": 8}),
+    );
+    let mut c = ctx(root, "beam-eval", "beam-eval", &BeamEval, p, upstreams(f));
+    c.out_dir = root.join("out");
+    c.meas_dir = root.join("meas");
+    BeamEval.run(&c).unwrap();
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(&c.out_dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn beam_eval_outputs_are_byte_identical_across_runs() {
+    let f = fixture(8);
+    for bw in [0usize, 3] {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (x, y) = (
+            beam_eval_outputs(&f, a.path(), bw),
+            beam_eval_outputs(&f, b.path(), bw),
+        );
+        let names: Vec<&str> = x.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(names, ["metrics.json", "outputs.md"]);
+        assert!(x == y, "beam_width {bw}: two runs wrote different outputs");
+        for (name, bytes) in &x {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(
+                !text.contains("tokens_per_s") && !text.contains("tokens/s"),
+                "{name} holds a speed"
+            );
+        }
+        assert!(a.path().join("meas/measurements.json").exists());
+    }
 }
 
 #[test]
@@ -132,12 +190,14 @@ fn beam_eval_sweep_and_report() {
             upstreams(&f),
         );
         BeamEval.run(&c).unwrap();
+        materialise(&c);
         let m = read_json(&c.out_dir.join("metrics.json"));
         assert_eq!(m["beam_width"], bw);
         assert_eq!(m["method"], if bw == 0 { "sampling" } else { "beam" });
         let b = m["bleu"].as_f64().unwrap();
         assert!((0.0..=100.0).contains(&b));
-        assert!(m["tokens_per_s"].as_f64().unwrap() > 0.0);
+        let meas = read_json(&c.meas_dir.join("measurements.json"));
+        assert!(meas["tokens_per_s"].as_f64().unwrap() > 0.0);
         let md = std::fs::read_to_string(c.out_dir.join("outputs.md")).unwrap();
         assert_eq!(md.matches("\n| ").count(), 4); // header + 3 prompts
         ups.push(Upstream {

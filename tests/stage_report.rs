@@ -173,10 +173,12 @@ fn full_upstreams(root: &Path) -> Vec<Upstream> {
                 Series {
                     name: "cache".into(),
                     points: vec![(25.0, 2475.0), (50.0, 2450.0), (95.0, 2405.0)],
+                    ..Default::default()
                 },
                 Series {
                     name: "no cache".into(),
                     points: vec![(25.0, 2400.0), (50.0, 1200.0), (95.0, 631.0)],
+                    ..Default::default()
                 },
             ],
             log_y: true,

@@ -162,17 +162,21 @@ fn two_epoch_nodes_equal_one_run_and_write_outputs() {
     let out = root.join("results/train@epoch=2");
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "step,epoch,train_loss,lr,tokens_per_s");
+    assert_eq!(lines[0], "step,epoch,train_loss,lr");
     let steps = 2 * 18usize.div_ceil(4);
     assert_eq!(lines.len(), 1 + steps);
     assert!(lines[steps].starts_with(&format!("{steps},2,")));
     let whole_csv = std::fs::read_to_string(root.join("results/whole/metrics.csv")).unwrap();
-    let strip = |s: &str| -> Vec<String> {
-        s.lines()
-            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-            .collect()
-    };
-    assert_eq!(strip(&csv), strip(&whole_csv));
+    assert_eq!(csv, whole_csv);
+    // Speeds are measurements of the node: this epoch's steps only.
+    let speed = std::fs::read_to_string(root.join("meas/train@epoch=2/speed.csv")).unwrap();
+    assert_eq!(speed.lines().next().unwrap(), "step,epoch,tokens_per_s");
+    assert_eq!(speed.lines().count(), 1 + steps / 2);
+    let meas: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("meas/train@epoch=2/measurements.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(meas["tokens_per_s"].as_f64().unwrap() > 0.0);
     let ep = std::fs::read_to_string(out.join("epochs.csv")).unwrap();
     assert_eq!(ep.lines().count(), 3);
     assert_eq!(
@@ -182,15 +186,11 @@ fn two_epoch_nodes_equal_one_run_and_write_outputs() {
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(m["epoch"], 2);
-    for k in [
-        "train_loss",
-        "val_loss",
-        "val_perplexity",
-        "tokens_per_s",
-        "steps",
-    ] {
+    for k in ["train_loss", "val_loss", "val_perplexity", "steps"] {
         assert!(m.get(k).is_some(), "{k}");
     }
+    assert!(m.get("tokens_per_s").is_none(), "speeds are measurements");
+    assert!(!ck.meta.metrics.contains_key("tokens_per_s"));
     let vl = m["val_loss"].as_f64().unwrap();
     assert!((m["val_perplexity"].as_f64().unwrap() - vl.exp()).abs() < 1e-6);
 }

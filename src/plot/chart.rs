@@ -66,6 +66,8 @@ struct Line {
     markers: bool,
     /// Write each point's y value above it.
     value_labels: bool,
+    /// A vertical (low, high) range per point (empty: none), drawn as a bar with caps.
+    ranges: Vec<(f64, f64)>,
 }
 
 /// One chart with axes.
@@ -138,6 +140,7 @@ pub(super) fn draw_line_chart<DB: DrawingBackend>(
             width: 2,
             alpha: 1.0,
             value_labels: false,
+            ranges: s.ranges.clone(),
         })
         .collect();
     let panel = Panel {
@@ -177,6 +180,7 @@ pub(super) fn draw_training_curves<DB: DrawingBackend>(
         alpha: if c.smoothed.is_empty() { 1.0 } else { 0.3 },
         markers: c.train_loss.len() <= 30,
         value_labels: false,
+        ranges: Vec::new(),
     }];
     if !c.smoothed.is_empty() {
         lines.push(Line {
@@ -187,6 +191,7 @@ pub(super) fn draw_training_curves<DB: DrawingBackend>(
             alpha: 1.0,
             markers: false,
             value_labels: false,
+            ranges: Vec::new(),
         });
     }
     lines.push(Line {
@@ -197,6 +202,7 @@ pub(super) fn draw_training_curves<DB: DrawingBackend>(
         alpha: 1.0,
         markers: true,
         value_labels: c.epochs.len() <= 12,
+        ranges: Vec::new(),
     });
     let guides = c
         .epochs
@@ -234,6 +240,7 @@ pub(super) fn draw_training_curves<DB: DrawingBackend>(
                 alpha: 1.0,
                 markers: true,
                 value_labels: c.epochs.len() <= 12,
+                ranges: Vec::new(),
             }],
             log_y: false,
             integer_x: true,
@@ -334,7 +341,12 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> R
     } else {
         0.06
     };
-    let (y0, y1) = span(xs.map(|q| q.1), p.log_y, top_pad).ok_or("no points")?;
+    let range_ys = p
+        .lines
+        .iter()
+        .flat_map(|l| l.ranges.iter().flat_map(|r| [r.0, r.1]))
+        .filter(|y| y.is_finite() && (!p.log_y || *y > 0.0));
+    let (y0, y1) = span(xs.map(|q| q.1).chain(range_ys), p.log_y, top_pad).ok_or("no points")?;
     let x: RangedCoordf64 = (x0..x1).into();
     if p.log_y {
         let y = (y0..y1).log_scale().with_key_points(log_ticks(y0, y1));
@@ -441,6 +453,20 @@ where
             series.label(name.clone()).legend(move |(lx, ly)| {
                 PathElement::new(vec![(lx, ly), (lx + 24, ly)], legend_style)
             });
+        }
+        let ok = |y: f64| y.is_finite() && (!log || y > 0.0);
+        for (&(x, _), &(lo, hi)) in line.points.iter().zip(&line.ranges) {
+            if x.is_finite() && ok(lo) && ok(hi) {
+                let style = ShapeStyle::from(line.colour.mix(0.8)).stroke_width(2);
+                let dx = (x1 - x0) * 0.006;
+                chart
+                    .draw_series([
+                        PathElement::new(vec![(x, lo), (x, hi)], style),
+                        PathElement::new(vec![(x - dx, lo), (x + dx, lo)], style),
+                        PathElement::new(vec![(x - dx, hi), (x + dx, hi)], style),
+                    ])
+                    .map_err(e)?;
+            }
         }
         if line.markers {
             let c = line.colour;

@@ -32,10 +32,13 @@ pub enum PlotError {
 }
 
 /// One named line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// Optional (low, high) range of each point (e.g. min and max of repeated timings), drawn
+    /// as a vertical bar; empty for none.
+    pub ranges: Vec<(f64, f64)>,
 }
 
 /// A chart of one or more lines sharing axes.

@@ -29,7 +29,7 @@ impl StageKind for BeamEval {
     fn info(&self) -> KindInfo {
         KindInfo {
             name: "beam-eval",
-            version: 2,
+            version: 3,
             defaults_yaml: include_str!("../../stages/beam-eval.yaml"),
             heavy: true,
             per_epoch: false,
@@ -137,9 +137,7 @@ impl StageKind for BeamEval {
             "beam_width": p.beam_width,
             "bleu": bleu.score,
             "bleu_sentence_mean": sent,
-            "tokens_per_s": tps,
             "generated_tokens": generated,
-            "wall_s": wall,
             "prompts": ex.len(),
             "alpha": p.alpha,
             "temperature": p.temperature,
@@ -157,14 +155,13 @@ impl StageKind for BeamEval {
         };
         let mut md = format!(
             "# Outputs: {label}\n\n{} prompts of {} tokens (incl. <sos>), at most {} new tokens. \
-             BLEU {:.2} (sacreBLEU), mean sentence BLEU {:.4}, {:.1} tokens/s.\n\n\
+             BLEU {:.2} (sacreBLEU), mean sentence BLEU {:.4}.\n\n\
              | doc | prompt | reference | output | score |\n|---|---|---|---|---|\n",
             ex.len(),
             p.prompt_len,
             p.max_new,
             bleu.score,
             sent,
-            tps
         );
         for (i, e) in ex.iter().enumerate() {
             md.push_str(&format!(
@@ -177,6 +174,10 @@ impl StageKind for BeamEval {
             ));
         }
         std::fs::write(out.join("outputs.md"), md)?;
+        super::write_measurements(
+            ctx,
+            &serde_json::json!({"tokens_per_s": tps, "wall_s": wall, "generated_tokens": generated}),
+        )?;
         ctx.reporter.log(format!(
             "{label}: BLEU {:.2}, sentence BLEU {:.4}, {tps:.1} tokens/s",
             bleu.score, sent

@@ -17,14 +17,28 @@ struct EvalMetrics {
     beam_width: usize,
     bleu: f64,
     bleu_sentence_mean: f64,
+    /// From the instance's measurements.
+    #[serde(default)]
     tokens_per_s: f64,
+}
+
+/// The speed a beam-eval instance measured (its `measurements.json`).
+#[derive(Debug, Deserialize)]
+struct Speed {
+    tokens_per_s: f64,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 impl StageKind for BeamReport {
     fn info(&self) -> KindInfo {
         KindInfo {
             name: "beam-report",
-            version: 1,
+            version: 2,
             defaults_yaml: include_str!("../../stages/beam-report.yaml"),
             heavy: false,
             per_epoch: false,
@@ -42,13 +56,10 @@ impl StageKind for BeamReport {
     fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
         let mut rows: Vec<EvalMetrics> = Vec::new();
         for u in ctx.upstream_of_kind("beam-eval") {
-            let path = u.results.join("metrics.json");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {} of `{}`", path.display(), u.id))?;
-            rows.push(
-                serde_json::from_str(&text)
-                    .with_context(|| format!("{}: not a beam-eval metrics file", path.display()))?,
-            );
+            let mut row: EvalMetrics = read_json(&u.results.join("metrics.json"))?;
+            let speed: Speed = read_json(&u.results.join("measurements.json"))?;
+            row.tokens_per_s = speed.tokens_per_s;
+            rows.push(row);
         }
         anyhow::ensure!(
             !rows.is_empty(),

@@ -162,10 +162,15 @@ impl StageKind for Embed {
                 if let Some(bar) = bar {
                     bar.finish();
                 }
-                ctx.reporter.log(format!(
-                    "sgns trained in {:.1} s",
-                    started.elapsed().as_secs_f64()
-                ));
+                let secs = started.elapsed().as_secs_f64();
+                ctx.reporter.log(format!("sgns trained in {secs:.1} s"));
+                super::write_measurements(
+                    ctx,
+                    &serde_json::json!({
+                        "sgns_s": secs,
+                        "tokens_per_s": last as f64 / secs.max(1e-9),
+                    }),
+                )?;
                 (emb, serde_json::json!({}))
             }
         };

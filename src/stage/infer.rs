@@ -318,9 +318,13 @@ impl StageKind for Infer {
                     .with_context(|| format!("stage `{}`: attention map", ctx.id))?;
             }
         }
+        let tps = generated as f64 / gen_s.max(1e-9);
+        super::write_measurements(
+            ctx,
+            &serde_json::json!({"tokens_per_s": tps, "generation_s": gen_s, "batch": ex.len()}),
+        )?;
         ctx.reporter.log(format!(
-            "generated {generated} tokens at {:.1} tokens/s (batch {})",
-            generated as f64 / gen_s.max(1e-9),
+            "generated {generated} tokens at {tps:.1} tokens/s (batch {})",
             ex.len()
         ));
         ctx.reporter.log(format!(

@@ -161,6 +161,17 @@ pub fn derive_seed(seed: u64, name: &str, what: &str) -> u64 {
     u64::from_le_bytes(b.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
+/// Writes `measurements.json` (speeds, wall times) into `ctx.meas_dir`: stored and shown in
+/// reports, never part of the outputs hash.
+pub fn write_measurements(ctx: &StageCtx, doc: &serde_json::Value) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let dir = &ctx.meas_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("measurements.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(doc)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// A stage kind.
 pub trait StageKind: Send + Sync {
     fn info(&self) -> KindInfo;

@@ -48,8 +48,6 @@ struct StepRow {
     train_loss: f64,
     #[allow(dead_code)]
     lr: f64,
-    #[allow(dead_code)]
-    tokens_per_s: f64,
 }
 
 /// One row of train's `epochs.csv`.
@@ -76,7 +74,7 @@ impl StageKind for Plot {
     fn info(&self) -> KindInfo {
         KindInfo {
             name: "plot",
-            version: 1,
+            version: 2,
             defaults_yaml: include_str!("../../stages/plot.yaml"),
             heavy: false,
             per_epoch: false,

@@ -56,7 +56,7 @@ impl StageKind for Report {
     fn info(&self) -> KindInfo {
         KindInfo {
             name: "report",
-            version: 1,
+            version: 2,
             defaults_yaml: include_str!("../../stages/report.yaml"),
             heavy: false,
             per_epoch: false,
@@ -134,6 +134,23 @@ fn read_object(path: &Path) -> Option<Result<BTreeMap<String, Value>, String>> {
         serde_json::from_str::<BTreeMap<String, Value>>(&text)
             .map_err(|e| format!("{} is not a JSON object: {e}", path.display())),
     )
+}
+
+/// An upstream's `metrics.json` with its `measurements.json` (speeds) laid over it, or why it
+/// could not be read (None when there is no metrics.json).
+fn metrics_of(up: &Upstream) -> Option<Result<BTreeMap<String, Value>, String>> {
+    let mut m = match read_object(&up.results.join("metrics.json"))? {
+        Ok(m) => m,
+        Err(e) => return Some(Err(e)),
+    };
+    if let Some(Ok(meas)) = read_object(&up.results.join("measurements.json")) {
+        for (k, v) in meas {
+            if !v.is_object() && !v.is_array() {
+                m.insert(k, v);
+            }
+        }
+    }
+    Some(Ok(m))
 }
 
 /// A CSV file's header and rows, as text.
@@ -329,7 +346,7 @@ impl<'a> Builder<'a> {
             }
         }
         for up in self.ups("infer") {
-            if let Some(Ok(m)) = read_object(&up.results.join("metrics.json")) {
+            if let Some(Ok(m)) = metrics_of(up) {
                 for key in [
                     "perplexity",
                     "perplexity_seed",
@@ -342,7 +359,7 @@ impl<'a> Builder<'a> {
             }
         }
         for up in self.ups("kv-eval") {
-            if let Some(Ok(m)) = read_object(&up.results.join("metrics.json")) {
+            if let Some(Ok(m)) = metrics_of(up) {
                 for key in ["speedup", "tokens_per_s_cache", "tokens_per_s_nocache"] {
                     let (label, s) = metric_label(key);
                     rows.push(vec![label.to_string(), opt(num(&m, key)), opt(s)]);
@@ -438,7 +455,7 @@ impl<'a> Builder<'a> {
                 );
             }
         }
-        if let Some(Ok(m)) = read_object(&train.results.join("metrics.json")) {
+        if let Some(Ok(m)) = metrics_of(train) {
             let rows: Vec<Vec<String>> = m.iter().map(|(k, v)| vec![k.clone(), show(v)]).collect();
             self.page.heading(&format!("Last epoch (`{}`)", train.id));
             self.page.table(&["metric", "value"], &rows);
@@ -458,7 +475,7 @@ impl<'a> Builder<'a> {
             if several {
                 self.page.heading(&format!("Stage `{}`", up.id));
             }
-            match read_object(&up.results.join("metrics.json")) {
+            match metrics_of(up) {
                 None => self
                     .page
                     .missing(&format!("`{}` wrote no metrics.json.", up.id)),
@@ -513,7 +530,7 @@ impl<'a> Builder<'a> {
                 .missing("No `kv-eval` stage among this report's `needs`: no KV-cache results.");
         }
         for up in kvs {
-            match read_object(&up.results.join("metrics.json")) {
+            match metrics_of(up) {
                 None => self
                     .page
                     .missing(&format!("`{}` wrote no metrics.json.", up.id)),

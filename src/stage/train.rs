@@ -138,7 +138,7 @@ impl StageKind for Train {
     fn info(&self) -> KindInfo {
         KindInfo {
             name: "train",
-            version: 2,
+            version: 3,
             defaults_yaml: include_str!("../../stages/train.yaml"),
             heavy: true,
             per_epoch: true,
@@ -275,7 +275,11 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
     }
 
     let mut headline = BTreeMap::new();
+    // Measurements of this node only (speeds differ between two runs): never in the outputs.
+    let mut speed_rows: Vec<String> = Vec::new();
+    let mut epoch_speed: Vec<serde_json::Value> = Vec::new();
     for epoch in epochs {
+        let started = std::time::Instant::now();
         let mut bar = ctx.reporter.bar(
             train_ex.n_batches(p.batch_size) as u64,
             &format!("epoch {epoch}"),
@@ -284,14 +288,17 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
             .run_epoch(&train_ex, &mut |s| {
                 bar.inc(1);
                 bar.set_message(format!("loss {:.4} {:.0} tok/s", s.loss, s.tokens_per_s));
-                metrics_rows.push(format!(
-                    "{},{},{},{},{:.1}",
-                    s.step, s.epoch, s.loss, s.lr, s.tokens_per_s
-                ));
+                metrics_rows.push(format!("{},{},{},{}", s.step, s.epoch, s.loss, s.lr));
+                speed_rows.push(format!("{},{},{:.1}", s.step, s.epoch, s.tokens_per_s));
             })
             .map_err(|e| anyhow::anyhow!("stage `{id}`: {e}"))?;
         bar.finish();
         let val = evaluate(&trainer.weights, &valid_ex, p.eval_batch_size);
+        epoch_speed.push(serde_json::json!({
+            "epoch": epoch,
+            "tokens_per_s": stats.tokens_per_s,
+            "wall_s": started.elapsed().as_secs_f64(),
+        }));
         ctx.reporter.log(format!(
             "epoch {epoch}: train loss {:.4}, val loss {:.4}, val perplexity {:.3}, {:.0} tok/s",
             stats.train_loss, val.loss, val.perplexity, stats.tokens_per_s
@@ -306,7 +313,6 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
             ("train_loss".to_string(), stats.train_loss),
             ("val_loss".to_string(), val.loss),
             ("val_perplexity".to_string(), val.perplexity),
-            ("tokens_per_s".to_string(), stats.tokens_per_s),
             ("steps".to_string(), stats.steps as f64),
         ]);
         let path = ctx.ckpt_dir.join(format!("epoch_{epoch}.safetensors"));
@@ -333,7 +339,7 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
 
     // Cumulative outputs.
     std::fs::create_dir_all(&ctx.out_dir)?;
-    let mut csv = String::from("step,epoch,train_loss,lr,tokens_per_s\n");
+    let mut csv = String::from("step,epoch,train_loss,lr\n");
     for r in &metrics_rows {
         csv.push_str(r);
         csv.push('\n');
@@ -366,7 +372,31 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
         ctx.out_dir.join("metrics.json"),
         serde_json::to_vec_pretty(&serde_json::Value::Object(m))?,
     )?;
-    Ok(())
+    write_measurements(&ctx.meas_dir, &speed_rows, &epoch_speed)
+}
+
+/// This node's speeds: `speed.csv` (tokens/s per step) and `measurements.json` (per epoch).
+fn write_measurements(
+    dir: &Path,
+    steps: &[String],
+    epochs: &[serde_json::Value],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut csv = String::from("step,epoch,tokens_per_s\n");
+    for r in steps {
+        csv.push_str(r);
+        csv.push('\n');
+    }
+    let path = dir.join("speed.csv");
+    std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))?;
+    let last = epochs.last().cloned().unwrap_or(serde_json::Value::Null);
+    let doc = serde_json::json!({
+        "tokens_per_s": last.get("tokens_per_s"),
+        "epochs": epochs,
+    });
+    let path = dir.join("measurements.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The upstream node of epoch `n` of this stage.

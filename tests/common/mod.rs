@@ -149,6 +149,19 @@ pub fn ctx(
     }
 }
 
+/// Copies the stage's measurement files into its `out_dir`, as the engine materialises both
+/// into `results/<pipeline>/<id>/` (for tests that hand one stage's results to the next).
+pub fn materialise(c: &StageCtx) {
+    let Ok(rd) = std::fs::read_dir(&c.meas_dir) else {
+        return;
+    };
+    std::fs::create_dir_all(&c.out_dir).unwrap();
+    for e in rd {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), c.out_dir.join(e.file_name())).unwrap();
+    }
+}
+
 /// Checks a PNG signature and returns its (width, height).
 pub fn png_size(p: &Path) -> (u32, u32) {
     let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
