@@ -5,6 +5,7 @@
 //! that know nothing of pipelines; the engine (`config`, `graph`, `cache`, `plan`, `scheduler`);
 //! the stage kinds (`stage`), thin glue between the two; and the command line (`cli`).
 
+pub mod alloc;
 pub mod cache;
 pub mod cli;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod plan;
 pub mod plot;
 pub mod report;
 pub mod scheduler;
+pub mod seed;
 pub mod simd;
 pub mod stage;
 pub mod text;

@@ -34,6 +34,9 @@ pub mod generate;
 pub mod kernels;
 pub mod sample;
 
+#[cfg(test)]
+mod tests;
+
 pub use beam::{beam_search, length_score, BeamConfig, Hypothesis};
 pub use cache::Decoder;
 pub use forward::{
