@@ -68,22 +68,29 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-/// Sum with eight independent accumulators (vectorises).
-#[inline]
-pub fn sum8(a: &[f32]) -> f32 {
+/// `Σ f(x_i)` with eight independent partial sums (vectorises; a single running sum is one long
+/// chain of dependent adds), folded as `((a0+a4) + (a1+a5)) + ((a2+a6) + (a3+a7))`, then the
+/// tail in order. The one lane sum of the crate.
+#[inline(always)]
+pub fn sum_lanes(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0.0f32; 8];
-    let c = a.chunks_exact(8);
-    let r = c.remainder();
-    for x in c {
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
         for l in 0..8 {
-            acc[l] += x[l];
+            acc[l] += f(c[l]);
         }
     }
-    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for x in r {
-        s += x;
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for &v in chunks.remainder() {
+        s += f(v);
     }
     s
+}
+
+/// Sum with eight independent accumulators ([`sum_lanes`] of the identity).
+#[inline]
+pub fn sum8(a: &[f32]) -> f32 {
+    sum_lanes(a, |v| v)
 }
 
 /// Defines `fn name(args) -> ret` whose body runs compiled for AVX2 and FMA when the CPU has

@@ -34,7 +34,7 @@ impl StageKind for KvEval {
     fn info(&self) -> KindInfo {
         KindInfo {
             name: "kv-eval",
-            version: 2,
+            version: 3,
             defaults_yaml: include_str!("../../stages/kv-eval.yaml"),
             heavy: true,
             per_epoch: false,
