@@ -7,6 +7,7 @@ use pipe::cli::bench::{measure, Task};
 use pipe::model::ModelConfig;
 
 fn main() {
+    pipe::alloc::keep_freed_memory();
     let steps: usize = std::env::var("BENCH_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())

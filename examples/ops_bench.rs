@@ -58,7 +58,7 @@ fn main() {
         .num_threads(threads)
         .build_global()
         .expect("pool");
-    pipe::model::train::keep_freed_memory();
+    pipe::alloc::keep_freed_memory();
     let cfg = ModelConfig {
         n_layers: 1,
         ..ModelConfig::seed(15487)

@@ -19,7 +19,7 @@ fn main() {
         .num_threads(threads)
         .build_global()
         .expect("pool");
-    pipe::model::train::keep_freed_memory();
+    pipe::alloc::keep_freed_memory();
     let cfg = ModelConfig::seed(15487);
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut w = Weights::init(&cfg, &mut rng);

@@ -5,6 +5,7 @@
 //! that know nothing of pipelines; the engine (`config`, `graph`, `cache`, `plan`, `scheduler`);
 //! the stage kinds (`stage`), thin glue between the two; and the command line (`cli`).
 
+pub mod alloc;
 pub mod cache;
 pub mod cli;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod plot;
 pub mod progress;
 pub mod project;
 pub mod scheduler;
+pub mod seed;
 pub mod simd;
 pub mod stage;
 pub mod text;

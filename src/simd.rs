@@ -1,5 +1,6 @@
 //! CPU feature checks and small slice helpers shared by the training ops (`model::ops`) and the
-//! inference kernels (`decode::kernels`).
+//! inference kernels (`decode::kernels`), and the [`simd_kernel`] macro that compiles a body for
+//! AVX2 + FMA behind a run-time check.
 
 /// Whether the AVX2 + FMA kernels can run on this CPU (checked once).
 pub fn has_avx2_fma() -> bool {
@@ -67,20 +68,61 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-/// Sum with eight independent accumulators (vectorises).
-#[inline]
-pub fn sum8(a: &[f32]) -> f32 {
+/// `Σ f(x_i)` with eight independent partial sums (vectorises; a single running sum is one long
+/// chain of dependent adds), folded as `((a0+a4) + (a1+a5)) + ((a2+a6) + (a3+a7))`, then the
+/// tail in order. The one lane sum of the crate.
+#[inline(always)]
+pub fn sum_lanes(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0.0f32; 8];
-    let c = a.chunks_exact(8);
-    let r = c.remainder();
-    for x in c {
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
         for l in 0..8 {
-            acc[l] += x[l];
+            acc[l] += f(c[l]);
         }
     }
-    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for x in r {
-        s += x;
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for &v in chunks.remainder() {
+        s += f(v);
     }
     s
 }
+
+/// Sum with eight independent accumulators ([`sum_lanes`] of the identity).
+#[inline]
+pub fn sum8(a: &[f32]) -> f32 {
+    sum_lanes(a, |v| v)
+}
+
+/// Defines `fn name(args) -> ret` whose body runs compiled for AVX2 and FMA when the CPU has
+/// them (checked at run time) and for baseline x86-64 otherwise, so its element-wise loops are
+/// vectorised 8 wide. Vectorisation never reorders floating-point sums (and Rust never fuses a
+/// multiply and an add on its own), so both give the same results.
+macro_rules! simd_kernel {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                /// [`body`] compiled with AVX2 and FMA enabled.
+                ///
+                /// # Safety
+                /// The CPU supports AVX2 and FMA.
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn fast($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if $crate::simd::has_avx2_fma() {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                    return unsafe { fast($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_kernel;

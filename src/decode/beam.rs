@@ -10,7 +10,7 @@
 //! beam's final score since `lp` only decreases and `alpha >= 0`). Width 1 is greedy decoding
 //! when `alpha = 0`.
 
-use super::cache::Decoder;
+use super::decoder::Decoder;
 use super::kernels::{first_above, log_sum_exp_fast};
 use rayon::prelude::*;
 

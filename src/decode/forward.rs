@@ -1,8 +1,15 @@
-//! The full (uncached) forward pass over [`Weights`]: packed batches of sequences, optional
-//! attention weights, logits for every or only the last position, and windowed NLL scoring.
+//! The full (uncached) forward pass over a [`Model`]: packed batches of sequences through the
+//! same inference block as the cached decoder, with attention within each sequence's sliding
+//! window; optional attention weights (the probabilities the attention kernel computes),
+//! logits for every or only the last position, and windowed NLL scoring.
 
-use super::kernels::{add_assign, embed, layer_norm, linear, log_sum_exp, relu};
+use super::kernels::{attend_row, log_sum_exp};
+use super::model::{Model, Scratch};
 use crate::model::Weights;
+use rayon::prelude::*;
+
+/// Rows of final hidden states per call of the output layer (its packed kernel's sweet spot).
+const HEAD_ROWS: usize = 64;
 
 /// One sequence of a packed batch: its tokens and the absolute position of its first token.
 #[derive(Debug, Clone, Copy)]
@@ -29,10 +36,19 @@ pub fn final_hidden(
     w: &Weights,
     segs: &[Segment],
     threads: usize,
+    attn: Option<&mut Attention>,
+) -> Vec<f32> {
+    final_hidden_with(&Model::new(w, threads), segs, attn)
+}
+
+/// [`final_hidden`] over an already packed model.
+pub fn final_hidden_with(
+    m: &Model,
+    segs: &[Segment],
     mut attn: Option<&mut Attention>,
 ) -> Vec<f32> {
-    let c = &w.config;
-    let (dm, da, dff, nh, dk, ctx) = (c.d_model, c.d_attn, c.d_ff, c.n_heads, c.d_k(), c.context);
+    let c = m.config();
+    let (nh, dk, da, ctx) = (c.n_heads, c.d_k(), c.d_attn, c.context);
     let rows: usize = segs.iter().map(|s| s.tokens.len()).sum();
     let mut ids = Vec::with_capacity(rows);
     let mut pos = Vec::with_capacity(rows);
@@ -40,18 +56,10 @@ pub fn final_hidden(
         ids.extend_from_slice(s.tokens);
         pos.extend((0..s.tokens.len()).map(|i| s.pos0 + i));
     }
-    let mut h = vec![0.0f32; rows * dm];
-    embed(&w.tok_emb, dm, &ids, &pos, &mut h);
-    let mut t1 = vec![0.0f32; rows * dm];
-    let mut a = vec![0.0f32; rows * da];
-    let mut q = vec![0.0f32; rows * da];
-    let mut k = vec![0.0f32; rows * da];
-    let mut v = vec![0.0f32; rows * da];
-    let mut o = vec![0.0f32; rows * da];
-    let mut t2 = vec![0.0f32; rows * da];
-    let mut f = vec![0.0f32; rows * dff];
-    let mut scores = vec![0.0f32; ctx];
-    let scale = 1.0 / (dk as f32).sqrt();
+    // h = tok_emb[ids] + PE[pos]                                            [rows, d_model]
+    let mut h = vec![0.0f32; rows * c.d_model];
+    m.embed(&ids, &pos, &mut h);
+    let mut scratch = Scratch::new(c, rows);
     if let Some(at) = attn.as_deref_mut() {
         assert_eq!(
             segs.len(),
@@ -60,66 +68,69 @@ pub fn final_hidden(
         );
         *at = vec![vec![vec![0.0; rows * rows]; nh]; c.n_layers];
     }
-    for (l, b) in w.blocks.iter().enumerate() {
-        layer_norm(&h, rows, &b.ln1, &mut t1);
-        linear(&t1, rows, &b.attn_in, &mut a, threads);
-        linear(&a, rows, &b.q, &mut q, threads);
-        linear(&a, rows, &b.k, &mut k, threads);
-        linear(&a, rows, &b.v, &mut v, threads);
-        // Attention per segment and head, causal within a sliding window of `ctx` keys.
-        let mut r0 = 0;
-        for s in segs {
-            let n = s.tokens.len();
-            for hd in 0..nh {
-                let off = hd * dk;
+    let scale = 1.0 / (dk as f32).sqrt();
+    let parallel = attn.is_none() && segs.len() > 1 && m.threads() > 1;
+    for l in 0..c.n_layers {
+        let maps = attn.as_deref_mut().map(|at| &mut at[l]);
+        m.block(l, &mut h, rows, &mut scratch, |q, k, v, o| {
+            // Attention within each segment, causal over a sliding window of `ctx` keys: row
+            // i of a segment sees its rows lo..=i.
+            let segment = |r0: usize,
+                           n: usize,
+                           o: &mut [f32],
+                           scores: &mut [f32],
+                           mut maps: Option<&mut Vec<Vec<f32>>>| {
                 for i in 0..n {
                     let lo = (i + 1).saturating_sub(ctx);
-                    let qi = &q[(r0 + i) * da + off..(r0 + i) * da + off + dk];
-                    let mut m = f32::NEG_INFINITY;
-                    for j in lo..=i {
-                        let kj = &k[(r0 + j) * da + off..(r0 + j) * da + off + dk];
-                        let sc = super::kernels::dot(qi, kj) * scale;
-                        scores[j - lo] = sc;
-                        m = m.max(sc);
-                    }
-                    let mut sum = 0.0f32;
-                    for sc in &mut scores[..=i - lo] {
-                        *sc = (*sc - m).exp();
-                        sum += *sc;
-                    }
-                    let out = &mut o[(r0 + i) * da + off..(r0 + i) * da + off + dk];
-                    out.fill(0.0);
-                    for j in lo..=i {
-                        let p = scores[j - lo] / sum;
-                        let vj = &v[(r0 + j) * da + off..(r0 + j) * da + off + dk];
-                        for (x, y) in out.iter_mut().zip(vj) {
-                            *x += p * y;
-                        }
-                        if let Some(at) = attn.as_deref_mut() {
-                            at[l][hd][i * n + j] = p;
+                    let n_keys = i + 1 - lo;
+                    let qr = &q[(r0 + i) * da..(r0 + i + 1) * da];
+                    let key = |j: usize| &k[(r0 + lo + j) * da..(r0 + lo + j + 1) * da];
+                    let val = |j: usize| &v[(r0 + lo + j) * da..(r0 + lo + j + 1) * da];
+                    let out = &mut o[i * da..(i + 1) * da];
+                    attend_row(qr, (nh, dk), n_keys, scale, key, val, scores, out);
+                    // The probabilities the kernel left in `scores`, `[head][key]`.
+                    if let Some(maps) = maps.as_deref_mut() {
+                        for (hd, map) in maps.iter_mut().enumerate() {
+                            map[i * n + lo..i * n + i + 1]
+                                .copy_from_slice(&scores[hd * n_keys..(hd + 1) * n_keys]);
                         }
                     }
                 }
+            };
+            let mut parts: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(segs.len());
+            let (mut rest, mut r0) = (o, 0);
+            for s in segs {
+                let n = s.tokens.len();
+                let (head, tail) = rest.split_at_mut(n * da);
+                parts.push((r0, n, head));
+                rest = tail;
+                r0 += n;
             }
-            r0 += n;
-        }
-        linear(&o, rows, &b.o, &mut t2, threads);
-        linear(&t2, rows, &b.attn_out, &mut t1, threads);
-        add_assign(&mut h, &t1);
-        layer_norm(&h, rows, &b.ln2, &mut t1);
-        linear(&t1, rows, &b.ff_up, &mut f, threads);
-        relu(&mut f);
-        linear(&f, rows, &b.ff_down, &mut t1, threads);
-        add_assign(&mut h, &t1);
+            if parallel {
+                parts.into_par_iter().for_each(|(r0, n, o)| {
+                    let mut scores = vec![0.0f32; nh * ctx];
+                    segment(r0, n, o, &mut scores, None);
+                });
+            } else {
+                let mut scores = vec![0.0f32; nh * ctx];
+                let mut maps = maps;
+                for (r0, n, o) in parts {
+                    segment(r0, n, o, &mut scores, maps.as_deref_mut());
+                }
+            }
+        });
     }
-    layer_norm(&h, rows, &w.ln_f, &mut t1);
-    t1
+    // ln_f(h)                                                               [rows, d_model]
+    let mut out = vec![0.0f32; rows * c.d_model];
+    m.final_norm(&h, rows, &mut out);
+    out
 }
 
 /// Logits `[S, V]` for every position of one sequence starting at absolute position `pos0`.
 pub fn forward(w: &Weights, tokens: &[u32], pos0: usize, threads: usize) -> Vec<f32> {
-    let hid = final_hidden(w, &[Segment { tokens, pos0 }], threads, None);
-    head(w, &hid, tokens.len(), threads)
+    let m = Model::new(w, threads);
+    let hid = final_hidden_with(&m, &[Segment { tokens, pos0 }], None);
+    head(&m, &hid, tokens.len())
 }
 
 /// Logits `[S, V]` and the attention weights of every layer and head for one sequence.
@@ -129,14 +140,22 @@ pub fn forward_with_attention(
     pos0: usize,
     threads: usize,
 ) -> (Vec<f32>, Attention) {
+    let m = Model::new(w, threads);
     let mut at = Vec::new();
-    let hid = final_hidden(w, &[Segment { tokens, pos0 }], threads, Some(&mut at));
-    (head(w, &hid, tokens.len(), threads), at)
+    let hid = final_hidden_with(&m, &[Segment { tokens, pos0 }], Some(&mut at));
+    (head(&m, &hid, tokens.len()), at)
 }
 
-fn head(w: &Weights, hid: &[f32], rows: usize, threads: usize) -> Vec<f32> {
-    let mut logits = vec![0.0; rows * w.config.vocab_size];
-    linear(hid, rows, &w.head, &mut logits, threads);
+/// Logits `[rows, V]` of final hidden states, in blocks of rows.
+fn head(m: &Model, hid: &[f32], rows: usize) -> Vec<f32> {
+    let (v, dm) = (m.config().vocab_size, m.config().d_model);
+    let mut logits = vec![0.0; rows * v];
+    for (x, y) in hid[..rows * dm]
+        .chunks(HEAD_ROWS * dm)
+        .zip(logits.chunks_mut(HEAD_ROWS * v))
+    {
+        m.head(x, x.len() / dm, y);
+    }
     logits
 }
 
@@ -144,7 +163,12 @@ fn head(w: &Weights, hid: &[f32], rows: usize, threads: usize) -> Vec<f32> {
 /// the trailing [`receptive_field`] tokens are recomputed, at their absolute positions, which
 /// gives exactly what the cached decoder computes.
 pub fn last_logits(w: &Weights, seqs: &[&[u32]], threads: usize) -> Vec<f32> {
-    let rf = receptive_field(w);
+    last_logits_with(&Model::new(w, threads), seqs)
+}
+
+/// [`last_logits`] over an already packed model.
+pub fn last_logits_with(m: &Model, seqs: &[&[u32]]) -> Vec<f32> {
+    let rf = receptive_field(m.weights());
     let segs: Vec<Segment> = seqs
         .iter()
         .map(|s| {
@@ -155,15 +179,15 @@ pub fn last_logits(w: &Weights, seqs: &[&[u32]], threads: usize) -> Vec<f32> {
             }
         })
         .collect();
-    let hid = final_hidden(w, &segs, threads, None);
-    let dm = w.config.d_model;
+    let hid = final_hidden_with(m, &segs, None);
+    let dm = m.config().d_model;
     let mut last = Vec::with_capacity(seqs.len() * dm);
     let mut r = 0;
     for s in &segs {
         r += s.tokens.len();
         last.extend_from_slice(&hid[(r - 1) * dm..r * dm]);
     }
-    head(w, &last, seqs.len(), threads)
+    head(m, &last, seqs.len())
 }
 
 /// Start offsets of the scoring windows of a sequence of `n` tokens: windows of `context`
@@ -212,6 +236,7 @@ pub fn windowed_nll(
     count_from: &[usize],
     threads: usize,
 ) -> Vec<NllSum> {
+    let m = Model::new(w, threads);
     let ctx = w.config.context;
     // (sequence index, window start, window length)
     let mut wins: Vec<(usize, usize, usize)> = Vec::new();
@@ -224,7 +249,6 @@ pub fn windowed_nll(
     let v = w.config.vocab_size;
     let dm = w.config.d_model;
     const MAX_ROWS: usize = 2048;
-    const HEAD_ROWS: usize = 64;
     let mut logits = vec![0.0f32; HEAD_ROWS * v];
     let mut g = 0;
     while g < wins.len() {
@@ -242,7 +266,7 @@ pub fn windowed_nll(
                 pos0: 0,
             })
             .collect();
-        let hid = final_hidden(w, &segs, threads, None);
+        let hid = final_hidden_with(&m, &segs, None);
         // Targets per row: (sequence, target index in sequence)
         let mut targets: Vec<(usize, usize)> = Vec::with_capacity(rows);
         for &(i, st, len) in group {
@@ -250,7 +274,7 @@ pub fn windowed_nll(
         }
         for b0 in (0..rows).step_by(HEAD_ROWS) {
             let nb = HEAD_ROWS.min(rows - b0);
-            linear(&hid[b0 * dm..], nb, &w.head, &mut logits, threads);
+            m.head(&hid[b0 * dm..(b0 + nb) * dm], nb, &mut logits);
             for r in 0..nb {
                 let (i, t) = targets[b0 + r];
                 if t < count_from[i] {

@@ -1,8 +1,9 @@
 //! Batched generation of continuations with a sampler, through the KV cache or by recomputing
 //! the uncached forward pass every step (the two give the same tokens).
 
-use super::cache::Decoder;
-use super::forward::last_logits;
+use super::decoder::Decoder;
+use super::forward::last_logits_with;
+use super::model::Model;
 use super::sample::Sampler;
 use crate::model::Weights;
 
@@ -99,6 +100,7 @@ pub fn generate_uncached(
 ) -> Vec<Vec<u32>> {
     let v = w.config.vocab_size;
     let n = prompts.len();
+    let model = Model::new(w, threads);
     let mut out: Vec<Vec<u32>> = max_new.iter().map(|&m| Vec::with_capacity(m)).collect();
     let mut done: Vec<bool> = max_new.iter().map(|&m| m == 0).collect();
     let mut next = vec![0u32; n];
@@ -106,7 +108,7 @@ pub fn generate_uncached(
     let mut step = 0;
     while !done.iter().all(|&d| d) {
         let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
-        let logits = last_logits(w, &refs, threads);
+        let logits = last_logits_with(&model, &refs);
         if let Some(h) = hook.as_mut() {
             h(step, &logits);
         }

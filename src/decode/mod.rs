@@ -28,19 +28,25 @@
 //! next one at each position: every token after the first is predicted exactly once.
 
 pub mod beam;
-pub mod cache;
+pub mod decoder;
 pub mod forward;
 pub mod generate;
 pub mod kernels;
+pub mod model;
 pub mod sample;
 
+#[cfg(test)]
+mod tests;
+
 pub use beam::{beam_search, length_score, BeamConfig, Hypothesis};
-pub use cache::Decoder;
+pub use decoder::Decoder;
 pub use forward::{
-    final_hidden, forward, forward_with_attention, frame, last_logits, receptive_field,
-    score_documents, window_starts, windowed_nll, Attention, NllSum, Segment,
+    final_hidden, final_hidden_with, forward, forward_with_attention, frame, last_logits,
+    last_logits_with, receptive_field, score_documents, window_starts, windowed_nll, Attention,
+    NllSum, Segment,
 };
 pub use generate::{generate_cached, generate_uncached, GenOptions, LogitsHook};
+pub use model::Model;
 pub use sample::{argmax, Sampler, SamplerConfig};
 
 /// Runs `f` on a rayon pool of `threads` threads (the decode kernels parallelise with rayon).

@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// LayerNorm epsilon of the contract (DESIGN.md section 5), for training and decoding alike.
+pub const LN_EPS: f32 = 1e-5;
+
 /// The shape of the model. `d_attn` must be divisible by `n_heads`; `d_model` must be even
 /// (the sinusoidal position table pairs sin and cos).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,5 +13,7 @@ pub mod weights;
 
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use config::ModelConfig;
-pub use net::forward_logits;
-pub use weights::{BlockWeights, LayerNormWeights, LinearWeights, Weights};
+pub use weights::{Block, BlockWeights, LayerNormWeights, LinearWeights, Param, Weights};
+
+#[cfg(test)]
+mod tests;

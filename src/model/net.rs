@@ -1,56 +1,15 @@
-//! The transformer of DESIGN.md section 5 on runtime-shaped dfdx tensors: the forward pass
-//! through the fused tape ops of [`super::ops`] (training and validation), the same model
-//! composed from plain dfdx ops (the reference the fused path is tested against), conversion to
-//! and from [`Weights`], gradient extraction in the order of [`Weights::slots_mut`], and the
-//! no-dropout [`forward_logits`] used to cross-check the decode paths.
+//! The transformer of DESIGN.md section 5 on runtime-shaped dfdx tensors, for training: the
+//! parameters as tape tensors ([`Net`], laid out by [`crate::model::weights::Block`] and the
+//! contract visitor), the embedding, and the body through the fused tape ops of
+//! [`super::ops`], top to bottom, with the shape of every step. Conversion to and from
+//! [`Weights`] and gradient extraction follow the contract order.
 
 use super::config::{position_encoding, ModelConfig};
-use super::ops::{self, Act, DropMask, HostLin};
-use super::train::mix;
-use super::weights::{LayerNormWeights, LinearWeights, Weights};
+use super::ops::{self, Act, DropMask, Lin, Ln, T1, T2};
+use super::weights::{visit, visit_mut, Block, Param, Weights};
+use crate::seed::mix;
 use dfdx::prelude::*;
 use std::sync::Arc;
-
-/// A 1-D f32 tensor with a run-time length.
-pub type T1<Tp = NoneTape> = Tensor<(usize,), f32, Cpu, Tp>;
-/// A 2-D f32 tensor with run-time sizes.
-pub type T2<Tp = NoneTape> = Tensor<(usize, usize), f32, Cpu, Tp>;
-
-/// LayerNorm epsilon of the contract.
-pub const LN_EPS: f64 = 1e-5;
-
-/// A linear layer: `w` `[out, in]`, `b` `[out]` (the tensors the tape keys gradients by), and
-/// host copies of their data for the fused kernels.
-#[derive(Clone, Debug)]
-pub struct Lin {
-    pub w: T2,
-    pub b: T1,
-    pub host: HostLin,
-}
-
-/// LayerNorm affine parameters, with host copies of their data.
-#[derive(Clone, Debug)]
-pub struct Ln {
-    pub g: T1,
-    pub b: T1,
-    pub host_g: Arc<Vec<f32>>,
-    pub host_b: Arc<Vec<f32>>,
-}
-
-/// One pre-LN block.
-#[derive(Clone, Debug)]
-pub struct Block {
-    pub ln1: Ln,
-    pub attn_in: Lin,
-    pub q: Lin,
-    pub k: Lin,
-    pub v: Lin,
-    pub o: Lin,
-    pub attn_out: Lin,
-    pub ln2: Ln,
-    pub ff_up: Lin,
-    pub ff_down: Lin,
-}
 
 /// The whole model on the dfdx CPU device.
 #[derive(Clone, Debug)]
@@ -59,7 +18,7 @@ pub struct Net {
     pub dev: Cpu,
     /// `[V, d_model]`.
     pub tok_emb: T2,
-    pub blocks: Vec<Block>,
+    pub blocks: Vec<Block<Lin, Ln>>,
     pub ln_f: Ln,
     pub head: Lin,
     /// Sinusoidal table `[context, d_model]` (host copy).
@@ -89,78 +48,6 @@ impl Dropout {
             seed: mix(self.seed, k),
         })
     }
-
-    /// The composed reference: `x` times the mask of site `k` as a dfdx product.
-    fn apply_composed<Tp: Tape<f32, Cpu>>(&self, dev: &Cpu, x: T2<Tp>, k: u64) -> T2<Tp> {
-        match self.site(k) {
-            None => x,
-            Some(m) => {
-                let shape = *x.shape();
-                x * dev.tensor_from_vec(m.to_vec(shape.0 * shape.1), shape)
-            }
-        }
-    }
-}
-
-fn t1(dev: &Cpu, v: &[f32]) -> T1 {
-    dev.tensor_from_vec(v.to_vec(), (v.len(),))
-}
-
-fn lin_from(dev: &Cpu, l: &LinearWeights) -> Lin {
-    Lin {
-        w: dev.tensor_from_vec(l.weight.clone(), (l.out_dim, l.in_dim)),
-        b: t1(dev, &l.bias),
-        host: HostLin {
-            w: Arc::new(l.weight.clone()),
-            b: Arc::new(l.bias.clone()),
-        },
-    }
-}
-
-fn ln_from(dev: &Cpu, l: &LayerNormWeights) -> Ln {
-    Ln {
-        g: t1(dev, &l.weight),
-        b: t1(dev, &l.bias),
-        host_g: Arc::new(l.weight.clone()),
-        host_b: Arc::new(l.bias.clone()),
-    }
-}
-
-impl Lin {
-    fn set(&mut self, w: &[f32], b: &[f32]) {
-        self.w.copy_from(w);
-        self.b.copy_from(b);
-        self.host = HostLin {
-            w: Arc::new(w.to_vec()),
-            b: Arc::new(b.to_vec()),
-        };
-    }
-}
-
-impl Ln {
-    fn set(&mut self, g: &[f32], b: &[f32]) {
-        self.g.copy_from(g);
-        self.b.copy_from(b);
-        self.host_g = Arc::new(g.to_vec());
-        self.host_b = Arc::new(b.to_vec());
-    }
-}
-
-/// `x·Wᵀ + b` for `x` `[n, in]`, composed from dfdx ops (the reference for [`ops::linear`]).
-pub fn linear_composed<Tp: Tape<f32, Cpu>>(x: T2<Tp>, l: &Lin) -> T2<Tp> {
-    let n = x.shape().0;
-    let out = l.w.shape().0;
-    let y = x.matmul(l.w.retaped::<Tp>().permute::<_, Axes2<1, 0>>());
-    y + l.b.retaped::<Tp>().broadcast_like::<_, Axis<0>>(&(n, out))
-}
-
-/// LayerNorm over the last axis of `x` `[n, d]`, composed from dfdx ops (the reference for
-/// [`ops::layer_norm`]).
-pub fn layer_norm_composed<Tp: Tape<f32, Cpu>>(x: T2<Tp>, l: &Ln) -> T2<Tp> {
-    let shape = *x.shape();
-    let y = x.normalize::<Axis<1>>(LN_EPS);
-    y * l.g.retaped::<Tp>().broadcast_like::<_, Axis<0>>(&shape)
-        + l.b.retaped::<Tp>().broadcast_like::<_, Axis<0>>(&shape)
 }
 
 impl Net {
@@ -178,59 +65,47 @@ impl Net {
             blocks: w
                 .blocks
                 .iter()
-                .map(|b| Block {
-                    ln1: ln_from(dev, &b.ln1),
-                    attn_in: lin_from(dev, &b.attn_in),
-                    q: lin_from(dev, &b.q),
-                    k: lin_from(dev, &b.k),
-                    v: lin_from(dev, &b.v),
-                    o: lin_from(dev, &b.o),
-                    attn_out: lin_from(dev, &b.attn_out),
-                    ln2: ln_from(dev, &b.ln2),
-                    ff_up: lin_from(dev, &b.ff_up),
-                    ff_down: lin_from(dev, &b.ff_down),
-                })
+                .map(|b| b.map(|l| Lin::new(dev, l), |l| Ln::new(dev, l)))
                 .collect(),
-            ln_f: ln_from(dev, &w.ln_f),
-            head: lin_from(dev, &w.head),
+            ln_f: Ln::new(dev, &w.ln_f),
+            head: Lin::new(dev, &w.head),
             pe,
         }
     }
 
-    /// Every parameter tensor's data in the order of [`Weights::slots_mut`].
+    /// The parameters as plain weights.
     pub fn to_weights(&self) -> Weights {
         let mut w = Weights::zeros(&self.config);
         for (slot, data) in w
             .slots_mut()
             .into_iter()
-            .zip(self.slot_vecs(|t| t.as_vec(), |t| t.as_vec()))
+            .zip(self.tensors(|t| t.as_vec(), |t| t.as_vec()))
         {
             *slot = data;
         }
         w
     }
 
-    /// Applies `f1` to every 1-D and `f2` to every 2-D parameter, in slot order.
-    fn slot_vecs<R>(&self, f1: impl Fn(&T1) -> R, f2: impl Fn(&T2) -> R) -> Vec<R> {
-        let mut out = vec![f2(&self.tok_emb)];
-        let lin = |out: &mut Vec<R>, l: &Lin| {
-            out.push(f2(&l.w));
-            out.push(f1(&l.b));
-        };
-        for b in &self.blocks {
-            out.push(f1(&b.ln1.g));
-            out.push(f1(&b.ln1.b));
-            for l in [&b.attn_in, &b.q, &b.k, &b.v, &b.o, &b.attn_out] {
-                lin(&mut out, l);
-            }
-            out.push(f1(&b.ln2.g));
-            out.push(f1(&b.ln2.b));
-            lin(&mut out, &b.ff_up);
-            lin(&mut out, &b.ff_down);
-        }
-        out.push(f1(&self.ln_f.g));
-        out.push(f1(&self.ln_f.b));
-        lin(&mut out, &self.head);
+    /// Applies `f1` to every 1-D and `f2` to every 2-D parameter tensor, in contract order.
+    fn tensors<R>(&self, f1: impl Fn(&T1) -> R, f2: impl Fn(&T2) -> R) -> Vec<R> {
+        let mut out = Vec::new();
+        visit(
+            &self.tok_emb,
+            &self.blocks,
+            &self.ln_f,
+            &self.head,
+            |_, p| match p {
+                Param::Emb(e) => out.push(f2(e)),
+                Param::Lin(l) => {
+                    out.push(f2(&l.w));
+                    out.push(f1(&l.b));
+                }
+                Param::Ln(l) => {
+                    out.push(f1(&l.g));
+                    out.push(f1(&l.b));
+                }
+            },
+        );
         out
     }
 
@@ -238,37 +113,29 @@ impl Net {
     pub fn load_weights(&mut self, w: &Weights) {
         let named = w.named();
         let mut it = named.iter().map(|(_, _, d)| *d);
-        let mut next = || it.next().expect("slot count matches");
-        self.tok_emb.copy_from(next());
-        for b in &mut self.blocks {
-            b.ln1.set(next(), next());
-            for l in [
-                &mut b.attn_in,
-                &mut b.q,
-                &mut b.k,
-                &mut b.v,
-                &mut b.o,
-                &mut b.attn_out,
-            ] {
-                l.set(next(), next());
-            }
-            b.ln2.set(next(), next());
-            for l in [&mut b.ff_up, &mut b.ff_down] {
-                l.set(next(), next());
-            }
-        }
-        self.ln_f.set(next(), next());
-        self.head.set(next(), next());
+        let mut next = || it.next().expect("tensor count matches the contract");
+        let Net {
+            tok_emb,
+            blocks,
+            ln_f,
+            head,
+            ..
+        } = self;
+        visit_mut(tok_emb, blocks, ln_f, head, |_, p| match p {
+            Param::Emb(e) => e.copy_from(next()),
+            Param::Lin(l) => l.set(next(), next()),
+            Param::Ln(l) => l.set(next(), next()),
+        });
     }
 
-    /// Gradients of every parameter in slot order; `None` for `tok_emb` when it was not traced
-    /// (frozen embeddings).
+    /// Gradients of every parameter in contract order; `None` for `tok_emb` when it was not
+    /// traced (frozen embeddings).
     pub fn grads(&self, grads: &mut Gradients<f32, Cpu>, with_emb: bool) -> Vec<Option<Vec<f32>>> {
         enum Key {
             One(T1),
             Two(T2),
         }
-        let keys = self.slot_vecs(|t| Key::One(t.clone()), |t| Key::Two(t.clone()));
+        let keys = self.tensors(|t| Key::One(t.clone()), |t| Key::Two(t.clone()));
         // Moved out of `grads` (each parameter's gradient is read once), not copied.
         let mut take = |k: &Key| -> Vec<f32> {
             let buf = match k {
@@ -328,15 +195,8 @@ impl Net {
         )
     }
 
-    /// Embedding of `ids` without a tape, for the composed path.
-    pub fn embed(&self, ids: &[u32], t: usize) -> T2 {
-        let d = self.config.d_model;
-        self.dev
-            .tensor_from_vec(self.embed_host(ids, t), (ids.len(), d))
-    }
-
-    /// The body of the model through the fused tape ops: `x` `[b*t, d_model]` (embedded,
-    /// positions added) → `ln_f(h)` `[b*t, d_model]`. `dropout` is applied after the embedding
+    /// The body of the model through the fused tape ops: `x` `[b·t, d_model]` (embedded,
+    /// positions added) → `ln_f(h)` `[b·t, d_model]`. `dropout` is applied after the embedding
     /// and on both residual branches.
     pub fn hidden<Tp: Tape<f32, Cpu>>(
         &self,
@@ -348,136 +208,34 @@ impl Net {
         let c = &self.config;
         c.check_len(t);
         let site = |k: u64| dropout.and_then(|d| d.site(k));
+        // x = dropout(tok_emb[ids] + PE)                                      [b·t, d_model]
         let mut x = match site(0) {
             Some(m) => ops::dropout(x, m),
             None => x,
         };
         for (l, blk) in self.blocks.iter().enumerate() {
+            // a = attn_in(ln1(x))                                             [b·t, d_attn]
             let a = ops::linear(ops::layer_norm(x.retaped(), &blk.ln1), &blk.attn_in, false);
+            // q, k, v = attn.q(a), attn.k(a), attn.v(a)                 each [b·t, d_attn]
             let q = ops::linear(a.retaped(), &blk.q, false);
             let k = ops::linear(a.retaped(), &blk.k, false);
             let v = ops::linear(a, &blk.v, false);
+            // softmax(q kᵀ/√d_k + causal mask) v per head, heads concatenated [b·t, d_attn]
             let att = ops::attention(q, k, v, (b, t, c.n_heads));
+            // y = attn_out(attn.o(att))                                       [b·t, d_model]
             let y = ops::linear(ops::linear(att, &blk.o, false), &blk.attn_out, false);
+            // x1 = x + dropout(y)                                             [b·t, d_model]
             let x1 = ops::residual(x, y, site(1 + 2 * l as u64));
+            // f = ff.down(relu(ff.up(ln2(x1))))              [b·t, d_ff] → [b·t, d_model]
             let f = ops::linear(
                 ops::linear(ops::layer_norm(x1.retaped(), &blk.ln2), &blk.ff_up, true),
                 &blk.ff_down,
                 false,
             );
+            // x = x1 + dropout(f)                                             [b·t, d_model]
             x = ops::residual(x1, f, site(2 + 2 * l as u64));
         }
+        // ln_f(x)                                                             [b·t, d_model]
         ops::layer_norm(x, &self.ln_f)
     }
-
-    /// Logits `[b*t, V]` of the body composed from plain dfdx ops (the reference that the fused
-    /// path and the decode paths are checked against).
-    pub fn forward_composed<Tp: Tape<f32, Cpu>>(
-        &self,
-        x: T2<Tp>,
-        b: usize,
-        t: usize,
-        dropout: Option<&Dropout>,
-    ) -> T2<Tp> {
-        linear_composed(self.hidden_composed(x, b, t, dropout), &self.head)
-    }
-
-    /// [`Net::hidden`] composed from plain dfdx ops, with the same dropout masks.
-    pub fn hidden_composed<Tp: Tape<f32, Cpu>>(
-        &self,
-        x: T2<Tp>,
-        b: usize,
-        t: usize,
-        dropout: Option<&Dropout>,
-    ) -> T2<Tp> {
-        let c = &self.config;
-        c.check_len(t);
-        let mask = causal_mask(&self.dev, t);
-        let drop = |x: T2<Tp>, k: u64| match dropout {
-            Some(d) => d.apply_composed(&self.dev, x, k),
-            None => x,
-        };
-        let mut x = drop(x, 0);
-        for (l, blk) in self.blocks.iter().enumerate() {
-            // a = attn_in(ln1(x))                                   [b*t, d_attn]
-            let a = linear_composed(
-                layer_norm_composed(x.retaped::<Tp>(), &blk.ln1),
-                &blk.attn_in,
-            );
-            let q = linear_composed(a.retaped::<Tp>(), &blk.q);
-            let k = linear_composed(a.retaped::<Tp>(), &blk.k);
-            let v = linear_composed(a, &blk.v);
-            let att = attention_composed(q, k, v, (b, t, c.n_heads), &mask);
-            let y = drop(
-                linear_composed(linear_composed(att, &blk.o), &blk.attn_out),
-                1 + 2 * l as u64,
-            );
-            let x1 = x + y;
-            // x = x + dropout(ff.down(relu(ff.up(ln2(x)))))
-            let f = linear_composed(
-                linear_composed(
-                    layer_norm_composed(x1.retaped::<Tp>(), &blk.ln2),
-                    &blk.ff_up,
-                )
-                .relu(),
-                &blk.ff_down,
-            );
-            x = x1 + drop(f, 2 + 2 * l as u64);
-        }
-        layer_norm_composed(x, &self.ln_f)
-    }
-}
-
-/// Causal mask `[t, t]`: 0 on and below the diagonal, -1e9 above.
-pub fn causal_mask(dev: &Cpu, t: usize) -> T2 {
-    let mask: Vec<f32> = (0..t * t)
-        .map(|i| if i % t > i / t { -1e9 } else { 0.0 })
-        .collect();
-    dev.tensor_from_vec(mask, (t, t))
-}
-
-/// Causal multi-head attention composed from dfdx ops (the reference for [`ops::attention`]):
-/// `q`, `k`, `v` `[b·t, h·dk]` → `[b·t, h·dk]`, `mask` from [`causal_mask`].
-pub fn attention_composed<Tp: Tape<f32, Cpu>>(
-    q: T2<Tp>,
-    k: T2<Tp>,
-    v: T2<Tp>,
-    (b, t, h): (usize, usize, usize),
-    mask: &T2,
-) -> T2<Tp> {
-    let dk = q.shape().1 / h;
-    let scale = 1.0 / (dk as f32).sqrt();
-    let heads = |x: T2<Tp>| {
-        x.reshape_like(&(b, t, h, dk))
-            .permute::<_, Axes4<0, 2, 1, 3>>()
-    };
-    let (q, k, v) = (heads(q), heads(k), heads(v));
-    // softmax(q kᵀ / √dk + mask) v                                  [b, h, t, dk]
-    let scores = q.matmul(k.permute::<_, Axes4<0, 1, 3, 2>>()) * scale
-        + mask.clone().broadcast_like::<_, Axes2<0, 1>>(&(b, h, t, t));
-    let att = scores.softmax::<Axis<3>>().matmul(v);
-    // heads concatenated                                            [b*t, d_attn]
-    att.permute::<_, Axes4<0, 2, 1, 3>>()
-        .reshape_like(&(b * t, h * dk))
-}
-
-/// Logits `[len, V]` row-major of one sequence (`len` ≤ context, no dropout) through the dfdx
-/// model; the reference that faster decode paths are checked against.
-pub fn forward_logits(weights: &Weights, ids: &[u32]) -> Vec<f32> {
-    let dev = Cpu::default();
-    let net = Net::from_weights(weights, &dev);
-    let x = net.embed(ids, ids.len());
-    net.forward_composed(x, 1, ids.len(), None).as_vec()
-}
-
-/// Per-target negative log-likelihoods of `logits` `[n, V]` at `targets` (length n), as a
-/// tensor `[n]` (on the tape of `logits`), computed as `-log_softmax(logits)[i, target_i]`
-/// without a dense one-hot.
-pub fn nll<Tp: Tape<f32, Cpu>>(logits: T2<Tp>, targets: &[u32]) -> T1<Tp> {
-    let dev = logits.device().clone();
-    let idx: Tensor<(usize,), usize, Cpu> = dev.tensor_from_vec(
-        targets.iter().map(|&i| i as usize).collect(),
-        (targets.len(),),
-    );
-    -logits.log_softmax::<Axis<1>>().select(idx)
 }

@@ -6,9 +6,9 @@
 use super::adamw::{AdamWConfig, AdamWState, OptimMeta};
 use super::batches::{Examples, PAD};
 use super::checkpoint::CheckpointError;
-use super::net::{nll, Dropout, Net};
+use super::net::{Dropout, Net};
 use super::ops::{head_loss, head_nll};
-use super::weights::Weights;
+use super::weights::{all_finite, Weights};
 use dfdx::prelude::*;
 use std::path::Path;
 use std::time::Instant;
@@ -83,6 +83,14 @@ pub struct EvalStats {
 pub enum TrainError {
     #[error("loss became {loss} at step {step} (epoch {epoch}); lower the learning rate or enable grad_clip")]
     NonFinite { step: u64, epoch: usize, loss: f32 },
+    #[error("weights became non-finite (first: `{tensor}`) after the update of step {step} (epoch {epoch}); lower the learning rate or enable grad_clip")]
+    NonFiniteWeights {
+        step: u64,
+        epoch: usize,
+        tensor: String,
+    },
+    #[error("validation loss became {loss} after epoch {epoch} (step {step}); lower the learning rate or enable grad_clip")]
+    NonFiniteValidation { step: u64, epoch: usize, loss: f64 },
     #[error("no training windows: the training split is empty")]
     NoData,
     #[error(transparent)]
@@ -91,14 +99,7 @@ pub enum TrainError {
     Resume { path: String, msg: String },
 }
 
-/// splitmix64 of `seed` mixed with `k`: independent sub-seeds per epoch / step.
-pub fn mix(seed: u64, k: u64) -> u64 {
-    let mut z = seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use crate::seed::mix;
 
 /// Learning rate at global step `step` (from 1).
 pub fn lr_at(cfg: &TrainConfig, step: u64) -> f32 {
@@ -140,37 +141,6 @@ pub fn loss_and_grads(
     let value = loss.array();
     let mut grads = loss.backward();
     (value, net.grads(&mut grads, train_emb))
-}
-
-/// [`loss_and_grads`] through the model composed from plain dfdx ops (log-softmax, one-hot
-/// free NLL, dfdx matmuls): the slow reference the fused path is tested against.
-pub fn loss_and_grads_composed(
-    net: &Net,
-    inputs: &[u32],
-    targets: &[u32],
-    t: usize,
-    train_emb: bool,
-    dropout: Option<&Dropout>,
-) -> (f32, Vec<Option<Vec<f32>>>) {
-    let b = inputs.len() / t;
-    let x = net.embed_traced(inputs, t, train_emb).t;
-    let logits = net.forward_composed(x, b, t, dropout);
-    let w = pad_weights(targets);
-    let w = net.dev.tensor_from_vec(w, (targets.len(),));
-    let loss = (nll(logits, targets) * w).sum();
-    let value = loss.array();
-    let mut grads = loss.backward();
-    (value, net.grads(&mut grads, train_emb))
-}
-
-/// The loss alone (no tape, no dropout) through the model composed from plain dfdx ops: the
-/// reference the fused training path is checked against.
-pub fn batch_loss(net: &Net, inputs: &[u32], targets: &[u32], t: usize) -> f32 {
-    let b = inputs.len() / t;
-    let logits = net.forward_composed(net.embed(inputs, t), b, t, None);
-    let per = nll(logits, targets).as_vec();
-    let w = pad_weights(targets);
-    per.iter().zip(&w).map(|(a, b)| a * b).sum()
 }
 
 /// 1/(non-pad count) for non-pad targets, 0 for pads.
@@ -285,7 +255,42 @@ impl Trainer {
             .save(&self.weights, &self.optim_meta(), checkpoint)?)
     }
 
-    /// Trains one epoch over `examples` in a shuffled order; `on_step` sees every step.
+    /// Validation loss and perplexity of the current weights over `examples`
+    /// ([`evaluate`]); a non-finite loss over at least one token is an error naming the epoch
+    /// and the step.
+    pub fn validate(
+        &self,
+        examples: &Examples,
+        batch_size: usize,
+    ) -> Result<EvalStats, TrainError> {
+        let stats = evaluate(&self.weights, examples, batch_size);
+        if stats.tokens > 0 && !stats.loss.is_finite() {
+            return Err(TrainError::NonFiniteValidation {
+                step: self.opt.step,
+                epoch: self.epoch,
+                loss: stats.loss,
+            });
+        }
+        Ok(stats)
+    }
+
+    /// The first trained tensor (contract order) holding a NaN or an infinity.
+    fn first_non_finite_trained(&self) -> Option<String> {
+        let mut bad = None;
+        let mut i = 0;
+        self.weights.for_each_tensor(|name, _, data| {
+            if bad.is_none() && self.trainable[i] && !all_finite(data) {
+                bad = Some(name);
+            }
+            i += 1;
+        });
+        bad
+    }
+
+    /// Trains one epoch over `examples` in a shuffled order; `on_step` sees every step. A
+    /// non-finite loss, or non-finite weights after any update (the last one included), stops
+    /// the epoch with an error naming the epoch and the step; the trainer must then be
+    /// discarded.
     pub fn run_epoch(
         &mut self,
         examples: &Examples,
@@ -294,7 +299,6 @@ impl Trainer {
         if examples.is_empty() {
             return Err(TrainError::NoData);
         }
-        keep_freed_memory();
         let epoch = self.epoch + 1;
         let cfg = self.cfg.clone();
         let t = examples.context;
@@ -321,6 +325,15 @@ impl Trainer {
             }
             let lr = lr_at(&cfg, step);
             self.opt.update(&cfg.adamw, lr, &mut self.weights, &grads);
+            // A finite loss can still give non-finite weights (huge steps, overflowing moments);
+            // on the last step of an epoch no later loss would show it.
+            if let Some(tensor) = self.first_non_finite_trained() {
+                return Err(TrainError::NonFiniteWeights {
+                    step,
+                    epoch,
+                    tensor,
+                });
+            }
             net.load_weights(&self.weights);
             loss_sum += loss as f64 * n_tok as f64;
             loss_tokens += n_tok;
@@ -362,23 +375,4 @@ pub fn clip_grad_norm(grads: &mut [Option<Vec<f32>>], max_norm: f32) -> f64 {
         }
     }
     norm
-}
-
-/// Asks glibc's allocator to keep freed memory instead of returning it to the OS: a training
-/// step allocates and frees many activation buffers of a few MB, and without this every step
-/// pays for the kernel zeroing fresh pages. Buffers up to 32 MB (glibc's largest allowed mmap
-/// threshold) come from the heap, which is never trimmed below 1 GB; the one larger buffer,
-/// the output layer's logits, is reused through [`super::ops`]'s scratch pool.
-pub fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            // SAFETY: mallopt only changes allocator thresholds; it is safe to call any time.
-            unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-                libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-            }
-        });
-    }
 }

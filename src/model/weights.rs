@@ -55,19 +55,158 @@ impl LayerNormWeights {
     }
 }
 
-/// One pre-LN transformer block.
+/// The ten layers of one pre-LN block, generic over how a linear layer (`L`) and a LayerNorm
+/// (`N`) are held: plain weights ([`BlockWeights`]), dfdx tensors for training
+/// (`model::net::Block`), packed panels for decoding (`decode::Model`). The contract order of
+/// the layers is the field order; [`Block::layers`], [`Block::layers_mut`] and [`Block::map`]
+/// are the only places that list it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BlockWeights {
-    pub ln1: LayerNormWeights,
-    pub attn_in: LinearWeights,
-    pub q: LinearWeights,
-    pub k: LinearWeights,
-    pub v: LinearWeights,
-    pub o: LinearWeights,
-    pub attn_out: LinearWeights,
-    pub ln2: LayerNormWeights,
-    pub ff_up: LinearWeights,
-    pub ff_down: LinearWeights,
+pub struct Block<L, N> {
+    pub ln1: N,
+    pub attn_in: L,
+    pub q: L,
+    pub k: L,
+    pub v: L,
+    pub o: L,
+    pub attn_out: L,
+    pub ln2: N,
+    pub ff_up: L,
+    pub ff_down: L,
+}
+
+/// One pre-LN transformer block of plain weights.
+pub type BlockWeights = Block<LinearWeights, LayerNormWeights>;
+
+/// A parameter holder as the contract visits it: the token embedding, a linear layer (tensors
+/// `weight`, then `bias`) or a LayerNorm (`weight`, then `bias`).
+pub enum Param<E, L, N> {
+    Emb(E),
+    Lin(L),
+    Ln(N),
+}
+
+impl<L, N> Block<L, N> {
+    /// The layers with their contract names, in contract order.
+    pub fn layers(&self) -> [(&'static str, Param<(), &L, &N>); 10] {
+        use Param::{Lin, Ln};
+        [
+            ("ln1", Ln(&self.ln1)),
+            ("attn_in", Lin(&self.attn_in)),
+            ("attn.q", Lin(&self.q)),
+            ("attn.k", Lin(&self.k)),
+            ("attn.v", Lin(&self.v)),
+            ("attn.o", Lin(&self.o)),
+            ("attn_out", Lin(&self.attn_out)),
+            ("ln2", Ln(&self.ln2)),
+            ("ff.up", Lin(&self.ff_up)),
+            ("ff.down", Lin(&self.ff_down)),
+        ]
+    }
+
+    /// [`Block::layers`], mutably.
+    pub fn layers_mut(&mut self) -> [(&'static str, Param<(), &mut L, &mut N>); 10] {
+        use Param::{Lin, Ln};
+        [
+            ("ln1", Ln(&mut self.ln1)),
+            ("attn_in", Lin(&mut self.attn_in)),
+            ("attn.q", Lin(&mut self.q)),
+            ("attn.k", Lin(&mut self.k)),
+            ("attn.v", Lin(&mut self.v)),
+            ("attn.o", Lin(&mut self.o)),
+            ("attn_out", Lin(&mut self.attn_out)),
+            ("ln2", Ln(&mut self.ln2)),
+            ("ff.up", Lin(&mut self.ff_up)),
+            ("ff.down", Lin(&mut self.ff_down)),
+        ]
+    }
+
+    /// The same block with every layer converted, layer by layer in contract order (so a
+    /// random initialisation draws in that order).
+    pub fn map<L2, N2>(
+        &self,
+        mut lin: impl FnMut(&L) -> L2,
+        mut ln: impl FnMut(&N) -> N2,
+    ) -> Block<L2, N2> {
+        Block {
+            ln1: ln(&self.ln1),
+            attn_in: lin(&self.attn_in),
+            q: lin(&self.q),
+            k: lin(&self.k),
+            v: lin(&self.v),
+            o: lin(&self.o),
+            attn_out: lin(&self.attn_out),
+            ln2: ln(&self.ln2),
+            ff_up: lin(&self.ff_up),
+            ff_down: lin(&self.ff_down),
+        }
+    }
+}
+
+impl Block<(usize, usize), usize> {
+    /// The shapes of one block: `(out, in)` per linear layer, the width per LayerNorm.
+    pub fn shapes(c: &ModelConfig) -> Self {
+        let (dm, da, df) = (c.d_model, c.d_attn, c.d_ff);
+        Block {
+            ln1: dm,
+            attn_in: (da, dm),
+            q: (da, da),
+            k: (da, da),
+            v: (da, da),
+            o: (da, da),
+            attn_out: (dm, da),
+            ln2: dm,
+            ff_up: (df, dm),
+            ff_down: (dm, df),
+        }
+    }
+}
+
+/// Visits a model's parameter holders in contract order: `tok_emb`, each block's layers (in
+/// [`Block::layers`] order, named `blocks.<i>.<layer>`), `ln_f`, `head`. `f` gets the holder's
+/// name; its tensors are named `<name>.weight` and `<name>.bias`.
+pub fn visit<'a, E, L, N>(
+    tok_emb: &'a E,
+    blocks: &'a [Block<L, N>],
+    ln_f: &'a N,
+    head: &'a L,
+    mut f: impl FnMut(&str, Param<&'a E, &'a L, &'a N>),
+) {
+    f("tok_emb", Param::Emb(tok_emb));
+    for (i, b) in blocks.iter().enumerate() {
+        for (name, layer) in b.layers() {
+            let name = format!("blocks.{i}.{name}");
+            match layer {
+                Param::Lin(l) => f(&name, Param::Lin(l)),
+                Param::Ln(l) => f(&name, Param::Ln(l)),
+                Param::Emb(()) => {}
+            }
+        }
+    }
+    f("ln_f", Param::Ln(ln_f));
+    f("head", Param::Lin(head));
+}
+
+/// [`visit`], mutably.
+pub fn visit_mut<'a, E, L, N>(
+    tok_emb: &'a mut E,
+    blocks: &'a mut [Block<L, N>],
+    ln_f: &'a mut N,
+    head: &'a mut L,
+    mut f: impl FnMut(&str, Param<&'a mut E, &'a mut L, &'a mut N>),
+) {
+    f("tok_emb", Param::Emb(tok_emb));
+    for (i, b) in blocks.iter_mut().enumerate() {
+        for (name, layer) in b.layers_mut() {
+            let name = format!("blocks.{i}.{name}");
+            match layer {
+                Param::Lin(l) => f(&name, Param::Lin(l)),
+                Param::Ln(l) => f(&name, Param::Ln(l)),
+                Param::Emb(()) => {}
+            }
+        }
+    }
+    f("ln_f", Param::Ln(ln_f));
+    f("head", Param::Lin(head));
 }
 
 /// All weights of the model.
@@ -97,25 +236,21 @@ pub enum WeightsError {
 }
 
 impl Weights {
-    /// Random initialisation: embedding N(0, 1), linears as PyTorch, LayerNorm ones/zeros.
+    /// Random initialisation: embedding N(0, 1), linears as PyTorch, LayerNorm ones/zeros;
+    /// drawn in contract order (embedding, each block's linears, head).
     pub fn init(config: &ModelConfig, rng: &mut impl Rng) -> Self {
         let c = config;
         let normal = Normal::new(0.0f32, 1.0).expect("valid normal");
         let tok_emb = (0..c.vocab_size * c.d_model)
             .map(|_| normal.sample(rng))
             .collect();
+        let shapes = Block::shapes(c);
         let blocks = (0..c.n_layers)
-            .map(|_| BlockWeights {
-                ln1: LayerNormWeights::new(c.d_model),
-                attn_in: LinearWeights::init(c.d_attn, c.d_model, rng),
-                q: LinearWeights::init(c.d_attn, c.d_attn, rng),
-                k: LinearWeights::init(c.d_attn, c.d_attn, rng),
-                v: LinearWeights::init(c.d_attn, c.d_attn, rng),
-                o: LinearWeights::init(c.d_attn, c.d_attn, rng),
-                attn_out: LinearWeights::init(c.d_model, c.d_attn, rng),
-                ln2: LayerNormWeights::new(c.d_model),
-                ff_up: LinearWeights::init(c.d_ff, c.d_model, rng),
-                ff_down: LinearWeights::init(c.d_model, c.d_ff, rng),
+            .map(|_| {
+                shapes.map(
+                    |&(o, i)| LinearWeights::init(o, i, rng),
+                    |&d| LayerNormWeights::new(d),
+                )
             })
             .collect();
         Weights {
@@ -127,30 +262,54 @@ impl Weights {
         }
     }
 
-    /// Every tensor with its contract name and shape, in a fixed order.
-    pub fn named(&self) -> Vec<(String, Vec<usize>, &[f32])> {
-        let c = &self.config;
-        let mut out: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
-        out.push((
-            "tok_emb.weight".into(),
-            vec![c.vocab_size, c.d_model],
-            &self.tok_emb,
-        ));
-        for (i, b) in self.blocks.iter().enumerate() {
-            let p = format!("blocks.{i}");
-            push_ln(&mut out, format!("{p}.ln1"), &b.ln1);
-            push_lin(&mut out, format!("{p}.attn_in"), &b.attn_in);
-            push_lin(&mut out, format!("{p}.attn.q"), &b.q);
-            push_lin(&mut out, format!("{p}.attn.k"), &b.k);
-            push_lin(&mut out, format!("{p}.attn.v"), &b.v);
-            push_lin(&mut out, format!("{p}.attn.o"), &b.o);
-            push_lin(&mut out, format!("{p}.attn_out"), &b.attn_out);
-            push_ln(&mut out, format!("{p}.ln2"), &b.ln2);
-            push_lin(&mut out, format!("{p}.ff.up"), &b.ff_up);
-            push_lin(&mut out, format!("{p}.ff.down"), &b.ff_down);
+    /// All-zero weights of the right shapes (LayerNorm weights are ones).
+    pub fn zeros(config: &ModelConfig) -> Self {
+        let c = config;
+        let block = Block::shapes(c).map(
+            |&(o, i)| LinearWeights::zeros(o, i),
+            |&d| LayerNormWeights::new(d),
+        );
+        Weights {
+            config: c.clone(),
+            tok_emb: vec![0.0; c.vocab_size * c.d_model],
+            blocks: vec![block; c.n_layers],
+            ln_f: LayerNormWeights::new(c.d_model),
+            head: LinearWeights::zeros(c.vocab_size, c.d_model),
         }
-        push_ln(&mut out, "ln_f".into(), &self.ln_f);
-        push_lin(&mut out, "head".into(), &self.head);
+    }
+
+    /// [`visit`] over these weights.
+    pub fn visit<'a>(
+        &'a self,
+        f: impl FnMut(&str, Param<&'a Vec<f32>, &'a LinearWeights, &'a LayerNormWeights>),
+    ) {
+        visit(&self.tok_emb, &self.blocks, &self.ln_f, &self.head, f)
+    }
+
+    /// Every tensor in contract order: `f(name, shape, data)`.
+    pub fn for_each_tensor<'a>(&'a self, mut f: impl FnMut(String, Vec<usize>, &'a [f32])) {
+        let (v, d) = (self.config.vocab_size, self.config.d_model);
+        self.visit(|name, p| match p {
+            Param::Emb(e) => f(format!("{name}.weight"), vec![v, d], e),
+            Param::Lin(l) => {
+                f(
+                    format!("{name}.weight"),
+                    vec![l.out_dim, l.in_dim],
+                    &l.weight,
+                );
+                f(format!("{name}.bias"), vec![l.out_dim], &l.bias);
+            }
+            Param::Ln(l) => {
+                f(format!("{name}.weight"), vec![l.weight.len()], &l.weight);
+                f(format!("{name}.bias"), vec![l.bias.len()], &l.bias);
+            }
+        });
+    }
+
+    /// Every tensor with its contract name and shape, in contract order.
+    pub fn named(&self) -> Vec<(String, Vec<usize>, &[f32])> {
+        let mut out = Vec::new();
+        self.for_each_tensor(|n, s, d| out.push((n, s, d)));
         out
     }
 
@@ -180,78 +339,44 @@ impl Weights {
         if let Some(extra) = tensors.keys().next() {
             return Err(WeightsError::Unexpected(extra.clone()));
         }
-        let mut it = values.into_iter();
-        for slot in shell.slots_mut() {
-            *slot = it.next().expect("same count as named()");
+        for (slot, data) in shell.slots_mut().into_iter().zip(values) {
+            *slot = data;
         }
         Ok(shell)
     }
 
-    /// All-zero weights of the right shapes (LayerNorm weights are ones).
-    pub fn zeros(config: &ModelConfig) -> Self {
-        let c = config;
-        Weights {
-            config: c.clone(),
-            tok_emb: vec![0.0; c.vocab_size * c.d_model],
-            blocks: (0..c.n_layers)
-                .map(|_| BlockWeights {
-                    ln1: LayerNormWeights::new(c.d_model),
-                    attn_in: LinearWeights::zeros(c.d_attn, c.d_model),
-                    q: LinearWeights::zeros(c.d_attn, c.d_attn),
-                    k: LinearWeights::zeros(c.d_attn, c.d_attn),
-                    v: LinearWeights::zeros(c.d_attn, c.d_attn),
-                    o: LinearWeights::zeros(c.d_attn, c.d_attn),
-                    attn_out: LinearWeights::zeros(c.d_model, c.d_attn),
-                    ln2: LayerNormWeights::new(c.d_model),
-                    ff_up: LinearWeights::zeros(c.d_ff, c.d_model),
-                    ff_down: LinearWeights::zeros(c.d_model, c.d_ff),
-                })
-                .collect(),
-            ln_f: LayerNormWeights::new(c.d_model),
-            head: LinearWeights::zeros(c.vocab_size, c.d_model),
-        }
-    }
-
-    /// Mutable access to every tensor's data in the order of [`Weights::named`].
+    /// Mutable access to every tensor's data in contract order (that of [`Weights::named`]).
     pub fn slots_mut(&mut self) -> Vec<&mut Vec<f32>> {
-        let mut out: Vec<&mut Vec<f32>> = vec![&mut self.tok_emb];
-        for b in &mut self.blocks {
-            out.push(&mut b.ln1.weight);
-            out.push(&mut b.ln1.bias);
-            for l in [
-                &mut b.attn_in,
-                &mut b.q,
-                &mut b.k,
-                &mut b.v,
-                &mut b.o,
-                &mut b.attn_out,
-            ] {
-                out.push(&mut l.weight);
-                out.push(&mut l.bias);
-            }
-            out.push(&mut b.ln2.weight);
-            out.push(&mut b.ln2.bias);
-            for l in [&mut b.ff_up, &mut b.ff_down] {
-                out.push(&mut l.weight);
-                out.push(&mut l.bias);
-            }
-        }
-        out.push(&mut self.ln_f.weight);
-        out.push(&mut self.ln_f.bias);
-        out.push(&mut self.head.weight);
-        out.push(&mut self.head.bias);
+        let mut out: Vec<&mut Vec<f32>> = Vec::new();
+        visit_mut(
+            &mut self.tok_emb,
+            &mut self.blocks,
+            &mut self.ln_f,
+            &mut self.head,
+            |_, p| match p {
+                Param::Emb(e) => out.push(e),
+                Param::Lin(l) => {
+                    out.push(&mut l.weight);
+                    out.push(&mut l.bias);
+                }
+                Param::Ln(l) => {
+                    out.push(&mut l.weight);
+                    out.push(&mut l.bias);
+                }
+            },
+        );
         out
     }
 }
 
-fn push_ln<'a>(out: &mut Vec<(String, Vec<usize>, &'a [f32])>, p: String, l: &'a LayerNormWeights) {
-    out.push((format!("{p}.weight"), vec![l.weight.len()], &l.weight));
-    out.push((format!("{p}.bias"), vec![l.bias.len()], &l.bias));
-}
-
-fn push_lin<'a>(out: &mut Vec<(String, Vec<usize>, &'a [f32])>, p: String, l: &'a LinearWeights) {
-    out.push((format!("{p}.weight"), vec![l.out_dim, l.in_dim], &l.weight));
-    out.push((format!("{p}.bias"), vec![l.out_dim], &l.bias));
+/// Whether every element is finite (vectorises: an OR over the exponent bits).
+pub fn all_finite(x: &[f32]) -> bool {
+    const EXP: u32 = 0x7F80_0000;
+    x.chunks(4096).all(|c| {
+        c.iter()
+            .fold(0u32, |acc, v| acc | u32::from((v.to_bits() & EXP) == EXP))
+            == 0
+    })
 }
 
 #[cfg(test)]

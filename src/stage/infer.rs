@@ -152,7 +152,7 @@ impl StageKind for Infer {
     fn info(&self) -> KindInfo {
         KindInfo {
             name: "infer",
-            version: 2,
+            version: 3,
             defaults_yaml: include_str!("../../stages/infer.yaml"),
             heavy: true,
             per_epoch: false,

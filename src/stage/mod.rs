@@ -150,16 +150,7 @@ impl StageCtx {
     }
 }
 
-/// blake3 of (seed, name, what) folded to u64: stable across runs and machines.
-pub fn derive_seed(seed: u64, name: &str, what: &str) -> u64 {
-    let mut h = blake3::Hasher::new();
-    h.update(&seed.to_le_bytes());
-    h.update(name.as_bytes());
-    h.update(&[0]);
-    h.update(what.as_bytes());
-    let b = h.finalize();
-    u64::from_le_bytes(b.as_bytes()[..8].try_into().expect("8 bytes"))
-}
+pub use crate::seed::derive_seed;
 
 /// Writes `measurements.json` (speeds, wall times) into `ctx.meas_dir`: stored and shown in
 /// reports, never part of the outputs hash.

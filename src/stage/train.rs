@@ -7,7 +7,7 @@ use super::{KindInfo, StageCtx, StageKind, Upstream};
 use crate::model::adamw::{optim_paths, AdamWConfig};
 use crate::model::batches::{Examples, Packing};
 use crate::model::checkpoint::read_tensors;
-use crate::model::train::{evaluate, mix, Schedule, TrainConfig, Trainer};
+use crate::model::train::{mix, Schedule, TrainConfig, Trainer};
 use crate::model::{Checkpoint, CheckpointMeta, ModelConfig, Weights};
 use crate::text::{TokenFile, Vocab};
 use anyhow::{bail, Context};
@@ -293,7 +293,9 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
             })
             .map_err(|e| anyhow::anyhow!("stage `{id}`: {e}"))?;
         bar.finish();
-        let val = evaluate(&trainer.weights, &valid_ex, p.eval_batch_size);
+        let val = trainer
+            .validate(&valid_ex, p.eval_batch_size)
+            .map_err(|e| anyhow::anyhow!("stage `{id}`: {e}"))?;
         epoch_speed.push(serde_json::json!({
             "epoch": epoch,
             "tokens_per_s": stats.tokens_per_s,

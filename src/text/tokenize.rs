@@ -76,10 +76,7 @@ pub fn is_valid_doc(seed: u64, index: u64, fraction: f64) -> bool {
     if fraction <= 0.0 {
         return false;
     }
-    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    let z = crate::seed::hash_index(seed, index);
     ((z >> 11) as f64 / (1u64 << 53) as f64) < fraction
 }
 

@@ -2,14 +2,16 @@
 //! on random inputs; the partitioned matrix product against a naive one; and a few training
 //! steps of the fused model against the composed model.
 
-use dfdx::prelude::*;
-use pipe::model::adamw::{AdamWConfig, AdamWState};
-use pipe::model::net::{
-    attention_composed, causal_mask, layer_norm_composed, linear_composed, nll, Dropout, Net, T2,
+use super::composed::{
+    attention_composed, causal_mask, layer_norm_composed, linear_composed, loss_and_grads_composed,
+    nll,
 };
-use pipe::model::ops::{self, Act, DropMask, MatRef};
-use pipe::model::train::{loss_and_grads, loss_and_grads_composed, trainable_slots};
-use pipe::model::{ModelConfig, Weights};
+use crate::model::adamw::{AdamWConfig, AdamWState};
+use crate::model::net::{Dropout, Net};
+use crate::model::ops::{self, Act, DropMask, MatRef, T2};
+use crate::model::train::{loss_and_grads, trainable_slots};
+use crate::model::{ModelConfig, Weights};
+use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 type Traced = Tensor<(usize, usize), f32, Cpu, OwnedTape<f32, Cpu>>;

@@ -1,7 +1,7 @@
 //! The training model (dfdx) and the decoding path (plain kernels) compute the same function:
 //! the same logits for the same weights, and a trained-then-saved checkpoint decodes identically.
 
-use pipe::model::{ModelConfig, Weights};
+use crate::model::{ModelConfig, Weights};
 use rand::SeedableRng;
 
 fn config() -> ModelConfig {
@@ -26,8 +26,8 @@ fn dfdx_forward_equals_decode_forward() {
     }
     w.ln_f.bias.iter_mut().for_each(|b| *b = 0.1);
     let ids = [0u32, 5, 7, 22, 3, 9, 1, 4];
-    let a = pipe::model::net::forward_logits(&w, &ids);
-    let b = pipe::decode::forward::forward(&w, &ids, 0, 1);
+    let a = super::composed::forward_logits(&w, &ids);
+    let b = crate::decode::forward::forward(&w, &ids, 0, 1);
     assert_eq!(a.len(), b.len());
     let max = a
         .iter()

@@ -1,11 +1,12 @@
 //! Model and training-library tests on tiny sizes: causality, overfitting one batch, gradient
 //! check against finite differences, epoch-by-epoch resume equals one run, checkpoint round trip.
 
-use pipe::model::adamw::AdamWConfig;
-use pipe::model::batches::{Examples, Packing};
-use pipe::model::net::Net;
-use pipe::model::train::{batch_loss, evaluate, loss_and_grads, Schedule, TrainConfig, Trainer};
-use pipe::model::{forward_logits, Checkpoint, CheckpointMeta, ModelConfig, Weights};
+use super::composed::{batch_loss, forward_logits};
+use crate::model::adamw::AdamWConfig;
+use crate::model::batches::{Examples, Packing};
+use crate::model::net::Net;
+use crate::model::train::{evaluate, loss_and_grads, Schedule, TrainConfig, TrainError, Trainer};
+use crate::model::{Checkpoint, CheckpointMeta, ModelConfig, Weights};
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 
@@ -314,5 +315,95 @@ fn fused_loss_matches_composed_at_large_vocabulary() {
     assert!(
         (fused - composed).abs() < 1e-4,
         "fused {fused} vs composed {composed}"
+    );
+}
+
+/// Issue 10 item 6: an update that makes the weights non-finite on the last step of an epoch
+/// (a finite loss, so no later step would see it) fails the epoch naming epoch and step.
+#[test]
+fn non_finite_weights_on_the_last_step_fail_the_epoch() {
+    let cfg = tiny(24);
+    let d = docs(16, 24, 9);
+    let ex = Examples::build(
+        d.iter().map(|x| x.as_slice()),
+        cfg.context,
+        Packing::Truncate,
+    );
+    let mut tc = train_cfg(true);
+    // One step per epoch, so the diverging step is the last one; lr·|update| overflows f32.
+    tc.batch_size = 64;
+    tc.lr = f32::MAX;
+    tc.grad_clip = None;
+    tc.warmup_steps = 0;
+    tc.schedule = Schedule::Constant;
+    let mut tr = Trainer::new(weights(&cfg, 10), tc);
+    let mut seen = Vec::new();
+    let err = tr
+        .run_epoch(&ex, &mut |s| seen.push((s.loss, s.in_epoch)))
+        .unwrap_err();
+    assert!(seen.is_empty(), "no step is reported as done: {seen:?}");
+    match &err {
+        TrainError::NonFiniteWeights { step, epoch, .. } => assert_eq!((*step, *epoch), (1, 1)),
+        other => panic!("unexpected error: {other}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains("step 1") && msg.contains("epoch 1"), "{msg}");
+    assert_eq!(tr.epoch, 0, "the epoch is not counted as done");
+}
+
+/// A weight the forward pass never reads (the embedding row of a token absent from the data)
+/// keeps the loss finite; the check of the updated weights still stops the epoch.
+#[test]
+fn a_poisoned_unused_weight_is_caught_after_the_update() {
+    let cfg = tiny(24);
+    let d = docs(16, 24, 9);
+    let ex = Examples::build(
+        d.iter().map(|x| x.as_slice()),
+        cfg.context,
+        Packing::Truncate,
+    );
+    let mut w = weights(&cfg, 10);
+    // Token 3 never occurs (documents use ids 4.., specials are 0–2).
+    w.tok_emb[3 * cfg.d_model] = f32::INFINITY;
+    let mut tr = Trainer::new(w, train_cfg(false));
+    let err = tr.run_epoch(&ex, &mut |_| {}).unwrap_err();
+    match err {
+        TrainError::NonFiniteWeights { tensor, epoch, .. } => {
+            assert_eq!(tensor, "tok_emb.weight");
+            assert_eq!(epoch, 1);
+        }
+        other => panic!("unexpected error: {other}"),
+    }
+}
+
+/// A non-finite validation loss is an error naming the epoch and the step.
+#[test]
+fn non_finite_validation_loss_is_an_error() {
+    let cfg = tiny(24);
+    let d = docs(8, 24, 9);
+    let ex = Examples::build(
+        d.iter().map(|x| x.as_slice()),
+        cfg.context,
+        Packing::Truncate,
+    );
+    let mut w = weights(&cfg, 10);
+    w.head.bias[5] = f32::NAN;
+    let tr = Trainer::new(w, train_cfg(false));
+    let err = tr.validate(&ex, 4).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::NonFiniteValidation {
+                step: 0,
+                epoch: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        tr.validate(&Examples::build([], cfg.context, Packing::Truncate), 4)
+            .is_ok(),
+        "no validation tokens is not a divergence"
     );
 }

@@ -1,7 +1,7 @@
 //! Decoding library: cached vs uncached, beyond context, beam search, samplers, scoring.
 
-use pipe::decode::*;
-use pipe::model::{ModelConfig, Weights};
+use crate::decode::*;
+use crate::model::{ModelConfig, Weights};
 use rand::SeedableRng;
 
 fn model(vocab: usize, layers: usize, context: usize, seed: u64) -> Weights {

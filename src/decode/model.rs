@@ -1,0 +1,151 @@
+//! The model for inference: borrowed [`Weights`] plus their linear layers repacked for the
+//! decoding kernel (built once), and the one inference block that both the cached
+//! ([`super::Decoder`]) and the uncached ([`super::forward`]) paths run, with attention passed
+//! in. The state of a decoding run (KV cache, scratch) lives elsewhere.
+
+use super::kernels::{add_assign, embed, layer_norm, linear, linear_packed, relu, PackedLinear};
+use crate::model::{Block, LinearWeights, ModelConfig, Weights};
+
+/// Row counts up to this use the packed few-row kernel; more (long prefills, scoring) use
+/// `gemm` over the plain weights.
+const PACKED_ROWS: usize = 64;
+
+/// Weights and their packed copy, plus the thread count the kernels use.
+#[derive(Debug, Clone)]
+pub struct Model<'w> {
+    w: &'w Weights,
+    /// Each block's linear layers repacked (LayerNorms are read from `w`).
+    packed: Vec<Block<PackedLinear, ()>>,
+    head: PackedLinear,
+    threads: usize,
+}
+
+/// Activation buffers of one pass over `rows` rows (sized once, reused by every block).
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    /// `[rows, d_model]`: LayerNorm outputs and block-branch outputs.
+    t1: Vec<f32>,
+    /// `[rows, d_attn]`: `attn_in(ln1(h))`.
+    a: Vec<f32>,
+    /// `[rows, d_attn]` each: queries, keys and values of the new rows.
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// `[rows, d_attn]`: attention output (heads concatenated), then `attn.o` of it.
+    o: Vec<f32>,
+    t2: Vec<f32>,
+    /// `[rows, d_ff]`.
+    f: Vec<f32>,
+}
+
+impl Scratch {
+    /// Buffers for up to `rows` rows of a model shaped `c`.
+    pub fn new(c: &ModelConfig, rows: usize) -> Self {
+        let (dm, da) = (rows * c.d_model, rows * c.d_attn);
+        Scratch {
+            t1: vec![0.0; dm],
+            a: vec![0.0; da],
+            q: vec![0.0; da],
+            k: vec![0.0; da],
+            v: vec![0.0; da],
+            o: vec![0.0; da],
+            t2: vec![0.0; da],
+            f: vec![0.0; rows * c.d_ff],
+        }
+    }
+}
+
+impl<'w> Model<'w> {
+    /// Packs the linear layers of `w`; the kernels use up to `threads` threads.
+    pub fn new(w: &'w Weights, threads: usize) -> Self {
+        Model {
+            w,
+            packed: w
+                .blocks
+                .iter()
+                .map(|b| b.map(PackedLinear::new, |_| ()))
+                .collect(),
+            head: PackedLinear::new(&w.head),
+            threads: threads.max(1),
+        }
+    }
+
+    pub fn weights(&self) -> &'w Weights {
+        self.w
+    }
+
+    pub fn config(&self) -> &'w ModelConfig {
+        &self.w.config
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// `y = x·Wᵀ + b` for `rows` rows: the packed copy for few rows, `gemm` for many.
+    fn lin(
+        &self,
+        x: &[f32],
+        rows: usize,
+        plain: &LinearWeights,
+        packed: &PackedLinear,
+        y: &mut [f32],
+    ) {
+        if rows <= PACKED_ROWS {
+            linear_packed(x, rows, packed, y, self.threads);
+        } else {
+            linear(x, rows, plain, y, self.threads);
+        }
+    }
+
+    /// `h[r] = tok_emb[ids[r]] + PE[pos[r]]`                                 `[rows, d_model]`
+    pub fn embed(&self, ids: &[u32], pos: &[usize], h: &mut [f32]) {
+        embed(&self.w.tok_emb, self.w.config.d_model, ids, pos, h);
+    }
+
+    /// Block `l` over the `rows` rows of `h` (`[rows, d_model]`, updated in place).
+    /// `attend(q, k, v, o)` gets the new rows' queries, keys and values (`[rows, d_attn]`
+    /// each) and writes their attention output, heads concatenated, into `o` (`[rows, d_attn]`);
+    /// which keys each row sees (a KV cache, a window of the same segment) is its business.
+    pub fn block(
+        &self,
+        l: usize,
+        h: &mut [f32],
+        rows: usize,
+        s: &mut Scratch,
+        attend: impl FnOnce(&[f32], &[f32], &[f32], &mut [f32]),
+    ) {
+        let c = &self.w.config;
+        let (blk, pb) = (&self.w.blocks[l], &self.packed[l]);
+        let (dm, da, df) = (rows * c.d_model, rows * c.d_attn, rows * c.d_ff);
+        // a = attn_in(ln1(h))                                               [rows, d_attn]
+        layer_norm(h, rows, &blk.ln1, &mut s.t1);
+        self.lin(&s.t1, rows, &blk.attn_in, &pb.attn_in, &mut s.a);
+        // q, k, v = attn.q(a), attn.k(a), attn.v(a)                   each [rows, d_attn]
+        self.lin(&s.a, rows, &blk.q, &pb.q, &mut s.q);
+        self.lin(&s.a, rows, &blk.k, &pb.k, &mut s.k);
+        self.lin(&s.a, rows, &blk.v, &pb.v, &mut s.v);
+        // o = softmax(q kᵀ/√d_k + mask) v per head, heads concatenated       [rows, d_attn]
+        attend(&s.q[..da], &s.k[..da], &s.v[..da], &mut s.o[..da]);
+        // h += attn_out(attn.o(o))                                          [rows, d_model]
+        self.lin(&s.o, rows, &blk.o, &pb.o, &mut s.t2);
+        self.lin(&s.t2, rows, &blk.attn_out, &pb.attn_out, &mut s.t1);
+        add_assign(&mut h[..dm], &s.t1[..dm]);
+        // h += ff.down(relu(ff.up(ln2(h))))              [rows, d_ff] → [rows, d_model]
+        layer_norm(h, rows, &blk.ln2, &mut s.t1);
+        self.lin(&s.t1, rows, &blk.ff_up, &pb.ff_up, &mut s.f);
+        relu(&mut s.f[..df]);
+        self.lin(&s.f, rows, &blk.ff_down, &pb.ff_down, &mut s.t1);
+        add_assign(&mut h[..dm], &s.t1[..dm]);
+    }
+
+    /// `y = ln_f(x)` for `rows` rows                                        `[rows, d_model]`
+    pub fn final_norm(&self, x: &[f32], rows: usize, y: &mut [f32]) {
+        layer_norm(x, rows, &self.w.ln_f, y);
+    }
+
+    /// `logits = head(x)` for `rows` rows of final hidden states                 `[rows, V]`
+    pub fn head(&self, x: &[f32], rows: usize, logits: &mut [f32]) {
+        self.lin(x, rows, &self.w.head, &self.head, logits);
+    }
+}

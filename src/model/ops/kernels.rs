@@ -1,0 +1,136 @@
+//! Element-wise SIMD kernels of the training ops (each compiled for AVX2 + FMA behind a run-time
+//! check and for baseline x86-64, see [`crate::simd::simd_kernel`]), the vector-friendly `exp`
+//! and `axpy`.
+
+use super::layers::DropMask;
+use crate::model::config::LN_EPS;
+use crate::simd::{dot, simd_kernel, sum8};
+
+/// `exp(x)` for `x ≤ 88`, branch-free so that loops over it vectorise: `2^k · e^r` with
+/// `k = ⌊x·log₂e⌉`, `r = x − k·ln 2` (in two parts) and Cephes' degree-6 polynomial for `e^r`
+/// (within 2 ulp of the exact value; inputs below −87 give ~1e-38 instead of 0).
+#[inline(always)]
+pub fn exp_fast(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    let k = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - k * 0.693_359_4 + k * 2.121_944_4e-4;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 0.166_666_65)
+        * r
+        + 0.5;
+    let e = p * r * r + r + 1.0;
+    // 2^k from the bits of k + 1.5·2²³ (whose low mantissa bits hold k): integer lane
+    // operations only, unlike a float-to-int cast, so the loop stays vectorised.
+    let bits = (k + 12_582_912.0).to_bits();
+    e * f32::from_bits(bits.wrapping_sub(0x4B40_0000 - 127) << 23)
+}
+
+/// `y += alpha · x`.
+#[inline]
+pub(super) fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
+    for (a, b) in y.iter_mut().zip(x) {
+        *a += alpha * b;
+    }
+}
+
+simd_kernel! {
+    /// `out[j] += alpha · Σ_r x[r, c0 + j]`, rows in order.
+    pub(super) fn col_sums_chunk(out: &mut [f32], x: &[f32], cols: usize, c0: usize, alpha: f32) {
+        let rows = x.len() / cols.max(1);
+        let mut s = vec![0.0f32; out.len()];
+        for r in 0..rows {
+            let row = &x[r * cols + c0..r * cols + c0 + out.len()];
+            for (a, v) in s.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+        for (o, v) in out.iter_mut().zip(s) {
+            *o += alpha * v;
+        }
+    }
+}
+
+simd_kernel! {
+    /// `a += b`.
+    pub(super) fn add_slice(a: &mut [f32], b: &[f32]) {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
+    }
+}
+
+simd_kernel! {
+    /// `o = x + y ⊙ mask` for elements `base …` of a residual add.
+    pub(super) fn residual_chunk(o: &mut [f32], xs: &[f32], ys: &[f32], mask: Option<DropMask>, base: usize) {
+        match mask {
+            Some(m) => {
+                for (i, (o, (x, y))) in o.iter_mut().zip(xs.iter().zip(ys)).enumerate() {
+                    *o = x + y * m.factor(base + i);
+                }
+            }
+            None => {
+                for (o, (x, y)) in o.iter_mut().zip(xs.iter().zip(ys)) {
+                    *o = x + y;
+                }
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// Rows `x` (`d` columns) to `x̂ = (x − mean) / std` and `1 / std` per row.
+    pub(super) fn ln_normalize(xc: &[f32], hc: &mut [f32], rc: &mut [f32], d: usize) {
+        for ((hr, rs), xr) in hc.chunks_mut(d).zip(rc.iter_mut()).zip(xc.chunks(d)) {
+            let mean = sum8(xr) / d as f32;
+            for (h, v) in hr.iter_mut().zip(xr) {
+                *h = v - mean;
+            }
+            let var = dot(hr, hr) / d as f32;
+            *rs = 1.0 / (var + LN_EPS).sqrt();
+            for h in hr.iter_mut() {
+                *h *= *rs;
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// `y = x̂ ⊙ g + b` row by row.
+    pub(super) fn ln_affine(yc: &mut [f32], hc: &[f32], g: &[f32], b: &[f32], d: usize) {
+        for (yr, hr) in yc.chunks_mut(d).zip(hc.chunks(d)) {
+            for j in 0..d {
+                yr[j] = hr[j] * g[j] + b[j];
+            }
+        }
+    }
+}
+
+simd_kernel! {
+    /// `(Σ gy ⊙ x̂, Σ gy)` over the rows of a chunk.
+    pub(super) fn ln_param_sums(gy: &[f32], xhat: &[f32], d: usize) -> (Vec<f32>, Vec<f32>) {
+        let (mut sg, mut sb) = (vec![0.0f32; d], vec![0.0f32; d]);
+        for (gr, xr) in gy.chunks(d).zip(xhat.chunks(d)) {
+            for j in 0..d {
+                sg[j] += gr[j] * xr[j];
+                sb[j] += gr[j];
+            }
+        }
+        (sg, sb)
+    }
+}
+
+simd_kernel! {
+    /// `dx += rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))` with `ĝ = gy ⊙ g`, row by row.
+    pub(super) fn ln_dx(dc: &mut [f32], gy: &[f32], xhat: &[f32], rstd: &[f32], g: &[f32], d: usize) {
+        let mut gh = vec![0.0f32; d];
+        for (((dr, gr), xr), &s) in dc.chunks_mut(d).zip(gy.chunks(d)).zip(xhat.chunks(d)).zip(rstd) {
+            for j in 0..d {
+                gh[j] = gr[j] * g[j];
+            }
+            let (m1, m2) = (sum8(&gh) / d as f32, dot(&gh, xr) / d as f32);
+            for j in 0..d {
+                dr[j] += s * (gh[j] - m1 - xr[j] * m2);
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Matrix products for training: [`matmul`] through `gemm`, cut into parts by shape only (never
+//! by the thread count, so results are byte-identical with 1 or 2 threads), and column sums.
+
+use super::kernels::col_sums_chunk;
+use crate::simd::SharedMut;
+use rayon::prelude::*;
+
+/// Columns per work item of column sums.
+const COL_CHUNK: usize = 128;
+
+/// Multiply-adds below which a matrix product runs as one `gemm` call; up to
+/// [`SPLIT_WIDE`] it runs as 2 parts (each part repacks the shared operand, so small products
+/// are not cut finer), above it as 8.
+const SPLIT_MIN: usize = 1 << 20;
+const SPLIT_WIDE: usize = 1 << 30;
+
+/// A read-only matrix operand: element `(i, j)` is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A row-major matrix with `cols` columns.
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        MatRef {
+            data,
+            rs: cols,
+            cs: 1,
+        }
+    }
+    /// The transpose of a row-major matrix with `cols` columns.
+    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        MatRef {
+            data,
+            rs: 1,
+            cs: cols,
+        }
+    }
+    fn check(&self, r: usize, c: usize) {
+        if r > 0 && c > 0 {
+            assert!(
+                (r - 1) * self.rs + (c - 1) * self.cs < self.data.len(),
+                "matrix operand too small"
+            );
+        }
+    }
+}
+
+/// `dst [m × n] (row-major) = (accumulate ? dst : 0) + alpha · a·b` with `a` `[m × k]` and `b`
+/// `[k × n]`. Large products are cut along their longer side into 2 or 8 parts whose sizes
+/// depend only on the shape (never on the thread count, so results are reproducible), and the
+/// parts run on the current rayon pool.
+pub fn matmul(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    a: MatRef,
+    b: MatRef,
+    accumulate: bool,
+    alpha: f32,
+) {
+    assert!(dst.len() >= m * n, "destination too small");
+    a.check(m, k);
+    b.check(k, n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    let along_m = m >= n;
+    let len = if along_m { m } else { n };
+    let work = m * n * k;
+    let n_parts = if work < SPLIT_MIN {
+        1
+    } else if work < SPLIT_WIDE {
+        2
+    } else {
+        8
+    };
+    let part = len.div_ceil(n_parts).next_multiple_of(8).min(len);
+    let parts = len.div_ceil(part);
+    let d = SharedMut(dst.as_mut_ptr());
+    let run = |i: usize| {
+        let s = i * part;
+        let e = (s + part).min(len);
+        // Part `i` is rows `s..e` of `dst` and `a` (cut along m) or columns `s..e` of `dst` and
+        // `b` (cut along n).
+        let (rows, cols, d_off, a_off, b_off) = if along_m {
+            (e - s, n, s * n, s * a.rs, 0)
+        } else {
+            (m, e - s, s, 0, s * b.cs)
+        };
+        // SAFETY: operands were bounds-checked above; every part writes a region of `dst`
+        // disjoint from every other part's.
+        unsafe {
+            gemm::gemm(
+                rows,
+                cols,
+                k,
+                d.get().add(d_off),
+                1,
+                n as isize,
+                accumulate,
+                a.data.as_ptr().add(a_off),
+                a.cs as isize,
+                a.rs as isize,
+                b.data.as_ptr().add(b_off),
+                b.cs as isize,
+                b.rs as isize,
+                1.0,
+                alpha,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    if parts == 1 {
+        run(0);
+    } else {
+        (0..parts).into_par_iter().for_each(run);
+    }
+}
+
+/// `acc[j] += alpha · Σ_r x[r, j]` for row-major `x` with `cols` columns; rows summed in order.
+pub fn add_col_sums(acc: &mut [f32], x: &[f32], cols: usize, alpha: f32) {
+    acc[..cols]
+        .par_chunks_mut(COL_CHUNK)
+        .enumerate()
+        .for_each(|(c, out)| col_sums_chunk(out, x, cols, c * COL_CHUNK, alpha));
+}
