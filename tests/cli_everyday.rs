@@ -527,3 +527,131 @@ fn missing_files_are_named_as_given() {
     );
     assert!(obj.is_file());
 }
+
+// ---- on a terminal ------------------------------------------------------------------------
+
+/// A pseudo-terminal: (master, slave).
+fn pty() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    let (mut m, mut s) = (0, 0);
+    // SAFETY: openpty writes two new file descriptors into `m` and `s`; the name, termios and
+    // window-size pointers may be null.
+    let r = unsafe {
+        libc::openpty(
+            &mut m,
+            &mut s,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty failed");
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    unsafe { (std::fs::File::from_raw_fd(m), std::fs::File::from_raw_fd(s)) }
+}
+
+/// Runs pipe with stdin and stderr on a terminal (stdout piped), writes `input` to the
+/// terminal, and returns (exit code, stdout, what the terminal showed: echo and stderr).
+fn pipe_on_tty(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: &str,
+) -> (i32, String, String) {
+    use std::io::Read;
+    let (mut master, slave) = pty();
+    let mut c = Command::new(PIPE);
+    c.args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave))
+        .stdout(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    drop(c); // our copies of the terminal's slave side
+    let mut reader = master.try_clone().unwrap();
+    let shown = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // EIO once the child has exited and closed the slave side.
+        while let Ok(n) = reader.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    master.write_all(input.as_bytes()).unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    let shown = shown.join().unwrap();
+    (status.code().unwrap_or(-1), stdout, shown)
+}
+
+#[test]
+fn interactive_prompt_loop_on_a_terminal() {
+    let (d, _ckpt, _) = model_project();
+    let (rc, stdout, shown) = pipe_on_tty(
+        d.path(),
+        &[
+            "generate",
+            "--checkpoint",
+            CK,
+            "--max-new",
+            "3",
+            "--temperature",
+            "0",
+        ],
+        &[],
+        "the dog\nshe zebra\n\n",
+    );
+    assert_eq!(rc, 0, "{shown}");
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert!(shown.contains("type a prompt"), "{shown}");
+    assert!(shown.contains("zebra"), "the unknown-word warning: {shown}");
+    // Greedy decoding: the same continuation as with --prompt.
+    let o = pipe_in(
+        d.path(),
+        &[
+            "generate",
+            "--checkpoint",
+            CK,
+            "--max-new",
+            "3",
+            "--temperature",
+            "0",
+            "--prompt",
+            "the dog",
+        ],
+    );
+    assert_eq!(out(&o).lines().next(), stdout.lines().next());
+}
+
+#[test]
+fn colour_on_a_terminal_unless_no_color() {
+    let d = tempfile::tempdir().unwrap();
+    let args = ["status", "missing.yaml"];
+    let (rc, _, shown) = pipe_on_tty(d.path(), &args, &[], "");
+    assert_eq!(rc, 2);
+    assert!(shown.contains("\x1b[1;31merror:\x1b[0m"), "{shown:?}");
+    let (_, _, shown) = pipe_on_tty(d.path(), &args, &[("NO_COLOR", "1")], "");
+    assert!(
+        shown.contains("error:") && !shown.contains('\x1b'),
+        "{shown:?}"
+    );
+    let (_, _, shown) = pipe_on_tty(d.path(), &["--color", "never", args[0], args[1]], &[], "");
+    assert!(
+        shown.contains("error:") && !shown.contains('\x1b'),
+        "{shown:?}"
+    );
+}

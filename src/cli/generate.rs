@@ -229,37 +229,35 @@ pub fn run(a: GenerateArgs) -> Result<i32> {
         .max(1);
     let stdin = std::io::stdin();
     let interactive = a.prompt.is_none() && stdin.is_terminal();
-    let prompts: Vec<String> = match &a.prompt {
-        Some(p) => vec![p.clone()],
-        None if interactive => Vec::new(),
-        None => {
-            let mut v = Vec::new();
-            for l in stdin.lock().lines() {
-                let l = l.map_err(stdin_error)?;
-                if !l.trim().is_empty() {
-                    v.push(l);
-                }
-            }
-            if v.is_empty() {
-                return Err(PipeError::Config(
-                    "no prompt: give --prompt TEXT, or prompts on standard input, one per line"
-                        .into(),
-                ));
-            }
-            v
-        }
-    };
     let m = super::model_files::load(&a.checkpoint, a.vocab.as_deref())?;
     let w = &m.ck.weights;
+    if let Some(p) = &a.prompt {
+        one(p, "", &m.vocab, w, &mode, &a, threads)?;
+        return Ok(0);
+    }
     if !interactive {
-        let many = prompts.len() > 1;
-        for (i, text) in prompts.iter().enumerate() {
-            let label = if many {
-                format!("prompt {}: ", i + 1)
-            } else {
-                String::new()
-            };
-            one(text, &label, &m.vocab, w, &mode, &a, threads)?;
+        // One prompt per non-empty line, each continued as soon as it is read.
+        let mut n = 0;
+        for l in stdin.lock().lines() {
+            let l = l.map_err(stdin_error)?;
+            if l.trim().is_empty() {
+                continue;
+            }
+            n += 1;
+            one(
+                &l,
+                &format!("prompt {n}: "),
+                &m.vocab,
+                w,
+                &mode,
+                &a,
+                threads,
+            )?;
+        }
+        if n == 0 {
+            return Err(PipeError::Config(
+                "no prompt: give --prompt TEXT, or prompts on standard input, one per line".into(),
+            ));
         }
         return Ok(0);
     }
