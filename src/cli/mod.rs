@@ -1,15 +1,23 @@
 //! The command line: one file per subcommand; this file parses and dispatches.
 
+use crate::error::PipeError;
 use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod clean;
+pub mod completions;
 pub mod eval;
 pub mod generate;
 pub mod graph;
+pub mod init;
+pub mod model_files;
+pub mod project;
 pub mod run;
 pub mod score;
 pub mod status;
+pub mod style;
+
+pub use project::project_root;
 
 #[derive(Parser)]
 #[command(
@@ -18,6 +26,13 @@ pub mod status;
     about = "Run declarative ML pipelines written in YAML"
 )]
 pub struct Cli {
+    /// Change to DIR before doing anything (as `git -C`); the project root is then found from
+    /// there.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub chdir: Option<std::path::PathBuf>,
+    /// Colour pipe's messages: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = style::ColorChoice::Auto)]
+    pub color: style::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,13 +56,18 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Measure training or decoding throughput of the seed configuration.
     Bench(bench::BenchArgs),
+    /// Create a project: pipelines/hello.yaml (a small pipeline that runs) and a .gitignore.
+    Init(init::InitArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completions(completions::CompletionsArgs),
 }
 
 /// The pipeline file and parameter overrides, shared by `run`, `status` and `graph`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PipelineArgs {
-    /// The pipeline file (YAML), relative to the project root (the current folder).
-    pub pipeline: std::path::PathBuf,
+    /// The pipeline file (YAML), relative to the current folder or to the project root.
+    /// Default: `default:` in pipe.yaml, else the only file in pipelines/.
+    pub pipeline: Option<std::path::PathBuf>,
     /// Override one parameter: `--set stage.key=value` (repeatable; the value is YAML).
     #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
     pub set: Vec<String>,
@@ -57,11 +77,21 @@ pub struct PipelineArgs {
 }
 
 impl PipelineArgs {
-    /// Loads the project in the current folder.
+    /// The project root and the pipeline file (relative to the root), found from the current
+    /// folder as [`project`] describes.
+    pub fn resolve(&self) -> crate::error::Result<(std::path::PathBuf, std::path::PathBuf)> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| PipeError::Failed(format!("cannot read the current folder: {e}")))?;
+        let root = project::find_root(&cwd);
+        let file = project::resolve_pipeline(&root, &cwd, self.pipeline.as_deref())?;
+        Ok((root, file))
+    }
+
+    /// Loads the project the current folder belongs to.
     pub fn load(&self) -> crate::error::Result<crate::plan::Project> {
-        let root = std::env::current_dir()?;
+        let (root, file) = self.resolve()?;
         let ov = crate::config::Overrides::with_env(self.set.clone(), self.params.clone());
-        crate::plan::Project::load(&root, &self.pipeline, &ov)
+        crate::plan::Project::load(&root, &file, &ov)
     }
 }
 
@@ -76,6 +106,17 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    style::init(cli.color);
+    if let Some(dir) = &cli.chdir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            eprintln!(
+                "{} -C {}: cannot change to this folder: {e}",
+                style::err("error:"),
+                dir.display()
+            );
+            return 2;
+        }
+    }
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Status(a) => status::run(a),
@@ -85,11 +126,13 @@ pub fn main() -> i32 {
         Command::Eval(a) => eval::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Init(a) => init::run(a),
+        Command::Completions(a) => completions::run(a),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{} {e}", style::err("error:"));
             e.exit_code()
         }
     }

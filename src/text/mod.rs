@@ -4,11 +4,13 @@
 
 pub mod corpus;
 pub mod ids;
+pub mod prompt;
 pub mod tokenize;
 pub mod vocab;
 
 pub use corpus::{CorpusError, DocReader, Format};
 pub use ids::TokenFile;
+pub use prompt::{encode_prompt, encode_reporting, Prompt};
 pub use tokenize::{tokenize_corpus, CorpusSpec, TokenizeOptions, TokenizeResult, ValidSource};
 pub use vocab::{Vocab, EOS, PAD, SOS, SPECIALS, UNK};
 
