@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod decode;
 pub mod embedding;

@@ -5,8 +5,12 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod clean;
 pub mod eval;
+pub mod exp;
 pub mod generate;
 pub mod graph;
+pub mod metrics;
+pub mod params;
+pub mod reproduce;
 pub mod run;
 pub mod score;
 pub mod status;
@@ -41,6 +45,17 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Measure training or decoding throughput of the seed configuration.
     Bench(bench::BenchArgs),
+    /// Headline metrics of the lock file, and their changes against a git revision.
+    #[command(subcommand)]
+    Metrics(metrics::MetricsCommand),
+    /// Parameter changes against a git revision or another lock file.
+    #[command(subcommand)]
+    Params(params::ParamsCommand),
+    /// Every recorded run of the pipeline's stages, side by side.
+    #[command(subcommand)]
+    Exp(exp::ExpCommand),
+    /// Recompute every stage in a scratch copy and compare with the committed lock file.
+    Reproduce(reproduce::ReproduceArgs),
 }
 
 /// The pipeline file and parameter overrides, shared by `run`, `status` and `graph`.
@@ -85,6 +100,10 @@ pub fn main() -> i32 {
         Command::Eval(a) => eval::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Metrics(a) => metrics::run(a),
+        Command::Params(a) => params::run(a),
+        Command::Exp(a) => exp::run(a),
+        Command::Reproduce(a) => reproduce::run(a),
     };
     match result {
         Ok(code) => code,
