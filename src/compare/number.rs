@@ -71,7 +71,13 @@ pub fn fmt_change(old: &Value, new: &Value) -> Option<String> {
     ) {
         (Some(a), Some(b), Ok(po), Ok(pn)) => {
             let d = pn - po;
-            let t = format!("{:.*}", a.max(b), d);
+            // At most 6 significant digits: a change needs no more.
+            let sig = if d == 0.0 {
+                0
+            } else {
+                (5 - d.abs().log10().floor() as i64).max(0) as usize
+            };
+            let t = format!("{:.*}", a.max(b).min(sig), d);
             let t = if t.contains('.') {
                 t.trim_end_matches('0').trim_end_matches('.').to_string()
             } else {
@@ -148,6 +154,10 @@ mod tests {
         assert_eq!(c, "+0.1 (+16.67%)");
         let c = fmt_change(&json!(2.31), &json!(2.29)).unwrap();
         assert_eq!(c, "-0.02 (-0.87%)");
+        let c = fmt_change(&json!(3931.2497796862103), &json!(1656.939730849803)).unwrap();
+        assert_eq!(c, "-2274.31 (-57.85%)");
+        let c = fmt_change(&json!(0.038155805), &json!(0.090528338)).unwrap();
+        assert_eq!(c, "+0.0523725 (+137.26%)");
         assert_eq!(fmt_change(&json!(2), &json!(1)).unwrap(), "-1 (-50.00%)");
         assert_eq!(fmt_change(&json!(0), &json!(1)).unwrap(), "+1");
         assert!(fmt_change(&json!("a"), &json!(1)).is_none());

@@ -154,10 +154,11 @@ pub fn group(mut runs: Vec<Run>, stages: &[(String, String)]) -> Vec<Group> {
             .filter(|k| rs.iter().any(|r| r.params.get(*k) != rs[0].params.get(*k)))
             .cloned()
             .collect();
+        // Metrics that echo a parameter (`alpha`, `beam_width`) are shown as the parameter.
         let mut metrics: Vec<String> = Vec::new();
         for r in &rs {
             for k in r.metrics.keys() {
-                if !metrics.contains(k) && !varying.contains(k) {
+                if !metrics.contains(k) && !rs.iter().any(|x| x.params.contains_key(k)) {
                     metrics.push(k.clone());
                 }
             }

@@ -54,6 +54,16 @@ impl StageReport {
             Verdict::SameOutputs => {
                 "identical outputs (the fingerprint differs from the committed lock)".to_string()
             }
+            Verdict::Within(n) if n.iter().all(|x| x.ends_with(ONLY_MEASUREMENTS)) => {
+                let files: Vec<&str> = n
+                    .iter()
+                    .map(|x| x.trim_end_matches(ONLY_MEASUREMENTS))
+                    .collect();
+                format!(
+                    "identical apart from measurements (speeds, times) in {}",
+                    files.join(", ")
+                )
+            }
             Verdict::Within(n) => format!("equal within tolerance: {}", n.join("; ")),
             Verdict::Different(n) => format!("DIFFERENT: {}", n.join("; ")),
             Verdict::NotRecomputed => "DIFFERENT: in the committed lock but not recomputed".into(),
@@ -68,6 +78,9 @@ impl StageReport {
         format!("{:width$}  {text}", self.id)
     }
 }
+
+/// The note of a file whose only differences are measurement fields.
+const ONLY_MEASUREMENTS: &str = ": only measurements differ";
 
 /// Looks up an output's content: (output path, blake3) → bytes, `None` when not available.
 pub type Objects<'a> = &'a dyn Fn(&str, &str) -> Option<Vec<u8>>;
@@ -138,6 +151,12 @@ pub fn judge(
     }
     report(if !different.is_empty() {
         different.extend(within);
+        if o.fingerprint != n.fingerprint {
+            different.push(
+                "the fingerprint differs too: the committed lock was made from other inputs or parameters"
+                    .into(),
+            );
+        }
         Verdict::Different(different)
     } else {
         Verdict::Within(within)
