@@ -8,6 +8,7 @@
 pub mod alloc;
 pub mod cache;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod decode;
 pub mod embedding;

@@ -7,11 +7,15 @@ pub mod bench;
 pub mod clean;
 pub mod completions;
 pub mod eval;
+pub mod exp;
 pub mod generate;
 pub mod graph;
 pub mod init;
 pub mod model_files;
 pub mod project;
+pub mod metrics;
+pub mod params;
+pub mod reproduce;
 pub mod run;
 pub mod score;
 pub mod status;
@@ -60,6 +64,17 @@ pub enum Command {
     Init(init::InitArgs),
     /// Print a shell completion script (bash, zsh or fish).
     Completions(completions::CompletionsArgs),
+    /// Headline metrics of the lock file, and their changes against a git revision.
+    #[command(subcommand)]
+    Metrics(metrics::MetricsCommand),
+    /// Parameter changes against a git revision or another lock file.
+    #[command(subcommand)]
+    Params(params::ParamsCommand),
+    /// Every recorded run of the pipeline's stages, side by side.
+    #[command(subcommand)]
+    Exp(exp::ExpCommand),
+    /// Recompute every stage in a scratch copy and compare with the committed lock file.
+    Reproduce(reproduce::ReproduceArgs),
 }
 
 /// The pipeline file and parameter overrides, shared by `run`, `status` and `graph`.
@@ -128,6 +143,10 @@ pub fn main() -> i32 {
         Command::Bench(a) => bench::run(a),
         Command::Init(a) => init::run(a),
         Command::Completions(a) => completions::run(a),
+        Command::Metrics(a) => metrics::run(a),
+        Command::Params(a) => params::run(a),
+        Command::Exp(a) => exp::run(a),
+        Command::Reproduce(a) => reproduce::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,169 @@
+//! `pipe reproduce`: recompute every stage of a pipeline in a scratch copy of the project (an
+//! empty store, so nothing is restored), then compare the result with the committed lock file
+//! stage by stage. Exit 1 when a stage outside the measurement kinds differs.
+
+use crate::cache::Cache;
+use crate::compare::lock::{self, LockFile};
+use crate::compare::scratch::copy_project;
+use crate::compare::verdict::{judge, StageReport, Verdict};
+use crate::error::{PipeError, Result};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(clap::Args, Debug)]
+pub struct ReproduceArgs {
+    /// The pipeline file (`pipelines/ci.yaml`) or its name.
+    pub pipeline: PathBuf,
+    /// Keep the scratch copy (its path is printed) instead of deleting it.
+    #[arg(long)]
+    pub keep: bool,
+    /// Stages run in parallel in the scratch copy (passed to `pipe run -j`).
+    #[arg(short = 'j', long = "jobs")]
+    pub jobs: Option<usize>,
+}
+
+/// The content of an object if it is present and intact.
+fn object(cache: &Cache, hash: &str) -> Option<Vec<u8>> {
+    if hash.len() < 3 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let bytes = std::fs::read(cache.object_path(hash)).ok()?;
+    (blake3::hash(&bytes).to_hex().as_str() == hash).then_some(bytes)
+}
+
+/// PIPE_MIRROR with relative folders made absolute, since the scratch run has another cwd.
+fn mirror_env(root: &Path) -> Option<String> {
+    let m = std::env::var("PIPE_MIRROR").ok()?;
+    let parts: Vec<String> = m
+        .split(':')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let path = Path::new(p);
+            if path.is_absolute() {
+                p.to_string()
+            } else {
+                root.join(path).display().to_string()
+            }
+        })
+        .collect();
+    Some(parts.join(":"))
+}
+
+pub fn run(a: ReproduceArgs) -> Result<i32> {
+    let root = std::env::current_dir()?;
+    let rel = |p: PathBuf| p.strip_prefix(&root).map(Path::to_path_buf).unwrap_or(p);
+    let pfile = rel(lock::pipeline_path(&a.pipeline));
+    let lock_path = rel(lock::lock_path(&a.pipeline));
+    if pfile.is_absolute() || !root.join(&pfile).is_file() {
+        return Err(PipeError::Config(format!(
+            "{}: no such pipeline file inside the project {}",
+            pfile.display(),
+            root.display()
+        )));
+    }
+    let committed = lock::read(&lock_path, &pfile)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("pipe-reproduce-")
+        .tempdir()
+        .map_err(|e| PipeError::Failed(format!("cannot create a scratch folder: {e}")))?;
+    let dir = scratch.path().to_path_buf();
+    let n = copy_project(&root, &dir)?;
+    let _ = std::fs::remove_file(dir.join(&lock_path));
+    eprintln!(
+        "reproduce: recomputing {} in {} ({n} project files copied, empty store)",
+        pfile.display(),
+        dir.display()
+    );
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("run").arg(&pfile).current_dir(&dir);
+    if let Some(j) = a.jobs {
+        cmd.arg("-j").arg(j.to_string());
+    }
+    if let Some(m) = mirror_env(&root) {
+        cmd.env("PIPE_MIRROR", m);
+    }
+    // The scratch run's own output goes to stderr; stdout carries the verdicts.
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(std::io::stderr()))
+        .stderr(Stdio::inherit());
+    let status = cmd
+        .status()
+        .map_err(|e| PipeError::Failed(format!("cannot start the scratch run: {e}")))?;
+    let keep = |scratch: tempfile::TempDir| {
+        if a.keep {
+            let p = scratch.keep();
+            eprintln!("reproduce: scratch copy kept in {}", p.display());
+        }
+    };
+    if !status.success() {
+        let hint = if a.keep {
+            String::new()
+        } else {
+            " (rerun with --keep to inspect its logs)".to_string()
+        };
+        keep(scratch);
+        return Err(PipeError::Failed(format!(
+            "reproduce: the recomputation of {} failed ({status}){hint}",
+            pfile.display()
+        )));
+    }
+    let fresh: LockFile = lock::read(&dir.join(&lock_path), &pfile)?;
+    let (old_cache, new_cache) = (Cache::new(&root), Cache::new(&dir));
+    let old_objects = |_: &str, h: &str| object(&old_cache, h);
+    let new_objects = |p: &str, h: &str| {
+        object(&new_cache, h).or_else(|| {
+            let b = std::fs::read(dir.join(p)).ok()?;
+            (blake3::hash(&b).to_hex().as_str() == h).then_some(b)
+        })
+    };
+    let ids: BTreeSet<&String> = committed.stages.keys().chain(fresh.stages.keys()).collect();
+    let width = ids.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut reports: Vec<StageReport> = Vec::new();
+    let mut o = std::io::stdout().lock();
+    for id in ids {
+        let r = judge(
+            id,
+            committed.stages.get(id),
+            fresh.stages.get(id),
+            &old_objects,
+            &new_objects,
+        );
+        let _ = writeln!(o, "{}", r.line(width));
+        let _ = o.flush();
+        reports.push(r);
+    }
+    let count = |f: &dyn Fn(&StageReport) -> bool| reports.iter().filter(|r| f(r)).count();
+    let identical = count(&|r| matches!(r.verdict, Verdict::Identical | Verdict::SameOutputs));
+    let within = count(&|r| !r.measurement() && matches!(r.verdict, Verdict::Within(_)));
+    let meas = count(&|r| {
+        r.measurement() && !matches!(r.verdict, Verdict::Identical | Verdict::SameOutputs)
+    });
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.fails())
+        .map(|r| r.id.as_str())
+        .collect();
+    let _ = writeln!(
+        o,
+        "{}: {identical} identical, {within} equal within tolerance, {meas} measurement stage(s) differ (not a failure), {} different",
+        committed.pipeline,
+        failed.len()
+    );
+    let _ = o.flush();
+    drop(o);
+    keep(scratch);
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    eprintln!(
+        "error: {} does not reproduce: {} differ{} from the committed {}",
+        pfile.display(),
+        failed.join(", "),
+        if failed.len() == 1 { "s" } else { "" },
+        lock_path.display()
+    );
+    Ok(1)
+}
