@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod plot;
+pub mod remote;
 pub mod report;
 pub mod scheduler;
 pub mod simd;

@@ -7,6 +7,8 @@ pub mod clean;
 pub mod eval;
 pub mod generate;
 pub mod graph;
+pub mod pull;
+pub mod push;
 pub mod run;
 pub mod score;
 pub mod status;
@@ -41,6 +43,10 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Measure training or decoding throughput of the seed configuration.
     Bench(bench::BenchArgs),
+    /// Upload the pipeline's run records and objects to the remote store.
+    Push(push::PushArgs),
+    /// Download the pipeline's run records and objects missing locally from the remote store.
+    Pull(pull::PullArgs),
 }
 
 /// The pipeline file and parameter overrides, shared by `run`, `status` and `graph`.
@@ -85,6 +91,8 @@ pub fn main() -> i32 {
         Command::Eval(a) => eval::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Push(a) => push::run(a),
+        Command::Pull(a) => pull::run(a),
     };
     match result {
         Ok(code) => code,
