@@ -22,6 +22,7 @@ pub mod plan;
 pub mod plot;
 pub mod progress;
 pub mod project;
+pub mod remote;
 pub mod scheduler;
 pub mod seed;
 pub mod simd;

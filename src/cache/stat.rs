@@ -72,10 +72,18 @@ impl StatCache {
         }
     }
 
+    /// A stat cache that starts empty and is never saved (for one-off store writes).
+    pub fn detached() -> Self {
+        StatCache {
+            path: PathBuf::new(),
+            map: Mutex::new((HashMap::new(), false)),
+        }
+    }
+
     /// Saves when something changed (atomic rename; best effort: the cache only saves work).
     pub fn save(&self) {
         let Ok(m) = self.map.lock() else { return };
-        if m.1 {
+        if m.1 && !self.path.as_os_str().is_empty() {
             if let Ok(b) = serde_json::to_vec(&m.0) {
                 let _ = super::write_atomic(&self.path, &b);
             }

@@ -16,6 +16,8 @@ pub mod project;
 pub mod metrics;
 pub mod params;
 pub mod reproduce;
+pub mod pull;
+pub mod push;
 pub mod run;
 pub mod score;
 pub mod status;
@@ -75,6 +77,10 @@ pub enum Command {
     Exp(exp::ExpCommand),
     /// Recompute every stage in a scratch copy and compare with the committed lock file.
     Reproduce(reproduce::ReproduceArgs),
+    /// Upload the pipeline's run records and objects to the remote store.
+    Push(push::PushArgs),
+    /// Download the pipeline's run records and objects missing locally from the remote store.
+    Pull(pull::PullArgs),
 }
 
 /// The pipeline file and parameter overrides, shared by `run`, `status` and `graph`.
@@ -147,6 +153,8 @@ pub fn main() -> i32 {
         Command::Params(a) => params::run(a),
         Command::Exp(a) => exp::run(a),
         Command::Reproduce(a) => reproduce::run(a),
+        Command::Push(a) => push::run(a),
+        Command::Pull(a) => pull::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,53 @@
+//! `pipe pull PIPELINE`: downloads from the remote store the run records and objects of the
+//! pipeline's lock file that are missing locally, each object verified by blake3.
+
+use crate::error::{PipeError, Result};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct PullArgs {
+    /// The pipeline file (YAML), relative to the project root (the current folder).
+    pub pipeline: PathBuf,
+    /// The remote: `s3://bucket/prefix` or a folder. Default: `PIPE_REMOTE`, else the
+    /// pipeline's top-level `remote:`.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+}
+
+pub fn run(a: PullArgs) -> Result<i32> {
+    let root = std::env::current_dir()?;
+    let url = crate::remote::select::remote_url(a.remote.as_deref(), &root, &a.pipeline)?;
+    let remote = crate::remote::Remote::open(&url, &root)?;
+    let lock_path = crate::remote::select::lock_path(&root, &a.pipeline);
+    let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::Config)?;
+    let fps = crate::remote::sync::lock_fingerprints(&lock);
+    if fps.is_empty() {
+        return Err(PipeError::Config(format!(
+            "{}: no lock file entries to pull (the lock file names the runs to fetch)",
+            lock_path.display()
+        )));
+    }
+    let cache = crate::cache::Cache::new(&root);
+    let t = crate::remote::pull(&cache, &fps, &remote)?;
+    println!(
+        "pulled {} records and {} objects ({}) from {}; {} records and {} objects already here; {} runs not on the remote",
+        t.records,
+        t.objects,
+        super::push::human_bytes(t.bytes),
+        remote.describe(),
+        t.records_skipped,
+        t.objects_skipped,
+        t.missing.len()
+    );
+    for c in &t.corrupt {
+        eprintln!("warning: {c} (not used)");
+    }
+    for fp in &t.incomplete {
+        eprintln!("warning: run record {fp} not pulled: some of its objects are missing or corrupt on the remote");
+    }
+    Ok(if t.corrupt.is_empty() && t.incomplete.is_empty() {
+        0
+    } else {
+        1
+    })
+}

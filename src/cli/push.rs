@@ -1,0 +1,59 @@
+//! `pipe push PIPELINE`: uploads the run records and store objects that the pipeline's lock
+//! file references to the remote store, objects first.
+
+use crate::error::{PipeError, Result};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct PushArgs {
+    /// The pipeline file (YAML), relative to the project root (the current folder).
+    pub pipeline: PathBuf,
+    /// The remote: `s3://bucket/prefix` or a folder. Default: `PIPE_REMOTE`, else the
+    /// pipeline's top-level `remote:`.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+}
+
+pub fn run(a: PushArgs) -> Result<i32> {
+    let root = std::env::current_dir()?;
+    let url = crate::remote::select::remote_url(a.remote.as_deref(), &root, &a.pipeline)?;
+    let remote = crate::remote::Remote::open(&url, &root)?;
+    let lock_path = crate::remote::select::lock_path(&root, &a.pipeline);
+    let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::Config)?;
+    let fps = crate::remote::sync::lock_fingerprints(&lock);
+    if fps.is_empty() {
+        return Err(PipeError::Config(format!(
+            "{}: no lock file entries to push; run `pipe run {}` first",
+            lock_path.display(),
+            a.pipeline.display()
+        )));
+    }
+    let cache = crate::cache::Cache::new(&root);
+    let t = crate::remote::push(&cache, &fps, &remote)?;
+    println!(
+        "pushed {} records and {} objects ({}) to {}; {} records and {} objects already there",
+        t.records,
+        t.objects,
+        human_bytes(t.bytes),
+        remote.describe(),
+        t.records_skipped,
+        t.objects_skipped
+    );
+    for fp in &t.missing {
+        eprintln!("warning: no local run record for {fp} (not pushed)");
+    }
+    for fp in &t.incomplete {
+        eprintln!("warning: run record {fp} not pushed: some of its objects are missing locally");
+    }
+    Ok(0)
+}
+
+/// `1.2 MB`-style sizes.
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}

@@ -1,0 +1,307 @@
+//! Push and pull between the local store and a remote: objects before the records that refer
+//! to them, in parallel, skipping what the other side has, verifying every download. Also the
+//! per-fingerprint functions the engine calls for `run --pull`.
+
+use super::{is_hash, record_key, Remote, RemoteError, Result};
+use crate::cache::lockfile::LockFile;
+use crate::cache::Cache;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How many transfers run at once.
+const THREADS: usize = 4;
+/// Transfers at least this large show a progress bar (on a terminal).
+const BAR_BYTES: u64 = 16 << 20;
+
+/// What a push or pull did.
+#[derive(Debug, Default, Clone)]
+pub struct Transfer {
+    /// Records sent (push) or written locally (pull).
+    pub records: usize,
+    /// Records the other side already had.
+    pub records_skipped: usize,
+    pub objects: usize,
+    pub objects_skipped: usize,
+    pub bytes: u64,
+    /// Fingerprints with no record on the source side.
+    pub missing: Vec<String>,
+    /// Fingerprints whose record was not transferred because an object it needs is missing
+    /// or corrupt.
+    pub incomplete: Vec<String>,
+    /// Corrupt remote objects or records (messages naming the key), treated as missing.
+    pub corrupt: Vec<String>,
+}
+
+/// A record in transit: fingerprint, bytes, the objects it needs with their sizes.
+type Pending = (String, Vec<u8>, Vec<(String, u64)>);
+
+/// What [`fetch_objects`] did.
+#[derive(Debug, Default, Clone)]
+pub struct FetchReport {
+    pub fetched: usize,
+    pub bytes: u64,
+    /// Hashes the remote does not have.
+    pub missing: Vec<String>,
+    /// Corrupt remote objects (messages naming the key): not stored, treated as missing.
+    pub corrupt: Vec<String>,
+}
+
+/// The distinct fingerprints a lock file references.
+pub fn lock_fingerprints(lock: &LockFile) -> Vec<String> {
+    let set: BTreeSet<String> = lock
+        .stages
+        .values()
+        .map(|e| e.fingerprint.clone())
+        .filter(|f| is_hash(f))
+        .collect();
+    set.into_iter().collect()
+}
+
+/// Every store object a run record needs, with its size: the `blake3` of each entry of each
+/// top-level list of the record (`outputs`, and any list a later record format adds).
+/// `None` when the bytes are not a record.
+pub fn record_objects(record: &[u8]) -> Option<Vec<(String, u64)>> {
+    let v: serde_json::Value = serde_json::from_slice(record).ok()?;
+    let obj = v.as_object()?;
+    let mut out = BTreeMap::new();
+    for list in obj.values().filter_map(|x| x.as_array()) {
+        for e in list {
+            if let Some(h) = e.get("blake3").and_then(|h| h.as_str()) {
+                if is_hash(h) {
+                    let n = e.get("size").and_then(|s| s.as_u64()).unwrap_or(0);
+                    out.insert(h.to_string(), n);
+                }
+            }
+        }
+    }
+    Some(out.into_iter().collect())
+}
+
+/// Checks that record bytes are a record for `fp`: it parses, names `fp`, and its fingerprint
+/// key hashes to `fp`.
+fn verify_record(fp: &str, bytes: &[u8]) -> std::result::Result<(), String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
+    let named = v.get("fingerprint").and_then(|f| f.as_str()).unwrap_or("");
+    if named != fp {
+        return Err(format!("fingerprint field `{named}`"));
+    }
+    let key: crate::cache::FingerprintKey = v
+        .get("key")
+        .cloned()
+        .ok_or_else(|| "no fingerprint key".to_string())
+        .and_then(|k| {
+            serde_json::from_value(k).map_err(|e| format!("bad fingerprint key ({e})"))
+        })?;
+    let got = key.fingerprint();
+    if got != fp {
+        return Err(format!("key hashes to {got}"));
+    }
+    record_objects(bytes).ok_or_else(|| "not a run record".to_string())?;
+    Ok(())
+}
+
+/// The run record of `fp` from the remote, verified (see [`verify_record`]); `Ok(None)` when
+/// the remote has none, `Err(Corrupt)` naming the key when it is not a record for `fp`.
+pub fn fetch_record(remote: &Remote, fp: &str) -> Result<Option<Vec<u8>>> {
+    let key = record_key(fp);
+    let Some(bytes) = remote.get_bytes(&key)? else {
+        return Ok(None);
+    };
+    verify_record(fp, &bytes).map_err(|got| RemoteError::Corrupt {
+        key: format!("{}/{key}", remote.describe()),
+        expected: format!("a run record for {fp}"),
+        got,
+    })?;
+    Ok(Some(bytes))
+}
+
+/// A progress bar over `total` bytes, drawn only for large transfers.
+fn bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    if total < BAR_BYTES {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+    ) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Runs `f` on every item on a few threads; results in item order.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = THREADS.min(items.len()).max(1);
+    let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    let results = std::sync::Mutex::new(&mut slots);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= items.len() {
+                    break;
+                }
+                let r = f(&items[i]);
+                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+            });
+        }
+    });
+    slots.into_iter().flatten().collect()
+}
+
+/// Downloads those of `hashes` that the local store lacks, verifying each by blake3 before it
+/// enters the store. Missing and corrupt remote objects are reported, not errors; a remote
+/// that cannot be used (credentials, network) is an error.
+pub fn fetch_objects(remote: &Remote, hashes: &[String], cache: &Cache) -> Result<FetchReport> {
+    let want: Vec<&String> = hashes
+        .iter()
+        .filter(|h| is_hash(h) && !cache.object_path(h).is_file())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut rep = FetchReport::default();
+    if want.is_empty() {
+        return Ok(rep);
+    }
+    // sizes from the listing size the progress bar; one listing beats a HEAD per object
+    let sizes = if want.len() > 1 {
+        remote.list_objects()?
+    } else {
+        BTreeMap::new()
+    };
+    let total: u64 = want.iter().filter_map(|h| sizes.get(*h)).sum();
+    let pb = bar(total, "pull");
+    let results = parallel(&want, |h| remote.get_object(cache, h, &|n| pb.inc(n)));
+    pb.finish_and_clear();
+    for (h, r) in want.iter().zip(results) {
+        match r {
+            Ok(Some(n)) => {
+                rep.fetched += 1;
+                rep.bytes += n;
+            }
+            Ok(None) => rep.missing.push((*h).clone()),
+            Err(e) if e.is_corrupt() => rep.corrupt.push(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(rep)
+}
+
+/// Uploads the records of `fps` and every object they need, objects first: a record is sent
+/// only once all its objects are on the remote, so a half-finished push never leaves a record
+/// pointing at nothing. What the remote already has is skipped.
+pub fn push(cache: &Cache, fps: &[String], remote: &Remote) -> Result<Transfer> {
+    let mut t = Transfer::default();
+    let mut records: Vec<Pending> = Vec::new();
+    for fp in fps {
+        let path = cache.record_path(fp);
+        let Ok(bytes) = std::fs::read(&path) else {
+            t.missing.push(fp.clone());
+            continue;
+        };
+        let Some(objs) = record_objects(&bytes) else {
+            t.missing.push(fp.clone());
+            continue;
+        };
+        if objs.iter().any(|(h, _)| !cache.object_path(h).is_file()) {
+            t.incomplete.push(fp.clone());
+            continue;
+        }
+        records.push((fp.clone(), bytes, objs));
+    }
+    let have = remote.list_objects()?;
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, _, objs) in &records {
+        for (h, n) in objs {
+            if have.contains_key(h) {
+                continue;
+            }
+            want.insert(h.clone(), *n);
+        }
+    }
+    let all: BTreeSet<&String> = records
+        .iter()
+        .flat_map(|r| r.2.iter().map(|o| &o.0))
+        .collect();
+    t.objects_skipped = all.len() - want.len();
+    let list: Vec<(String, u64)> = want.into_iter().collect();
+    let pb = bar(list.iter().map(|x| x.1).sum(), "push");
+    let results = parallel(&list, |(h, _)| remote.put_object(cache, h, &|n| pb.inc(n)));
+    pb.finish_and_clear();
+    for ((_, n), r) in list.iter().zip(results) {
+        r?;
+        t.objects += 1;
+        t.bytes += n;
+    }
+    let have_records: BTreeSet<String> = remote.list_records()?.into_iter().collect();
+    for (fp, bytes, _) in &records {
+        if have_records.contains(fp) {
+            t.records_skipped += 1;
+            continue;
+        }
+        remote.put_bytes(&record_key(fp), bytes)?;
+        t.records += 1;
+        t.bytes += bytes.len() as u64;
+    }
+    Ok(t)
+}
+
+/// Downloads the records of `fps` that the local store lacks and every object they need that
+/// is missing locally. A record is written (atomically) only once all its objects are in the
+/// local store; corrupt remote objects are reported and not used.
+pub fn pull(cache: &Cache, fps: &[String], remote: &Remote) -> Result<Transfer> {
+    let mut t = Transfer::default();
+    let mut fetched: Vec<Pending> = Vec::new();
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    for fp in fps {
+        let local = std::fs::read(cache.record_path(fp))
+            .ok()
+            .filter(|b| verify_record(fp, b).is_ok());
+        let (bytes, is_new) = match local {
+            Some(b) => (b, false),
+            None => match fetch_record(remote, fp) {
+                Ok(Some(b)) => (b, true),
+                Ok(None) => {
+                    t.missing.push(fp.clone());
+                    continue;
+                }
+                Err(e) if e.is_corrupt() => {
+                    t.corrupt.push(e.to_string());
+                    t.missing.push(fp.clone());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let objs = record_objects(&bytes).unwrap_or_default();
+        needed.extend(objs.iter().map(|o| o.0.clone()));
+        if is_new {
+            fetched.push((fp.clone(), bytes, objs));
+        } else {
+            t.records_skipped += 1;
+        }
+    }
+    let needed: Vec<String> = needed.into_iter().collect();
+    let missing_before = needed
+        .iter()
+        .filter(|h| !cache.object_path(h).is_file())
+        .count();
+    let rep = fetch_objects(remote, &needed, cache)?;
+    t.objects = rep.fetched;
+    t.objects_skipped = needed.len() - missing_before;
+    t.bytes = rep.bytes;
+    t.corrupt.extend(rep.corrupt);
+    for (fp, bytes, objs) in fetched {
+        if objs.iter().all(|(h, _)| cache.object_path(h).is_file()) {
+            let path = cache.record_path(&fp);
+            crate::cache::write_atomic(&path, &bytes).map_err(|e| RemoteError::io(&path, e))?;
+            t.records += 1;
+            t.bytes += bytes.len() as u64;
+        } else {
+            t.incomplete.push(fp);
+        }
+    }
+    Ok(t)
+}
