@@ -12,6 +12,7 @@ pub mod decode;
 pub mod embedding;
 pub mod error;
 pub mod graph;
+pub mod interrupt;
 pub mod metrics;
 pub mod model;
 pub mod plan;
