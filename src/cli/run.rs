@@ -116,7 +116,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
         print!("{}", super::status::render(&proj, &plans, false));
         return Ok(0);
     }
-    crate::interrupt::install();
+    crate::interrupt::install()
+        .map_err(|e| PipeError::Failed(format!("cannot install the signal handlers: {e}")))?;
     check_own_folders(&proj)?;
 
     // The project lock; then re-read the lock file (another run may have just finished).
@@ -128,12 +129,14 @@ pub fn run(args: RunArgs) -> Result<i32> {
         )
     }) {
         Ok(l) => l,
-        Err(LockError::Busy(pid)) => return Err(PipeError::Failed(format!(
+        Err(LockError::Busy(pid)) => {
+            return Err(PipeError::Failed(format!(
             "another `pipe` ({}) holds the project lock {}; wait for it or run without --no-wait",
             pid.map(|p| format!("pid {p}"))
                 .unwrap_or_else(|| "unknown pid".into()),
             proj.cache.dir.join("lock").display()
-        ))),
+        )))
+        }
         Err(LockError::Io(e)) => {
             return Err(PipeError::Failed(format!(
                 "cannot take the project lock in {}: {e}",
@@ -293,7 +296,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             .unwrap_or_else(|| "the run was interrupted between stages".into());
         eprintln!(
             "{what}; stopped by {}; rerun to continue",
-            if sig == libc::SIGINT {
+            if sig == crate::interrupt::Signal::Int {
                 "Ctrl-C"
             } else {
                 "SIGTERM"

@@ -203,9 +203,9 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, Run
     };
     if let Err(e) = r {
         staging.give_back(stage_dir);
-        if crate::interrupt::requested().is_some() {
-            reporter.log("interrupted");
-            crate::interrupt::mark(&proj.cache.dir, &n.id);
+        if let Some(sig) = crate::interrupt::requested() {
+            reporter.log(format!("interrupted by {sig}"));
+            let _ = crate::interrupt::mark(&proj.cache.dir, &n.id, sig);
             return Err(Outcome::Interrupted { log: log_rel });
         }
         reporter.log(format!("error: {e:#}"));
@@ -234,7 +234,7 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, Run
     staging.give_back(stage_dir);
     match result {
         Ok(rec) => {
-            crate::interrupt::clear(&proj.cache.dir, &n.id);
+            let _ = crate::interrupt::clear(&proj.cache.dir, &n.id);
             Ok((Outcome::Ran(duration), rec))
         }
         Err(e) => {

@@ -1,7 +1,9 @@
 //! The `command` stage kind: runs any shell command as a stage, with declared `deps` (hashed
-//! inputs) and `outs` (files or folders it must create), like DVC's `cmd`.
+//! inputs) and `outs` (files or folders it must create), like DVC's `cmd`. The command runs in
+//! its own process group, which dies with pipe and is stopped on Ctrl-C/SIGTERM (`interrupt`).
 
 use super::{KindInfo, StageCtx, StageKind};
+use crate::interrupt::{self, Interrupted};
 use serde::Deserialize;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -88,9 +90,16 @@ impl StageKind for Command {
                 std::fs::create_dir_all(parent)?;
             }
         }
+        if let Some(signal) = interrupt::requested() {
+            return Err(Interrupted {
+                stage: ctx.id.clone(),
+                signal,
+            }
+            .into());
+        }
         ctx.reporter.log(format!("$ {}", p.cmd));
-        let mut child = std::process::Command::new("/bin/sh")
-            .arg("-c")
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.arg("-c")
             .arg(&p.cmd)
             .current_dir(&ctx.root)
             .env("PIPE_STAGE", &ctx.id)
@@ -101,11 +110,13 @@ impl StageKind for Command {
             .env("PIPE_MEASURE", &ctx.meas_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+            .stderr(Stdio::piped());
+        // Its own process group, stopped on Ctrl-C/SIGTERM and killed if pipe dies; dropping
+        // `group` (an early return, a panic) kills and reaps it, so nothing outlives this call.
+        let mut group = interrupt::spawn_group(&mut cmd)
             .map_err(|e| anyhow::anyhow!("cannot start `sh -c {}`: {e}", p.cmd))?;
-        let out = child.stdout.take();
-        let err = child.stderr.take();
+        let out = group.child_mut().stdout.take();
+        let err = group.child_mut().stderr.take();
         let r1 = ctx.reporter.clone();
         let r2 = ctx.reporter.clone();
         let t1 = std::thread::spawn(move || {
@@ -122,10 +133,19 @@ impl StageKind for Command {
                 }
             }
         });
-        let status = child.wait()?;
+        // Waits for the command, then kills what it left running in its group (so the log
+        // readers see end-of-file), then reaps it.
+        let status = group.wait()?;
         let _ = t1.join();
         let _ = t2.join();
         if !status.success() {
+            if let Some(signal) = interrupt::requested() {
+                return Err(Interrupted {
+                    stage: ctx.id.clone(),
+                    signal,
+                }
+                .into());
+            }
             anyhow::bail!("command `{}` exited with {status}", p.cmd);
         }
         Ok(())
