@@ -863,3 +863,52 @@ fn planted_links_are_refused_never_followed() {
         "keep"
     );
 }
+
+#[test]
+fn run_pull_from_a_folder_remote_computes_nothing() {
+    let remote = tempfile::tempdir().unwrap();
+    let url = remote.path().display().to_string();
+    let a = Proj::new(CHAIN);
+    a.run_ok(&["--push", "--remote", &url]);
+    // A fresh clone: the committed lock file, an empty store.
+    let b = Proj::new(CHAIN);
+    b.write("pipelines/p.lock", &a.read("pipelines/p.lock"));
+    let o = b.pipe(&["run", "pipelines/p.yaml", "--pull", "--remote", &url, "--frozen"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(b.take_runs().is_empty());
+    assert_eq!(outputs_of(a.root()), outputs_of(b.root()));
+    assert_eq!(b.read("out/b_2.txt"), a.read("out/b_2.txt"));
+    // A corrupt object on the remote is named and never used: that stage computes.
+    let c = Proj::new(CHAIN);
+    c.write("pipelines/p.lock", &a.read("pipelines/p.lock"));
+    let h = blake3::hash(b"d\n").to_hex().to_string();
+    let mut hit = None;
+    for e in walkdir(remote.path()) {
+        if e.to_string_lossy().contains(&h[2..]) {
+            hit = Some(e);
+        }
+    }
+    let obj = hit.expect("the remote holds d's output");
+    writable(&obj);
+    std::fs::write(&obj, b"X\n").unwrap();
+    let o = c.pipe(&["run", "pipelines/p.yaml", "--pull", "--remote", &url]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("corrupt"), "{}", stderr(&o));
+    assert_eq!(c.take_runs(), vec!["d"]);
+    assert_eq!(c.read("results/demo/d/d.txt"), "d\n");
+}
+
+fn walkdir(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![d.to_path_buf()];
+    while let Some(x) = stack.pop() {
+        for e in std::fs::read_dir(&x).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}

@@ -41,6 +41,17 @@ pub struct RunArgs {
     /// Print a JSON summary (what ran, was restored, failed; the report path) on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Before computing anything, restore from the remote store whatever it has: the runs the
+    /// lock file names, then any other run whose fingerprint the plan needs.
+    #[arg(long)]
+    pub pull: bool,
+    /// After the run, upload the runs of the lock file (objects first, records last).
+    #[arg(long)]
+    pub push: bool,
+    /// The remote store for --pull/--push (`s3://bucket/prefix` or a folder); default
+    /// `PIPE_REMOTE`, then the pipeline's `remote:`.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
     /// A mirror folder for downloads, prepended to PIPE_MIRROR (repeatable).
     #[arg(long, value_name = "DIR")]
     pub mirror: Vec<PathBuf>,
@@ -147,8 +158,21 @@ pub fn run(args: RunArgs) -> Result<i32> {
     proj.reload_lock()?;
     sweep_leftovers(&proj);
 
+    let remote = if args.pull || args.push {
+        let url = crate::remote::select::remote_url(
+            args.remote.as_deref(),
+            &proj.pipeline.root,
+            &proj.pipeline.file,
+        )?;
+        Some(crate::remote::Remote::open(&url, &proj.pipeline.root)?)
+    } else {
+        None
+    };
     let interrupted = |id: &str| crate::interrupt::was_interrupted(&proj.cache.dir, id);
-    let plans = plan::plan(&proj, &selected, &force, args.verify, &interrupted);
+    let mut plans = plan::plan(&proj, &selected, &force, args.verify, &interrupted);
+    if let (true, Some(r)) = (args.pull, &remote) {
+        plans = pull_what_the_plan_needs(&proj, r, &selected, &force, args.verify)?;
+    }
     if args.frozen {
         let stale: Vec<String> = proj
             .dag
@@ -216,6 +240,19 @@ pub fn run(args: RunArgs) -> Result<i32> {
     }
 
     remove_dropped_instances(&proj);
+    if let (true, Some(r)) = (args.push, &remote) {
+        let fps = crate::remote::sync::lock_fingerprints(&lock);
+        let t = crate::remote::push(&proj.cache, &fps, r)?;
+        eprintln!(
+            "pushed {} runs and {} objects ({} bytes) to {}; {} runs and {} objects were there",
+            t.records,
+            t.objects,
+            t.bytes,
+            r.describe(),
+            t.records_skipped,
+            t.objects_skipped
+        );
+    }
 
     let (mut ran, mut restored, mut fresh) = (0, 0, 0);
     let mut failures = Vec::new();
@@ -312,6 +349,62 @@ pub fn run(args: RunArgs) -> Result<i32> {
         });
     }
     Ok(0)
+}
+
+/// `run --pull`: downloads the runs the lock file names, then, as long as the plan finds a
+/// fingerprint to compute that the remote has, that run too (each download verified by blake3).
+/// Returns the plan after pulling.
+fn pull_what_the_plan_needs(
+    proj: &plan::Project,
+    remote: &crate::remote::Remote,
+    selected: &[bool],
+    force: &[bool],
+    rehash: bool,
+) -> Result<Vec<Option<plan::Planned>>> {
+    let interrupted = |id: &str| crate::interrupt::was_interrupted(&proj.cache.dir, id);
+    let fps = crate::remote::sync::lock_fingerprints(&proj.lock);
+    let mut total = crate::remote::pull(&proj.cache, &fps, remote)?;
+    let mut tried: std::collections::BTreeSet<String> = fps.into_iter().collect();
+    loop {
+        let plans = plan::plan(proj, selected, force, rehash, &interrupted);
+        let want: Vec<String> = plans
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !force[*i])
+            .filter_map(|(_, pl)| pl.as_ref())
+            .filter(|pl| pl.state == State::Run)
+            .filter_map(|pl| pl.fingerprint.clone())
+            .filter(|fp| tried.insert(fp.clone()))
+            .collect();
+        if want.is_empty() {
+            eprintln!(
+                "pulled {} runs and {} objects ({} bytes) from {}{}",
+                total.records,
+                total.objects,
+                total.bytes,
+                remote.describe(),
+                if total.corrupt.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; corrupt on the remote, not used: {}",
+                        total.corrupt.join(", ")
+                    )
+                }
+            );
+            return Ok(plans);
+        }
+        let t = crate::remote::pull(&proj.cache, &want, remote)?;
+        let got = t.records;
+        total.records += t.records;
+        total.objects += t.objects;
+        total.bytes += t.bytes;
+        total.corrupt.extend(t.corrupt);
+        if got == 0 {
+            // Nothing new on the remote: what is left computes.
+            tried.extend(want);
+        }
+    }
 }
 
 /// Refuses to run when one of pipe's own folders is a symlink (pipe never writes through a
