@@ -20,5 +20,6 @@ pub mod remote;
 pub mod report;
 pub mod scheduler;
 pub mod simd;
+pub mod slurm;
 pub mod stage;
 pub mod text;
