@@ -26,5 +26,6 @@ pub mod remote;
 pub mod scheduler;
 pub mod seed;
 pub mod simd;
+pub mod slurm;
 pub mod stage;
 pub mod text;

@@ -1,0 +1,138 @@
+//! Slurm job states as this client sees them, parsed from `squeue`'s `%T`, `sacct`'s `State`
+//! and `scontrol`'s `JobState`, with the exit code where Slurm keeps one.
+
+/// The state of one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    Pending,
+    Configuring,
+    Running,
+    /// Finished, epilog still running.
+    Completing,
+    Suspended,
+    Completed,
+    Failed,
+    Timeout,
+    OutOfMemory,
+    Cancelled,
+    NodeFail,
+    Preempted,
+    BootFail,
+    Deadline,
+    /// Any other state, as Slurm spelled it.
+    Other(String),
+}
+
+impl JobState {
+    /// Parses `COMPLETED`, `CANCELLED by 0`, `OUT_OF_MEMORY`, `TIMEOUT`… (case-insensitive).
+    pub fn parse(s: &str) -> JobState {
+        let word = s
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        match word.trim_end_matches('+') {
+            "PENDING" | "PD" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD" => {
+                JobState::Pending
+            }
+            "CONFIGURING" | "CF" => JobState::Configuring,
+            "RUNNING" | "R" | "SIGNALING" | "STAGE_OUT" | "RESIZING" => JobState::Running,
+            "COMPLETING" | "CG" => JobState::Completing,
+            "SUSPENDED" | "S" | "STOPPED" => JobState::Suspended,
+            "COMPLETED" | "CD" => JobState::Completed,
+            "FAILED" | "F" => JobState::Failed,
+            "TIMEOUT" | "TO" => JobState::Timeout,
+            "OUT_OF_MEMORY" | "OOM" => JobState::OutOfMemory,
+            "CANCELLED" | "CA" => JobState::Cancelled,
+            "NODE_FAIL" | "NF" => JobState::NodeFail,
+            "PREEMPTED" | "PR" => JobState::Preempted,
+            "BOOT_FAIL" | "BF" => JobState::BootFail,
+            "DEADLINE" | "DL" => JobState::Deadline,
+            _ => JobState::Other(word),
+        }
+    }
+
+    /// True once the job will not change state again.
+    pub fn is_terminal(&self) -> bool {
+        !matches!(
+            self,
+            JobState::Pending
+                | JobState::Configuring
+                | JobState::Running
+                | JobState::Completing
+                | JobState::Suspended
+        )
+    }
+
+    /// True for a job that finished successfully.
+    pub fn is_success(&self) -> bool {
+        *self == JobState::Completed
+    }
+
+    /// Slurm's own spelling (`OUT_OF_MEMORY`), for messages.
+    pub fn as_slurm(&self) -> &str {
+        match self {
+            JobState::Pending => "PENDING",
+            JobState::Configuring => "CONFIGURING",
+            JobState::Running => "RUNNING",
+            JobState::Completing => "COMPLETING",
+            JobState::Suspended => "SUSPENDED",
+            JobState::Completed => "COMPLETED",
+            JobState::Failed => "FAILED",
+            JobState::Timeout => "TIMEOUT",
+            JobState::OutOfMemory => "OUT_OF_MEMORY",
+            JobState::Cancelled => "CANCELLED",
+            JobState::NodeFail => "NODE_FAIL",
+            JobState::Preempted => "PREEMPTED",
+            JobState::BootFail => "BOOT_FAIL",
+            JobState::Deadline => "DEADLINE",
+            JobState::Other(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_slurm())
+    }
+}
+
+/// What is known of one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStatus {
+    pub id: u64,
+    pub state: JobState,
+    /// squeue's reason (`Resources`, `DependencyNeverSatisfied`…); empty when not known.
+    pub reason: String,
+    /// The exit code of the batch script, where known (terminal states only).
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, where known and non-zero.
+    pub signal: Option<i32>,
+}
+
+/// Parses Slurm's `ExitCode` form `code:signal`.
+pub fn parse_exit(s: &str) -> (Option<i32>, Option<i32>) {
+    let mut it = s.trim().split(':');
+    let code = it.next().and_then(|c| c.parse().ok());
+    let sig = it
+        .next()
+        .and_then(|c| c.parse().ok())
+        .filter(|&n: &i32| n != 0);
+    (code, sig)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_states_and_exit_codes() {
+        assert_eq!(JobState::parse("CANCELLED by 0"), JobState::Cancelled);
+        assert_eq!(JobState::parse("out_of_memory"), JobState::OutOfMemory);
+        assert_eq!(JobState::parse("TIMEOUT"), JobState::Timeout);
+        assert_eq!(JobState::parse("WEIRD"), JobState::Other("WEIRD".into()));
+        assert!(JobState::Failed.is_terminal() && !JobState::Completing.is_terminal());
+        assert_eq!(parse_exit("3:0"), (Some(3), None));
+        assert_eq!(parse_exit("0:15"), (Some(0), Some(15)));
+    }
+}
