@@ -206,6 +206,55 @@ fn watch(read_fd: libc::c_int) {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        stop_in_process_stages(sig);
+    }
+}
+
+/// Built-in stages run inside pipe, where no process group can stop them: if any is still
+/// running [`GRACE`] after the signal, each is marked interrupted and pipe exits with the
+/// signal's code. This is as safe as `kill -9`: a run record is written last, by rename.
+fn stop_in_process_stages(sig: Signal) {
+    let t0 = Instant::now();
+    while t0.elapsed() < GRACE {
+        if in_process().is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stages = in_process().clone();
+    for (id, cache_dir) in &stages {
+        let _ = mark(cache_dir, id, sig);
+        eprintln!("stage `{id}` was interrupted; stopped by {sig}; rerun to continue");
+    }
+    if !stages.is_empty() {
+        // SAFETY: _exit ends the process at once; the kernel releases locks and files.
+        unsafe { libc::_exit(exit_code(sig)) };
+    }
+}
+
+fn in_process() -> std::sync::MutexGuard<'static, Vec<(String, PathBuf)>> {
+    static STAGES: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    STAGES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A stage running inside pipe, registered so that a signal can stop it (see
+/// [`stop_in_process_stages`]); unregistered on drop.
+pub struct StageGuard {
+    id: String,
+}
+
+/// Registers a running stage (`cache_dir` receives its interrupted marker).
+pub fn running_stage(cache_dir: &Path, id: &str) -> StageGuard {
+    in_process().push((id.to_string(), cache_dir.to_path_buf()));
+    StageGuard { id: id.to_string() }
+}
+
+impl Drop for StageGuard {
+    fn drop(&mut self) {
+        let mut v = in_process();
+        if let Some(i) = v.iter().position(|(id, _)| *id == self.id) {
+            v.remove(i);
+        }
     }
 }
 

@@ -249,10 +249,8 @@ fn complete(
                 Outcome::Failed { msg, log } => {
                     progress.line(format!("FAILED    {id}: {msg} (log: {})", log.display()))
                 }
-                Outcome::Interrupted { log } => {
-                    progress.line(format!("interrupted {id} (log: {})", log.display()));
-                    *stop = true;
-                }
+                // `pipe run` prints the one line about it.
+                Outcome::Interrupted { .. } => *stop = true,
                 _ => {}
             }
             outcomes[i] = Some(o);

@@ -340,13 +340,11 @@ fn interrupted_run(sig: i32, code: i32, name: &str) {
 }
 
 #[test]
-#[ignore = "LEAD: enable once cli::main calls interrupt::install() and the engine handles Interrupted"]
 fn sigterm_exits_143_naming_the_interrupted_stage() {
     interrupted_run(libc::SIGTERM, 143, "SIGTERM");
 }
 
 #[test]
-#[ignore = "LEAD: enable once cli::main calls interrupt::install() and the engine handles Interrupted"]
 fn sigint_exits_130_naming_the_interrupted_stage() {
     interrupted_run(libc::SIGINT, 130, "SIGINT");
 }

@@ -332,11 +332,11 @@ pub fn run(args: RunArgs) -> Result<i32> {
             .map(|(id, log)| format!("stage `{id}` was interrupted (log: {})", log.display()))
             .unwrap_or_else(|| "the run was interrupted between stages".into());
         eprintln!(
-            "{what}; stopped by {}; rerun to continue",
+            "{what}; stopped by {sig}{}; rerun to continue",
             if sig == crate::interrupt::Signal::Int {
-                "Ctrl-C"
+                " (Ctrl-C)"
             } else {
-                "SIGTERM"
+                ""
             }
         );
         return Ok(crate::interrupt::exit_code(sig));

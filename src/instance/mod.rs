@@ -188,8 +188,10 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, Run
         reporter: reporter.clone(),
     };
     let t0 = Instant::now();
+    let guard = crate::interrupt::running_stage(&proj.cache.dir, &n.id);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| n.kind.run(&ctx)));
     let duration = t0.elapsed().as_secs_f64();
+    drop(guard);
     let r = match r {
         Ok(r) => r,
         Err(p) => {
@@ -204,7 +206,7 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, Run
     if let Err(e) = r {
         staging.give_back(stage_dir);
         if let Some(sig) = crate::interrupt::requested() {
-            reporter.log(format!("interrupted by {sig}"));
+            reporter.log(format!("stopped by {sig}"));
             let _ = crate::interrupt::mark(&proj.cache.dir, &n.id, sig);
             return Err(Outcome::Interrupted { log: log_rel });
         }
