@@ -463,7 +463,11 @@ stages:
     let env = p.read("results/m/s@mode=beam,width=5/env.txt");
     assert!(env.starts_with("s@mode=beam,width=5 "), "{env}");
     let dot = stdout(&p.pipe(&["graph", "pipelines/p.yaml", "--format", "dot"]));
-    assert!(dot.contains("\"s@mode=beam,width=1\" -> \"t\""), "{dot}");
+    assert!(
+        dot.contains("label = \"s@mode=beam,width=1\\lcommand\""),
+        "{dot}"
+    );
+    assert!(dot.contains("0 -> 2") && dot.contains("1 -> 2"), "{dot}");
     let mm = stdout(&p.pipe(&["graph", "pipelines/p.yaml", "--format", "mermaid"]));
     assert!(mm.starts_with("flowchart LR") && mm.contains("-->"), "{mm}");
 }
@@ -473,7 +477,7 @@ fn per_epoch_expansion() {
     let pl = r#"
 name: e
 stages:
-  prep: { kind: command, params: { cmd: "true" } }
+  prep: { kind: tokenize }
   train: { kind: train, needs: [prep], params: { epochs: 3 } }
   after: { kind: command, needs: [train], params: { cmd: "true" } }
 "#;
@@ -483,7 +487,7 @@ stages:
     let g = p.pipe(&["graph", "pipelines/p.yaml"]);
     assert_eq!(
         stdout(&g),
-        "prep (command)\ntrain@epoch=1 (train) <- prep\ntrain@epoch=2 (train) <- train@epoch=1, prep\ntrain@epoch=3 (train) <- train@epoch=2, prep\nafter (command) <- train@epoch=3\n",
+        "prep (tokenize)\ntrain@epoch=1 (train) <- prep\ntrain@epoch=2 (train) <- train@epoch=1, prep\ntrain@epoch=3 (train) <- train@epoch=2, prep\nafter (command) <- train@epoch=3\n",
         "{}",
         stderr(&g)
     );
@@ -552,7 +556,7 @@ fn bad_inputs_exit_2_and_change_nothing() {
         ("unknown param", "stages:\n  a:\n    kind: command\n    params: { cmd: x, dep: [] }\n".into(), vec![], vec!["p.yaml:4:", "stage `a`", "unknown parameter `dep`", "did you mean `deps`?"]),
         ("wrong type", "stages:\n  a: { kind: command, params: { cmd: [1, 2] } }\n".into(), vec![], vec!["p.yaml:2:", "stage `a`", "parameter `cmd`", "invalid type"]),
         ("missing needs", "stages:\n  a: { kind: command, needs: [zz], params: { cmd: x } }\n".into(), vec![], vec!["p.yaml:2:", "stage `a`", "`zz`"]),
-        ("cycle", "stages:\n  a: { kind: command, needs: [b], params: { cmd: x } }\n  b: { kind: command, needs: [a], params: { cmd: x } }\n".into(), vec![], vec!["cycle", "a -> b -> a"]),
+        ("cycle", "stages:\n  a: { kind: command, needs: [b], params: { cmd: x } }\n  b: { kind: command, needs: [a], params: { cmd: x } }\n".into(), vec![], vec!["cycle", "a → b → a"]),
         ("duplicate ids", "stages:\n  a: { kind: command, matrix: { w: [1, \"1\"] }, params: { cmd: x } }\n".into(), vec![], vec!["stage `a`", "same id `a@w=1`"]),
         ("empty matrix", "stages:\n  a: { kind: command, matrix: { w: [] }, params: { cmd: x } }\n".into(), vec![], vec!["stage `a`", "matrix key `w` has no values"]),
         ("set missing stage", good.into(), vec!["--set", "zz.cmd=1"], vec!["--set zz.cmd=1", "no stage `zz`"]),
@@ -579,7 +583,7 @@ fn bad_inputs_exit_2_and_change_nothing() {
 /// what needs the last epoch) would run.
 #[test]
 fn epochs_are_not_in_epoch_fingerprints() {
-    let p = Proj::new("stages:\n  train: { kind: train, params: { epochs: 3 } }\n  after: { kind: command, needs: [train], params: { cmd: x } }\n");
+    let p = Proj::new("stages:\n  tok: { kind: tokenize }\n  train: { kind: train, needs: [tok], params: { epochs: 3 } }\n  after: { kind: command, needs: [train], params: { cmd: x } }\n");
     p.write("stages/train.yaml", "epochs: 1 # number of epochs\n");
     let ov = pipe::config::Overrides::default();
     let three = pipe::plan::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov).unwrap();
@@ -588,16 +592,16 @@ fn epochs_are_not_in_epoch_fingerprints() {
         ..Default::default()
     };
     let four = pipe::plan::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov4).unwrap();
-    assert_eq!(four.pipeline.nodes.len(), 5);
+    assert_eq!(four.pipeline.nodes.len(), 6);
     let fp = |proj: &pipe::plan::Project, i: usize| {
-        let n = &proj.pipeline.nodes[i];
+        let n = &proj.pipeline.nodes[i + 1];
         assert_eq!(n.params["epoch"], (i + 1) as u64);
         proj.key(n, vec![], &[]).0.fingerprint()
     };
     for i in 0..3 {
         assert_eq!(fp(&three, i), fp(&four, i), "epoch {}", i + 1);
     }
-    assert_eq!(four.pipeline.nodes[4].needs, vec!["train@epoch=4"]);
+    assert_eq!(four.pipeline.nodes[5].needs, vec!["train@epoch=4"]);
 }
 
 #[test]

@@ -1,5 +1,11 @@
-//! The expanded DAG on petgraph: edges from each upstream instance to its dependents, a
-//! deterministic topological order, and text / DOT / Mermaid rendering.
+//! The expanded DAG on petgraph: edges from each upstream instance to its dependents and a
+//! deterministic topological order. `stages` orders the stage declarations before expansion;
+//! `render` prints the DAG.
+
+pub mod render;
+pub mod stages;
+
+pub use render::{render_dot, render_json, render_mermaid, render_text};
 
 use crate::config::Pipeline;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -122,65 +128,6 @@ pub fn topo_order(g: &DiGraph<usize, ()>) -> Vec<usize> {
         }
     }
     out
-}
-
-/// Plain text: one line per instance in topological order, with its kind and needs.
-pub fn render_text(p: &Pipeline, d: &Dag) -> String {
-    let mut s = String::new();
-    for &i in &d.order {
-        let n = &p.nodes[i];
-        s.push_str(&format!("{} ({})", n.id, n.kind_name));
-        if !n.needs.is_empty() {
-            s.push_str(&format!(" <- {}", n.needs.join(", ")));
-        }
-        s.push('\n');
-    }
-    s
-}
-
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// Graphviz DOT.
-pub fn render_dot(p: &Pipeline, d: &Dag) -> String {
-    let mut s = format!("digraph {} {{\n  rankdir=LR;\n", quote(&p.name));
-    for &i in &d.order {
-        let n = &p.nodes[i];
-        s.push_str(&format!(
-            "  {} [label={}];\n",
-            quote(&n.id),
-            quote(&format!("{}\\n{}", n.id, n.kind_name))
-        ));
-    }
-    for &i in &d.order {
-        for u in &p.nodes[i].needs {
-            s.push_str(&format!("  {} -> {};\n", quote(u), quote(&p.nodes[i].id)));
-        }
-    }
-    s.push_str("}\n");
-    s
-}
-
-/// Mermaid flowchart.
-pub fn render_mermaid(p: &Pipeline, d: &Dag) -> String {
-    let mut s = String::from("flowchart LR\n");
-    let mid = |i: usize| format!("n{i}");
-    for &i in &d.order {
-        let n = &p.nodes[i];
-        s.push_str(&format!(
-            "  {}[\"{} ({})\"]\n",
-            mid(i),
-            n.id.replace('"', "#quot;"),
-            n.kind_name
-        ));
-    }
-    for &i in &d.order {
-        for &u in &d.upstream[i] {
-            s.push_str(&format!("  {} --> {}\n", mid(u), mid(i)));
-        }
-    }
-    s
 }
 
 #[cfg(test)]

@@ -1,0 +1,62 @@
+//! Positions in YAML text: `file:line:col` of a nested key, for messages that point at the
+//! line a value came from.
+
+/// `line, col` (1-based) of the first `key:` after each earlier key of `path`, best effort.
+pub fn locate(text: &str, path: &[&str]) -> Option<(usize, usize)> {
+    let mut pos = 0;
+    for key in path {
+        let mut found = None;
+        let mut from = pos;
+        while let Some(i) = text[from..].find(key) {
+            let at = from + i;
+            let before = text[..at].chars().last();
+            let after = &text[at + key.len()..];
+            let bounded = matches!(
+                before,
+                None | Some(' ' | '\t' | '\n' | '{' | ',' | '"' | '\'')
+            ) && (after.starts_with(':')
+                || after.starts_with("\":")
+                || after.starts_with("':"));
+            if bounded {
+                found = Some(at);
+                break;
+            }
+            from = at + key.len();
+        }
+        pos = found?;
+    }
+    let line = text[..pos].matches('\n').count() + 1;
+    let col = pos - text[..pos].rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    Some((line, col))
+}
+
+/// `file:line:col` of `path` in `text`, or the file name alone when the key is not found.
+pub fn at(file: &str, text: &str, path: &[&str]) -> String {
+    match locate(text, path) {
+        Some((l, c)) => format!("{file}:{l}:{c}"),
+        None => file.to_string(),
+    }
+}
+
+/// `file:line:col` of the deepest prefix of `path` that is found: a stage whose `params` key
+/// is missing is still blamed at the stage's line.
+pub fn at_best(file: &str, text: &str, path: &[&str]) -> String {
+    for n in (1..=path.len()).rev() {
+        if let Some((l, c)) = locate(text, &path[..n]) {
+            return format!("{file}:{l}:{c}");
+        }
+    }
+    file.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_finds_nested_keys() {
+        let t = "name: x\nstages:\n  a:\n    kind: command\n    params: { cmd: x, lr: 1 }\n";
+        assert_eq!(locate(t, &["stages", "a", "params", "lr"]), Some((5, 23)));
+        assert_eq!(at_best("f", t, &["stages", "a", "matrix"]), "f:3:3");
+    }
+}
