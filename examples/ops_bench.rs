@@ -11,8 +11,9 @@ use std::time::Instant;
 
 /// CPU time (user + system) of the process so far, in seconds.
 fn cpu_s() -> f64 {
-    // SAFETY: getrusage only writes the struct it is given.
+    // SAFETY: `rusage` is plain data, for which all-zero bytes are a valid value.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct it is given.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
     tv(u.ru_utime) + tv(u.ru_stime)

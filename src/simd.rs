@@ -38,6 +38,7 @@ pub fn has_avx512() -> bool {
 pub struct SharedMut(pub *mut f32);
 // SAFETY: users guarantee that tasks write disjoint elements (each use site says how).
 unsafe impl Send for SharedMut {}
+// SAFETY: as for `Send`: tasks sharing the pointer write disjoint elements.
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {

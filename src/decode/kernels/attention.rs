@@ -87,21 +87,28 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     /// `a · b` over `len` floats, the last `len % 8` through `mask` (= `tail_mask(len % 8)`).
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `a` and `b` point to `len` readable floats.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn dot_masked(a: *const f32, b: *const f32, len: usize, mask: __m256i) -> f32 {
-        let n8 = len / 8 * 8;
-        let mut acc = _mm256_setzero_ps();
-        let mut i = 0;
-        while i < n8 {
-            acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)), acc);
-            i += 8;
+        // SAFETY: the caller upholds this function's `# Safety` contract, which every pointer
+        // access and call below relies on.
+        unsafe {
+            let n8 = len / 8 * 8;
+            let mut acc = _mm256_setzero_ps();
+            let mut i = 0;
+            while i < n8 {
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)), acc);
+                i += 8;
+            }
+            if n8 < len {
+                let x = _mm256_maskload_ps(a.add(n8), mask);
+                acc = _mm256_fmadd_ps(x, _mm256_maskload_ps(b.add(n8), mask), acc);
+            }
+            hsum(acc)
         }
-        if n8 < len {
-            let x = _mm256_maskload_ps(a.add(n8), mask);
-            acc = _mm256_fmadd_ps(x, _mm256_maskload_ps(b.add(n8), mask), acc);
-        }
-        hsum(acc)
     }
 
     /// See [`super::attend_row`].
@@ -121,86 +128,93 @@ mod avx2 {
         scores: &mut [f32],
         out: &mut [f32],
     ) {
-        let width = n_heads * dk;
-        let (n8, mask) = (dk / 8 * 8, tail_mask(dk % 8));
-        let qp = q.as_ptr();
-        let sp = scores.as_mut_ptr();
-        for n in 0..n_keys {
-            let kr = key(n);
-            assert!(kr.len() >= width);
+        // SAFETY: the caller upholds this function's `# Safety` contract, which every pointer
+        // access and call below relies on.
+        unsafe {
+            let width = n_heads * dk;
+            let (n8, mask) = (dk / 8 * 8, tail_mask(dk % 8));
+            let qp = q.as_ptr();
+            let sp = scores.as_mut_ptr();
+            for n in 0..n_keys {
+                let kr = key(n);
+                assert!(kr.len() >= width);
+                for h in 0..n_heads {
+                    let o = h * dk;
+                    *sp.add(h * n_keys + n) =
+                        dot_masked(qp.add(o), kr.as_ptr().add(o), dk, mask) * scale;
+                }
+            }
+            // Softmax per head: vectorised max, exp and sum; the tail padded with -inf.
+            let nk8 = n_keys / 8 * 8;
+            let kmask = tail_mask(n_keys % 8);
+            let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
             for h in 0..n_heads {
-                let o = h * dk;
-                *sp.add(h * n_keys + n) =
-                    dot_masked(qp.add(o), kr.as_ptr().add(o), dk, mask) * scale;
-            }
-        }
-        // Softmax per head: vectorised max, exp and sum; the tail padded with -inf.
-        let nk8 = n_keys / 8 * 8;
-        let kmask = tail_mask(n_keys % 8);
-        let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
-        for h in 0..n_heads {
-            let row = sp.add(h * n_keys);
-            let load = |i: usize| {
-                if i < nk8 {
-                    _mm256_loadu_ps(row.add(i))
-                } else {
-                    _mm256_blendv_ps(
-                        ninf,
-                        _mm256_maskload_ps(row.add(i), kmask),
-                        _mm256_castsi256_ps(kmask),
-                    )
+                let row = sp.add(h * n_keys);
+                let load = |i: usize| {
+                    if i < nk8 {
+                        _mm256_loadu_ps(row.add(i))
+                    } else {
+                        _mm256_blendv_ps(
+                            ninf,
+                            _mm256_maskload_ps(row.add(i), kmask),
+                            _mm256_castsi256_ps(kmask),
+                        )
+                    }
+                };
+                let mut mv = ninf;
+                for i in (0..n_keys).step_by(8) {
+                    mv = _mm256_max_ps(mv, load(i));
                 }
-            };
-            let mut mv = ninf;
-            for i in (0..n_keys).step_by(8) {
-                mv = _mm256_max_ps(mv, load(i));
-            }
-            let mut lanes = [0.0f32; 8];
-            _mm256_storeu_ps(lanes.as_mut_ptr(), mv);
-            let m = _mm256_set1_ps(lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max));
-            let mut sum = _mm256_setzero_ps();
-            for i in (0..n_keys).step_by(8) {
-                let e = exp8(_mm256_sub_ps(load(i), m));
-                sum = _mm256_add_ps(sum, e);
-                if i < nk8 {
-                    _mm256_storeu_ps(row.add(i), e);
-                } else {
-                    _mm256_maskstore_ps(row.add(i), kmask, e);
+                let mut lanes = [0.0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), mv);
+                let m = _mm256_set1_ps(lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+                let mut sum = _mm256_setzero_ps();
+                for i in (0..n_keys).step_by(8) {
+                    let e = exp8(_mm256_sub_ps(load(i), m));
+                    sum = _mm256_add_ps(sum, e);
+                    if i < nk8 {
+                        _mm256_storeu_ps(row.add(i), e);
+                    } else {
+                        _mm256_maskstore_ps(row.add(i), kmask, e);
+                    }
                 }
-            }
-            let inv = _mm256_set1_ps(1.0 / hsum(sum));
-            for i in (0..n_keys).step_by(8) {
-                if i < nk8 {
-                    _mm256_storeu_ps(row.add(i), _mm256_mul_ps(_mm256_loadu_ps(row.add(i)), inv));
-                } else {
-                    let v = _mm256_maskload_ps(row.add(i), kmask);
-                    _mm256_maskstore_ps(row.add(i), kmask, _mm256_mul_ps(v, inv));
+                let inv = _mm256_set1_ps(1.0 / hsum(sum));
+                for i in (0..n_keys).step_by(8) {
+                    if i < nk8 {
+                        _mm256_storeu_ps(
+                            row.add(i),
+                            _mm256_mul_ps(_mm256_loadu_ps(row.add(i)), inv),
+                        );
+                    } else {
+                        let v = _mm256_maskload_ps(row.add(i), kmask);
+                        _mm256_maskstore_ps(row.add(i), kmask, _mm256_mul_ps(v, inv));
+                    }
                 }
             }
-        }
-        out[..width].fill(0.0);
-        let op = out.as_mut_ptr();
-        for n in 0..n_keys {
-            let vr = val(n);
-            assert!(vr.len() >= width);
-            let vp = vr.as_ptr();
-            for h in 0..n_heads {
-                let o = h * dk;
-                let p = _mm256_set1_ps(*sp.add(h * n_keys + n));
-                let mut i = 0;
-                while i < n8 {
-                    let d = op.add(o + i);
-                    _mm256_storeu_ps(
-                        d,
-                        _mm256_fmadd_ps(p, _mm256_loadu_ps(vp.add(o + i)), _mm256_loadu_ps(d)),
-                    );
-                    i += 8;
-                }
-                if n8 < dk {
-                    let d = op.add(o + n8);
-                    let v = _mm256_maskload_ps(vp.add(o + n8), mask);
-                    let acc = _mm256_fmadd_ps(p, v, _mm256_maskload_ps(d, mask));
-                    _mm256_maskstore_ps(d, mask, acc);
+            out[..width].fill(0.0);
+            let op = out.as_mut_ptr();
+            for n in 0..n_keys {
+                let vr = val(n);
+                assert!(vr.len() >= width);
+                let vp = vr.as_ptr();
+                for h in 0..n_heads {
+                    let o = h * dk;
+                    let p = _mm256_set1_ps(*sp.add(h * n_keys + n));
+                    let mut i = 0;
+                    while i < n8 {
+                        let d = op.add(o + i);
+                        _mm256_storeu_ps(
+                            d,
+                            _mm256_fmadd_ps(p, _mm256_loadu_ps(vp.add(o + i)), _mm256_loadu_ps(d)),
+                        );
+                        i += 8;
+                    }
+                    if n8 < dk {
+                        let d = op.add(o + n8);
+                        let v = _mm256_maskload_ps(vp.add(o + n8), mask);
+                        let acc = _mm256_fmadd_ps(p, v, _mm256_maskload_ps(d, mask));
+                        _mm256_maskstore_ps(d, mask, acc);
+                    }
                 }
             }
         }

@@ -77,9 +77,6 @@ fn for_chunks(n: usize, chunk: usize, parallel: bool, f: impl Fn(usize, usize) +
     }
 }
 
-/// Portable version of [`avx::linear_cols`].
-///
-
 /// Output columns per panel of a [`PackedLinear`] (two AVX registers).
 pub const PANEL: usize = 16;
 
@@ -126,6 +123,11 @@ impl PackedLinear {
             panels,
             bias: lin.bias.clone(),
         }
+    }
+
+    /// Floats held (panels and bias), for memory estimates.
+    pub fn floats(&self) -> usize {
+        self.panels.len() + self.bias.len()
     }
 
     pub(super) fn n_panels(&self) -> usize {
@@ -186,19 +188,23 @@ pub(super) unsafe fn scalar_packed_panels(
     p0: usize,
     p1: usize,
 ) {
-    let (n_in, n_out) = (p.in_dim, p.out_dim);
-    for pi in p0..p1 {
-        let panel = &p.panels[pi * n_in * PANEL..(pi + 1) * n_in * PANEL];
-        let cols = PANEL.min(n_out - pi * PANEL);
-        for r in 0..rows {
-            let mut acc = [0.0f32; PANEL];
-            for (k, &xv) in x[r * n_in..(r + 1) * n_in].iter().enumerate() {
-                for (a, &w) in acc.iter_mut().zip(&panel[k * PANEL..(k + 1) * PANEL]) {
-                    *a += xv * w;
+    // SAFETY: the caller upholds this function's `# Safety` contract, which every pointer
+    // access and call below relies on.
+    unsafe {
+        let (n_in, n_out) = (p.in_dim, p.out_dim);
+        for pi in p0..p1 {
+            let panel = &p.panels[pi * n_in * PANEL..(pi + 1) * n_in * PANEL];
+            let cols = PANEL.min(n_out - pi * PANEL);
+            for r in 0..rows {
+                let mut acc = [0.0f32; PANEL];
+                for (k, &xv) in x[r * n_in..(r + 1) * n_in].iter().enumerate() {
+                    for (a, &w) in acc.iter_mut().zip(&panel[k * PANEL..(k + 1) * PANEL]) {
+                        *a += xv * w;
+                    }
                 }
-            }
-            for (j, &a) in acc[..cols].iter().enumerate() {
-                *y.add(r * n_out + pi * PANEL + j) = a + p.bias[pi * PANEL + j];
+                for (j, &a) in acc[..cols].iter().enumerate() {
+                    *y.add(r * n_out + pi * PANEL + j) = a + p.bias[pi * PANEL + j];
+                }
             }
         }
     }

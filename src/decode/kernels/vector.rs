@@ -8,7 +8,7 @@ use std::arch::x86_64::*;
 
 /// Horizontal sum of eight lanes.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn hsum(v: __m256) -> f32 {
+pub fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -19,7 +19,7 @@ pub unsafe fn hsum(v: __m256) -> f32 {
 /// f32 `exp` underflows to subnormals) give 0.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub unsafe fn exp8(x: __m256) -> __m256 {
+pub fn exp8(x: __m256) -> __m256 {
     let tiny = _mm256_cmp_ps::<_CMP_GE_OQ>(x, _mm256_set1_ps(-87.0));
     let x = _mm256_min_ps(
         _mm256_max_ps(x, _mm256_set1_ps(-87.0)),
@@ -48,7 +48,7 @@ pub unsafe fn exp8(x: __m256) -> __m256 {
 /// Lane mask selecting the first `n` (< 8) lanes.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub unsafe fn tail_mask(n: usize) -> __m256i {
+pub fn tail_mask(n: usize) -> __m256i {
     let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes)
 }
