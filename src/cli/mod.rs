@@ -31,7 +31,13 @@ pub struct Cli {
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub chdir: Option<std::path::PathBuf>,
     /// Colour pipe's messages: auto (on a terminal, unless NO_COLOR is set), always, never.
-    #[arg(long, global = true, value_enum, default_value_t = style::ColorChoice::Auto)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = style::ColorChoice::Auto,
+        hide_possible_values = true
+    )]
     pub color: style::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
@@ -52,7 +58,7 @@ pub enum Command {
     /// Evaluation tools (BLEU).
     #[command(subcommand)]
     Eval(eval::EvalCommand),
-    /// Generate a continuation from a checkpoint.
+    /// Continue prompts with a checkpoint (sampling or beam search; prompts from stdin too).
     Generate(generate::GenerateArgs),
     /// Measure training or decoding throughput of the seed configuration.
     Bench(bench::BenchArgs),
