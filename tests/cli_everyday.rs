@@ -654,4 +654,14 @@ fn colour_on_a_terminal_unless_no_color() {
         shown.contains("error:") && !shown.contains('\x1b'),
         "{shown:?}"
     );
+    // clap's own usage errors follow the flag too.
+    let (rc, _, shown) = pipe_on_tty(d.path(), &["run", "--bogus", "--color", "never"], &[], "");
+    assert_eq!(rc, 2);
+    assert!(
+        shown.contains("--bogus") && !shown.contains('\x1b'),
+        "{shown:?}"
+    );
+    let o = pipe_in(d.path(), &["--color=always", "run", "--bogus"]);
+    assert_eq!(code(&o), Some(2));
+    assert!(err(&o).contains('\x1b'), "{:?}", err(&o));
 }

@@ -151,6 +151,18 @@ fn continuations(
     })
 }
 
+/// One line of `--json` output, fields in this order.
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    prompt: &'a str,
+    sample: usize,
+    continuation: String,
+    tokens: &'a [u32],
+    stopped_at_eos: bool,
+    unknown: &'a [String],
+    dropped_words: usize,
+}
+
 /// The warning and note lines for one prompt (on stderr).
 fn report_prompt(p: &Prompt, label: &str, context: usize) {
     if !p.unknown.is_empty() {
@@ -197,16 +209,16 @@ fn one(
             toks.pop();
         }
         let line = if a.json {
-            serde_json::json!({
-                "prompt": text,
-                "sample": i,
-                "continuation": vocab.decode(&toks),
-                "tokens": toks,
-                "stopped_at_eos": eos,
-                "unknown": p.unknown,
-                "dropped_words": p.dropped,
+            serde_json::to_string(&JsonRow {
+                prompt: text,
+                sample: i,
+                continuation: vocab.decode(&toks),
+                tokens: &toks,
+                stopped_at_eos: eos,
+                unknown: &p.unknown,
+                dropped_words: p.dropped,
             })
-            .to_string()
+            .expect("serialises")
         } else {
             vocab.decode(&toks)
         };

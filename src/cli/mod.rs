@@ -1,7 +1,7 @@
 //! The command line: one file per subcommand; this file parses and dispatches.
 
 use crate::error::PipeError;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub mod bench;
 pub mod clean;
@@ -37,7 +37,13 @@ pub struct Cli {
     #[arg(short = 'C', global = true, value_name = "DIR")]
     pub chdir: Option<std::path::PathBuf>,
     /// Colour pipe's messages: auto (on a terminal, unless NO_COLOR is set), always, never.
-    #[arg(long, global = true, value_enum, default_value_t = style::ColorChoice::Auto)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = style::ColorChoice::Auto,
+        hide_possible_values = true
+    )]
     pub color: style::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
@@ -58,7 +64,7 @@ pub enum Command {
     /// Evaluation tools (BLEU).
     #[command(subcommand)]
     Eval(eval::EvalCommand),
-    /// Generate a continuation from a checkpoint.
+    /// Continue prompts with a checkpoint (sampling or beam search; prompts from stdin too).
     Generate(generate::GenerateArgs),
     /// Measure training or decoding throughput of the seed configuration.
     Bench(bench::BenchArgs),
@@ -116,10 +122,41 @@ impl PipelineArgs {
     }
 }
 
+/// The last `--color VALUE` / `--color=VALUE` among the arguments, read before clap parses.
+fn color_flag(args: &[std::ffi::OsString]) -> Option<style::ColorChoice> {
+    let mut found = None;
+    let mut it = args.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        let v = if a == "--color" {
+            it.next().map(|v| v.into_owned())
+        } else {
+            a.strip_prefix("--color=").map(str::to_string)
+        };
+        if let Some(v) = v {
+            found = <style::ColorChoice as clap::ValueEnum>::from_str(&v, false).ok();
+        }
+    }
+    found
+}
+
 /// Parses the process arguments, runs the subcommand and returns the exit code
 /// (0 success, 1 a stage failed, 2 usage or configuration error).
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    // clap prints its own usage errors and help before `--color` is parsed: tell it the flag.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let clap_color = match color_flag(&args) {
+        Some(style::ColorChoice::Always) => clap::ColorChoice::Always,
+        Some(style::ColorChoice::Never) => clap::ColorChoice::Never,
+        _ => clap::ColorChoice::Auto,
+    };
+    let parsed = Cli::command()
+        .color(clap_color)
+        .try_get_matches_from(&args)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
