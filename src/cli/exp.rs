@@ -1,8 +1,9 @@
 //! `pipe exp show`: one row per run recorded in the store of the pipeline's stages (every
 //! parameter set tried, not only the current one), the parameters that vary as columns and the
-//! headline metrics beside them; `*` marks the runs in the workspace's lock file.
+//! headline metrics beside them; `*` marks the runs in the workspace's lock file. The text
+//! table rounds numbers to 6 significant digits; `--csv` and `--json` keep every digit.
 
-use crate::compare::number::fmt_value;
+use crate::compare::number::{fmt_value, fmt_value_sig};
 use crate::compare::runs::{self, Group, Run};
 use crate::compare::{lock, table, CompareError};
 use crate::error::Result;
@@ -256,7 +257,10 @@ fn text(groups: &[Group], pfile: &std::path::Path) -> String {
                 }
                 for k in &g.metrics {
                     row.push(table::clip(
-                        &r.metrics.get(k).map(fmt_value).unwrap_or_default(),
+                        &r.metrics
+                            .get(k)
+                            .map(|v| fmt_value_sig(v, 6))
+                            .unwrap_or_default(),
                         30,
                     ));
                 }

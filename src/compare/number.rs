@@ -50,6 +50,29 @@ pub fn fmt_value(v: &Value) -> String {
     }
 }
 
+/// Like [`fmt_value`], with non-integer numbers rounded to `sig` significant digits (for
+/// tables read by people; machine outputs keep every digit).
+pub fn fmt_value_sig(v: &Value, sig: usize) -> String {
+    let full = fmt_value(v);
+    let Some(x) = v.as_f64().filter(|_| v.is_f64()) else {
+        return full;
+    };
+    if !x.is_finite() || x == 0.0 || full.len() <= sig + 2 {
+        return full;
+    }
+    let mag = x.abs().log10().floor() as i64;
+    let decimals = sig as i64 - 1 - mag;
+    if !(0..=12).contains(&decimals) {
+        return format!("{:.*e}", sig.saturating_sub(1), x);
+    }
+    let t = format!("{:.*}", decimals as usize, x);
+    if t.contains('.') {
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        t
+    }
+}
+
 /// The change from `old` to `new` when both are numbers: `+0.02 (+0.87%)`. The difference is
 /// taken between the values as printed and shown with as many decimals as they have, so two
 /// f32 values `0.6` and `0.7` differ by `0.1`, not `0.10000002`.
@@ -146,6 +169,10 @@ mod tests {
         assert_eq!(fmt_f64(12.0), "12");
         assert_eq!(fmt_value(&json!(5)), "5");
         assert_eq!(fmt_value(&json!(null)), "-");
+        assert_eq!(fmt_value_sig(&json!(265.91293907246626), 6), "265.913");
+        assert_eq!(fmt_value_sig(&json!(0.008801603708576081), 6), "0.0088016");
+        assert_eq!(fmt_value_sig(&json!(0.6), 6), "0.6");
+        assert_eq!(fmt_value_sig(&json!(127704), 6), "127704");
     }
 
     #[test]
