@@ -877,7 +877,14 @@ fn run_pull_from_a_folder_remote_computes_nothing() {
     // A fresh clone: the committed lock file, an empty store.
     let b = Proj::new(CHAIN);
     b.write("pipelines/p.lock", &a.read("pipelines/p.lock"));
-    let o = b.pipe(&["run", "pipelines/p.yaml", "--pull", "--remote", &url, "--frozen"]);
+    let o = b.pipe(&[
+        "run",
+        "pipelines/p.yaml",
+        "--pull",
+        "--remote",
+        &url,
+        "--frozen",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(b.take_runs().is_empty());
     assert_eq!(outputs_of(a.root()), outputs_of(b.root()));

@@ -21,6 +21,13 @@ pub(crate) struct RawPipeline {
     #[serde(default)]
     pub defaults: serde_yaml::Mapping,
     pub stages: serde_yaml::Mapping,
+    /// The remote store for `push`, `pull` and `run --pull/--push` (`s3://bucket/prefix` or a
+    /// folder); read by `remote::select`.
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// How stages are executed (`{ kind: local | slurm, … }`), read by the executor.
+    #[serde(default)]
+    pub executor: Option<serde_yaml::Value>,
 }
 
 #[derive(Deserialize)]
