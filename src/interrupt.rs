@@ -481,58 +481,62 @@ fn supervised_fork(death_r: i32, death_w: i32) -> std::io::Result<()> {
 /// Same constraints as [`supervised_fork`].
 #[cfg(target_os = "linux")]
 unsafe fn supervise(cmd: libc::pid_t, death_r: i32, death_w: i32) -> ! {
-    // The group gets SIGTERM/SIGINT from the watcher; the supervisor stays to report the
-    // command's status, and SIGKILL still ends it.
-    for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
-        libc::signal(s, libc::SIG_IGN);
-    }
-    // Keep only the death pipe's read end: stdio belongs to the command, pipe's exec-error pipe
-    // must see EOF once the command execs, and the death pipe's write end belongs to pipe.
-    libc::close(death_w);
-    close_all_but(death_r);
-    let pidfd = libc::syscall(libc::SYS_pidfd_open, cmd, 0) as i32;
-    let mut status = 0;
-    loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: death_r,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: pidfd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // Without pidfd (kernel < 5.3), poll the command's status every 50 ms.
-        let (n, timeout) = if pidfd >= 0 { (2, -1) } else { (1, 50) };
-        let r = libc::poll(fds.as_mut_ptr(), n, timeout);
-        if r > 0 && fds[0].revents != 0 {
-            // pipe is gone: take the whole tree down.
-            libc::kill(0, libc::SIGKILL);
+    // SAFETY: the caller upholds the contract in `# Safety` above; every call below is an
+    // async-signal-safe system call on descriptors and ids this process owns.
+    unsafe {
+        // The group gets SIGTERM/SIGINT from the watcher; the supervisor stays to report the
+        // command's status, and SIGKILL still ends it.
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+            libc::signal(s, libc::SIG_IGN);
         }
-        if libc::waitpid(cmd, &mut status, libc::WNOHANG) == cmd {
-            break;
+        // Keep only the death pipe's read end: stdio belongs to the command, pipe's exec-error pipe
+        // must see EOF once the command execs, and the death pipe's write end belongs to pipe.
+        libc::close(death_w);
+        close_all_but(death_r);
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, cmd, 0) as i32;
+        let mut status = 0;
+        loop {
+            let mut fds = [
+                libc::pollfd {
+                    fd: death_r,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: pidfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // Without pidfd (kernel < 5.3), poll the command's status every 50 ms.
+            let (n, timeout) = if pidfd >= 0 { (2, -1) } else { (1, 50) };
+            let r = libc::poll(fds.as_mut_ptr(), n, timeout);
+            if r > 0 && fds[0].revents != 0 {
+                // pipe is gone: take the whole tree down.
+                libc::kill(0, libc::SIGKILL);
+            }
+            if libc::waitpid(cmd, &mut status, libc::WNOHANG) == cmd {
+                break;
+            }
         }
+        if libc::WIFSIGNALED(status) {
+            // Die the same way, without a core file of our own.
+            let sig = libc::WTERMSIG(status);
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &none);
+            libc::signal(sig, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, sig);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::kill(libc::getpid(), sig);
+            libc::_exit(128 + sig);
+        }
+        libc::_exit(libc::WEXITSTATUS(status))
     }
-    if libc::WIFSIGNALED(status) {
-        // Die the same way, without a core file of our own.
-        let sig = libc::WTERMSIG(status);
-        let none = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        libc::setrlimit(libc::RLIMIT_CORE, &none);
-        libc::signal(sig, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::kill(libc::getpid(), sig);
-        libc::_exit(128 + sig);
-    }
-    libc::_exit(libc::WEXITSTATUS(status))
 }
 
 /// Closes every descriptor except `keep`.
@@ -541,16 +545,20 @@ unsafe fn supervise(cmd: libc::pid_t, death_r: i32, death_w: i32) -> ! {
 /// Async-signal-safe; only for the supervisor, which owns no Rust objects holding descriptors.
 #[cfg(target_os = "linux")]
 unsafe fn close_all_but(keep: i32) {
-    let ranges = [(0, keep - 1), (keep + 1, i32::MAX)];
-    for (lo, hi) in ranges {
-        if lo > hi {
-            continue;
-        }
-        if libc::syscall(libc::SYS_close_range, lo as u32, hi as u32, 0) != 0 {
-            // Kernels before 5.9: close one by one up to a sane limit.
-            let top = hi.min(65_536);
-            for fd in lo..=top {
-                libc::close(fd);
+    // SAFETY: the caller upholds the contract in `# Safety` above; every call below is an
+    // async-signal-safe system call on descriptors and ids this process owns.
+    unsafe {
+        let ranges = [(0, keep - 1), (keep + 1, i32::MAX)];
+        for (lo, hi) in ranges {
+            if lo > hi {
+                continue;
+            }
+            if libc::syscall(libc::SYS_close_range, lo as u32, hi as u32, 0) != 0 {
+                // Kernels before 5.9: close one by one up to a sane limit.
+                let top = hi.min(65_536);
+                for fd in lo..=top {
+                    libc::close(fd);
+                }
             }
         }
     }

@@ -24,9 +24,11 @@ pub(crate) struct RawPipeline {
     /// The remote store for `push`, `pull` and `run --pull/--push` (`s3://bucket/prefix` or a
     /// folder); read by `remote::select`.
     #[serde(default)]
+    #[allow(dead_code)] // accepted here; `remote::select` reads it with the file's other keys
     pub remote: Option<String>,
     /// How stages are executed (`{ kind: local | slurm, … }`), read by the executor.
     #[serde(default)]
+    #[allow(dead_code)] // accepted here; the executor reads it
     pub executor: Option<serde_yaml::Value>,
 }
 
