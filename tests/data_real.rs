@@ -2,6 +2,8 @@
 //! fetch through the mirror, tokenize and SGNS at 300 dimensions, printing the timings.
 //! `cargo test --release --test data_real -- --ignored --nocapture`
 
+mod common;
+use common::CtxBuilder;
 use pipe::progress::Reporter;
 use pipe::stage::{embed::Embed, fetch::Fetch, tokenize::Tokenize, StageCtx, StageKind, Upstream};
 use std::path::Path;
@@ -26,24 +28,17 @@ fn ctx(
     k.check(&p).unwrap();
     let out = root.join(id);
     std::fs::create_dir_all(&out).unwrap();
-    StageCtx {
-        pipeline: "real".into(),
-        id: id.into(),
-        stage: id.into(),
-        kind: k.info().name.into(),
-        pipeline_seed: 100,
-        params: p,
-        upstream: up,
-        out_dir: out,
-        ckpt_dir: root.join("ckpt"),
-        meas_dir: root.join("meas"),
-        ancestors: Vec::new(),
-        fingerprint: String::new(),
-        root: root.to_path_buf(),
-        cache_dir: root.join("cache"),
-        threads: 2,
-        reporter: Reporter::new(id, None, true).unwrap(),
-    }
+    CtxBuilder::new(root, k)
+        .id(id)
+        .pipeline("real", 100)
+        .params(p)
+        .upstream(up)
+        .out_dir(out)
+        .ckpt_dir(root.join("ckpt"))
+        .meas_dir(root.join("meas"))
+        .threads(2)
+        .reporter(Reporter::new(id, None, true).unwrap())
+        .build()
 }
 
 fn up(c: &StageCtx) -> Upstream {

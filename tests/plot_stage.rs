@@ -1,7 +1,8 @@
 //! The `plot` stage kind on generated train outputs: draws both figures, rejects bad params and
 //! names the missing file.
 
-use pipe::progress::Reporter;
+mod common;
+use common::CtxBuilder;
 use pipe::stage::{plot::Plot, StageCtx, StageKind, Upstream};
 use std::path::{Path, PathBuf};
 
@@ -26,24 +27,14 @@ fn upstream(results: PathBuf) -> Upstream {
 fn ctx(root: &Path, upstream: Vec<Upstream>, params: serde_json::Value) -> StageCtx {
     let out = root.join("out");
     std::fs::create_dir_all(&out).unwrap();
-    StageCtx {
-        pipeline: "test".into(),
-        id: "plot".into(),
-        stage: "plot".into(),
-        kind: "plot".into(),
-        pipeline_seed: 1,
-        params,
-        upstream,
-        out_dir: out,
-        ckpt_dir: root.join("ckpt"),
-        meas_dir: root.join("meas"),
-        ancestors: Vec::new(),
-        fingerprint: String::new(),
-        root: root.to_path_buf(),
-        cache_dir: root.join("cache"),
-        threads: 1,
-        reporter: Reporter::silent(),
-    }
+    CtxBuilder::new(root, &Plot)
+        .pipeline("test", 1)
+        .params(params)
+        .upstream(upstream)
+        .out_dir(out)
+        .ckpt_dir(root.join("ckpt"))
+        .meas_dir(root.join("meas"))
+        .build()
 }
 
 /// Writes train's cumulative metrics.csv (3 epochs × 40 steps) and epochs.csv.

@@ -1,8 +1,9 @@
 //! Integration tests of the `embed` stage kind and the embedding library: pretrained vectors in
 //! every supported layout, and SGNS on a generated corpus.
 
+mod common;
+use common::CtxBuilder;
 use pipe::embedding::{load_vectors, train_sgns, SgnsConfig};
-use pipe::progress::Reporter;
 use pipe::stage::embed::Embed;
 use pipe::stage::{StageCtx, StageKind, Upstream};
 use pipe::text::{TokenFile, Vocab, PAD};
@@ -207,24 +208,15 @@ fn ctx(root: &Path, params: serde_json::Value, upstream: Vec<Upstream>) -> Stage
     let out = root.join("out");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
-    StageCtx {
-        pipeline: "t".into(),
-        id: "embed".into(),
-        stage: "embed".into(),
-        kind: "embed".into(),
-        pipeline_seed: 1,
-        params: p,
-        upstream,
-        out_dir: out,
-        ckpt_dir: root.join("ckpt"),
-        meas_dir: root.join("meas"),
-        ancestors: Vec::new(),
-        fingerprint: String::new(),
-        root: root.to_path_buf(),
-        cache_dir: root.join("cache"),
-        threads: 2,
-        reporter: Reporter::silent(),
-    }
+    CtxBuilder::new(root, &Embed)
+        .pipeline("t", 1)
+        .params(p)
+        .upstream(upstream)
+        .out_dir(out)
+        .ckpt_dir(root.join("ckpt"))
+        .meas_dir(root.join("meas"))
+        .threads(2)
+        .build()
 }
 
 #[test]

@@ -251,3 +251,61 @@ fn params_are_checked_with_named_keys() {
     assert!(bad(&BeamEval, json!({"alpha": -1.0})).contains("alpha"));
     assert!(bad(&BeamEval, json!({"temperature": -1.0})).contains("temperature"));
 }
+
+#[test]
+fn beam_report_shows_one_column_per_swept_key() {
+    let f = fixture(8);
+    let mut ups: Vec<Upstream> = Vec::new();
+    for alpha in [0.0f32, 1.0] {
+        let id = format!("beam-eval@alpha={alpha}@beam_width=2");
+        let p = params(
+            &BeamEval,
+            json!({"beam_width": 2, "alpha": alpha, "prompts": 2, "prompt_len": 4, "max_new": 6}),
+        );
+        let c = ctx(
+            f.dir.path(),
+            &id,
+            "beam-eval",
+            &BeamEval,
+            p.clone(),
+            upstreams(&f),
+        );
+        BeamEval.run(&c).unwrap();
+        materialise(&c);
+        ups.push(Upstream {
+            id,
+            stage: "beam-eval".into(),
+            kind: "beam-eval".into(),
+            results: c.out_dir.clone(),
+            checkpoints: f.dir.path().join("none"),
+            params: p,
+            fingerprint: alpha.to_string(),
+            duration_s: None,
+        });
+    }
+    let c = ctx(
+        f.dir.path(),
+        "beam-report",
+        "beam-report",
+        &BeamReport,
+        params(&BeamReport, json!({})),
+        ups,
+    );
+    BeamReport.run(&c).unwrap();
+    let csv = std::fs::read_to_string(c.out_dir.join("comparison.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "method,beam_width,alpha,bleu,bleu_sentence_mean,tokens_per_s,speed_vs_sampling"
+    );
+    assert!(
+        lines[1].starts_with("beam,2,0,") && lines[2].starts_with("beam,2,1,"),
+        "{csv}"
+    );
+    let md = std::fs::read_to_string(c.out_dir.join("comparison.md")).unwrap();
+    assert!(
+        md.contains("| beam 2, alpha 0 |") && md.contains("| beam 2, alpha 1 |"),
+        "{md}"
+    );
+    assert_eq!(png_size(&c.out_dir.join("speed.png")), (800, 500));
+}

@@ -1,8 +1,10 @@
 //! Integration tests of the `fetch` stage kind: downloads from a local HTTP server on 127.0.0.1
 //! (with Range support), resume, mirror hits, checksum mismatch and the offline error.
 
-use pipe::progress::Reporter;
-use pipe::stage::fetch::{download_cache_path, find_in_mirrors, read_record, Fetch, MIRROR_ENV};
+mod common;
+use common::CtxBuilder;
+use pipe::download::{download_cache_path, find_in_mirrors};
+use pipe::stage::fetch::{read_record, Fetch, MIRROR_ENV};
 use pipe::stage::{StageCtx, StageKind};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -21,24 +23,14 @@ fn ctx(root: &Path, params: serde_json::Value) -> StageCtx {
     Fetch.check(&p).unwrap();
     let out = root.join(format!("out{}", rand_suffix()));
     std::fs::create_dir_all(&out).unwrap();
-    StageCtx {
-        pipeline: "t".into(),
-        id: "data".into(),
-        stage: "data".into(),
-        kind: "fetch".into(),
-        pipeline_seed: 1,
-        params: p,
-        upstream: vec![],
-        out_dir: out,
-        ckpt_dir: root.join("ckpt"),
-        meas_dir: root.join("meas"),
-        ancestors: Vec::new(),
-        fingerprint: String::new(),
-        root: root.to_path_buf(),
-        cache_dir: root.join("cache"),
-        threads: 1,
-        reporter: Reporter::silent(),
-    }
+    CtxBuilder::new(root, &Fetch)
+        .id("data")
+        .pipeline("t", 1)
+        .params(p)
+        .out_dir(out)
+        .ckpt_dir(root.join("ckpt"))
+        .meas_dir(root.join("meas"))
+        .build()
 }
 
 fn rand_suffix() -> u64 {

@@ -3,8 +3,9 @@
 //! installed) the page renders to a non-trivial screenshot. `PIPE_PLOT_OUT=<dir>` keeps the
 //! page and the screenshot.
 
+mod common;
+use common::CtxBuilder;
 use pipe::plot::{attention_map, bar_chart, line_chart, AttentionMap, BarChart, LineChart, Series};
-use pipe::progress::Reporter;
 use pipe::stage::{report::Report, StageCtx, StageKind, Upstream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -32,24 +33,14 @@ fn up(root: &Path, id: &str, kind: &str, secs: Option<f64>) -> Upstream {
 fn ctx(root: &Path, upstream: Vec<Upstream>, params: serde_json::Value) -> StageCtx {
     let out = root.join("out");
     std::fs::create_dir_all(&out).unwrap();
-    StageCtx {
-        pipeline: "test".into(),
-        id: "report".into(),
-        stage: "report".into(),
-        kind: "report".into(),
-        pipeline_seed: 1,
-        params,
-        upstream,
-        out_dir: out,
-        ckpt_dir: root.join("ckpt"),
-        meas_dir: root.join("meas"),
-        ancestors: Vec::new(),
-        fingerprint: String::new(),
-        root: root.to_path_buf(),
-        cache_dir: root.join("cache"),
-        threads: 1,
-        reporter: Reporter::silent(),
-    }
+    CtxBuilder::new(root, &Report)
+        .pipeline("test", 1)
+        .params(params)
+        .upstream(upstream)
+        .out_dir(out)
+        .ckpt_dir(root.join("ckpt"))
+        .meas_dir(root.join("meas"))
+        .build()
 }
 
 fn write(path: &Path, text: &str) {
@@ -206,6 +197,11 @@ fn full_upstreams(root: &Path) -> Vec<Upstream> {
         (800, 450),
     )
     .unwrap();
+    std::fs::copy(
+        beam.results.join("comparison.png"),
+        beam.results.join("speed.png"),
+    )
+    .unwrap();
     let tok = up(root, "tokenize", "tokenize", None);
     vec![plot, infer, kv, beam, train, tok]
 }
@@ -243,14 +239,20 @@ fn full_report_has_every_section_and_no_network() {
         "Layer 2: &quot;there was a brave explorer&quot;",
         "&lt;sos&gt; once upon a",
         "tokens/s with the KV cache",
-        "nocache",
+        "tokens/s without cache (median)",
+        "Merged parameters of every stage",
+        "What was run",
+        "pipe version",
         "1 min 1 s", // kv-eval duration
         "6 min 53 s",
     ] {
         assert!(html.contains(want), "`{want}` missing from the report");
     }
-    // Five figures (curves, two attention maps, KV chart, beam chart), all embedded.
-    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 5);
+    // Six figures (curves, two attention maps, KV chart, beam BLEU and speed), all embedded.
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 6);
+    // The samples are collapsed; the report lists itself among the instances.
+    assert!(html.contains("<details><summary>"));
+    assert!(html.contains("<td>report</td>"));
     assert!(
         !html.contains("http://") && !html.contains("https://"),
         "network reference"

@@ -1,7 +1,8 @@
 //! Integration tests of the `tokenize` stage kind (built without the engine) and of the
 //! streaming corpus library on generated data.
 
-use pipe::progress::Reporter;
+mod common;
+use common::CtxBuilder;
 use pipe::stage::tokenize::Tokenize;
 use pipe::stage::{StageCtx, StageKind, Upstream};
 use pipe::text::{TokenFile, Vocab};
@@ -21,24 +22,15 @@ fn ctx(root: &Path, params: serde_json::Value, upstream: Vec<Upstream>) -> Stage
     Tokenize.check(&p).unwrap();
     let out = root.join("out");
     std::fs::create_dir_all(&out).unwrap();
-    StageCtx {
-        pipeline: "t".into(),
-        id: "tokenize".into(),
-        stage: "tokenize".into(),
-        kind: "tokenize".into(),
-        pipeline_seed: 1,
-        params: p,
-        upstream,
-        out_dir: out,
-        ckpt_dir: root.join("ckpt"),
-        meas_dir: root.join("meas"),
-        ancestors: Vec::new(),
-        fingerprint: String::new(),
-        root: root.to_path_buf(),
-        cache_dir: root.join("cache"),
-        threads: 2,
-        reporter: Reporter::silent(),
-    }
+    CtxBuilder::new(root, &Tokenize)
+        .pipeline("t", 1)
+        .params(p)
+        .upstream(upstream)
+        .out_dir(out)
+        .ckpt_dir(root.join("ckpt"))
+        .meas_dir(root.join("meas"))
+        .threads(2)
+        .build()
 }
 
 fn stats(c: &StageCtx) -> serde_json::Value {

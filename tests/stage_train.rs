@@ -1,9 +1,10 @@
 //! The `train` stage run through a hand-built StageCtx on tiny generated tokenize/embed outputs:
 //! two chained epoch nodes equal one two-epoch run, and the error cases.
 
+mod common;
+use common::CtxBuilder;
 use pipe::model::checkpoint::write_tensors;
 use pipe::model::Checkpoint;
-use pipe::progress::Reporter;
 use pipe::stage::{train::Train, StageCtx, StageKind, Upstream};
 use pipe::text::{TokenFile, Vocab};
 use rand::{Rng, SeedableRng};
@@ -73,24 +74,13 @@ fn inputs(root: &Path, dim: usize, rows: usize) -> (Upstream, Upstream) {
 }
 
 fn ctx(root: &Path, id: &str, params: serde_json::Value, upstream: Vec<Upstream>) -> StageCtx {
-    StageCtx {
-        pipeline: "p".into(),
-        id: id.into(),
-        stage: "train".into(),
-        kind: "train".into(),
-        pipeline_seed: 5,
-        params,
-        upstream,
-        out_dir: root.join("results").join(id),
-        ckpt_dir: root.join("ckpt").join(id),
-        meas_dir: root.join("meas").join(id),
-        ancestors: Vec::new(),
-        fingerprint: String::new(),
-        root: root.to_path_buf(),
-        cache_dir: root.join("cache"),
-        threads: 1,
-        reporter: Reporter::silent(),
-    }
+    CtxBuilder::new(root, &Train)
+        .id(id)
+        .pipeline("p", 5)
+        .params(params)
+        .upstream(upstream)
+        .ckpt_dir(root.join("ckpt").join(id))
+        .build()
 }
 
 fn node_upstream(root: &Path, id: &str, epoch: usize) -> Upstream {

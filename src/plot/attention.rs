@@ -54,8 +54,8 @@ pub(super) struct Layout {
     height: u32,
 }
 
-/// Widest row of panels before the heads wrap onto several rows.
-const MAX_ROW: u32 = 3200;
+/// Widest row of panels before the heads wrap onto a grid of rows (fits a 1400 px page).
+const MAX_ROW: u32 = 1400;
 
 /// Measures text with the bundled font on a throw-away SVG canvas.
 fn text_width(text: &str, size: f64, bold: bool) -> u32 {

@@ -168,6 +168,30 @@ impl Page {
         );
     }
 
+    /// Figures in a grid of page-width columns; a click shows one at full size (and back).
+    pub fn figure_grid(&mut self, items: &[(String, String)]) {
+        self.body.push_str("<div class=\"grid\">\n");
+        for (src, caption) in items {
+            let _ = writeln!(
+                self.body,
+                "<figure onclick=\"this.classList.toggle('full')\" title=\"click to enlarge\"><div class=\"scroll\"><img src=\"{}\" alt=\"{}\"></div><figcaption>{}</figcaption></figure>",
+                escape(src),
+                escape(caption),
+                escape(caption)
+            );
+        }
+        self.body.push_str("</div>\n");
+    }
+
+    /// Opens a collapsed block whose `summary` line shows it; close it with `end_details`.
+    pub fn begin_details(&mut self, summary: &str) {
+        let _ = writeln!(self.body, "<details><summary>{}</summary>", escape(summary));
+    }
+
+    pub fn end_details(&mut self) {
+        self.body.push_str("</details>\n");
+    }
+
     /// A block of Markdown, rendered (raw HTML shown as text).
     pub fn markdown(&mut self, md: &str) {
         self.body.push_str("<div class=\"md\">\n");
@@ -257,6 +281,12 @@ figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 .md pre, .md code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; }
 .md pre { background: var(--head); padding: 8px; overflow-x: auto; white-space: pre-wrap; }
 main { padding-bottom: 48px; }
+.grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 12px 16px; }
+.grid figure { margin: 0; cursor: zoom-in; }
+.grid figure.full { grid-column: 1 / -1; cursor: zoom-out; }
+.grid figure.full img { max-width: none; }
+details { margin: 8px 0 16px; }
+summary { cursor: pointer; color: var(--accent); }
 "#;
 
 #[cfg(test)]

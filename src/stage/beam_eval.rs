@@ -2,8 +2,8 @@
 //! (or, with `beam_width: 0`, by sampling), their BLEU against the held-out continuation
 //! (sacreBLEU corpus BLEU and the seed's sentence BLEU) and the decoding throughput.
 
-use super::infer::{load_inputs, md_cell, pick_examples, text_of};
-use super::{KindInfo, StageCtx, StageKind};
+use super::eval_inputs::{load_inputs, md_cell, pick_examples, text_of};
+use super::{Kind, KindInfo, StageCtx};
 use crate::decode::{
     beam_search, generate_cached, with_threads, BeamConfig, Decoder, GenOptions, Sampler,
     SamplerConfig,
@@ -16,7 +16,7 @@ pub struct BeamEval;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Params {
+pub struct Params {
     beam_width: usize,
     prompts: usize,
     prompt_len: usize,
@@ -25,23 +25,18 @@ struct Params {
     temperature: f32,
 }
 
-impl StageKind for BeamEval {
+impl Kind for BeamEval {
+    type Params = Params;
+
     fn info(&self) -> KindInfo {
         KindInfo {
-            name: "beam-eval",
-            version: 3,
-            defaults_yaml: include_str!("../../stages/beam-eval.yaml"),
             heavy: true,
-            per_epoch: false,
-            free_matrix_keys: false,
             needs: &["train", "tokenize"],
-            uses_pipeline_name: false,
-            reads_measurements: false,
+            ..KindInfo::base("beam-eval", 3, include_str!("../../stages/beam-eval.yaml"))
         }
     }
 
-    fn check(&self, params: &serde_json::Value) -> Result<(), String> {
-        let p: Params = super::check_as(params)?;
+    fn validate(&self, p: &Params) -> Result<(), String> {
         if p.prompts == 0 {
             return Err("prompts must be at least 1".into());
         }
@@ -57,8 +52,7 @@ impl StageKind for BeamEval {
         SamplerConfig::temperature(p.temperature).validate()
     }
 
-    fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
-        let p: Params = ctx.params()?;
+    fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
         let inp = load_inputs(ctx)?;
         let w = &inp.ckpt.weights;
         let threads = ctx.threads.max(1);
@@ -143,8 +137,8 @@ impl StageKind for BeamEval {
             "temperature": p.temperature,
         });
         let out = &ctx.out_dir;
-        std::fs::create_dir_all(out)?;
-        std::fs::write(
+        crate::stage::create_dir(out)?;
+        crate::stage::write_file(
             out.join("metrics.json"),
             serde_json::to_string_pretty(&metrics)?,
         )?;
@@ -173,7 +167,7 @@ impl StageKind for BeamEval {
                 outs[i].1.map_or("".to_string(), |s| format!("{s:.3}"))
             ));
         }
-        std::fs::write(out.join("outputs.md"), md)?;
+        crate::stage::write_file(out.join("outputs.md"), md)?;
         super::write_measurements(
             ctx,
             &serde_json::json!({"tokens_per_s": tps, "wall_s": wall, "generated_tokens": generated}),

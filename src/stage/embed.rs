@@ -2,7 +2,7 @@
 //! or SGNS training), writing `embedding.safetensors` (`tok_emb.weight` [V, dim]),
 //! `coverage.json` and `metrics.json`.
 
-use super::{KindInfo, StageCtx, StageKind};
+use super::{Kind, KindInfo, StageCtx};
 use crate::embedding::{coverage, load_vectors, token_counts, train_sgns, SgnsConfig};
 use crate::text::{TokenFile, Vocab};
 use anyhow::Context;
@@ -58,45 +58,34 @@ fn validate(p: &Params) -> Result<(), String> {
     Ok(())
 }
 
-impl StageKind for Embed {
+impl Kind for Embed {
+    type Params = Params;
+
     fn info(&self) -> KindInfo {
         KindInfo {
-            name: "embed",
-            version: 1,
-            defaults_yaml: include_str!("../../stages/embed.yaml"),
             heavy: true,
-            per_epoch: false,
-            free_matrix_keys: false,
             needs: &["tokenize"],
-            uses_pipeline_name: false,
-            reads_measurements: false,
+            ..KindInfo::base("embed", 1, include_str!("../../stages/embed.yaml"))
         }
     }
 
-    fn check(&self, params: &serde_json::Value) -> Result<(), String> {
-        let p: Params = super::check_as(params)?;
-        validate(&p)
+    fn validate(&self, p: &Params) -> Result<(), String> {
+        validate(p)
     }
 
-    fn external_inputs(&self, params: &serde_json::Value) -> Vec<PathBuf> {
-        serde_json::from_value::<Params>(params.clone())
-            .ok()
-            .filter(|p| p.method == Method::Vectors)
-            .and_then(|p| p.path)
-            .map(PathBuf::from)
-            .into_iter()
-            .collect()
+    fn external_inputs(&self, p: &Params) -> Vec<PathBuf> {
+        match (&p.method, &p.path) {
+            (Method::Vectors, Some(path)) => vec![PathBuf::from(path)],
+            _ => Vec::new(),
+        }
     }
 
-    fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
-        let p: Params = ctx.params()?;
-        validate(&p).map_err(|e| anyhow::anyhow!("stage `{}`: {e}", ctx.id))?;
+    fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
         let tok = ctx.one_upstream("tokenize")?;
         let vocab_path = tok.results.join("vocab.json");
-        let vocab =
-            Vocab::load(&vocab_path).map_err(|e| anyhow::anyhow!("stage `{}`: {e}", ctx.id))?;
+        let vocab = Vocab::load(&vocab_path).map_err(|e| anyhow::anyhow!("{e}"))?;
         let train = TokenFile::load(&tok.results.join("train"))
-            .with_context(|| format!("stage `{}`: train ids of `{}`", ctx.id, tok.id))?;
+            .with_context(|| format!("train ids of `{}`", tok.id))?;
         let v = vocab.len();
         let counts = token_counts(&train.ids, v);
         let (emb, extra) = match p.method {
@@ -110,11 +99,10 @@ impl StageKind for Embed {
                     }
                 };
                 let loaded = load_vectors(&path, &vocab, ctx.seed_for("missing-rows"))
-                    .map_err(|e| anyhow::anyhow!("stage `{}`: {e}", ctx.id))?;
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 if loaded.embedding.dim != p.dim {
                     anyhow::bail!(
-                        "stage `{}`: the vectors in {} have {} dimensions but `dim` is {}; set `dim: {}`",
-                        ctx.id,
+                        "the vectors in {} have {} dimensions but `dim` is {}; set `dim: {}`",
                         path.display(),
                         loaded.embedding.dim,
                         p.dim,
@@ -142,8 +130,7 @@ impl StageKind for Embed {
                 };
                 if let Some(&bad) = train.ids.iter().find(|&&i| i as usize >= v) {
                     anyhow::bail!(
-                        "stage `{}`: train ids of `{}` contain id {bad}, outside the vocabulary of {v}",
-                        ctx.id,
+                        "train ids of `{}` contain id {bad}, outside the vocabulary of {v}",
                         tok.id
                     );
                 }
@@ -191,11 +178,11 @@ impl StageKind for Embed {
         if let serde_json::Value::Object(e) = extra {
             obj.extend(e);
         }
-        std::fs::write(
+        crate::stage::write_file(
             ctx.out_dir.join("coverage.json"),
             serde_json::to_string_pretty(&doc)?,
         )?;
-        std::fs::write(
+        crate::stage::write_file(
             ctx.out_dir.join("metrics.json"),
             serde_json::to_string_pretty(&serde_json::json!({
                 "dim": emb.dim,

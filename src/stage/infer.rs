@@ -1,26 +1,23 @@
 //! The `infer` stage kind: continuations of held-out documents (sampling), perplexity over the
 //! validation split and the seed's per-sample continuation perplexity, corpus and sentence BLEU,
-//! and attention maps. Also hosts the input loading shared by the evaluation kinds.
+//! and attention maps.
 
-use super::{KindInfo, StageCtx, StageKind};
+use super::eval_inputs::{load_inputs, md_cell, pick_examples, text_of};
+use super::{Kind, KindInfo, StageCtx};
 use crate::decode::{
-    forward_with_attention, frame, generate_cached, score_documents, windowed_nll, with_threads,
-    Decoder, GenOptions, Sampler, SamplerConfig,
+    forward_with_attention, generate_cached, score_documents, windowed_nll, with_threads, Decoder,
+    GenOptions, Sampler, SamplerConfig,
 };
-use crate::model::Checkpoint;
-use crate::text::{TokenFile, Vocab, EOS, PAD, SOS};
+use crate::text::{PAD, SOS};
 use anyhow::Context;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::Deserialize;
-use std::path::PathBuf;
 use std::time::Instant;
 
 pub struct Infer;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Params {
+pub struct Params {
     samples: usize,
     prompt_len: usize,
     temperature: f32,
@@ -29,100 +26,6 @@ struct Params {
     extra_tokens: usize,
     max_valid_docs: usize,
     attention_sentences: Vec<String>,
-}
-
-/// What the evaluation kinds read from their upstreams.
-pub(crate) struct LmInputs {
-    pub ckpt: Checkpoint,
-    pub ckpt_path: PathBuf,
-    pub vocab: Vocab,
-    pub valid: TokenFile,
-}
-
-/// Loads the last-epoch checkpoint of the `train` upstream and the vocabulary and validation
-/// split of the `tokenize` upstream, refusing a vocabulary that is not the checkpoint's.
-pub(crate) fn load_inputs(ctx: &StageCtx) -> anyhow::Result<LmInputs> {
-    let train = ctx.one_upstream("train")?;
-    let epoch = train
-        .params
-        .get("epoch")
-        .and_then(|e| e.as_u64())
-        .with_context(|| format!("upstream `{}` has no `epoch` parameter", train.id))?;
-    let ckpt_path = train.checkpoints.join(format!("epoch_{epoch}.safetensors"));
-    let tok = ctx.one_upstream("tokenize")?;
-    let vocab_path = tok.results.join("vocab.json");
-    let (ckpt, vocab) = crate::decode::load_model(&ckpt_path, &vocab_path)
-        .with_context(|| format!("stage `{}`", ctx.id))?;
-    let valid_base = tok.results.join("valid");
-    let valid = TokenFile::load(&valid_base)
-        .with_context(|| format!("reading {}.ids/.offsets", valid_base.display()))?;
-    Ok(LmInputs {
-        ckpt,
-        ckpt_path,
-        vocab,
-        valid,
-    })
-}
-
-/// A held-out document cut into a prompt (`<sos>` + its first `prompt_len − 1` tokens) and the
-/// reference continuation (the rest of the framed document, truncated to `context` tokens,
-/// without `<eos>`).
-pub(crate) struct Example {
-    pub doc: usize,
-    pub framed: Vec<u32>,
-    pub prompt: Vec<u32>,
-    pub reference: Vec<u32>,
-}
-
-/// Picks `n` documents with at least one token after the prompt, in a seeded random order
-/// (sorted by index), and cuts them.
-pub(crate) fn pick_examples(
-    valid: &TokenFile,
-    n: usize,
-    prompt_len: usize,
-    context: usize,
-    seed: u64,
-) -> anyhow::Result<Vec<Example>> {
-    let mut ok: Vec<usize> = (0..valid.n_docs())
-        .filter(|&d| valid.doc(d).len() >= prompt_len)
-        .collect();
-    anyhow::ensure!(
-        ok.len() >= n,
-        "the validation split has only {} documents of at least {prompt_len} tokens; {n} needed",
-        ok.len()
-    );
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    ok.shuffle(&mut rng);
-    ok.truncate(n);
-    ok.sort_unstable();
-    Ok(ok
-        .into_iter()
-        .map(|d| {
-            let mut framed = frame(valid.doc(d));
-            framed.truncate(context.max(prompt_len + 1));
-            let prompt = framed[..prompt_len].to_vec();
-            let reference: Vec<u32> = framed[prompt_len..]
-                .iter()
-                .copied()
-                .filter(|&t| t != EOS)
-                .collect();
-            Example {
-                doc: d,
-                framed,
-                prompt,
-                reference,
-            }
-        })
-        .collect())
-}
-
-/// Token text without a trailing `<eos>`.
-pub(crate) fn text_of(vocab: &Vocab, toks: &[u32]) -> String {
-    let t = match toks.last() {
-        Some(&EOS) => &toks[..toks.len() - 1],
-        _ => toks,
-    };
-    vocab.decode(t)
 }
 
 /// A file-name slug of a sentence: lower-cased words joined by `_`, at most 48 characters.
@@ -143,28 +46,18 @@ pub(crate) fn slug(s: &str) -> String {
     out
 }
 
-/// Escapes `|` for Markdown table cells.
-pub(crate) fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|")
-}
+impl Kind for Infer {
+    type Params = Params;
 
-impl StageKind for Infer {
     fn info(&self) -> KindInfo {
         KindInfo {
-            name: "infer",
-            version: 3,
-            defaults_yaml: include_str!("../../stages/infer.yaml"),
             heavy: true,
-            per_epoch: false,
-            free_matrix_keys: false,
             needs: &["train", "tokenize"],
-            uses_pipeline_name: false,
-            reads_measurements: false,
+            ..KindInfo::base("infer", 3, include_str!("../../stages/infer.yaml"))
         }
     }
 
-    fn check(&self, params: &serde_json::Value) -> Result<(), String> {
-        let p: Params = super::check_as(params)?;
+    fn validate(&self, p: &Params) -> Result<(), String> {
         if p.samples == 0 {
             return Err("samples must be at least 1".into());
         }
@@ -179,15 +72,13 @@ impl StageKind for Infer {
         .validate()
     }
 
-    fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
-        let p: Params = ctx.params()?;
+    fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
         let inp = load_inputs(ctx)?;
         let w = &inp.ckpt.weights;
         let cfg = &w.config;
         anyhow::ensure!(
             p.prompt_len < cfg.context,
-            "stage `{}`: prompt_len ({}) must be below the model's context ({})",
-            ctx.id,
+            "prompt_len ({}) must be below the model's context ({})",
             p.prompt_len,
             cfg.context
         );
@@ -205,7 +96,7 @@ impl StageKind for Infer {
             ctx.seed_for("samples"),
         )?;
         let out = &ctx.out_dir;
-        std::fs::create_dir_all(out.join("attention"))?;
+        crate::stage::create_dir(out.join("attention"))?;
         let sampler_cfg = SamplerConfig {
             temperature: p.temperature,
             top_k: p.top_k,
@@ -267,7 +158,7 @@ impl StageKind for Infer {
             "bleu_bp": bleu.bp,
             "generated_tokens": generated,
         });
-        std::fs::write(
+        crate::stage::write_file(
             out.join("metrics.json"),
             serde_json::to_string_pretty(&metrics)?,
         )?;
@@ -295,7 +186,7 @@ impl StageKind for Infer {
                 perp_seed[i]
             ));
         }
-        std::fs::write(out.join("samples.md"), md)?;
+        crate::stage::write_file(out.join("samples.md"), md)?;
         // Attention maps.
         for sentence in &p.attention_sentences {
             let mut toks = vec![SOS];
@@ -315,7 +206,7 @@ impl StageKind for Infer {
                     heads,
                 };
                 crate::plot::attention_map(&path, &map)
-                    .with_context(|| format!("stage `{}`: attention map", ctx.id))?;
+                    .with_context(|| format!("attention map"))?;
             }
         }
         let tps = generated as f64 / gen_s.max(1e-9);

@@ -1,8 +1,8 @@
 //! The `kv-eval` stage kind: greedy decoding throughput without and with the KV cache over a
 //! sweep of generation lengths, the identical-token check and the largest logit difference.
 
-use super::infer::load_inputs;
-use super::{KindInfo, StageCtx, StageKind};
+use super::eval_inputs::load_inputs;
+use super::{Kind, KindInfo, StageCtx};
 use crate::decode::{
     generate_cached, generate_uncached, with_threads, Decoder, GenOptions, Sampler, SamplerConfig,
 };
@@ -15,7 +15,7 @@ pub struct KvEval;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Params {
+pub struct Params {
     batch: usize,
     prompt_len: usize,
     new_tokens: usize,
@@ -42,23 +42,18 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-impl StageKind for KvEval {
+impl Kind for KvEval {
+    type Params = Params;
+
     fn info(&self) -> KindInfo {
         KindInfo {
-            name: "kv-eval",
-            version: 3,
-            defaults_yaml: include_str!("../../stages/kv-eval.yaml"),
             heavy: true,
-            per_epoch: false,
-            free_matrix_keys: false,
             needs: &["train", "tokenize"],
-            uses_pipeline_name: false,
-            reads_measurements: false,
+            ..KindInfo::base("kv-eval", 3, include_str!("../../stages/kv-eval.yaml"))
         }
     }
 
-    fn check(&self, params: &serde_json::Value) -> Result<(), String> {
-        let p: Params = super::check_as(params)?;
+    fn validate(&self, p: &Params) -> Result<(), String> {
         if p.batch == 0 {
             return Err("batch must be at least 1".into());
         }
@@ -74,8 +69,7 @@ impl StageKind for KvEval {
         Ok(())
     }
 
-    fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
-        let p: Params = ctx.params()?;
+    fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
         let inp = load_inputs(ctx)?;
         let w = &inp.ckpt.weights;
         let threads = ctx.threads.max(1);
@@ -188,8 +182,7 @@ impl StageKind for KvEval {
         let meas = &ctx.meas_dir;
         std::fs::create_dir_all(meas).with_context(|| format!("creating {}", meas.display()))?;
         let path = meas.join("kv_cache.csv");
-        let mut csv =
-            csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
+        let mut csv = csv::Writer::from_writer(Vec::new());
         csv.write_record([
             "new_tokens",
             "batch",
@@ -210,8 +203,7 @@ impl StageKind for KvEval {
                 format!("{:.6}", r.wall_s),
             ])?;
         }
-        csv.flush()
-            .with_context(|| format!("writing {}", path.display()))?;
+        crate::stage::write_file(&path, csv.into_inner()?)?;
         // (new tokens, median, min, max) tokens/s of one mode.
         let stats = |mode: &str| -> Vec<(f64, f64, f64, f64)> {
             lengths

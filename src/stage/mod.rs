@@ -8,6 +8,7 @@ pub mod beam_eval;
 pub mod beam_report;
 pub mod command;
 pub mod embed;
+pub mod eval_inputs;
 pub mod fetch;
 pub mod infer;
 pub mod kv_eval;
@@ -132,25 +133,36 @@ impl StageCtx {
         let mut it = self.upstream_of_kind(kind);
         match (it.next(), it.next()) {
             (Some(u), None) => Ok(u),
-            (None, _) => anyhow::bail!(
-                "stage `{}` needs a stage of kind `{kind}`; add one to its `needs`",
-                self.id
-            ),
-            (Some(_), Some(_)) => anyhow::bail!(
-                "stage `{}` needs exactly one stage of kind `{kind}`, found several",
-                self.id
-            ),
+            (None, _) => {
+                anyhow::bail!("needs a stage of kind `{kind}`; add one to its `needs`")
+            }
+            (Some(_), Some(_)) => {
+                anyhow::bail!("needs exactly one stage of kind `{kind}`, found several")
+            }
         }
     }
 
-    /// Typed parameters of the kind.
+    /// Typed parameters (for kinds implementing [`StageKind`] directly; [`Kind`]s get theirs
+    /// parsed once by the blanket impl).
     pub fn params<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
         serde_json::from_value(self.params.clone())
-            .map_err(|e| anyhow::anyhow!("stage `{}`: bad parameters: {e}", self.id))
+            .map_err(|e| anyhow::anyhow!("bad parameters: {e}"))
     }
 }
 
 pub use crate::seed::derive_seed;
+
+/// Writes a file; the error names it.
+pub fn write_file(path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
+    let path = path.as_ref();
+    std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+}
+
+/// Creates a folder and its parents; the error names it.
+pub fn create_dir(path: impl AsRef<Path>) -> anyhow::Result<()> {
+    let path = path.as_ref();
+    std::fs::create_dir_all(path).map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))
+}
 
 /// Writes `measurements.json` (speeds, wall times) into `ctx.meas_dir`: stored and shown in
 /// reports, never part of the outputs hash.
@@ -187,6 +199,75 @@ pub trait StageKind: Send + Sync {
 
     /// Does the work, writing outputs under `ctx.out_dir` and `ctx.ckpt_dir`.
     fn run(&self, ctx: &StageCtx) -> anyhow::Result<()>;
+}
+
+/// The typed contract of a built-in kind: its parameters are parsed into `Params` and checked
+/// by `validate` once, by the blanket [`StageKind`] impl; `run` gets them typed.
+pub trait Kind: Send + Sync {
+    /// The kind's parameters (`stages/<kind>.yaml`), denying unknown keys.
+    type Params: serde::de::DeserializeOwned;
+
+    fn info(&self) -> KindInfo;
+
+    /// Value checks beyond the types; the message names the key.
+    fn validate(&self, _p: &Self::Params) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// See [`StageKind::external_inputs`].
+    fn external_inputs(&self, _p: &Self::Params) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    /// Does the work, writing outputs under `ctx.out_dir`, `ctx.ckpt_dir` and `ctx.meas_dir`.
+    /// Messages need not name the stage: the engine does.
+    fn run(&self, ctx: &StageCtx, p: &Self::Params) -> anyhow::Result<()>;
+}
+
+/// Parses and validates a kind's parameters (the message names the bad key).
+pub fn parse<K: Kind>(kind: &K, params: &serde_json::Value) -> Result<K::Params, String> {
+    let p = check_as::<K::Params>(params)?;
+    kind.validate(&p)?;
+    Ok(p)
+}
+
+impl<K: Kind> StageKind for K {
+    fn info(&self) -> KindInfo {
+        Kind::info(self)
+    }
+
+    fn check(&self, params: &serde_json::Value) -> Result<(), String> {
+        parse(self, params).map(|_| ())
+    }
+
+    fn external_inputs(&self, params: &serde_json::Value) -> Vec<PathBuf> {
+        parse(self, params)
+            .map(|p| Kind::external_inputs(self, &p))
+            .unwrap_or_default()
+    }
+
+    fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
+        let p = parse(self, &ctx.params).map_err(|e| anyhow::anyhow!("bad parameters: {e}"))?;
+        Kind::run(self, ctx, &p)
+    }
+}
+
+impl KindInfo {
+    /// A light kind that needs nothing and reads no measurements: the base of each kind's
+    /// `KindInfo` (`KindInfo { heavy: true, ..KindInfo::base(…) }`).
+    pub const fn base(name: &'static str, version: u32, defaults_yaml: &'static str) -> Self {
+        KindInfo {
+            name,
+            version,
+            defaults_yaml,
+            heavy: false,
+            per_epoch: false,
+            free_matrix_keys: false,
+            needs: &[],
+            uses_pipeline_name: false,
+            reads_measurements: false,
+        }
+    }
 }
 
 /// Every built-in kind.

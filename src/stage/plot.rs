@@ -2,7 +2,7 @@
 //! and draws `training_curves.png` / `.svg` (training loss per step, raw and smoothed; validation
 //! loss and perplexity per epoch).
 
-use super::{KindInfo, StageCtx, StageKind};
+use super::{Kind, KindInfo, StageCtx};
 use crate::plot::{smooth_ema, training_curves, EpochPoint, TrainingCurves};
 use anyhow::Context;
 use serde::Deserialize;
@@ -22,7 +22,7 @@ pub struct PlotParams {
 }
 
 impl PlotParams {
-    fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), String> {
         if !(0.0..1.0).contains(&self.smoothing) {
             return Err(format!(
                 "`smoothing` must be in [0, 1) (0 = none), got {}",
@@ -70,38 +70,29 @@ fn read_csv<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T
     Ok(rows)
 }
 
-impl StageKind for Plot {
+impl Kind for Plot {
+    type Params = PlotParams;
+
     fn info(&self) -> KindInfo {
         KindInfo {
-            name: "plot",
-            version: 2,
-            defaults_yaml: include_str!("../../stages/plot.yaml"),
-            heavy: false,
-            per_epoch: false,
-            free_matrix_keys: false,
             needs: &["train"],
-            uses_pipeline_name: false,
-            reads_measurements: false,
+            ..KindInfo::base("plot", 2, include_str!("../../stages/plot.yaml"))
         }
     }
 
-    fn check(&self, params: &serde_json::Value) -> Result<(), String> {
-        super::check_as::<PlotParams>(params)?.validate()
+    fn validate(&self, p: &PlotParams) -> Result<(), String> {
+        p.validate()
     }
 
-    fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
-        let p: PlotParams = ctx.params()?;
-        p.validate()
-            .map_err(|m| anyhow::anyhow!("stage `{}`: {m}", ctx.id))?;
+    fn run(&self, ctx: &StageCtx, p: &PlotParams) -> anyhow::Result<()> {
         let train = ctx.one_upstream("train")?;
         let steps: Vec<StepRow> = read_csv(&train.results.join("metrics.csv"))
-            .with_context(|| format!("stage `{}`: training metrics of `{}`", ctx.id, train.id))?;
+            .with_context(|| format!("training metrics of `{}`", train.id))?;
         let epochs: Vec<EpochRow> = read_csv(&train.results.join("epochs.csv"))
-            .with_context(|| format!("stage `{}`: epoch table of `{}`", ctx.id, train.id))?;
+            .with_context(|| format!("epoch table of `{}`", train.id))?;
         if steps.is_empty() || epochs.is_empty() {
             anyhow::bail!(
-                "stage `{}`: `{}` logged no training steps or no epochs (in {})",
-                ctx.id,
+                "`{}` logged no training steps or no epochs (in {})",
                 train.id,
                 train.results.display()
             );
@@ -110,8 +101,7 @@ impl StageKind for Plot {
         let size = (p.width, p.height);
         for name in ["training_curves.png", "training_curves.svg"] {
             let path = ctx.out_dir.join(name);
-            training_curves(&path, &curves, size)
-                .with_context(|| format!("stage `{}`: drawing {name}", ctx.id))?;
+            training_curves(&path, &curves, size).with_context(|| format!("drawing {name}"))?;
         }
         ctx.reporter.log(format!(
             "training curves of {} steps over {} epochs written",

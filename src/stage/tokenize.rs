@@ -2,7 +2,7 @@
 //! `crate::text::tokenize_corpus`, writing `vocab.json`, `train`/`valid` token files, `stats.json`
 //! and `metrics.json`.
 
-use super::{KindInfo, StageCtx, StageKind};
+use super::{Kind, KindInfo, StageCtx};
 use crate::text::{tokenize_corpus, CorpusSpec, Format, TokenizeOptions, ValidSource, SPECIALS};
 use anyhow::Context;
 use serde::Deserialize;
@@ -51,38 +51,29 @@ fn validate(p: &Params) -> Result<(), String> {
     Ok(())
 }
 
-impl StageKind for Tokenize {
+impl Kind for Tokenize {
+    type Params = Params;
+
     fn info(&self) -> KindInfo {
         KindInfo {
-            name: "tokenize",
-            version: 1,
-            defaults_yaml: include_str!("../../stages/tokenize.yaml"),
             heavy: true,
-            per_epoch: false,
-            free_matrix_keys: false,
-            needs: &[],
-            uses_pipeline_name: false,
-            reads_measurements: false,
+            ..KindInfo::base("tokenize", 1, include_str!("../../stages/tokenize.yaml"))
         }
     }
 
-    fn check(&self, params: &serde_json::Value) -> Result<(), String> {
-        let p: Params = super::check_as(params)?;
-        validate(&p)
+    fn validate(&self, p: &Params) -> Result<(), String> {
+        validate(p)
     }
 
-    fn external_inputs(&self, params: &serde_json::Value) -> Vec<PathBuf> {
-        let mut v = Vec::new();
-        if let Ok(p) = serde_json::from_value::<Params>(params.clone()) {
-            v.extend(p.path.map(PathBuf::from));
-            v.extend(p.valid_path.map(PathBuf::from));
-        }
-        v
+    fn external_inputs(&self, p: &Params) -> Vec<PathBuf> {
+        p.path
+            .iter()
+            .chain(&p.valid_path)
+            .map(PathBuf::from)
+            .collect()
     }
 
-    fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
-        let p: Params = ctx.params()?;
-        validate(&p).map_err(|e| anyhow::anyhow!("stage `{}`: {e}", ctx.id))?;
+    fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
         let fetches: Vec<_> = ctx
             .upstream_of_kind("fetch")
             .filter(|u| Some(&u.stage) != p.valid_from.as_ref())
@@ -91,12 +82,10 @@ impl StageKind for Tokenize {
             (Some(path), _) => ctx.path(path),
             (None, [one]) => super::fetch::fetched_file(one)?,
             (None, []) => anyhow::bail!(
-                "stage `{}`: no corpus: set `path` or add a stage of kind `fetch` to its `needs`",
-                ctx.id
+                "no corpus: set `path` or add a stage of kind `fetch` to its `needs`"
             ),
             (None, _) => anyhow::bail!(
-                "stage `{}`: several upstream fetch stages; set `valid_from` to the validation one or give `path`",
-                ctx.id
+                "several upstream fetch stages; set `valid_from` to the validation one or give `path`"
             ),
         };
         let valid = if let Some(vf) = &p.valid_from {
@@ -106,8 +95,7 @@ impl StageKind for Tokenize {
                 .find(|u| &u.stage == vf && u.kind == "fetch")
                 .with_context(|| {
                     format!(
-                        "stage `{}`: `valid_from` = `{vf}` is not an upstream fetch stage; add it to `needs`",
-                        ctx.id
+                        "`valid_from` = `{vf}` is not an upstream fetch stage; add it to `needs`"
                     )
                 })?;
             ValidSource::Corpus(CorpusSpec {
@@ -136,11 +124,11 @@ impl StageKind for Tokenize {
             ));
         }
         let mut total = std::fs::metadata(&train_path)
-            .with_context(|| format!("stage `{}`: corpus {}", ctx.id, train_path.display()))?
+            .with_context(|| format!("corpus {}", train_path.display()))?
             .len();
         if let ValidSource::Corpus(s) = &valid {
             total += std::fs::metadata(&s.path)
-                .with_context(|| format!("stage `{}`: corpus {}", ctx.id, s.path.display()))?
+                .with_context(|| format!("corpus {}", s.path.display()))?
                 .len();
         }
         let opts = TokenizeOptions {
@@ -157,7 +145,7 @@ impl StageKind for Tokenize {
         };
         let mut bar = ctx.reporter.bar(total * 2, "tokenize (bytes, 2 passes)");
         let res = tokenize_corpus(&opts, &ctx.out_dir, &mut |n| bar.inc(n))
-            .map_err(|e| anyhow::anyhow!("stage `{}`: {e}", ctx.id))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         bar.finish();
         if res.valid.documents == 0 {
             ctx.reporter
@@ -174,7 +162,7 @@ impl StageKind for Tokenize {
             "train": res.train,
             "valid": res.valid,
         });
-        std::fs::write(
+        crate::stage::write_file(
             ctx.out_dir.join("stats.json"),
             serde_json::to_string_pretty(&stats)?,
         )?;
@@ -187,7 +175,7 @@ impl StageKind for Tokenize {
             "valid_tokens": res.valid.tokens,
             "valid_unknown_rate": res.valid.unknown_rate,
         });
-        std::fs::write(
+        crate::stage::write_file(
             ctx.out_dir.join("metrics.json"),
             serde_json::to_string_pretty(&metrics)?,
         )?;

@@ -1,5 +1,5 @@
-//! Shared fixtures for the evaluation tests: a tiny random model saved as a checkpoint beside
-//! the tokenize outputs it belongs to, and hand-built stage contexts.
+//! Shared fixtures of the stage tests: the one `StageCtx` builder, a tiny random model saved as
+//! a checkpoint beside the tokenize outputs it belongs to, and kind defaults with overrides.
 #![allow(dead_code)]
 
 use pipe::model::{Checkpoint, CheckpointMeta, ModelConfig, Weights};
@@ -121,6 +121,103 @@ pub fn upstreams(f: &Fixture) -> Vec<Upstream> {
     ]
 }
 
+/// The one `StageCtx` builder of the stage tests: a kind's defaults, folders under `root`
+/// (`results/<id>`, `ckpt/<id>`, `meas/<id>`), pipeline `test`, seed 7, one thread, silent.
+pub struct CtxBuilder {
+    ctx: StageCtx,
+}
+
+impl CtxBuilder {
+    pub fn new(root: &Path, kind: &dyn StageKind) -> Self {
+        let name = kind.info().name;
+        CtxBuilder {
+            ctx: StageCtx {
+                pipeline: "test".into(),
+                id: String::new(),
+                stage: name.into(),
+                kind: name.into(),
+                pipeline_seed: 7,
+                params: params(kind, serde_json::json!({})),
+                upstream: Vec::new(),
+                out_dir: PathBuf::new(),
+                ckpt_dir: PathBuf::new(),
+                meas_dir: PathBuf::new(),
+                ancestors: Vec::new(),
+                fingerprint: String::new(),
+                root: root.to_path_buf(),
+                cache_dir: root.join("cache"),
+                threads: 1,
+                reporter: Reporter::silent(),
+            },
+        }
+        .id(name)
+    }
+
+    /// Instance id; the staging folders follow it.
+    pub fn id(mut self, id: &str) -> Self {
+        let root = self.ctx.root.clone();
+        self.ctx.id = id.into();
+        self.ctx.out_dir = root.join("results").join(id);
+        self.ctx.ckpt_dir = root.join("ckpt").join(id);
+        self.ctx.meas_dir = root.join("meas").join(id);
+        self
+    }
+
+    pub fn stage(mut self, stage: &str) -> Self {
+        self.ctx.stage = stage.into();
+        self
+    }
+
+    /// Parameters as given (already merged with the defaults).
+    pub fn params(mut self, params: serde_json::Value) -> Self {
+        self.ctx.params = params;
+        self
+    }
+
+    pub fn upstream(mut self, upstream: Vec<Upstream>) -> Self {
+        self.ctx.upstream = upstream;
+        self
+    }
+
+    pub fn out_dir(mut self, dir: PathBuf) -> Self {
+        self.ctx.out_dir = dir;
+        self
+    }
+
+    pub fn ckpt_dir(mut self, dir: PathBuf) -> Self {
+        self.ctx.ckpt_dir = dir;
+        self
+    }
+
+    pub fn meas_dir(mut self, dir: PathBuf) -> Self {
+        self.ctx.meas_dir = dir;
+        self
+    }
+
+    pub fn pipeline(mut self, name: &str, seed: u64) -> Self {
+        self.ctx.pipeline = name.into();
+        self.ctx.pipeline_seed = seed;
+        self
+    }
+
+    pub fn threads(mut self, n: usize) -> Self {
+        self.ctx.threads = n;
+        self
+    }
+
+    pub fn reporter(mut self, r: Reporter) -> Self {
+        self.ctx.reporter = r;
+        self
+    }
+
+    pub fn build(self) -> StageCtx {
+        std::fs::create_dir_all(&self.ctx.out_dir).unwrap();
+        self.ctx
+    }
+}
+
+/// A context for `kind` as instance `id` of stage `stage` (see [`CtxBuilder`]), with its output
+/// folder under `root/results/<id>`.
 pub fn ctx(
     root: &Path,
     id: &str,
@@ -129,24 +226,14 @@ pub fn ctx(
     params: serde_json::Value,
     upstream: Vec<Upstream>,
 ) -> StageCtx {
-    StageCtx {
-        pipeline: "test".into(),
-        id: id.into(),
-        stage: stage.into(),
-        kind: kind.info().name.into(),
-        pipeline_seed: 7,
-        params,
-        upstream,
-        out_dir: root.join("results").join(id),
-        ckpt_dir: root.join("ckpt_out").join(stage),
-        meas_dir: root.join("meas_out").join(stage),
-        ancestors: Vec::new(),
-        fingerprint: String::new(),
-        root: root.to_path_buf(),
-        cache_dir: root.join("cache"),
-        threads: 1,
-        reporter: Reporter::silent(),
-    }
+    CtxBuilder::new(root, kind)
+        .id(id)
+        .stage(stage)
+        .params(params)
+        .upstream(upstream)
+        .ckpt_dir(root.join("ckpt_out").join(stage))
+        .meas_dir(root.join("meas_out").join(stage))
+        .build()
 }
 
 /// Copies the stage's measurement files into its `out_dir`, as the engine materialises both

@@ -3,180 +3,51 @@
 //! upstream (`tok_emb.weight`), and for epoch N > 1 the previous epoch's checkpoint and
 //! optimiser state; writes `epoch_N.safetensors` + `.json` + `.optim.*` and cumulative metrics.
 
-use super::{KindInfo, StageCtx, StageKind, Upstream};
-use crate::model::adamw::{optim_paths, AdamWConfig};
-use crate::model::batches::{Examples, Packing};
+use super::{Kind, KindInfo, StageCtx, Upstream};
+use crate::model::adamw::optim_paths;
+use crate::model::batches::Examples;
 use crate::model::checkpoint::read_tensors;
-use crate::model::train::{mix, Schedule, TrainConfig, Trainer};
+use crate::model::history::{EpochRow, History};
+use crate::model::train::{mix, Trainer};
 use crate::model::{Checkpoint, CheckpointMeta, ModelConfig, Weights};
 use crate::text::{TokenFile, Vocab};
 use anyhow::{bail, Context};
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod params;
+
+pub use params::TrainParams;
+
 pub struct Train;
 
-/// Typed parameters (stages/train.yaml).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainParams {
-    pub d_model: usize,
-    pub d_attn: usize,
-    pub n_heads: usize,
-    pub d_ff: usize,
-    pub n_layers: usize,
-    pub context: usize,
-    pub dropout: f32,
-    pub batch_size: usize,
-    pub lr: f32,
-    pub weight_decay: f32,
-    pub betas: [f32; 2],
-    pub eps: f32,
-    pub grad_clip: Option<f32>,
-    pub warmup_steps: u64,
-    pub schedule: Schedule,
-    pub schedule_epochs: Option<usize>,
-    pub freeze_embeddings: bool,
-    pub packing: Packing,
-    pub epochs: usize,
-    pub seed: Option<u64>,
-    pub eval_batch_size: usize,
-    /// The node's epoch, set by the engine; absent → all `epochs` in one run.
-    #[serde(default)]
-    pub epoch: Option<usize>,
-}
+impl Kind for Train {
+    type Params = TrainParams;
 
-impl TrainParams {
-    /// The model shape for a vocabulary of `vocab_size`.
-    pub fn model_config(&self, vocab_size: usize) -> ModelConfig {
-        ModelConfig {
-            vocab_size,
-            d_model: self.d_model,
-            d_attn: self.d_attn,
-            n_heads: self.n_heads,
-            d_ff: self.d_ff,
-            n_layers: self.n_layers,
-            context: self.context,
-        }
-    }
-
-    /// Value checks; messages name the key.
-    pub fn validate(&self) -> Result<(), String> {
-        self.model_config(4).validate()?;
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!("dropout ({}) must be in [0, 1)", self.dropout));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(format!("lr ({}) must be a positive number", self.lr));
-        }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(format!("weight_decay ({}) must be ≥ 0", self.weight_decay));
-        }
-        for b in self.betas {
-            if !(0.0..1.0).contains(&b) {
-                return Err(format!("betas ({:?}) must each be in [0, 1)", self.betas));
-            }
-        }
-        if !(self.eps.is_finite() && self.eps > 0.0) {
-            return Err(format!("eps ({}) must be positive", self.eps));
-        }
-        if let Some(c) = self.grad_clip {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(format!("grad_clip ({c}) must be positive or null"));
-            }
-        }
-        for (k, v) in [
-            ("batch_size", self.batch_size),
-            ("epochs", self.epochs),
-            ("eval_batch_size", self.eval_batch_size),
-        ] {
-            if v == 0 {
-                return Err(format!("{k} must be at least 1"));
-            }
-        }
-        if self.schedule == Schedule::Cosine && self.schedule_epochs.unwrap_or(0) == 0 {
-            return Err(
-                "schedule: cosine needs schedule_epochs (the decay horizon in epochs; \
-                        kept apart from `epochs` so raising epochs does not change earlier ones)"
-                    .into(),
-            );
-        }
-        if let Some(e) = self.epoch {
-            if e == 0 || e > self.epochs {
-                return Err(format!("epoch ({e}) must be in 1..={}", self.epochs));
-            }
-        }
-        Ok(())
-    }
-
-    /// The training configuration for `steps_per_epoch` steps an epoch and a base seed.
-    pub fn train_config(&self, steps_per_epoch: usize, seed: u64) -> TrainConfig {
-        TrainConfig {
-            batch_size: self.batch_size,
-            lr: self.lr,
-            adamw: AdamWConfig {
-                weight_decay: self.weight_decay,
-                beta1: self.betas[0],
-                beta2: self.betas[1],
-                eps: self.eps,
-            },
-            grad_clip: self.grad_clip,
-            warmup_steps: self.warmup_steps,
-            schedule: self.schedule,
-            total_steps: (self.schedule_epochs.unwrap_or(0) * steps_per_epoch) as u64,
-            freeze_embeddings: self.freeze_embeddings,
-            dropout: self.dropout,
-            data_seed: mix(seed, 2),
-            dropout_seed: mix(seed, 3),
-        }
-    }
-}
-
-impl StageKind for Train {
     fn info(&self) -> KindInfo {
         KindInfo {
-            name: "train",
-            version: 3,
-            defaults_yaml: include_str!("../../stages/train.yaml"),
             heavy: true,
             per_epoch: true,
-            free_matrix_keys: false,
             needs: &["tokenize"],
-            uses_pipeline_name: false,
-            reads_measurements: false,
+            ..KindInfo::base("train", 3, include_str!("../../../stages/train.yaml"))
         }
     }
 
-    fn check(&self, params: &serde_json::Value) -> Result<(), String> {
-        let p: TrainParams = serde_json::from_value(params.clone()).map_err(|e| e.to_string())?;
+    fn validate(&self, p: &TrainParams) -> Result<(), String> {
         p.validate()
     }
 
-    fn run(&self, ctx: &StageCtx) -> anyhow::Result<()> {
-        let p: TrainParams = ctx.params()?;
-        p.validate()
-            .map_err(|e| anyhow::anyhow!("stage `{}`: {e}", ctx.id))?;
+    fn run(&self, ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(ctx.threads.max(1))
             .build()
             .context("building the thread pool")?;
-        pool.install(|| run(ctx, &p))
+        pool.install(|| run(ctx, p))
     }
 }
 
-/// One row of `epochs.csv` / `epochs.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct EpochRow {
-    epoch: usize,
-    train_loss: f64,
-    val_loss: f64,
-    val_perplexity: f64,
-}
-
 fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
-    let id = &ctx.id;
     // Inputs: vocabulary and token ids.
     let tok = ctx.one_upstream("tokenize")?;
     let vocab_path = tok.results.join("vocab.json");
@@ -185,8 +56,7 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
     let vocab_hash = blake3::hash(&vocab_bytes).to_hex().to_string();
     let vocab = Vocab::load(&vocab_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let cfg = p.model_config(vocab.len());
-    cfg.validate()
-        .map_err(|e| anyhow::anyhow!("stage `{id}`: {e}"))?;
+    cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let load_ids = |name: &str| {
         let base = tok.results.join(name);
         TokenFile::load(&base).with_context(|| format!("reading {}.ids/.offsets", base.display()))
@@ -205,14 +75,11 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
     let train_ex = Examples::build(train_ids.docs(), p.context, p.packing);
     let valid_ex = Examples::build(valid_ids.docs(), p.context, p.packing);
     if train_ex.is_empty() {
-        bail!(
-            "stage `{id}`: the training split of `{}` has no documents",
-            tok.id
-        );
+        bail!("the training split of `{}` has no documents", tok.id);
     }
     if valid_ex.is_empty() {
         bail!(
-            "stage `{id}`: the validation split of `{}` has no documents, so validation loss and perplexity are undefined; give tokenize a validation share",
+            "the validation split of `{}` has no documents, so validation loss and perplexity are undefined; give tokenize a validation share",
             tok.id
         );
     }
@@ -226,13 +93,13 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
     let first = epochs[0];
 
     // Start: fresh weights (with the embed stage's vectors) or the previous epoch's state.
-    let (mut trainer, mut metrics_rows, mut epoch_rows) = if first == 1 {
+    let (mut trainer, mut history) = if first == 1 {
         let mut rng = rand::rngs::StdRng::seed_from_u64(mix(seed, 1));
         let mut w = Weights::init(&cfg, &mut rng);
         if let Some(emb) = ctx.upstream_of_kind("embed").next() {
             w.tok_emb = load_embedding(emb, &cfg)?;
         }
-        (Trainer::new(w, tcfg), Vec::new(), Vec::new())
+        (Trainer::new(w, tcfg), History::default())
     } else {
         let prev = previous_epoch(ctx, first - 1)?;
         let path = prev
@@ -256,19 +123,11 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
             );
         }
         let tr = Trainer::resume(ck.weights, tcfg, &path)?;
-        let rows = read_metrics_csv(&prev.results.join("metrics.csv"))?;
-        let er: Vec<EpochRow> = {
-            let f = prev.results.join("epochs.json");
-            serde_json::from_slice(
-                &std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?,
-            )
-            .with_context(|| format!("parsing {}", f.display()))?
-        };
-        (tr, rows, er)
+        (tr, History::load(&prev.results)?)
     };
     if trainer.epoch != first - 1 {
         bail!(
-            "stage `{id}`: optimiser state is at epoch {}, expected {}",
+            "optimiser state is at epoch {}, expected {}",
             trainer.epoch,
             first - 1
         );
@@ -288,14 +147,14 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
             .run_epoch(&train_ex, &mut |s| {
                 bar.inc(1);
                 bar.set_message(format!("loss {:.4} {:.0} tok/s", s.loss, s.tokens_per_s));
-                metrics_rows.push(format!("{},{},{},{}", s.step, s.epoch, s.loss, s.lr));
+                history.push_step(s.step, s.epoch, s.loss, s.lr);
                 speed_rows.push(format!("{},{},{:.1}", s.step, s.epoch, s.tokens_per_s));
             })
-            .map_err(|e| anyhow::anyhow!("stage `{id}`: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         bar.finish();
         let val = trainer
             .validate(&valid_ex, p.eval_batch_size)
-            .map_err(|e| anyhow::anyhow!("stage `{id}`: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         epoch_speed.push(serde_json::json!({
             "epoch": epoch,
             "tokens_per_s": stats.tokens_per_s,
@@ -305,7 +164,7 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
             "epoch {epoch}: train loss {:.4}, val loss {:.4}, val perplexity {:.3}, {:.0} tok/s",
             stats.train_loss, val.loss, val.perplexity, stats.tokens_per_s
         ));
-        epoch_rows.push(EpochRow {
+        history.epochs.push(EpochRow {
             epoch,
             train_loss: stats.train_loss,
             val_loss: val.loss,
@@ -340,26 +199,10 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
     }
 
     // Cumulative outputs.
-    std::fs::create_dir_all(&ctx.out_dir)?;
-    let mut csv = String::from("step,epoch,train_loss,lr\n");
-    for r in &metrics_rows {
-        csv.push_str(r);
-        csv.push('\n');
-    }
-    std::fs::write(ctx.out_dir.join("metrics.csv"), csv)?;
-    let mut ecsv = String::from("epoch,train_loss,val_loss,val_perplexity\n");
-    for r in &epoch_rows {
-        ecsv.push_str(&format!(
-            "{},{},{},{}\n",
-            r.epoch, r.train_loss, r.val_loss, r.val_perplexity
-        ));
-    }
-    std::fs::write(ctx.out_dir.join("epochs.csv"), ecsv)?;
-    std::fs::write(
-        ctx.out_dir.join("epochs.json"),
-        serde_json::to_vec_pretty(&epoch_rows)?,
-    )?;
-    let last = epoch_rows.last().map(|r| r.epoch).unwrap_or(0);
+    std::fs::create_dir_all(&ctx.out_dir)
+        .with_context(|| format!("creating {}", ctx.out_dir.display()))?;
+    history.save(&ctx.out_dir)?;
+    let last = history.epochs.last().map(|r| r.epoch).unwrap_or(0);
     let mut m = serde_json::Map::new();
     m.insert("epoch".into(), serde_json::json!(last));
     for (k, v) in headline {
@@ -370,10 +213,12 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
         };
         m.insert(k, v);
     }
+    let path = ctx.out_dir.join("metrics.json");
     std::fs::write(
-        ctx.out_dir.join("metrics.json"),
+        &path,
         serde_json::to_vec_pretty(&serde_json::Value::Object(m))?,
-    )?;
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
     write_measurements(&ctx.meas_dir, &speed_rows, &epoch_speed)
 }
 
@@ -412,8 +257,7 @@ fn previous_epoch(ctx: &StageCtx, n: usize) -> anyhow::Result<&Upstream> {
         })
         .ok_or_else(|| {
             anyhow::anyhow!(
-                "stage `{}`: epoch {} needs the previous epoch's node (epoch {n}) with its checkpoint epoch_{n}.safetensors as an upstream",
-                ctx.id,
+                "epoch {} needs the previous epoch's node (epoch {n}) with its checkpoint epoch_{n}.safetensors as an upstream",
                 n + 1
             )
         })
@@ -450,16 +294,4 @@ fn load_embedding(emb: &Upstream, cfg: &ModelConfig) -> anyhow::Result<Vec<f32>>
         );
     }
     Ok(data)
-}
-
-/// Data rows (header dropped) of a previous node's `metrics.csv`.
-fn read_metrics_csv(path: &Path) -> anyhow::Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect())
 }
