@@ -153,7 +153,7 @@ pub fn judge(
         different.extend(within);
         if o.fingerprint != n.fingerprint {
             different.push(
-                "the fingerprint differs too: the committed lock was made from other inputs or parameters"
+                "the fingerprint differs too (parameters, inputs or upstream outputs differ from the committed run)"
                     .into(),
             );
         }
