@@ -69,6 +69,9 @@ fn kind_defaults(root: &Path, kind: &dyn StageKind) -> Result<KindDefaults> {
     })
 }
 
+/// Stage name → parameters of one layer.
+type PerStage = HashMap<String, Map<String, Value>>;
+
 /// Every layer above the kind defaults, with the origin of each value.
 pub(crate) struct Layers {
     /// Kind name → (kind, its default layer).
@@ -76,7 +79,7 @@ pub(crate) struct Layers {
     /// Pipeline `defaults.<kind>`.
     defaults: HashMap<String, Map<String, Value>>,
     /// `--params FILE`: its name as given, its text, and stage → params.
-    file: Option<(String, String, HashMap<String, Map<String, Value>>)>,
+    file: Option<(String, String, PerStage)>,
     /// `PIPE_<STAGE>__<KEY>`: stage → params, and (stage, key) → `VAR=value`.
     env: HashMap<String, Map<String, Value>>,
     env_origin: HashMap<(String, String), String>,
