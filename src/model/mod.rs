@@ -6,6 +6,7 @@ pub mod adamw;
 pub mod batches;
 pub mod checkpoint;
 pub mod config;
+pub mod memory;
 pub mod net;
 pub mod ops;
 pub mod train;
