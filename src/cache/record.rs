@@ -80,8 +80,8 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// Hash of the run's measurements (measurement files and duration): part of the
-    /// fingerprint of kinds that read them (`KindInfo::reads_measurements`), of no other.
+    /// Hash of the run's measurements (measurement files and duration), for comparing runs;
+    /// never part of a fingerprint.
     pub fn measurements_hash(&self) -> String {
         let v: Vec<(&str, &str)> = self
             .outputs

@@ -7,6 +7,7 @@ pub mod batches;
 pub mod checkpoint;
 pub mod config;
 pub mod history;
+pub mod memory;
 pub mod net;
 pub mod ops;
 pub mod train;

@@ -103,14 +103,11 @@ fn recorded_input_hash(path: &str, recs: &[&RunRecord]) -> Option<String> {
     Some(format!("dir:{}", blake3::hash(&bytes).to_hex()))
 }
 
-/// What a stage's fingerprint sees of an upstream record: its outputs hash, plus its
-/// measurements for kinds that read them.
-pub fn upstream_hash(n: &Node, rec: &RunRecord) -> String {
-    if n.kind.info().reads_measurements {
-        format!("{}+{}", rec.outputs_hash, rec.measurements_hash())
-    } else {
-        rec.outputs_hash.clone()
-    }
+/// What a stage's fingerprint sees of an upstream record: its outputs hash. Measurements
+/// (speeds, wall times, durations) never enter a fingerprint, not even of the kinds that show
+/// them (reports): a forced rerun with identical outputs runs nothing downstream.
+pub fn upstream_hash(_n: &Node, rec: &RunRecord) -> String {
+    rec.outputs_hash.clone()
 }
 
 /// What an instance needs.

@@ -36,8 +36,9 @@ pub struct KindInfo {
     pub needs: &'static [&'static str],
     /// The kind reads the pipeline's `name` (e.g. as a title): it enters the fingerprint.
     pub uses_pipeline_name: bool,
-    /// The kind reads its upstreams' measurements (speeds, wall times, durations): their
-    /// measurement hashes enter its fingerprint. Such kinds are measurement kinds themselves.
+    /// The kind shows its upstreams' measurements (speeds, wall times, durations): it sees every
+    /// ancestor (`StageCtx::ancestors`), whose outputs hashes enter its fingerprint; the
+    /// measurements themselves never do, so its outputs may differ between two runs.
     pub reads_measurements: bool,
 }
 
