@@ -206,7 +206,7 @@ impl Kind for Infer {
                     heads,
                 };
                 crate::plot::attention_map(&path, &map)
-                    .with_context(|| format!("attention map"))?;
+                    .with_context(|| format!("drawing {}", path.display()))?;
             }
         }
         let tps = generated as f64 / gen_s.max(1e-9);
