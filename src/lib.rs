@@ -13,6 +13,7 @@ pub mod config;
 pub mod decode;
 pub mod embedding;
 pub mod error;
+pub mod executor;
 pub mod graph;
 pub mod instance;
 pub mod interrupt;

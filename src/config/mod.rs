@@ -104,6 +104,9 @@ struct RawPipeline {
     #[serde(default)]
     defaults: serde_yaml::Mapping,
     stages: serde_yaml::Mapping,
+    /// Read by `crate::executor::select`.
+    #[allow(dead_code)]
+    executor: Option<serde_yaml::Value>,
 }
 
 #[derive(Deserialize)]
