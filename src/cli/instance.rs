@@ -40,7 +40,7 @@ pub fn run(args: InstanceArgs) -> Result<i32> {
     let n = &proj.pipeline.nodes[i];
     let info = n.kind.info();
     let given: std::collections::BTreeMap<&str, &str> =
-        args.up.iter().filter_map(|s| s.split_once('=')).collect();
+        args.up.iter().filter_map(|s| s.rsplit_once('=')).collect();
     let mut ups = Vec::new();
     for u in proj.dag.fingerprint_upstream(i, info.reads_measurements) {
         let un = &proj.pipeline.nodes[u];

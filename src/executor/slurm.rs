@@ -145,7 +145,16 @@ pub fn run(
             id
         }
     };
+    let submitted = unix_now();
     let status = wait(id, &n.id).map_err(|e| failed(&log_rel, e))?;
+    // PIPE_TRACE=1: when the job was submitted (or found) and when its end was noticed.
+    if std::env::var_os("PIPE_TRACE").is_some() {
+        eprintln!(
+            "trace slurm {} job {id} submitted {submitted:.3} noticed {:.3}",
+            n.id,
+            unix_now()
+        );
+    }
     let Some(st) = status else {
         return Err(Outcome::Interrupted { log: log_rel });
     };
@@ -174,14 +183,31 @@ pub fn run(
     } else {
         format!(", {}", st.reason)
     };
+    let last = std::fs::read_to_string(&out)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(String::from)
+        })
+        .map(|l| format!(" (last line: {})", l.trim()))
+        .unwrap_or_default();
     Err(failed(
         &log_rel,
         format!(
-            "Slurm job {id} {}{code}{reason}; job output: {}",
+            "Slurm job {id} {}{code}{reason}; job output: {}{last}",
             st.state,
             rel(&out).display()
         ),
     ))
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// Polls one job until it ends (its final status) or the driver is interrupted (the job is
