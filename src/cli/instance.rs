@@ -83,7 +83,8 @@ pub fn run(args: InstanceArgs) -> Result<i32> {
         )));
     }
     let tag = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| std::process::id().to_string());
-    let staging = Staging::new(proj.cache.tmp_dir().join(format!("job-{tag}")));
+    // Not under cache/tmp: a restarted driver sweeps that folder while this job may still run.
+    let staging = Staging::new(proj.cache.dir.join("jobs").join(tag));
     let r = crate::instance::run(&proj, &job, &staging);
     proj.stats.save();
     let _ = std::fs::remove_dir_all(&staging.base);

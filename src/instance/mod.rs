@@ -91,7 +91,7 @@ fn prepare(
     let (key, missing) = proj.key(n, upstream_hashes, &up_recs);
     if !missing.is_empty() {
         return Err(failed(
-            &log_rel,
+            log_rel,
             format!(
                 "input {} does not exist; create it or produce it in an upstream stage",
                 missing.join(", ")
