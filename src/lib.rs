@@ -14,6 +14,7 @@ pub mod decode;
 pub mod download;
 pub mod embedding;
 pub mod error;
+pub mod executor;
 pub mod graph;
 pub mod instance;
 pub mod interrupt;

@@ -21,6 +21,8 @@ pub struct RunOptions {
     pub selected: Vec<bool>,
     /// Echo stage log lines to stderr.
     pub echo: bool,
+    /// Where instances that must compute run.
+    pub executor: crate::executor::Executor,
 }
 
 /// Prints stage events: an indicatif bar on a terminal (stage log lines and bars routed through
@@ -102,6 +104,7 @@ pub fn execute(
     let progress = Progress::new(total);
     let mut running = 0usize;
     let mut compute_busy = false;
+    let mut holds_slot = vec![false; nn];
     let mut stop = false;
     let (tx, rx) = mpsc::channel::<(usize, Result<(Outcome, RunRecord), Outcome>)>();
     let staging = Staging::new(proj.cache.tmp_dir().join(std::process::id().to_string()));
@@ -139,13 +142,19 @@ pub fn execute(
                     );
                     continue;
                 }
-                let heavy = n.kind.info().heavy;
+                // On Slurm, instances that compute are jobs: no compute slot here.
+                let slurm = match &opts.executor {
+                    crate::executor::Executor::Slurm(c) if pl.state == State::Run => Some(c),
+                    _ => None,
+                };
+                let heavy = n.kind.info().heavy && slurm.is_none();
                 if heavy && compute_busy {
                     deferred.push(Reverse((k, i)));
                     continue;
                 }
                 if heavy {
                     compute_busy = true;
+                    holds_slot[i] = true;
                 }
                 running += 1;
                 let ups: Vec<(Node, RunRecord)> = proj
@@ -171,7 +180,10 @@ pub fn execute(
                         echo,
                         threads,
                     };
-                    let r = crate::instance::run(proj, &job, staging);
+                    let r = match slurm {
+                        Some(c) => crate::executor::slurm::run(proj, &job, c, staging),
+                        None => crate::instance::run(proj, &job, staging),
+                    };
                     let _ = tx.send((i, r));
                 });
             }
@@ -181,7 +193,8 @@ pub fn execute(
             }
             let Ok((i, r)) = rx.recv() else { break };
             running -= 1;
-            if p.nodes[i].kind.info().heavy {
+            if holds_slot[i] {
+                holds_slot[i] = false;
                 compute_busy = false;
             }
             complete(
@@ -385,6 +398,7 @@ mod tests {
             force: vec![false; n],
             selected: vec![true; n],
             echo: false,
+            executor: Default::default(),
         };
         let (outcomes, _) = execute(&proj, &plans, &opts);
         assert!(outcomes.iter().all(|o| matches!(o, Some(Outcome::Ran(_)))));

@@ -11,6 +11,7 @@ pub mod exp;
 pub mod generate;
 pub mod graph;
 pub mod init;
+pub mod instance;
 pub mod metrics;
 pub mod model_files;
 pub mod params;
@@ -87,6 +88,9 @@ pub enum Command {
     Push(push::PushArgs),
     /// Download the pipeline's run records and objects missing locally from the remote store.
     Pull(pull::PullArgs),
+    /// Internal: run one instance inside a Slurm job (submitted by `pipe run --executor slurm`).
+    #[command(name = "__instance", hide = true)]
+    Instance(instance::InstanceArgs),
 }
 
 /// The pipeline file and parameter overrides, shared by `run`, `status` and `graph`.
@@ -192,6 +196,7 @@ pub fn main() -> i32 {
         Command::Reproduce(a) => reproduce::run(a),
         Command::Push(a) => push::run(a),
         Command::Pull(a) => pull::run(a),
+        Command::Instance(a) => instance::run(a),
     };
     match result {
         Ok(code) => code,

@@ -52,6 +52,11 @@ pub struct RunArgs {
     /// `PIPE_REMOTE`, then the pipeline's `remote:`.
     #[arg(long, value_name = "URL")]
     pub remote: Option<String>,
+    /// Where stages that must compute run: `local` (this machine) or `slurm` (one batch job
+    /// each; the project folder must be shared with the nodes). Default: the pipeline's
+    /// `executor: { kind: … }`, else local.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub executor: Option<crate::executor::ExecutorKind>,
     /// A mirror folder for downloads, prepended to PIPE_MIRROR (repeatable).
     #[arg(long, value_name = "DIR")]
     pub mirror: Vec<PathBuf>,
@@ -121,6 +126,13 @@ pub fn run(args: RunArgs) -> Result<i32> {
         return Err(PipeError::Config("-j 0: give at least one job".into()));
     }
 
+    let executor = crate::executor::select(
+        args.executor,
+        &proj.pipeline.root,
+        &proj.pipeline.file,
+        &args.pipeline.set,
+        args.pipeline.params.as_deref(),
+    )?;
     let interrupted = |id: &str| crate::interrupt::was_interrupted(&proj.cache.dir, id);
     if args.dry_run {
         let plans = plan::plan(&proj, &selected, &force, args.verify, &interrupted);
@@ -213,6 +225,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         force,
         selected,
         echo: true,
+        executor,
     };
     let (outcomes, records) = scheduler::execute(&proj, &plans, &opts);
     proj.stats.save();

@@ -69,17 +69,17 @@ fn ensure_upstream(proj: &Project, u: &Node, rec: &RunRecord) -> Result<(), Stri
     })
 }
 
-/// Runs (or restores) one instance.
-pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, RunRecord), Outcome> {
-    let tstart = Instant::now();
+/// Verifies (restoring if needed) the upstream outputs the instance reads and computes its
+/// fingerprint key from their records.
+fn prepare(
+    proj: &Project,
+    job: &Job,
+    log_rel: &Path,
+) -> Result<crate::cache::FingerprintKey, Outcome> {
     let n = &proj.pipeline.nodes[job.index];
-    let root = &proj.pipeline.root;
-    let log = proj.log_path(n);
-    // Messages name the log relative to the project root.
-    let log_rel = log.strip_prefix(root).unwrap_or(&log).to_path_buf();
     for (u, r) in job.ups {
         if n.needs.contains(&u.id) {
-            ensure_upstream(proj, u, r).map_err(|e| failed(&log_rel, e))?;
+            ensure_upstream(proj, u, r).map_err(|e| failed(log_rel, e))?;
         }
     }
     let upstream_hashes: Vec<(String, String)> = job
@@ -91,13 +91,37 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, Run
     let (key, missing) = proj.key(n, upstream_hashes, &up_recs);
     if !missing.is_empty() {
         return Err(failed(
-            &log_rel,
+            log_rel,
             format!(
                 "input {} does not exist; create it or produce it in an upstream stage",
                 missing.join(", ")
             ),
         ));
     }
+    Ok(key)
+}
+
+/// The fingerprint an instance has now (its upstreams' outputs verified and restored first):
+/// what a Slurm job is submitted for.
+pub fn fingerprint(proj: &Project, job: &Job) -> Result<String, Outcome> {
+    let n = &proj.pipeline.nodes[job.index];
+    let log = proj.log_path(n);
+    let log_rel = log
+        .strip_prefix(&proj.pipeline.root)
+        .unwrap_or(&log)
+        .to_path_buf();
+    Ok(prepare(proj, job, &log_rel)?.fingerprint())
+}
+
+/// Runs (or restores) one instance.
+pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, RunRecord), Outcome> {
+    let tstart = Instant::now();
+    let n = &proj.pipeline.nodes[job.index];
+    let root = &proj.pipeline.root;
+    let log = proj.log_path(n);
+    // Messages name the log relative to the project root.
+    let log_rel = log.strip_prefix(root).unwrap_or(&log).to_path_buf();
+    let key = prepare(proj, job, &log_rel)?;
     let fp = key.fingerprint();
     // Early cutoff: a record for the real fingerprint is restored, never recomputed.
     if !job.forced {
