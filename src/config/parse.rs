@@ -28,7 +28,7 @@ pub(crate) struct RawPipeline {
     pub remote: Option<String>,
     /// How stages are executed (`{ kind: local | slurm, … }`), read by the executor.
     #[serde(default)]
-    #[allow(dead_code)] // accepted here; the executor reads it
+    #[allow(dead_code)] // accepted here; `executor::select` reads it from the file itself
     pub executor: Option<serde_yaml::Value>,
 }
 
