@@ -277,3 +277,25 @@ fn nan_loss_names_the_step_and_bad_params_name_the_key() {
     p["bogus"] = serde_json::json!(1);
     assert!(Train.check(&p).unwrap_err().contains("bogus"));
 }
+
+#[test]
+fn a_context_that_cannot_fit_is_a_clear_error_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tok, emb) = inputs(dir.path(), DIM, V);
+    let mut p = params(Some(1));
+    p["context"] = serde_json::json!(1_000_000);
+    let err = Train
+        .run(&ctx(dir.path(), "train@epoch=1", p, vec![tok, emb]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("needs about") && err.contains("available"),
+        "{err}"
+    );
+    assert!(!dir
+        .path()
+        .join("ckpt")
+        .join("train@epoch=1")
+        .join("epoch_1.safetensors")
+        .exists());
+}

@@ -57,6 +57,20 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
     let vocab = Vocab::load(&vocab_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let cfg = p.model_config(vocab.len());
     cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Estimated before anything is allocated: a model, batch or context that cannot fit is a
+    // clear error, never an allocation abort.
+    let need = crate::model::memory::training(&cfg, p.batch_size, p.freeze_embeddings).total();
+    if let Some(avail) = crate::model::memory::available() {
+        if need > avail {
+            bail!(
+                "training this model needs about {:.1} GiB (parameters, AdamW moments, gradients and the activations of batch_size {} × context {}), but the machine has {:.1} GiB available; lower `context`, `batch_size` or the model's size",
+                need as f64 / (1u64 << 30) as f64,
+                p.batch_size,
+                p.context,
+                avail as f64 / (1u64 << 30) as f64
+            );
+        }
+    }
     let load_ids = |name: &str| {
         let base = tok.results.join(name);
         TokenFile::load(&base).with_context(|| format!("reading {}.ids/.offsets", base.display()))
