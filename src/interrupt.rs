@@ -381,6 +381,7 @@ impl Group {
         loop {
             // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: `info` is a valid, writable siginfo_t; WNOWAIT leaves the child unreaped.
             let r = unsafe {
                 libc::waitid(
                     libc::P_PID,
