@@ -79,21 +79,6 @@ pub struct RunRecord {
     pub ran_at: Option<String>,
 }
 
-impl RunRecord {
-    /// Hash of the run's measurements (measurement files and duration), for comparing runs;
-    /// never part of a fingerprint.
-    pub fn measurements_hash(&self) -> String {
-        let v: Vec<(&str, &str)> = self
-            .outputs
-            .iter()
-            .filter(|o| o.measure)
-            .map(|o| (o.path.as_str(), o.blake3.as_str()))
-            .collect();
-        let bytes = serde_json::to_vec(&(v, self.duration_s.to_bits())).expect("serialises");
-        blake3::hash(&bytes).to_hex().to_string()
-    }
-}
-
 /// Hash of an outputs manifest (measurement outputs left out).
 pub fn manifest_hash(outputs: &[Output]) -> String {
     let v: Vec<(&Area, &str, &str)> = outputs

@@ -437,6 +437,15 @@ fn check_own_folders(proj: &plan::Project) -> Result<()> {
 
 /// Removes what killed runs left: staging folders and temporary files of dead processes.
 fn sweep_leftovers(proj: &plan::Project) {
+    // Every run removes its staging folder (`cache/tmp/<pid>`) when it ends, so `cache/tmp`
+    // holds something only after a killed run: only then are the store's folders searched for
+    // its temporary files (a no-op run reads no more folders than it must).
+    let leftover = std::fs::read_dir(proj.cache.tmp_dir())
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if !leftover {
+        return;
+    }
     let _ = std::fs::remove_dir_all(proj.cache.tmp_dir());
     let mut dirs = vec![
         proj.cache.dir.clone(),

@@ -5,8 +5,7 @@
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 
 /// What is wrong with the stage declarations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +59,7 @@ pub fn stage_order(decls: &[Decl]) -> Result<Vec<usize>, StageGraphError> {
             g.update_edge(idx[j], idx[i], ());
         }
     }
-    let order = kahn(&g);
+    let order = super::topo_order(&g);
     if order.len() < decls.len() {
         return Err(StageGraphError::Cycle {
             path: cycle_path(&g)
@@ -92,30 +91,6 @@ pub fn missing_kind(decls: &[Decl]) -> Option<StageGraphError> {
         }
     }
     None
-}
-
-/// Kahn's algorithm taking the smallest ready index first; shorter than the graph on a cycle.
-fn kahn(g: &DiGraph<usize, ()>) -> Vec<usize> {
-    let mut indeg: Vec<usize> = g
-        .node_indices()
-        .map(|n| g.neighbors_directed(n, Direction::Incoming).count())
-        .collect();
-    let mut ready: BinaryHeap<Reverse<usize>> = g
-        .node_indices()
-        .filter(|n| indeg[n.index()] == 0)
-        .map(|n| Reverse(n.index()))
-        .collect();
-    let mut out = Vec::with_capacity(indeg.len());
-    while let Some(Reverse(i)) = ready.pop() {
-        out.push(g[NodeIndex::new(i)]);
-        for m in g.neighbors_directed(NodeIndex::new(i), Direction::Outgoing) {
-            indeg[m.index()] -= 1;
-            if indeg[m.index()] == 0 {
-                ready.push(Reverse(m.index()));
-            }
-        }
-    }
-    out
 }
 
 /// One cycle of `g` as a path in `needs` direction (`a` needs `b` needs … needs `a`),

@@ -85,7 +85,7 @@ fn prepare(
     let upstream_hashes: Vec<(String, String)> = job
         .ups
         .iter()
-        .map(|(u, r)| (u.id.clone(), crate::plan::upstream_hash(n, r)))
+        .map(|(u, r)| (u.id.clone(), r.outputs_hash.clone()))
         .collect();
     let up_recs: Vec<&RunRecord> = job.ups.iter().map(|(_, r)| r).collect();
     let (key, missing) = proj.key(n, upstream_hashes, &up_recs);

@@ -103,13 +103,6 @@ fn recorded_input_hash(path: &str, recs: &[&RunRecord]) -> Option<String> {
     Some(format!("dir:{}", blake3::hash(&bytes).to_hex()))
 }
 
-/// What a stage's fingerprint sees of an upstream record: its outputs hash. Measurements
-/// (speeds, wall times, durations) never enter a fingerprint, not even of the kinds that show
-/// them (reports): a forced rerun with identical outputs runs nothing downstream.
-pub fn upstream_hash(_n: &Node, rec: &RunRecord) -> String {
-    rec.outputs_hash.clone()
-}
-
 /// What an instance needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -251,7 +244,7 @@ pub fn plan(
             let pl = out[u].as_ref();
             match pl.and_then(|pl| pl.record.as_ref().filter(|_| pl.state != State::Run)) {
                 Some(rec) => {
-                    ups.push((p.nodes[u].id.clone(), upstream_hash(n, rec)));
+                    ups.push((p.nodes[u].id.clone(), rec.outputs_hash.clone()));
                     up_recs.push(rec);
                 }
                 None => waiting.push(p.nodes[u].id.clone()),
