@@ -209,6 +209,7 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, Run
         root: root.clone(),
         cache_dir: proj.cache.dir.clone(),
         threads: job.threads,
+        mirrors: proj.mirrors.clone(),
         reporter: reporter.clone(),
     };
     let t0 = Instant::now();
