@@ -340,12 +340,11 @@ pub fn run(args: RunArgs) -> Result<i32> {
         );
         return Ok(crate::interrupt::exit_code(sig));
     }
-    if let Some((id, msg, log)) = failures.into_iter().next() {
-        return Err(PipeError::StageFailed {
-            stage: id,
-            msg,
-            log,
-        });
+    if !failures.is_empty() {
+        // Each error was printed once, on its `FAILED` line; the last line names the stages.
+        return Err(PipeError::StagesFailed(
+            failures.into_iter().map(|(id, _, log)| (id, log)).collect(),
+        ));
     }
     Ok(0)
 }
