@@ -423,6 +423,35 @@ fn decoding_memory_is_estimated_before_allocating() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = p.pipe(&["score", "--checkpoint", ck, "--text", "corpus.txt"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A model whose sidecar claims an absurd context: refused from the sidecar alone, before
+    // the weights (which do not match it) are read.
+    let side: serde_json::Value =
+        serde_json::from_str(&p.read("proj/checkpoints/p/train/epoch_1.json")).unwrap();
+    let mut big = side.clone();
+    big["config"]["context"] = serde_json::json!(1_000_000_000u64);
+    p.write("proj/big/epoch_1.json", &big.to_string());
+    std::fs::copy(p.root().join(ck), p.root().join("big/epoch_1.safetensors")).unwrap();
+    for args in [
+        &["generate", "--prompt", "the dog"][..],
+        &["score", "--text", "corpus.txt"][..],
+    ] {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&[
+            "--checkpoint",
+            "big/epoch_1.safetensors",
+            "--vocab",
+            "results/p/tok/vocab.json",
+        ]);
+        let o = p.pipe(&all);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(
+            e.contains("big/epoch_1.safetensors")
+                && e.contains("decoding needs about")
+                && e.contains("× context 1000000000"),
+            "{args:?}: {e}"
+        );
+    }
     // A decoding stage with an absurd batch: the stage fails with the estimate.
     let o = p.pipe(&["run", "pipelines/p.yaml", "--set", "kv.batch=100000000"]);
     let e = stderr(&o);

@@ -287,7 +287,7 @@ fn mirror_hit_needs_no_network_and_offline_error_is_clear() {
     c.mirrors = mirrors;
     let e = Fetch.run(&c).unwrap_err().to_string();
     assert!(
-        e.contains(&url) && e.contains("`blake3`") && e.contains(MIRROR_ENV),
+        e.contains(&url) && e.contains("`blake3`") && e.contains("mirror folders /nonexistent"),
         "{e}"
     );
     let c = ctx(dir.path(), serde_json::json!({"url": url, "blake3": other}));

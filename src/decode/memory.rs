@@ -23,8 +23,12 @@ pub struct DecodingMemory {
 }
 
 impl DecodingMemory {
+    /// The sum of the parts (saturating, as each part does).
     pub fn total(&self) -> u64 {
-        self.weights + self.packed + self.kv_cache + self.scratch
+        self.weights
+            .saturating_add(self.packed)
+            .saturating_add(self.kv_cache)
+            .saturating_add(self.scratch)
     }
 }
 
