@@ -644,3 +644,81 @@ fn a_full_disk_is_reported_once() {
         }
     }
 }
+
+/// A project whose `data` stage downloads from a closed port a file that only the mirror
+/// folder `proj/m/deep/` holds (found by its blake3).
+fn mirrored() -> (Proj, Vec<u8>) {
+    let body: Vec<u8> = (0..5000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let h = blake3::hash(&body).to_hex().to_string();
+    let url = closed_port_url();
+    let p = Proj::new(&format!(
+        "name: p\nstages:\n  data: {{ kind: fetch, params: {{ url: \"{url}\", blake3: {h}, timeout_s: 5 }} }}\n"
+    ));
+    std::fs::create_dir_all(p.root().join("m/deep")).unwrap();
+    std::fs::write(p.root().join("m/deep/corpus.txt"), &body).unwrap();
+    (p, body)
+}
+
+#[test]
+fn mirror_folders_reach_the_fetch_stage_from_the_command_line_the_environment_and_jobs() {
+    // --mirror, relative to the current folder.
+    let (p, body) = mirrored();
+    let o = p.pipe(&["run", "pipelines/p.yaml", "--mirror", "m"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(p.root().join("results/p/data/corpus.txt")).unwrap(),
+        body
+    );
+    assert!(p
+        .read("proj/results/p/logs/data.log")
+        .contains("using mirror file"));
+    // PIPE_MIRROR, relative to the current folder (a subfolder here), read by the CLI only.
+    let (p, body) = mirrored();
+    std::fs::create_dir_all(p.root().join("sub")).unwrap();
+    let o = p
+        .cmd(&["run", "pipelines/p.yaml"])
+        .current_dir(p.root().join("sub"))
+        .env("PIPE_MIRROR", "/nonexistent:../m")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(p.root().join("results/p/data/corpus.txt")).unwrap(),
+        body
+    );
+    // Without a mirror the same stage fails, naming where to put the file.
+    let (p, _) = mirrored();
+    let o = p.pipe(&["run", "pipelines/p.yaml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no mirror folder was given"),
+        "{}",
+        stderr(&o)
+    );
+    // A Slurm job's `pipe __instance` gets the driver's folders on its command line.
+    let m = p.root().join("m").display().to_string();
+    let job = |fp: &str| {
+        p.pipe(&[
+            "__instance",
+            "pipelines/p.yaml",
+            "--id",
+            "data",
+            "--fingerprint",
+            fp,
+            "--mirror",
+            &m,
+        ])
+    };
+    let o = job("0");
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    let fp = e
+        .split("the fingerprint is ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("no fingerprint in: {e}"))
+        .to_string();
+    let o = job(&fp);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(p.root().join("results/p/data/corpus.txt").is_file());
+}
