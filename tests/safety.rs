@@ -193,7 +193,7 @@ fn unsafe_ids_are_refused_at_load() {
         let p = Proj::new(&format!(
             "stages:\n  {name}: {{ kind: command, params: {{ cmd: \"echo > $PIPE_OUT/f\" }} }}\n"
         ));
-        refused_at_load(&p, &format!("stage name {name}"), &["p.yaml", needle]);
+        refused_at_load(&p, &format!("stage name {name}"), &["p.yaml:2:", needle]);
     }
 }
 
