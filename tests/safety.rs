@@ -722,3 +722,35 @@ fn mirror_folders_reach_the_fetch_stage_from_the_command_line_the_environment_an
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(p.root().join("results/p/data/corpus.txt").is_file());
 }
+
+#[test]
+fn reproduce_gives_its_scratch_run_the_mirror_folders() {
+    let (p, body) = mirrored();
+    // The mirror outside the project, named relative to it: the scratch copy lives elsewhere.
+    std::fs::create_dir_all(p.outside().join("mirror")).unwrap();
+    std::fs::rename(
+        p.root().join("m/deep/corpus.txt"),
+        p.outside().join("mirror/corpus.txt"),
+    )
+    .unwrap();
+    let env = ("PIPE_MIRROR", "../outside/mirror");
+    let o = p
+        .cmd(&["run", "pipelines/p.yaml"])
+        .env(env.0, env.1)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(p.root().join("results/p/data/corpus.txt")).unwrap(),
+        body
+    );
+    let o = p
+        .cmd(&["reproduce", "pipelines/p.yaml"])
+        .env(env.0, env.1)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    // Without the mirror the scratch run cannot download: reproduce says the stage failed.
+    let o = p.pipe(&["reproduce", "pipelines/p.yaml"]);
+    assert_ne!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+}
