@@ -70,7 +70,7 @@ impl Kind for KvEval {
     }
 
     fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
-        let inp = load_inputs(ctx)?;
+        let inp = load_inputs(ctx, |_| p.batch)?;
         let w = &inp.ckpt.weights;
         let threads = ctx.threads.max(1);
         // Prompts: <sos> + the first prompt_len − 1 tokens of held-out documents (cycled).

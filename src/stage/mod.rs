@@ -96,6 +96,8 @@ pub struct StageCtx {
     pub cache_dir: PathBuf,
     /// Threads this stage may use.
     pub threads: usize,
+    /// Mirror folders (absolute) searched for downloads by checksum (`--mirror`, `PIPE_MIRROR`).
+    pub mirrors: Vec<PathBuf>,
     pub reporter: Reporter,
 }
 
