@@ -368,14 +368,16 @@ fn concurrent_runs_wait_for_the_lock() {
         .unwrap();
     let said = format!("waiting for the project lock held by pid {}", c1.id());
     wait_until("the second run waits for the lock", 120, || {
+        if let Some(st) = c2.try_wait().unwrap() {
+            panic!(
+                "the second run ended ({st}) while the first held the lock: {}",
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+        }
         std::fs::read_to_string(log.path())
             .unwrap_or_default()
             .contains(&said)
     });
-    assert!(
-        c2.try_wait().unwrap().is_none(),
-        "the second run did not wait"
-    );
     p.write("go", "");
     let o = c1.wait_with_output().unwrap();
     assert!(o.status.success());
