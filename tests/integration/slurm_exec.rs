@@ -102,7 +102,7 @@ fn job_cancelled_from_outside_is_reported_cancelled() {
         .unwrap();
     let t0 = Instant::now();
     let job = loop {
-        if let Some(j) = project_jobs(&p.root()).into_iter().next() {
+        if let Some(j) = project_jobs(p.root()).into_iter().next() {
             break j;
         }
         assert!(t0.elapsed() < Duration::from_secs(60), "no job submitted");
@@ -116,5 +116,5 @@ fn job_cancelled_from_outside_is_reported_cancelled() {
         t.contains(&format!("Slurm job {} CANCELLED", job.id)) && t.contains("stage `slow`"),
         "{t}"
     );
-    assert!(project_jobs(&p.root()).is_empty());
+    assert!(project_jobs(p.root()).is_empty());
 }
