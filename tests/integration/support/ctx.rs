@@ -1,5 +1,5 @@
 //! The one `StageCtx` builder of the stage tests, the kind defaults with overrides, and the
-//! upstream record of a context the tests ran by hand.
+//! engine's materialising of measurements that tests handing results on need.
 
 use pipe::progress::Reporter;
 use pipe::stage::{StageCtx, StageKind, Upstream};
@@ -120,11 +120,6 @@ impl CtxBuilder {
         self
     }
 
-    pub fn reporter(mut self, r: Reporter) -> Self {
-        self.ctx.reporter = r;
-        self
-    }
-
     /// The context, its output folder created.
     pub fn build(self) -> StageCtx {
         std::fs::create_dir_all(&self.ctx.out_dir).unwrap();
@@ -150,20 +145,6 @@ pub fn ctx(
         .ckpt_dir(root.join("ckpt_out").join(stage))
         .meas_dir(root.join("meas_out").join(stage))
         .build()
-}
-
-/// The upstream record through which a later stage reads what context `c` produced.
-pub fn upstream_of(c: &StageCtx) -> Upstream {
-    Upstream {
-        id: c.id.clone(),
-        stage: c.stage.clone(),
-        kind: c.kind.clone(),
-        results: c.out_dir.clone(),
-        checkpoints: c.ckpt_dir.clone(),
-        params: c.params.clone(),
-        fingerprint: "0".into(),
-        duration_s: None,
-    }
 }
 
 /// Copies the stage's measurement files into its `out_dir`, as the engine materialises both
