@@ -2,6 +2,10 @@
 # test.sh - the project's test command: starts the real servers the tests use (SeaweedFS S3,
 # rclone S3, one-node Slurm), exports where they are, runs `cargo test --release "$@"`, and
 # stops on exit (trap) every server that this run started, by pid. Exits with cargo's status.
+# `cargo test --release` builds the lib and bin unit tests and one integration binary,
+# `integration` (tests/integration/main.rs, one module per area). Arguments go to cargo, e.g.
+#   scripts/test.sh --test integration -- slurm     # the Slurm areas only
+#   scripts/test.sh --test integration -- remote::  # the remote-store area only
 # Tests that need a server read the PIPE_TEST_* variables below and skip when they are unset.
 # PIPE_TEST_NO_SLURM=1 skips the Slurm cluster (e.g. on a machine without apt).
 set -uo pipefail

@@ -210,16 +210,4 @@ pub(crate) fn fmt_num(v: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_are_short() {
-        assert_eq!(fmt_num(2.5), "2.5");
-        assert_eq!(fmt_num(1200.0), "1200");
-        assert_eq!(fmt_num(0.0176), "0.0176");
-        assert_eq!(fmt_num(0.0), "0");
-        assert_eq!(fmt_num(7.49), "7.49");
-        assert_eq!(fmt_num(12.0), "12");
-    }
-}
+mod tests;

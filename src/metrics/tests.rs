@@ -1,6 +1,13 @@
-//! BLEU (sacreBLEU definition) and the seed's sentence BLEU on hand-worked examples.
+//! Unit tests of the metrics through their public API: BLEU (sacreBLEU definition), the seed's
+//! sentence BLEU on hand-worked examples, and perplexity.
 
-use pipe::metrics::*;
+use crate::metrics::*;
+
+#[test]
+fn perplexity_is_exp_mean_nll() {
+    assert!((perplexity(2.0 * 3.0f64.ln(), 2) - 3.0).abs() < 1e-12);
+    assert!(perplexity(1.0, 0).is_nan());
+}
 
 fn one(h: &[&str], refs: &[&[&str]]) -> BleuScore {
     let refs: Vec<Vec<&str>> = refs.iter().map(|r| r.to_vec()).collect();

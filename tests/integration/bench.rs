@@ -1,14 +1,14 @@
 //! `pipe bench`: every task runs on a tiny model and prints the documented JSON object.
 
-use std::process::Command;
-
-const PIPE: &str = env!("CARGO_BIN_EXE_pipe");
+use crate::support::*;
 
 #[test]
 fn every_task_prints_valid_json() {
+    let d = tempfile::tempdir().unwrap();
     for task in ["train", "decode1", "decode20", "decode20-nocache", "beam10"] {
-        let o = Command::new(PIPE)
-            .args([
+        let o = pipe(
+            d.path(),
+            &[
                 "bench",
                 task,
                 "--tiny",
@@ -17,14 +17,9 @@ fn every_task_prints_valid_json() {
                 "--runs",
                 "1",
                 "--json",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{task}: {}",
-            String::from_utf8_lossy(&o.stderr)
+            ],
         );
+        assert!(o.status.success(), "{task}: {}", stderr(&o));
         let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(j["task"], task);
         assert_eq!(j["threads"], 2);
@@ -37,14 +32,8 @@ fn every_task_prints_valid_json() {
 
 #[test]
 fn bad_arguments_exit_2() {
-    let run = |args: &[&str]| {
-        Command::new(PIPE)
-            .args(args)
-            .output()
-            .unwrap()
-            .status
-            .code()
-    };
+    let d = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| pipe(d.path(), args).status.code();
     assert_eq!(run(&["bench", "nosuchtask"]), Some(2));
     assert_eq!(run(&["bench", "decode1", "--tiny", "--runs", "0"]), Some(2));
     assert_eq!(

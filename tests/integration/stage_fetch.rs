@@ -1,8 +1,7 @@
 //! Integration tests of the `fetch` stage kind: downloads from a local HTTP server on 127.0.0.1
 //! (with Range support), resume, mirror hits, checksum mismatch and the offline error.
 
-mod common;
-use common::CtxBuilder;
+use crate::support::*;
 use pipe::download::MIRROR_ENV;
 use pipe::download::{download_cache_path, find_in_mirrors};
 use pipe::stage::fetch::{read_record, Fetch};
@@ -12,22 +11,14 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-fn ctx(root: &Path, params: serde_json::Value) -> StageCtx {
-    let v: serde_yaml::Value = serde_yaml::from_str(Fetch.info().defaults_yaml).unwrap();
-    let mut p = serde_json::to_value(v).unwrap();
-    for (k, v) in params.as_object().unwrap() {
-        p[k] = v.clone();
-    }
-    Fetch.check(&p).unwrap();
-    let out = root.join(format!("out{}", rand_suffix()));
-    std::fs::create_dir_all(&out).unwrap();
+/// A context for `fetch` with `overrides`, in a fresh output folder under `root` each time.
+fn ctx(root: &Path, overrides: serde_json::Value) -> StageCtx {
     CtxBuilder::new(root, &Fetch)
         .id("data")
         .pipeline("t", 1)
-        .params(p)
-        .out_dir(out)
-        .ckpt_dir(root.join("ckpt"))
-        .meas_dir(root.join("meas"))
+        .overrides(&Fetch, overrides)
+        .flat()
+        .out_dir(root.join(format!("out{}", rand_suffix())))
         .build()
 }
 

@@ -1,7 +1,9 @@
-//! Charts render to valid PNGs of the stated size and to SVGs that carry their text; bad input
-//! gives errors naming the file. Set `PIPE_PLOT_OUT=<dir>` to keep the images for a look.
+//! Unit tests of the plot library through its public API: charts render to valid PNGs of the
+//! stated size and to SVGs that carry their text; bad input gives errors naming the file; short
+//! number labels. Set `PIPE_PLOT_OUT=<dir>` to keep the images for a look.
 
-use pipe::plot::{
+use super::fmt_num;
+use crate::plot::{
     attention_map, bar_chart, line_chart, smooth_ema, training_curves, AttentionMap, BarChart,
     EpochPoint, LineChart, PlotError, Series, TrainingCurves,
 };
@@ -327,4 +329,14 @@ fn many_tokens_wrap_heads_onto_rows() {
     assert_eq!(png_size(&path), (w, h));
     assert!(w <= 3800, "{w} px wide: heads should wrap");
     assert!(h > 2 * 40 * 18, "{h} px high: several rows expected");
+}
+
+#[test]
+fn numbers_are_short() {
+    assert_eq!(fmt_num(2.5), "2.5");
+    assert_eq!(fmt_num(1200.0), "1200");
+    assert_eq!(fmt_num(0.0176), "0.0176");
+    assert_eq!(fmt_num(0.0), "0");
+    assert_eq!(fmt_num(7.49), "7.49");
+    assert_eq!(fmt_num(12.0), "12");
 }

@@ -1,39 +1,34 @@
 //! The `plot` stage kind on generated train outputs: draws both figures, rejects bad params and
 //! names the missing file.
 
-mod common;
-use common::CtxBuilder;
+use crate::support::*;
 use pipe::stage::{plot::Plot, StageCtx, StageKind, Upstream};
 use std::path::{Path, PathBuf};
 
 fn defaults() -> serde_json::Value {
-    let v: serde_yaml::Value = serde_yaml::from_str(Plot.info().defaults_yaml).unwrap();
-    serde_json::to_value(v).unwrap()
+    params(&Plot, serde_json::json!({}))
 }
 
-fn upstream(results: PathBuf) -> Upstream {
+fn train_upstream(results: PathBuf) -> Upstream {
     Upstream {
-        id: "train@epoch=3".into(),
-        stage: "train".into(),
-        kind: "train".into(),
-        checkpoints: results.join("ckpt"),
-        results,
         params: serde_json::json!({"epoch": 3}),
         fingerprint: "ab".repeat(32),
         duration_s: Some(12.5),
+        ..upstream(
+            "train@epoch=3",
+            "train",
+            results.clone(),
+            results.join("ckpt"),
+        )
     }
 }
 
 fn ctx(root: &Path, upstream: Vec<Upstream>, params: serde_json::Value) -> StageCtx {
-    let out = root.join("out");
-    std::fs::create_dir_all(&out).unwrap();
     CtxBuilder::new(root, &Plot)
         .pipeline("test", 1)
         .params(params)
         .upstream(upstream)
-        .out_dir(out)
-        .ckpt_dir(root.join("ckpt"))
-        .meas_dir(root.join("meas"))
+        .flat()
         .build()
 }
 
@@ -55,15 +50,6 @@ fn write_train_outputs(dir: &Path) {
     .unwrap();
 }
 
-fn png_size(path: &Path) -> (u32, u32) {
-    let b = std::fs::read(path).unwrap();
-    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
-    (
-        u32::from_be_bytes(b[16..20].try_into().unwrap()),
-        u32::from_be_bytes(b[20..24].try_into().unwrap()),
-    )
-}
-
 #[test]
 fn draws_training_curves_from_train_outputs() {
     let tmp = tempfile::tempdir().unwrap();
@@ -71,7 +57,7 @@ fn draws_training_curves_from_train_outputs() {
     write_train_outputs(&train_dir);
     let params = defaults();
     Plot.check(&params).unwrap();
-    let c = ctx(tmp.path(), vec![upstream(train_dir)], params);
+    let c = ctx(tmp.path(), vec![train_upstream(train_dir)], params);
     Plot.run(&c).unwrap();
     assert_eq!(
         png_size(&c.out_dir.join("training_curves.png")),
@@ -117,7 +103,7 @@ fn missing_inputs_are_clear_errors() {
     assert!(e.contains("train"), "{e}");
     let empty = tmp.path().join("results/train");
     std::fs::create_dir_all(&empty).unwrap();
-    let c = ctx(tmp.path(), vec![upstream(empty)], defaults());
+    let c = ctx(tmp.path(), vec![train_upstream(empty)], defaults());
     let e = format!("{:#}", Plot.run(&c).unwrap_err());
     assert!(e.contains("metrics.csv"), "{e}");
 }
@@ -132,7 +118,7 @@ fn diverged_validation_still_draws() {
         "epoch,train_loss,val_loss,val_perplexity\n1,NaN,NaN,NaN\n",
     )
     .unwrap();
-    let c = ctx(tmp.path(), vec![upstream(train_dir)], defaults());
+    let c = ctx(tmp.path(), vec![train_upstream(train_dir)], defaults());
     Plot.run(&c).unwrap();
     let svg = std::fs::read_to_string(c.out_dir.join("training_curves.svg")).unwrap();
     assert!(svg.contains("no finite values to draw"));

@@ -1,20 +1,13 @@
 //! The real `pipe` executable: `eval bleu`, `score`, `generate`.
 
-mod common;
-use common::*;
-use pipe::model::{Checkpoint, CheckpointMeta, Weights};
-use std::process::Command;
+use crate::support::*;
+use pipe::model::{Checkpoint, Weights};
 
-fn pipe(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_pipe"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+/// `pipe ARGS` (every path given is absolute): (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let d = tempfile::tempdir().unwrap();
+    let o = pipe(d.path(), args);
+    (code(&o).unwrap_or(-1), stdout(&o), stderr(&o))
 }
 
 #[test]
@@ -26,7 +19,7 @@ fn eval_bleu_prints_json_and_rejects_mismatched_files() {
     std::fs::write(&hyp, "the cat is on the mat\nhello there world\n").unwrap();
     std::fs::write(&r1, "the cat sat on the mat\nhello world\n").unwrap();
     std::fs::write(&r2, "a cat is on the mat\nwell hello there world\n").unwrap();
-    let (code, out, err) = pipe(&[
+    let (code, out, err) = run(&[
         "eval",
         "bleu",
         "--hyp",
@@ -47,7 +40,7 @@ fn eval_bleu_prints_json_and_rejects_mismatched_files() {
     }
     let short = d.path().join("short.txt");
     std::fs::write(&short, "one line\n").unwrap();
-    let (code, _, err) = pipe(&[
+    let (code, _, err) = run(&[
         "eval",
         "bleu",
         "--hyp",
@@ -57,7 +50,7 @@ fn eval_bleu_prints_json_and_rejects_mismatched_files() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("lines"), "{err}");
-    let (code, _, err) = pipe(&[
+    let (code, _, err) = run(&[
         "eval",
         "bleu",
         "--hyp",
@@ -76,20 +69,9 @@ fn score_uniform_model_gives_vocab_size_perplexity() {
     // All-zero weights: every logit is 0, so each prediction costs exactly ln V.
     let f = fixture(2);
     let cfg = tiny_config(24);
-    let zeros = Checkpoint {
-        weights: Weights::zeros(&cfg),
-        meta: CheckpointMeta {
-            config: cfg,
-            vocab_blake3: blake3::hash(&std::fs::read(&f.vocab).unwrap())
-                .to_hex()
-                .to_string(),
-            epoch: 1,
-            metrics: Default::default(),
-            extra: serde_json::Value::Null,
-        },
-    };
     let zp = f.dir.path().join("zero.safetensors");
-    zeros.save(&zp).unwrap();
+    let vocab_blake3 = blake3::hash(&std::fs::read(&f.vocab).unwrap()).to_hex();
+    save_checkpoint(&zp, Weights::zeros(&cfg), cfg, vocab_blake3.as_str());
     let text = f.dir.path().join("t.txt");
     // 3 + 22 words; framed 5 and 24 tokens → 4 + 23 = 27 predictions (the second spans two
     // windows of context 16), the blank line is skipped.
@@ -98,7 +80,7 @@ fn score_uniform_model_gives_vocab_size_perplexity() {
         "The dog ran!\n\nthere was a little girl she was so small the dog ran home and played to explore a brave explorer he wanted\n",
     )
     .unwrap();
-    let (code, out, err) = pipe(&[
+    let (code, out, err) = run(&[
         "score",
         "--checkpoint",
         zp.to_str().unwrap(),
@@ -121,7 +103,7 @@ fn score_random_model_matches_hand_computed_windows() {
     let f = fixture(2);
     let text = f.dir.path().join("t.txt");
     std::fs::write(&text, "there was a little girl she was so small the dog ran home and played to explore a brave explorer\n").unwrap();
-    let (code, out, err) = pipe(&[
+    let (code, out, err) = run(&[
         "score",
         "--checkpoint",
         f.ckpt.to_str().unwrap(),
@@ -161,7 +143,7 @@ fn generate_samples_beams_and_refuses_wrong_vocab() {
     let f = fixture(2);
     let ck = f.ckpt.to_str().unwrap();
     let vo = f.vocab.to_str().unwrap();
-    let run = |extra: &[&str]| {
+    let generate = |extra: &[&str]| {
         let mut a = vec![
             "generate",
             "--checkpoint",
@@ -172,11 +154,11 @@ fn generate_samples_beams_and_refuses_wrong_vocab() {
             "there was a",
         ];
         a.extend_from_slice(extra);
-        pipe(&a)
+        run(&a)
     };
-    let (code, out1, err) = run(&["--seed", "3", "--max-new", "12"]);
+    let (code, out1, err) = generate(&["--seed", "3", "--max-new", "12"]);
     assert_eq!(code, 0, "{err}");
-    let (_, out2, _) = run(&["--seed", "3", "--max-new", "12"]);
+    let (_, out2, _) = generate(&["--seed", "3", "--max-new", "12"]);
     assert_eq!(out1, out2);
     let n = out1.split_whitespace().count();
     assert!(n <= 12);
@@ -185,12 +167,12 @@ fn generate_samples_beams_and_refuses_wrong_vocab() {
             .all(|w| WORDS.contains(&w) || w == "<unk>"),
         "{out1}"
     );
-    let (code, out, err) = run(&["--top-k", "3", "--top-p", "0.9", "--temperature", "1.2"]);
+    let (code, out, err) = generate(&["--top-k", "3", "--top-p", "0.9", "--temperature", "1.2"]);
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("<sos>") && !out.contains("<pad>"));
-    let (code, _, err) = run(&["--beam", "3", "--max-new", "8"]);
+    let (code, _, err) = generate(&["--beam", "3", "--max-new", "8"]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run(&["--beam", "3", "--temperature", "0.5"]);
+    let (code, _, err) = generate(&["--beam", "3", "--temperature", "0.5"]);
     assert_eq!(code, 2, "{err}");
     let other = f.dir.path().join("other.json");
     std::fs::write(
@@ -198,7 +180,7 @@ fn generate_samples_beams_and_refuses_wrong_vocab() {
         "{\"tokens\":[\"<sos>\",\"<eos>\",\"<pad>\",\"<unk>\",\"x\"]}",
     )
     .unwrap();
-    let (code, _, err) = pipe(&[
+    let (code, _, err) = run(&[
         "generate",
         "--checkpoint",
         ck,

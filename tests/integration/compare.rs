@@ -2,10 +2,7 @@
 //! driven through the real `pipe` binary in temp folders with small `command` pipelines (and
 //! real `git` repositories made in them).
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-const PIPE: &str = env!("CARGO_BIN_EXE_pipe");
+use crate::support::*;
 
 /// A `train` stage whose metrics come from its matrix value, an `eval` stage after it, and a
 /// `noisy` stage copying files that are not declared inputs (so a test can change what it
@@ -52,88 +49,19 @@ fn safetensors(values: &[f32]) -> Vec<u8> {
     out
 }
 
-struct Proj {
-    dir: tempfile::TempDir,
+/// The project of [`pipeline`] at `lr`, with `noise.json` and `w.bin` (a one-tensor file).
+fn project(lr: &str) -> Proj {
+    let p = Proj::empty();
+    p.write("pipelines/p.yaml", &pipeline(lr));
+    p.write("noise.json", r#"{"loss": 1.0, "wall_s": 3.0}"#);
+    std::fs::write(p.path("w.bin"), safetensors(&[1.0, 2.0, 3.0])).unwrap();
+    p
 }
 
-impl Proj {
-    fn new(lr: &str) -> Proj {
-        let dir = tempfile::tempdir().unwrap();
-        let p = Proj { dir };
-        p.write("pipelines/p.yaml", &pipeline(lr));
-        p.write("noise.json", r#"{"loss": 1.0, "wall_s": 3.0}"#);
-        std::fs::write(p.root().join("w.bin"), safetensors(&[1.0, 2.0, 3.0])).unwrap();
-        p
-    }
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.root().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.root().join(rel)).unwrap()
-    }
-    /// `pipe ARGS` in the project, with no git repository above it visible.
-    fn pipe(&self, args: &[&str]) -> Output {
-        Command::new(PIPE)
-            .args(args)
-            .current_dir(self.root())
-            .env_remove("PIPE_MIRROR")
-            .env("GIT_CEILING_DIRECTORIES", self.root().parent().unwrap())
-            .output()
-            .unwrap()
-    }
-    /// Runs `pipe ARGS`, asserts the exit code, returns stdout.
-    fn pipe_code(&self, args: &[&str], code: i32) -> String {
-        let o = self.pipe(args);
-        let (out, err) = (
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        );
-        assert_eq!(
-            o.status.code(),
-            Some(code),
-            "pipe {args:?}\nstdout:\n{out}\nstderr:\n{err}"
-        );
-        out
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        self.pipe_code(args, 0)
-    }
-    fn stderr(&self, args: &[&str], code: i32) -> String {
-        let o = self.pipe(args);
-        assert_eq!(o.status.code(), Some(code), "pipe {args:?}");
-        String::from_utf8_lossy(&o.stderr).into_owned()
-    }
-    fn run(&self) {
-        self.ok(&["run", "pipelines/p.yaml"]);
-    }
-    fn git(&self, args: &[&str]) {
-        let o = Command::new("git")
-            .args(args)
-            .current_dir(self.root())
-            .env("GIT_CEILING_DIRECTORIES", self.root().parent().unwrap())
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.com")
-            .env("GIT_COMMITTER_NAME", "Test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.com")
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-    fn commit(&self, msg: &str) {
-        self.git(&["add", "-A", "pipelines"]);
-        self.git(&["commit", "-q", "-m", msg]);
-    }
+/// Commits the pipelines folder (pipeline and lock file).
+fn commit(p: &Proj, msg: &str) {
+    p.git(&["add", "-A", "pipelines"]);
+    p.git(&["commit", "-q", "-m", msg]);
 }
 
 fn json(s: &str) -> serde_json::Value {
@@ -142,8 +70,8 @@ fn json(s: &str) -> serde_json::Value {
 
 #[test]
 fn metrics_show_table_and_json() {
-    let p = Proj::new("0.1");
-    p.run();
+    let p = project("0.1");
+    p.run_ok(&[]);
     let t = p.ok(&["metrics", "show", "pipelines/p.yaml"]);
     let lines: Vec<&str> = t.lines().collect();
     assert_eq!(
@@ -173,26 +101,26 @@ fn metrics_show_table_and_json() {
 
 #[test]
 fn metrics_show_without_lock_is_exit_2() {
-    let p = Proj::new("0.1");
-    let e = p.stderr(&["metrics", "show", "pipelines/p.yaml"], 2);
+    let p = project("0.1");
+    let e = p.expect_err(&["metrics", "show", "pipelines/p.yaml"], 2);
     assert!(e.contains("pipelines/p.lock: no lock file"), "{e}");
     p.write("pipelines/p.lock", "{\n<<<<<<< HEAD\n");
-    let e = p.stderr(&["metrics", "show", "pipelines/p.yaml"], 2);
+    let e = p.expect_err(&["metrics", "show", "pipelines/p.yaml"], 2);
     assert!(e.contains("pipelines/p.lock:2:"), "{e}");
 }
 
 #[test]
 fn diff_against_a_git_revision() {
-    let p = Proj::new("0.1");
+    let p = project("0.1");
     p.git(&["init", "-q"]);
-    p.run();
-    p.commit("lr 0.1");
+    p.run_ok(&[]);
+    commit(&p, "lr 0.1");
     // Nothing changed since HEAD.
     let t = p.ok(&["metrics", "diff", "pipelines/p.yaml"]);
     assert!(t.contains("no metric differs"), "{t}");
     // Edit the matrix value and rerun: the workspace differs from HEAD.
     p.write("pipelines/p.yaml", &pipeline("0.3"));
-    p.run();
+    p.run_ok(&[]);
     let t = p.ok(&["metrics", "diff", "pipelines/p.yaml"]);
     assert!(
         t.starts_with("HEAD:pipelines/p.lock → pipelines/p.lock (workspace)\n"),
@@ -236,7 +164,7 @@ fn diff_against_a_git_revision() {
         ["train@lr=0.3", "lr", "0.1", "0.3", "+0.2", "(+200.00%)"]
     );
     // A second commit: HEAD now matches, HEAD~1 still shows the change.
-    p.commit("lr 0.3");
+    commit(&p, "lr 0.3");
     let t = p.ok(&["metrics", "diff", "pipelines/p.yaml", "--rev", "HEAD"]);
     assert!(t.contains("no metric differs"), "{t}");
     let j = json(&p.ok(&[
@@ -249,7 +177,7 @@ fn diff_against_a_git_revision() {
     ]));
     assert_eq!(j.as_array().unwrap().len(), 1);
     assert_eq!(j[0]["old"], serde_json::json!(10.1));
-    let e = p.stderr(
+    let e = p.expect_err(
         &["metrics", "diff", "pipelines/p.yaml", "--rev", "nosuchrev"],
         2,
     );
@@ -258,11 +186,11 @@ fn diff_against_a_git_revision() {
 
 #[test]
 fn diff_against_another_lock_file() {
-    let p = Proj::new("0.1");
-    p.run();
+    let p = project("0.1");
+    p.run_ok(&[]);
     std::fs::copy(p.root().join("pipelines/p.lock"), p.root().join("old.lock")).unwrap();
     p.write("pipelines/p.yaml", &pipeline("0.25"));
-    p.run();
+    p.run_ok(&[]);
     let t = p.ok(&[
         "metrics",
         "diff",
@@ -308,14 +236,14 @@ fn diff_against_another_lock_file() {
 
 #[test]
 fn rev_outside_git_is_exit_2() {
-    let p = Proj::new("0.1");
-    p.run();
+    let p = project("0.1");
+    p.run_ok(&[]);
     for args in [
         &["metrics", "diff", "pipelines/p.yaml"][..],
         &["metrics", "diff", "pipelines/p.yaml", "--rev", "HEAD"],
         &["params", "diff", "pipelines/p.yaml", "--rev", "HEAD"],
     ] {
-        let e = p.stderr(args, 2);
+        let e = p.expect_err(args, 2);
         assert!(e.contains("not inside a git repository"), "{e}");
         assert!(e.contains("--against"), "{e}");
     }
@@ -323,10 +251,10 @@ fn rev_outside_git_is_exit_2() {
 
 #[test]
 fn exp_show_lists_every_parameter_set() {
-    let p = Proj::new("0.1");
-    p.run();
+    let p = project("0.1");
+    p.run_ok(&[]);
     p.write("pipelines/p.yaml", &pipeline("0.3"));
-    p.run();
+    p.run_ok(&[]);
     let t = p.ok(&["exp", "show", "pipelines/p.yaml", "--stage", "train"]);
     let lines: Vec<&str> = t.lines().collect();
     assert_eq!(lines[0], "train (command): 2 runs", "{t}");
@@ -395,7 +323,7 @@ fn exp_show_lists_every_parameter_set() {
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[1]["params"]["lr"], serde_json::json!(0.3));
     assert_eq!(runs[1]["current"], serde_json::json!(true));
-    let e = p.stderr(&["exp", "show", "p", "--sort", "nosuch"], 2);
+    let e = p.expect_err(&["exp", "show", "p", "--sort", "nosuch"], 2);
     assert!(
         e.contains("--sort nosuch: no such column") && e.contains("loss"),
         "{e}"
@@ -404,8 +332,8 @@ fn exp_show_lists_every_parameter_set() {
 
 #[test]
 fn reproduce_identical_is_exit_0() {
-    let p = Proj::new("0.1");
-    p.run();
+    let p = project("0.1");
+    p.run_ok(&[]);
     let t = p.ok(&["reproduce", "pipelines/p.yaml"]);
     for id in ["eval", "noisy", "train@lr=0.1"] {
         assert!(
@@ -425,8 +353,8 @@ fn reproduce_identical_is_exit_0() {
 
 #[test]
 fn reproduce_fails_on_a_tampered_lock_naming_the_stage() {
-    let p = Proj::new("0.1");
-    p.run();
+    let p = project("0.1");
+    p.run_ok(&[]);
     let mut lock = json(&p.read("pipelines/p.lock"));
     lock["stages"]["eval"]["outputs"]["results/p/eval/metrics.json"] =
         serde_json::json!("0".repeat(64));
@@ -459,8 +387,8 @@ fn reproduce_fails_on_a_tampered_lock_naming_the_stage() {
 
 #[test]
 fn reproduce_compares_metrics_and_tensors_with_tolerance() {
-    let p = Proj::new("0.1");
-    p.run();
+    let p = project("0.1");
+    p.run_ok(&[]);
     // What `noisy` copies changes without changing its fingerprint: the committed objects are
     // in the local store, so contents are compared.
     p.write("noise.json", r#"{"loss": 1.0000000001, "wall_s": 9.0}"#);
@@ -522,6 +450,8 @@ fn reproduce_compares_metrics_and_tensors_with_tolerance() {
         .lines()
         .find_map(|l| l.strip_prefix("reproduce: scratch copy kept in "))
         .expect("the kept folder is named");
-    assert!(Path::new(kept).join("pipelines/p.lock").is_file());
+    assert!(std::path::Path::new(kept)
+        .join("pipelines/p.lock")
+        .is_file());
     std::fs::remove_dir_all(kept).unwrap();
 }

@@ -1,7 +1,6 @@
 //! Every evaluation stage kind on a tiny random model with hand-built stage contexts.
 
-mod common;
-use common::*;
+use crate::support::*;
 use pipe::stage::{beam_eval::BeamEval, beam_report::BeamReport, infer::Infer, kv_eval::KvEval};
 use pipe::stage::{StageKind, Upstream};
 use serde_json::json;
@@ -201,14 +200,15 @@ fn beam_eval_sweep_and_report() {
         let md = std::fs::read_to_string(c.out_dir.join("outputs.md")).unwrap();
         assert_eq!(md.matches("\n| ").count(), 4); // header + 3 prompts
         ups.push(Upstream {
-            id: id.clone(),
-            stage: "beam-eval".into(),
-            kind: "beam-eval".into(),
-            results: c.out_dir.clone(),
-            checkpoints: f.dir.path().join("none"),
             params: p,
             fingerprint: bw.to_string(),
             duration_s: Some(0.1),
+            ..upstream(
+                &id,
+                "beam-eval",
+                c.out_dir.clone(),
+                f.dir.path().join("none"),
+            )
         });
     }
     // Width 1 is greedy: same output as `pipe generate`-style greedy decoding on those prompts.
@@ -273,14 +273,14 @@ fn beam_report_shows_one_column_per_swept_key() {
         BeamEval.run(&c).unwrap();
         materialise(&c);
         ups.push(Upstream {
-            id,
-            stage: "beam-eval".into(),
-            kind: "beam-eval".into(),
-            results: c.out_dir.clone(),
-            checkpoints: f.dir.path().join("none"),
             params: p,
             fingerprint: alpha.to_string(),
-            duration_s: None,
+            ..upstream(
+                &id,
+                "beam-eval",
+                c.out_dir.clone(),
+                f.dir.path().join("none"),
+            )
         });
     }
     let c = ctx(

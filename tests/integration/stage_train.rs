@@ -1,8 +1,7 @@
 //! The `train` stage run through a hand-built StageCtx on tiny generated tokenize/embed outputs:
 //! two chained epoch nodes equal one two-epoch run, and the error cases.
 
-mod common;
-use common::CtxBuilder;
+use crate::support::*;
 use pipe::model::checkpoint::write_tensors;
 use pipe::model::Checkpoint;
 use pipe::stage::{train::Train, StageCtx, StageKind, Upstream};
@@ -15,7 +14,7 @@ const DIM: usize = 16;
 
 fn params(epoch: Option<usize>) -> serde_json::Value {
     let defaults: serde_yaml::Value =
-        serde_yaml::from_str(include_str!("../stages/train.yaml")).unwrap();
+        serde_yaml::from_str(include_str!("../../stages/train.yaml")).unwrap();
     let mut p = serde_json::to_value(defaults).unwrap();
     let over = serde_json::json!({
         "d_model": DIM, "d_attn": 16, "n_heads": 2, "d_ff": 24, "n_layers": 1,
@@ -61,14 +60,8 @@ fn inputs(root: &Path, dim: usize, rows: usize) -> (Upstream, Upstream) {
     )
     .unwrap();
     let up = |stage: &str, dir: PathBuf| Upstream {
-        id: stage.into(),
-        stage: stage.into(),
-        kind: stage.into(),
-        results: dir,
-        checkpoints: root.join("none"),
-        params: serde_json::json!({}),
         fingerprint: String::new(),
-        duration_s: None,
+        ..upstream(stage, stage, dir, root.join("none"))
     };
     (up("tokenize", tok), up("embed", emb))
 }
@@ -85,14 +78,14 @@ fn ctx(root: &Path, id: &str, params: serde_json::Value, upstream: Vec<Upstream>
 
 fn node_upstream(root: &Path, id: &str, epoch: usize) -> Upstream {
     Upstream {
-        id: id.into(),
-        stage: "train".into(),
-        kind: "train".into(),
-        results: root.join("results").join(id),
-        checkpoints: root.join("ckpt").join(id),
         params: params(Some(epoch)),
         fingerprint: String::new(),
-        duration_s: None,
+        ..upstream(
+            id,
+            "train",
+            root.join("results").join(id),
+            root.join("ckpt").join(id),
+        )
     }
 }
 

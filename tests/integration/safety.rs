@@ -5,11 +5,10 @@
 //! failed download). Every rejected case checks the exit code, the message, and that the
 //! project and a sibling "outside" folder are byte-identical afterwards.
 
+use crate::support::{pipe_cmd, snapshot, stderr, stdout, Node};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const PIPE: &str = env!("CARGO_BIN_EXE_pipe");
 
 /// A temp folder holding `proj/` (the project: `.git`, sources, a pipeline) and `outside/`
 /// (a sibling standing in for the rest of the machine), plus `victim/` beside them.
@@ -46,14 +45,7 @@ impl Proj {
     }
     /// `pipe ARGS` in the project root, with no `PIPE_*` variable of the test's environment.
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(PIPE);
-        c.args(args).current_dir(self.root()).stdin(Stdio::null());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("PIPE_") {
-                c.env_remove(k);
-            }
-        }
-        c
+        pipe_cmd(&self.root(), args)
     }
     fn pipe(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
@@ -65,40 +57,9 @@ impl Proj {
     }
     /// Every path under the temp folder with its kind and content; links are recorded as
     /// links, never followed.
-    fn snapshot(&self) -> Vec<(PathBuf, &'static str, Vec<u8>)> {
+    fn snapshot(&self) -> Vec<(PathBuf, Node)> {
         snapshot(self.dir.path())
     }
-}
-
-fn snapshot(top: &Path) -> Vec<(PathBuf, &'static str, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![top.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            if m.file_type().is_symlink() {
-                let t = std::fs::read_link(&p).unwrap();
-                out.push((p, "link", t.to_string_lossy().as_bytes().to_vec()));
-            } else if m.is_dir() {
-                out.push((p.clone(), "dir", Vec::new()));
-                stack.push(p);
-            } else {
-                let b = std::fs::read(&p).unwrap();
-                out.push((p, "file", b));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// Runs `pipe ARGS`; asserts the exit code, every needle in stderr, and nothing changed on
@@ -616,14 +577,9 @@ fn a_full_disk_is_reported_once() {
         "name: p\nstages:\n  big: { kind: command, params: { cmd: \"head -c 700000 /dev/zero > $PIPE_OUT/big.bin\" } }\n",
     )
     .unwrap();
-    let mut c = Command::new(PIPE);
-    c.args(["run", "pipelines/p.yaml"]).current_dir(&root);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PIPE_") {
-            c.env_remove(k);
-        }
-    }
-    let o = c.output().unwrap();
+    let o = pipe_cmd(&root, &["run", "pipelines/p.yaml"])
+        .output()
+        .unwrap();
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert_eq!(

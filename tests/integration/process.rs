@@ -7,14 +7,12 @@
 //! counts as dead), and "a process of that stage" is any process in the stage's process group.
 #![cfg(target_os = "linux")]
 
+use crate::support::*;
 use pipe::interrupt::{self, Signal};
-use pipe::progress::Reporter;
 use pipe::stage::{StageCtx, StageKind};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-
-const PIPE: &str = env!("CARGO_BIN_EXE_pipe");
 
 /// A temp project with `pipelines/p.yaml` holding one command stage `a` running `cmd`.
 fn project(cmd: &str) -> tempfile::TempDir {
@@ -26,15 +24,6 @@ fn project(cmd: &str) -> tempfile::TempDir {
     );
     std::fs::write(dir.path().join("pipelines/p.yaml"), yaml).unwrap();
     dir
-}
-
-fn pipe_cmd(root: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(PIPE);
-    c.args(args)
-        .current_dir(root)
-        .env_remove("PIPE_MIRROR")
-        .stdin(Stdio::null());
-    c
 }
 
 /// Starts `pipe run` in the background (output kept in `pipe.out`/`pipe.err`).
@@ -106,7 +95,13 @@ fn own_group(pid: i32, pipe_pid: i32) -> i32 {
     pgid
 }
 
-/// Asserts that within one second none of `pids` and no process of group `pgid` is alive.
+/// How long a group may take to die once pipe is gone or has stopped it: generous, since the
+/// machine may be loaded, and well below the commands' own `sleep 3000`, so a group that
+/// survives is caught.
+const GONE_WITHIN: Duration = Duration::from_secs(30);
+
+/// Asserts that within [`GONE_WITHIN`] none of `pids` and no process of group `pgid` is alive;
+/// on failure kills what is left before panicking, so no process outlives the test.
 fn assert_all_gone(pids: &[i32], pgid: i32) {
     let t = Instant::now();
     loop {
@@ -119,17 +114,20 @@ fn assert_all_gone(pids: &[i32], pgid: i32) {
         if left.is_empty() {
             return;
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "still alive one second later: {left:?} (group {pgid})"
-        );
+        if t.elapsed() > GONE_WITHIN {
+            for &p in &left {
+                // SAFETY: kill(2) on processes this test started (the stage's commands).
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            panic!("still alive {GONE_WITHIN:?} later: {left:?} (group {pgid})");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 #[test]
 fn kill_9_of_pipe_kills_a_sleeping_command() {
-    let d = project("echo $$ > sh.pid; exec sleep 30");
+    let d = project("echo $$ > sh.pid; exec sleep 300");
     let mut pipe = start_run(d.path());
     let pid = wait_pid(d.path(), "sh.pid", &mut pipe);
     let pgid = own_group(pid, pipe.id() as i32);
@@ -141,7 +139,7 @@ fn kill_9_of_pipe_kills_a_sleeping_command() {
 #[test]
 fn kill_9_of_pipe_kills_backgrounded_grandchildren() {
     let d = project(
-        "sleep 30 & echo $! > bg.pid; (sleep 30; echo late > late.txt) & echo $$ > sh.pid; wait",
+        "sleep 300 & echo $! > bg.pid; (sleep 300; echo late > late.txt) & echo $$ > sh.pid; wait",
     );
     let mut pipe = start_run(d.path());
     let sh = wait_pid(d.path(), "sh.pid", &mut pipe);
@@ -158,7 +156,7 @@ fn kill_9_of_pipe_kills_backgrounded_grandchildren() {
 /// `cli::main`, SIGTERM to pipe takes the whole group down (exit code: see the test below).
 #[test]
 fn sigterm_to_pipe_kills_the_command_group() {
-    let d = project("sleep 30 & echo $! > bg.pid; echo $$ > sh.pid; wait");
+    let d = project("sleep 300 & echo $! > bg.pid; echo $$ > sh.pid; wait");
     let mut pipe = start_run(d.path());
     let sh = wait_pid(d.path(), "sh.pid", &mut pipe);
     let bg = wait_pid(d.path(), "bg.pid", &mut pipe);
@@ -172,17 +170,21 @@ fn sigterm_to_pipe_kills_the_command_group() {
 
 #[test]
 fn background_processes_are_killed_when_the_command_exits() {
-    let d = project("sleep 30 >/dev/null 2>&1 & echo $! > bg.pid; echo ok > $PIPE_OUT/x.txt");
+    let d = project("sleep 300 >/dev/null 2>&1 & echo $! > bg.pid; echo ok > $PIPE_OUT/x.txt");
     let o = pipe_cmd(d.path(), &["run", "pipelines/p.yaml"])
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{}", stderr(&o));
     let bg: i32 = std::fs::read_to_string(d.path().join("bg.pid"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    assert!(!alive(bg), "the backgrounded sleep {bg} outlived its stage");
+    if alive(bg) {
+        // SAFETY: kill(2) on the sleep this test's command started.
+        unsafe { libc::kill(bg, libc::SIGKILL) };
+        panic!("the backgrounded sleep {bg} outlived its stage");
+    }
 }
 
 #[test]
@@ -191,7 +193,7 @@ fn exit_codes_and_signals_of_the_command_are_reported_as_they_were() {
     let o = pipe_cmd(d.path(), &["run", "pipelines/p.yaml"])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    let err = text(&o);
     assert!(!o.status.success());
     assert!(err.contains("exited with exit status: 3"), "{err}");
 
@@ -199,7 +201,7 @@ fn exit_codes_and_signals_of_the_command_are_reported_as_they_were() {
     let o = pipe_cmd(d.path(), &["run", "pipelines/p.yaml"])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    let err = text(&o);
     assert!(!o.status.success());
     assert!(err.contains("SIGUSR1"), "{err}");
 }
@@ -216,7 +218,7 @@ fn run_interrupt_child(cmd: &str) -> tempfile::TempDir {
     let o = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "interrupt_child",
+            "process::interrupt_child",
             "--ignored",
             "--nocapture",
             "--test-threads=1",
@@ -236,12 +238,12 @@ fn run_interrupt_child(cmd: &str) -> tempfile::TempDir {
 
 #[test]
 fn sigterm_stops_the_running_group_and_the_stage_is_interrupted() {
-    run_interrupt_child("sleep 30 & echo $! > bg.pid; echo $$ > sh.pid; wait");
+    run_interrupt_child("sleep 300 & echo $! > bg.pid; echo $$ > sh.pid; wait");
 }
 
 #[test]
 fn a_group_that_ignores_sigterm_gets_sigkill_after_the_grace_period() {
-    run_interrupt_child("trap '' TERM; sleep 30 & echo $! > bg.pid; echo $$ > sh.pid; wait; wait");
+    run_interrupt_child("trap '' TERM; sleep 300 & echo $! > bg.pid; echo $$ > sh.pid; wait; wait");
 }
 
 /// Helper of the two tests above, run only by them: installs the handlers, runs command stage
@@ -255,36 +257,24 @@ fn interrupt_child() {
     let cmd = std::env::var(CHILD_CMD).unwrap();
     interrupt::install().unwrap();
     assert_eq!(interrupt::requested(), None);
-    let ctx = |id: &str, cmd: &str| StageCtx {
-        pipeline: "p".into(),
-        id: id.into(),
-        stage: id.into(),
-        kind: "command".into(),
-        pipeline_seed: 1,
-        params: serde_json::json!({ "cmd": cmd, "deps": [], "outs": [] }),
-        upstream: Vec::new(),
-        ancestors: Vec::new(),
-        fingerprint: String::new(),
-        out_dir: root.join("out"),
-        ckpt_dir: root.join("ckpt"),
-        meas_dir: root.join("meas"),
-        root: root.clone(),
-        cache_dir: root.join("cache"),
-        threads: 1,
-        mirrors: Vec::new(),
-        reporter: Reporter::silent(),
+    let ctx = |id: &str, cmd: &str| -> StageCtx {
+        CtxBuilder::new(&root, &pipe::stage::command::Command)
+            .id(id)
+            .stage(id)
+            .pipeline("p", 1)
+            .params(serde_json::json!({ "cmd": cmd, "deps": [], "outs": [] }))
+            .out_dir(root.join("out"))
+            .ckpt_dir(root.join("ckpt"))
+            .meas_dir(root.join("meas"))
+            .build()
     };
     let a = ctx("a", &cmd);
     let run = std::thread::spawn(move || pipe::stage::command::Command.run(&a));
-    let t = Instant::now();
-    while !root.join("sh.pid").exists() || !root.join("bg.pid").exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(120),
-            "the command never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(50));
+    // Both pid files hold a full line (written, not just created).
+    let line = |f: &str| std::fs::read_to_string(root.join(f)).is_ok_and(|s| s.ends_with('\n'));
+    wait_until("the command started", 120, || {
+        line("sh.pid") && line("bg.pid")
+    });
     let pid = |f: &str| -> i32 {
         std::fs::read_to_string(root.join(f))
             .unwrap()
@@ -316,7 +306,7 @@ fn interrupt_child() {
 // `Interrupted` to exit 130/143, one line naming the stage, and `interrupt::mark`.
 
 fn interrupted_run(sig: i32, code: i32, name: &str) {
-    let d = project("echo $$ > sh.pid; exec sleep 30");
+    let d = project("echo $$ > sh.pid; exec sleep 300");
     let mut pipe = start_run(d.path());
     let sh = wait_pid(d.path(), "sh.pid", &mut pipe);
     let pgid = own_group(sh, pipe.id() as i32);

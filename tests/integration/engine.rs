@@ -2,90 +2,8 @@
 //! stages running `sh -c`. Each stage appends its id to `runs.log`, so a test can tell which
 //! stages really ran (restores and up-to-date stages do not write there).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const PIPE: &str = env!("CARGO_BIN_EXE_pipe");
-
-struct Proj {
-    dir: tempfile::TempDir,
-}
-
-impl Proj {
-    fn new(pipeline: &str) -> Proj {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
-        std::fs::write(dir.path().join("pipelines/p.yaml"), pipeline).unwrap();
-        std::fs::write(dir.path().join("in.txt"), "hello\n").unwrap();
-        Proj { dir }
-    }
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.root().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.root().join(rel)).unwrap_or_default()
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(PIPE);
-        c.args(args).current_dir(self.root());
-        c.env_remove("PIPE_MIRROR");
-        c
-    }
-    fn pipe(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-    /// Runs and asserts success; returns the ids that really ran (from runs.log), then clears it.
-    fn run_ok(&self, extra: &[&str]) -> Vec<String> {
-        let mut args = vec!["run", "pipelines/p.yaml"];
-        args.extend_from_slice(extra);
-        let o = self.pipe(&args);
-        assert!(
-            o.status.success(),
-            "pipe run failed: {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        self.take_runs()
-    }
-    fn take_runs(&self) -> Vec<String> {
-        let s = self.read("runs.log");
-        let _ = std::fs::remove_file(self.root().join("runs.log"));
-        let mut v: Vec<String> = s.lines().map(String::from).collect();
-        v.sort();
-        v
-    }
-    /// Every file under the project with its content (for "nothing changed on disk").
-    fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.root().to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    out.push((p.clone(), Vec::new()));
-                    stack.push(p);
-                } else {
-                    out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use crate::support::*;
+use std::path::Path;
 
 /// A chain a → b (matrix w: 1, 2) → c, plus d independent of a.
 const CHAIN: &str = r#"
@@ -178,9 +96,26 @@ fn early_cutoff_when_outputs_do_not_change() {
 fn input_change_reruns_and_touch_does_not() {
     let p = Proj::new(CHAIN);
     p.run_ok(&[]);
-    // Same content, new mtime: nothing runs.
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Same content, new mtime (set, not waited for): nothing runs.
+    let before = std::fs::metadata(p.path("in.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
     p.write("in.txt", "hello\n");
+    let f = std::fs::File::options()
+        .write(true)
+        .open(p.path("in.txt"))
+        .unwrap();
+    f.set_modified(before + std::time::Duration::from_secs(5))
+        .unwrap();
+    drop(f);
+    assert_ne!(
+        std::fs::metadata(p.path("in.txt"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
     assert!(p.run_ok(&[]).is_empty());
     p.write("in.txt", "bye\n");
     let st = stdout(&p.pipe(&["status", "pipelines/p.yaml"]));
@@ -217,16 +152,10 @@ fn deleted_results_are_restored_without_running() {
 fn corrupted_object_is_detected_and_rerun() {
     let p = Proj::new(CHAIN);
     p.run_ok(&[]);
-    let h = blake3::hash(b"d\n").to_hex().to_string();
-    let obj = p
-        .root()
-        .join(format!("cache/objects/{}/{}", &h[..2], &h[2..]));
+    let obj = p.object_of(b"d\n");
     assert!(obj.is_file());
     std::fs::remove_dir_all(p.root().join("results")).unwrap();
-    let mut perm = std::fs::metadata(&obj).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perm.set_readonly(false);
-    std::fs::set_permissions(&obj, perm).unwrap();
+    writable(&obj);
     std::fs::write(&obj, "X\n").unwrap();
     let o = p.pipe(&["run", "pipelines/p.yaml"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -240,14 +169,8 @@ fn corrupted_object_is_detected_and_rerun() {
 fn status_verify_rehashes() {
     let p = Proj::new(CHAIN);
     p.run_ok(&[]);
-    let h = blake3::hash(b"d\n").to_hex().to_string();
-    let obj = p
-        .root()
-        .join(format!("cache/objects/{}/{}", &h[..2], &h[2..]));
-    let mut perm = std::fs::metadata(&obj).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perm.set_readonly(false);
-    std::fs::set_permissions(&obj, perm).unwrap();
+    let obj = p.object_of(b"d\n");
+    writable(&obj);
     std::fs::write(&obj, "X\n").unwrap();
     // The edit changed the object's stat: even a plain status sees it.
     let st = stdout(&p.pipe(&["status", "pipelines/p.yaml"]));
@@ -353,16 +276,10 @@ fn clean_removes_results_and_unreferenced_objects() {
     let s = stdout(&o);
     let h = blake3::hash(b"d\n").to_hex().to_string();
     assert!(s.contains(&h[2..]), "{s}");
-    assert!(p
-        .root()
-        .join(format!("cache/objects/{}/{}", &h[..2], &h[2..]))
-        .exists());
+    assert!(p.object_of(b"d\n").exists());
     let o = p.pipe(&["clean", "--cache", "--unreferenced"]);
     assert!(o.status.success());
-    assert!(!p
-        .root()
-        .join(format!("cache/objects/{}/{}", &h[..2], &h[2..]))
-        .exists());
+    assert!(!p.object_of(b"d\n").exists());
     let o = p.pipe(&["clean", "pipelines/p.yaml"]);
     assert!(o.status.success());
     assert!(!p.root().join("results/demo").exists());
@@ -371,52 +288,69 @@ fn clean_removes_results_and_unreferenced_objects() {
     assert!(stdout(&o).contains("0 ran"), "{}", stdout(&o));
 }
 
+/// A command that logs `name`, writes its shell's pid to `<name>.pid`, touches `<name>.started`
+/// and then waits for the file `go` (at most two minutes, then exits 9) before writing its
+/// output: tests decide when it finishes, no clock does.
+fn gated(name: &str) -> String {
+    format!(
+        "echo {name} >> runs.log; echo $$ > {name}.pid; touch {name}.started; i=0; while [ ! -e go ]; do i=$((i+1)); [ $i -gt 2400 ] && exit 9; sleep 0.05; done; echo s > $PIPE_OUT/s.txt"
+    )
+}
+
+/// Whether process `pid` is running (a zombie counts as gone).
+fn running(pid: i32) -> bool {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = s.rfind(')').and_then(|i| s[i + 2..].chars().next());
+    !matches!(state, Some('Z') | Some('X') | None)
+}
+
 #[test]
 fn kill_9_then_rerun_needs_no_unlock() {
-    let pl = r#"
+    let pl = format!(
+        r#"
 name: k
 stages:
-  a: { kind: command, params: { cmd: "echo a >> runs.log; echo a > $PIPE_OUT/a.txt" } }
-  slow: { kind: command, needs: [a], params: { cmd: "echo slow >> runs.log; touch started; sleep 1; echo s > $PIPE_OUT/s.txt" } }
-  c: { kind: command, needs: [slow], params: { cmd: "echo c >> runs.log" } }
-"#;
-    let p = Proj::new(pl);
+  a: {{ kind: command, params: {{ cmd: "echo a >> runs.log; echo a > $PIPE_OUT/a.txt" }} }}
+  slow: {{ kind: command, needs: [a], params: {{ cmd: "{}" }} }}
+  c: {{ kind: command, needs: [slow], params: {{ cmd: "echo c >> runs.log" }} }}
+"#,
+        gated("slow")
+    );
+    let p = Proj::new(&pl);
     let mut child = p
         .cmd(&["run", "pipelines/p.yaml"])
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let t0 = std::time::Instant::now();
-    while !p.root().join("started").exists() {
-        assert!(t0.elapsed().as_secs() < 20, "slow never started");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    child.kill().unwrap(); // SIGKILL
+    wait_until("slow started", 120, || p.path("slow.started").exists());
+    let sh: i32 = p.read("slow.pid").trim().parse().unwrap();
+    child.kill().unwrap(); // SIGKILL, while slow waits for `go`
     child.wait().unwrap();
-    assert!(!p.root().join("results/k/slow/s.txt").exists());
-    std::thread::sleep(std::time::Duration::from_millis(1200)); // let the orphaned sleep finish
+    // The stage's process group dies with pipe; nothing of the killed run is left to write.
+    wait_until("the killed run's command is gone", 60, || !running(sh));
+    assert!(!p.path("results/k/slow/s.txt").exists());
     assert_eq!(p.take_runs(), vec!["a", "slow"]);
+    p.write("go", "");
     assert_eq!(p.run_ok(&[]), vec!["c", "slow"]);
 }
 
 #[test]
 fn concurrent_runs_wait_for_the_lock() {
-    let pl = r#"
-name: cc
-stages:
-  slow: { kind: command, params: { cmd: "echo slow >> runs.log; touch started; sleep 1; echo s > $PIPE_OUT/s.txt" } }
-"#;
-    let p = Proj::new(pl);
+    let pl = format!(
+        "name: cc\nstages:\n  slow: {{ kind: command, params: {{ cmd: \"{}\" }} }}\n",
+        gated("slow")
+    );
+    let p = Proj::new(&pl);
     let c1 = p
         .cmd(&["run", "pipelines/p.yaml"])
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let t0 = std::time::Instant::now();
-    while !p.root().join("started").exists() {
-        assert!(t0.elapsed().as_secs() < 20);
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_until("slow started", 120, || p.path("slow.started").exists());
+    // c1 holds the lock until `go` exists.
     let busy = p.pipe(&["run", "pipelines/p.yaml", "--no-wait"]);
     assert_eq!(busy.status.code(), Some(1));
     assert!(
@@ -424,15 +358,36 @@ stages:
         "{}",
         stderr(&busy)
     );
-    let waited = p.pipe(&["run", "pipelines/p.yaml"]);
+    // A second run without --no-wait says it waits, and does.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut c2 = p
+        .cmd(&["run", "pipelines/p.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let said = format!("waiting for the project lock held by pid {}", c1.id());
+    wait_until("the second run waits for the lock", 120, || {
+        if let Some(st) = c2.try_wait().unwrap() {
+            panic!(
+                "the second run ended ({st}) while the first held the lock: {}",
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+        }
+        std::fs::read_to_string(log.path())
+            .unwrap_or_default()
+            .contains(&said)
+    });
+    p.write("go", "");
+    let o = c1.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let waited = c2.wait_with_output().unwrap();
     assert!(waited.status.success());
     assert!(
         stdout(&waited).contains("0 ran, 0 restored, 1 up to date"),
         "{}",
         stdout(&waited)
     );
-    let o = c1.wait_with_output().unwrap();
-    assert!(o.status.success());
     assert_eq!(p.take_runs(), vec!["slow"]);
 }
 
@@ -647,33 +602,6 @@ fn with_v(pipeline: &str, v: &str) -> String {
     pipeline.replace("value A", &format!("value {v}"))
 }
 
-/// Every file under results/ and checkpoints/ with its bytes (logs left out: they hold times).
-fn outputs_of(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v = Vec::new();
-    for area in ["results", "checkpoints"] {
-        let mut stack = vec![root.join(area)];
-        while let Some(d) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                let p = e.path();
-                let rel = p.strip_prefix(root).unwrap().display().to_string();
-                if rel.contains("/logs") {
-                    continue;
-                }
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    v.push((rel, std::fs::read(&p).unwrap()));
-                }
-            }
-        }
-    }
-    v.sort();
-    v
-}
-
 #[test]
 fn a_value_changed_and_changed_back_restores_every_output() {
     let p = Proj::new(FLIP);
@@ -702,10 +630,7 @@ fn an_edited_result_never_changes_the_store_and_is_restored() {
     p.run_ok(&[]);
     let x = p.root().join("results/flip/a/x.txt");
     let good = std::fs::read(&x).unwrap();
-    let h = blake3::hash(&good).to_hex().to_string();
-    let obj = p
-        .root()
-        .join(format!("cache/objects/{}/{}", &h[..2], &h[2..]));
+    let obj = p.object_of(&good);
     // Edit in place, same size (as root the file mode would not stop it).
     let mut edited = good.clone();
     edited[0] ^= 0x20;
@@ -724,25 +649,12 @@ fn an_edited_result_never_changes_the_store_and_is_restored() {
     assert!(!p.root().join("results/flip/a/junk.txt").exists());
 }
 
-fn object_of(p: &Proj, bytes: &[u8]) -> PathBuf {
-    let h = blake3::hash(bytes).to_hex().to_string();
-    p.root()
-        .join(format!("cache/objects/{}/{}", &h[..2], &h[2..]))
-}
-
-fn writable(path: &Path) {
-    let mut perm = std::fs::metadata(path).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perm.set_readonly(false);
-    std::fs::set_permissions(path, perm).unwrap();
-}
-
 #[test]
 fn corrupt_objects_are_warned_once_never_used_and_repaired() {
     for damage in ["flip", "truncate", "dir"] {
         let p = Proj::new(CHAIN);
         p.run_ok(&[]);
-        let obj = object_of(&p, b"d\n");
+        let obj = p.object_of(b"d\n");
         writable(&obj);
         match damage {
             "flip" => std::fs::write(&obj, b"e\n").unwrap(),
@@ -894,7 +806,7 @@ fn run_pull_from_a_folder_remote_computes_nothing() {
     c.write("pipelines/p.lock", &a.read("pipelines/p.lock"));
     let h = blake3::hash(b"d\n").to_hex().to_string();
     let mut hit = None;
-    for e in walkdir(remote.path()) {
+    for e in walk(remote.path()) {
         if e.to_string_lossy().contains(&h[2..]) {
             hit = Some(e);
         }
@@ -907,19 +819,4 @@ fn run_pull_from_a_folder_remote_computes_nothing() {
     assert!(stderr(&o).contains("corrupt"), "{}", stderr(&o));
     assert_eq!(c.take_runs(), vec!["d"]);
     assert_eq!(c.read("results/demo/d/d.txt"), "d\n");
-}
-
-fn walkdir(d: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![d.to_path_buf()];
-    while let Some(x) = stack.pop() {
-        for e in std::fs::read_dir(&x).unwrap().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }

@@ -3,49 +3,34 @@
 //! installed) the page renders to a non-trivial screenshot. `PIPE_PLOT_OUT=<dir>` keeps the
 //! page and the screenshot.
 
-mod common;
-use common::CtxBuilder;
+use crate::support::*;
 use pipe::plot::{attention_map, bar_chart, line_chart, AttentionMap, BarChart, LineChart, Series};
 use pipe::stage::{report::Report, StageCtx, StageKind, Upstream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn defaults() -> serde_json::Value {
-    let v: serde_yaml::Value = serde_yaml::from_str(Report.info().defaults_yaml).unwrap();
-    serde_json::to_value(v).unwrap()
+    params(&Report, serde_json::json!({}))
 }
 
+/// An upstream `id` of `kind` with its results folder under `results/test/` (created).
 fn up(root: &Path, id: &str, kind: &str, secs: Option<f64>) -> Upstream {
     let results = root.join("results/test").join(id);
     std::fs::create_dir_all(&results).unwrap();
     Upstream {
-        id: id.into(),
-        stage: id.split('@').next().unwrap().into(),
-        kind: kind.into(),
-        checkpoints: root.join("checkpoints/test").join(id),
-        results,
-        params: serde_json::json!({}),
         fingerprint: format!("{:0>64}", blake3::hash(id.as_bytes()).to_hex().as_str()),
         duration_s: secs,
+        ..upstream(id, kind, results, root.join("checkpoints/test").join(id))
     }
 }
 
-fn ctx(root: &Path, upstream: Vec<Upstream>, params: serde_json::Value) -> StageCtx {
-    let out = root.join("out");
-    std::fs::create_dir_all(&out).unwrap();
+fn ctx(root: &Path, ups: Vec<Upstream>, params: serde_json::Value) -> StageCtx {
     CtxBuilder::new(root, &Report)
         .pipeline("test", 1)
         .params(params)
-        .upstream(upstream)
-        .out_dir(out)
-        .ckpt_dir(root.join("ckpt"))
-        .meas_dir(root.join("meas"))
+        .upstream(ups)
+        .flat()
         .build()
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
 }
 
 /// A full set of upstream outputs, as the real stages write them.

@@ -3,82 +3,18 @@
 //! colour, and `pipe generate` / `pipe score` (vocabulary from the sidecar, `-n`, prompts on
 //! stdin, range errors, unknown words, long prompts, missing files).
 
-use pipe::model::{Checkpoint, CheckpointMeta, ModelConfig, Weights};
-use pipe::text::Vocab;
-use rand::SeedableRng;
+use crate::support::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-const PIPE: &str = env!("CARGO_BIN_EXE_pipe");
-
-fn pipe_in(dir: &Path, args: &[&str]) -> Output {
-    pipe_env(dir, args, &[])
-}
-
-fn pipe_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(PIPE);
-    c.args(args).current_dir(dir).env_remove("NO_COLOR");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.stdin(Stdio::null()).output().unwrap()
-}
-
-fn pipe_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(PIPE)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn code(o: &Output) -> Option<i32> {
-    o.status.code()
-}
+use std::process::Stdio;
 
 /// A project made by `pipe init` in a fresh temporary folder, with `sub/deep/` inside.
 fn init_project() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    let o = pipe_in(d.path(), &["init"]);
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
+    let o = pipe(d.path(), &["init"]);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
     std::fs::create_dir_all(d.path().join("sub/deep")).unwrap();
     d
-}
-
-fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut v = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                v.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    v.sort();
-    v
 }
 
 #[test]
@@ -94,14 +30,14 @@ fn init_then_run_from_a_subfolder() {
             .any(|l| !l.starts_with('#') && l.contains("lock")),
         "lock files are committed: {gi}"
     );
-    let o = pipe_in(&root.join("sub/deep"), &["run"]);
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
+    let o = pipe(&root.join("sub/deep"), &["run"]);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
     assert!(
-        err(&o).contains("using pipelines/hello.yaml"),
+        stderr(&o).contains("using pipelines/hello.yaml"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
-    assert!(out(&o).contains("3 ran"), "{}", out(&o));
+    assert!(stdout(&o).contains("3 ran"), "{}", stdout(&o));
     // Outputs land at the root, not in the subfolder.
     let m = std::fs::read_to_string(root.join("results/hello/count/metrics.json")).unwrap();
     assert!(
@@ -112,9 +48,9 @@ fn init_then_run_from_a_subfolder() {
     assert!(!root.join("sub/deep/results").exists());
     // A path relative to the subfolder, and one relative to the root, both work.
     for p in ["../../pipelines/hello.yaml", "pipelines/hello.yaml"] {
-        let o = pipe_in(&root.join("sub/deep"), &["status", p]);
-        assert_eq!(code(&o), Some(0), "{p}: {}", err(&o));
-        assert!(out(&o).contains("3 up to date"), "{p}: {}", out(&o));
+        let o = pipe(&root.join("sub/deep"), &["status", p]);
+        assert_eq!(code(&o), Some(0), "{p}: {}", stderr(&o));
+        assert!(stdout(&o).contains("3 up to date"), "{p}: {}", stdout(&o));
     }
 }
 
@@ -122,18 +58,18 @@ fn init_then_run_from_a_subfolder() {
 fn init_refuses_to_overwrite() {
     let d = init_project();
     std::fs::write(d.path().join("pipelines/hello.yaml"), "mine").unwrap();
-    let before = snapshot(d.path());
-    let o = pipe_in(d.path(), &["init"]);
+    let before = files(d.path());
+    let o = pipe(d.path(), &["init"]);
     assert_eq!(code(&o), Some(2));
-    let e = err(&o);
+    let e = stderr(&o);
     assert!(
         e.contains("pipelines/hello.yaml") && e.contains(".gitignore"),
         "{e}"
     );
-    assert_eq!(snapshot(d.path()), before);
+    assert_eq!(files(d.path()), before);
     // Into a new folder given as DIR.
-    let o = pipe_in(d.path(), &["init", "other"]);
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
+    let o = pipe(d.path(), &["init", "other"]);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
     assert!(d.path().join("other/pipelines/hello.yaml").is_file());
 }
 
@@ -142,15 +78,15 @@ fn dash_c_changes_folder_first() {
     let d = init_project();
     let elsewhere = tempfile::tempdir().unwrap();
     let sub = d.path().join("sub");
-    let o = pipe_in(elsewhere.path(), &["-C", sub.to_str().unwrap(), "run"]);
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
+    let o = pipe(elsewhere.path(), &["-C", sub.to_str().unwrap(), "run"]);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
     assert!(d.path().join("results/hello/words/words.txt").is_file());
     // Global: after the subcommand too.
-    let o = pipe_in(elsewhere.path(), &["status", "-C", sub.to_str().unwrap()]);
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
-    let o = pipe_in(elsewhere.path(), &["-C", "no/such/dir", "status"]);
+    let o = pipe(elsewhere.path(), &["status", "-C", sub.to_str().unwrap()]);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    let o = pipe(elsewhere.path(), &["-C", "no/such/dir", "status"]);
     assert_eq!(code(&o), Some(2));
-    assert!(err(&o).contains("no/such/dir"), "{}", err(&o));
+    assert!(stderr(&o).contains("no/such/dir"), "{}", stderr(&o));
 }
 
 #[test]
@@ -162,71 +98,70 @@ fn default_pipeline_several_files_and_project_config() {
         "name: other\nstages:\n  x: { kind: command, params: { cmd: \"echo x > $PIPE_OUT/x.txt\" } }\n",
     )
     .unwrap();
-    let o = pipe_in(&root.join("sub"), &["status"]);
+    let o = pipe(&root.join("sub"), &["status"]);
     assert_eq!(code(&o), Some(2));
-    let e = err(&o);
+    let e = stderr(&o);
     assert!(
         e.contains("pipelines/hello.yaml") && e.contains("pipelines/other.yaml"),
         "{e}"
     );
     assert!(e.contains("pipe.yaml"), "{e}");
     std::fs::write(root.join("pipe.yaml"), "default: pipelines/other.yaml\n").unwrap();
-    let o = pipe_in(&root.join("sub"), &["run"]);
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
+    let o = pipe(&root.join("sub"), &["run"]);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
     assert!(
-        err(&o).contains("using pipelines/other.yaml"),
+        stderr(&o).contains("using pipelines/other.yaml"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     assert!(root.join("results/other/x/x.txt").is_file());
     std::fs::write(root.join("pipe.yaml"), "default: pipelines/gone.yaml\n").unwrap();
-    let o = pipe_in(root, &["run"]);
+    let o = pipe(root, &["run"]);
     assert_eq!(code(&o), Some(2));
-    assert!(err(&o).contains("pipelines/gone.yaml"), "{}", err(&o));
+    assert!(stderr(&o).contains("pipelines/gone.yaml"), "{}", stderr(&o));
     // An empty project (no pipelines/) is a usage error too.
     let empty = tempfile::tempdir().unwrap();
-    let o = pipe_in(empty.path(), &["run"]);
+    let o = pipe(empty.path(), &["run"]);
     assert_eq!(code(&o), Some(2));
-    assert!(err(&o).contains("pipe init"), "{}", err(&o));
+    assert!(stderr(&o).contains("pipe init"), "{}", stderr(&o));
 }
 
 #[test]
 fn completions_for_each_shell() {
     let d = tempfile::tempdir().unwrap();
     for sh in ["bash", "zsh", "fish"] {
-        let o = pipe_in(d.path(), &["completions", sh]);
-        assert_eq!(code(&o), Some(0), "{sh}: {}", err(&o));
-        let s = out(&o);
+        let o = pipe(d.path(), &["completions", sh]);
+        assert_eq!(code(&o), Some(0), "{sh}: {}", stderr(&o));
+        let s = stdout(&o);
         assert!(
             s.len() > 200 && s.contains("generate") && s.contains("init"),
             "{sh}: {s}"
         );
     }
-    assert_eq!(code(&pipe_in(d.path(), &["completions", "tcsh"])), Some(2));
+    assert_eq!(code(&pipe(d.path(), &["completions", "tcsh"])), Some(2));
 }
 
 #[test]
 fn colour_flags_and_no_color() {
     let d = tempfile::tempdir().unwrap();
     let args = ["status", "missing.yaml"];
-    let always = pipe_in(d.path(), &["--color", "always", args[0], args[1]]);
+    let always = pipe(d.path(), &["--color", "always", args[0], args[1]]);
     assert_eq!(code(&always), Some(2));
-    assert!(err(&always).contains("\x1b["), "{:?}", err(&always));
-    let never = pipe_in(d.path(), &["--color", "never", args[0], args[1]]);
-    assert!(!err(&never).contains('\x1b'), "{:?}", err(&never));
-    assert!(err(&never).starts_with("error: "), "{:?}", err(&never));
+    assert!(stderr(&always).contains("\x1b["), "{:?}", stderr(&always));
+    let never = pipe(d.path(), &["--color", "never", args[0], args[1]]);
+    assert!(!stderr(&never).contains('\x1b'), "{:?}", stderr(&never));
+    assert!(
+        stderr(&never).starts_with("error: "),
+        "{:?}",
+        stderr(&never)
+    );
     let nc = pipe_env(d.path(), &args, &[("NO_COLOR", "1")]);
-    assert!(!err(&nc).contains('\x1b'), "{:?}", err(&nc));
+    assert!(!stderr(&nc).contains('\x1b'), "{:?}", stderr(&nc));
     // Not a terminal: auto gives no colour.
-    assert!(!err(&pipe_in(d.path(), &args)).contains('\x1b'));
+    assert!(!stderr(&pipe(d.path(), &args)).contains('\x1b'));
 }
 
 // ---- generate and score -------------------------------------------------------------------
-
-const WORDS: [&str; 20] = [
-    "there", "was", "a", "brave", "explorer", "he", "wanted", "to", "explore", "little", "girl",
-    "she", "so", "small", "the", "dog", "ran", "home", "and", "played",
-];
 
 /// A project with a tiny random checkpoint `checkpoints/train/epoch_1.safetensors` whose
 /// sidecar names a vocabulary held only in the store (as after a real run whose results/ were
@@ -235,34 +170,19 @@ fn model_project() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let root = d.path();
     std::fs::create_dir_all(root.join("pipelines")).unwrap();
-    let vocab = Vocab::from_words(WORDS.iter().map(|s| s.to_string()));
+    let vocab = vocab();
     let json = vocab.to_json();
     let h = blake3::hash(json.as_bytes()).to_hex().to_string();
     let obj = root.join("cache/objects").join(&h[..2]).join(&h[2..]);
     std::fs::create_dir_all(obj.parent().unwrap()).unwrap();
     std::fs::write(&obj, &json).unwrap();
-    let cfg = ModelConfig {
-        vocab_size: vocab.len(),
-        d_model: 16,
-        d_attn: 16,
-        n_heads: 2,
-        d_ff: 24,
-        n_layers: 2,
-        context: 16,
-    };
-    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    let ck = Checkpoint {
-        weights: Weights::init(&cfg, &mut rng),
-        meta: CheckpointMeta {
-            config: cfg,
-            vocab_blake3: h,
-            epoch: 1,
-            metrics: Default::default(),
-            extra: serde_json::Value::Null,
-        },
-    };
-    let ckpt = root.join("checkpoints/train/epoch_1.safetensors");
-    ck.save(&ckpt).unwrap();
+    let ckpt = root.join(CK);
+    save_checkpoint(
+        &ckpt,
+        random_weights(vocab.len()),
+        tiny_config(vocab.len()),
+        &h,
+    );
     (d, ckpt, obj)
 }
 
@@ -273,28 +193,28 @@ fn generate_finds_the_vocabulary_in_the_store_or_beside() {
     let (d, _ckpt, obj) = model_project();
     let root = d.path();
     let base = ["generate", "--checkpoint", CK, "--max-new", "5"];
-    let o = pipe_in(root, &[&base[..], &["--prompt", "the dog"]].concat());
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
-    assert_eq!(out(&o).lines().count(), 1, "{}", out(&o));
-    assert!(err(&o).is_empty(), "{}", err(&o));
+    let o = pipe(root, &[&base[..], &["--prompt", "the dog"]].concat());
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
     // From a subfolder, with the checkpoint path relative to it.
     std::fs::create_dir_all(root.join("sub")).unwrap();
     let rel = format!("../{CK}");
-    let o = pipe_in(
+    let o = pipe(
         &root.join("sub"),
         &["generate", "--checkpoint", &rel, "--prompt", "the dog"],
     );
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
     // Beside the checkpoint, when the store does not hold it.
     let beside = root.join("checkpoints/train/vocab.json");
     std::fs::rename(&obj, &beside).unwrap();
-    let o = pipe_in(root, &[&base[..], &["--prompt", "the dog"]].concat());
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
+    let o = pipe(root, &[&base[..], &["--prompt", "the dog"]].concat());
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
     // Nowhere: the error names the hash and every place looked at.
     std::fs::remove_file(&beside).unwrap();
-    let o = pipe_in(root, &[&base[..], &["--prompt", "the dog"]].concat());
+    let o = pipe(root, &[&base[..], &["--prompt", "the dog"]].concat());
     assert_eq!(code(&o), Some(2));
-    let e = err(&o);
+    let e = stderr(&o);
     assert!(e.contains("vocab_blake3"), "{e}");
     assert!(e.contains("checkpoints/train/vocab.json"), "{e}");
     assert!(e.contains("cache/objects/"), "{e}");
@@ -306,7 +226,7 @@ fn generate_finds_the_vocabulary_in_the_store_or_beside() {
 fn generate_n_samples_stdin_prompts_and_json() {
     let (d, _ckpt, _) = model_project();
     let root = d.path();
-    let o = pipe_in(
+    let o = pipe(
         root,
         &[
             "generate",
@@ -320,19 +240,19 @@ fn generate_n_samples_stdin_prompts_and_json() {
             "4",
         ],
     );
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
-    assert_eq!(out(&o).lines().count(), 3, "{}", out(&o));
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 3, "{}", stdout(&o));
     let o = pipe_stdin(
         root,
         &["generate", "--checkpoint", CK, "--max-new", "4", "--json"],
         "the dog\n\nshe played\n",
     );
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
-    let rows: Vec<serde_json::Value> = out(&o)
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = stdout(&o)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(rows.len(), 2, "{}", out(&o));
+    assert_eq!(rows.len(), 2, "{}", stdout(&o));
     assert_eq!(rows[0]["prompt"], "the dog");
     assert_eq!(rows[1]["prompt"], "she played");
     for r in &rows {
@@ -342,7 +262,7 @@ fn generate_n_samples_stdin_prompts_and_json() {
         assert_eq!(words, toks.len(), "{r}");
     }
     // Beam search: -n best hypotheses, at most the width.
-    let o = pipe_in(
+    let o = pipe(
         root,
         &[
             "generate",
@@ -356,9 +276,9 @@ fn generate_n_samples_stdin_prompts_and_json() {
             "2",
         ],
     );
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
-    assert_eq!(out(&o).lines().count(), 2);
-    let o = pipe_in(
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 2);
+    let o = pipe(
         root,
         &[
             "generate",
@@ -376,14 +296,14 @@ fn generate_n_samples_stdin_prompts_and_json() {
     // No prompt at all on stdin.
     let o = pipe_stdin(root, &["generate", "--checkpoint", CK], "\n");
     assert_eq!(code(&o), Some(2));
-    assert!(err(&o).contains("--prompt"), "{}", err(&o));
+    assert!(stderr(&o).contains("--prompt"), "{}", stderr(&o));
 }
 
 #[test]
 fn negative_numbers_are_range_errors() {
     let (d, _ckpt, _) = model_project();
     let root = d.path();
-    let o = pipe_in(
+    let o = pipe(
         root,
         &[
             "generate",
@@ -396,10 +316,10 @@ fn negative_numbers_are_range_errors() {
         ],
     );
     assert_eq!(code(&o), Some(2));
-    let e = err(&o);
+    let e = stderr(&o);
     assert!(e.contains("--temperature must be >= 0, got -1"), "{e}");
     assert!(!e.contains("unexpected argument"), "{e}");
-    let o = pipe_in(
+    let o = pipe(
         root,
         &[
             "generate",
@@ -412,20 +332,24 @@ fn negative_numbers_are_range_errors() {
         ],
     );
     assert_eq!(code(&o), Some(2));
-    assert!(err(&o).contains("must be >= 0, got -3"), "{}", err(&o));
+    assert!(
+        stderr(&o).contains("must be >= 0, got -3"),
+        "{}",
+        stderr(&o)
+    );
     // A prompt that starts with a dash is a prompt.
-    let o = pipe_in(
+    let o = pipe(
         root,
         &["generate", "--checkpoint", CK, "--prompt", "-the dog"],
     );
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
 }
 
 #[test]
 fn unknown_words_and_long_prompts_are_reported() {
     let (d, _ckpt, _) = model_project();
     let root = d.path();
-    let o = pipe_in(
+    let o = pipe(
         root,
         &[
             "generate",
@@ -435,8 +359,8 @@ fn unknown_words_and_long_prompts_are_reported() {
             "the zebra and the Quux zebra",
         ],
     );
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
-    let e = err(&o);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    let e = stderr(&o);
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(
         e.contains("warning:") && e.contains("zebra, quux") && e.contains("<unk>"),
@@ -444,9 +368,9 @@ fn unknown_words_and_long_prompts_are_reported() {
     );
     // Context 16: `<sos>` + the last 15 of 30 words.
     let long = vec!["the dog"; 15].join(" ");
-    let o = pipe_in(root, &["generate", "--checkpoint", CK, "--prompt", &long]);
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
-    let e = err(&o);
+    let o = pipe(root, &["generate", "--checkpoint", CK, "--prompt", &long]);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    let e = stderr(&o);
     assert!(
         e.contains("30 words do not fit the model's context of 16 tokens")
             && e.contains("keeping the last 15 words"),
@@ -458,9 +382,9 @@ fn unknown_words_and_long_prompts_are_reported() {
         format!("the zebra ran home\n\n{long}\n"),
     )
     .unwrap();
-    let o = pipe_in(root, &["score", "--checkpoint", CK, "--text", "t.txt"]);
-    assert_eq!(code(&o), Some(0), "{}", err(&o));
-    let e = err(&o);
+    let o = pipe(root, &["score", "--checkpoint", CK, "--text", "t.txt"]);
+    assert_eq!(code(&o), Some(0), "{}", stderr(&o));
+    let e = stderr(&o);
     assert!(
         e.contains("t.txt: 1 distinct word is not in the vocabulary") && e.contains("zebra"),
         "{e}"
@@ -469,7 +393,7 @@ fn unknown_words_and_long_prompts_are_reported() {
         e.contains("1 of 2 documents are longer than the model's context of 16"),
         "{e}"
     );
-    let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["tokens"], 4 + 1 + 30 + 1);
 }
 
@@ -477,7 +401,7 @@ fn unknown_words_and_long_prompts_are_reported() {
 fn missing_files_are_named_as_given() {
     let (d, _ckpt, obj) = model_project();
     let root = d.path();
-    let o = pipe_in(
+    let o = pipe(
         root,
         &[
             "generate",
@@ -488,13 +412,13 @@ fn missing_files_are_named_as_given() {
         ],
     );
     assert_eq!(code(&o), Some(2));
-    let e = err(&o);
+    let e = stderr(&o);
     assert!(
         e.contains("checkpoint checkpoints/train/epoch_9.safetensors: no such file"),
         "{e}"
     );
     assert!(!e.contains("epoch_9.json"), "{e}");
-    let o = pipe_in(
+    let o = pipe(
         root,
         &[
             "generate",
@@ -508,19 +432,23 @@ fn missing_files_are_named_as_given() {
     );
     assert_eq!(code(&o), Some(2));
     assert!(
-        err(&o).contains("vocabulary v.json: no such file"),
+        stderr(&o).contains("vocabulary v.json: no such file"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     // The checkpoint without its sidecar.
     std::fs::remove_file(root.join("checkpoints/train/epoch_1.json")).unwrap();
-    let o = pipe_in(root, &["score", "--checkpoint", CK, "--text", "t.txt"]);
+    let o = pipe(root, &["score", "--checkpoint", CK, "--text", "t.txt"]);
     assert_eq!(code(&o), Some(2));
-    assert!(err(&o).contains("text t.txt: no such file"), "{}", err(&o));
+    assert!(
+        stderr(&o).contains("text t.txt: no such file"),
+        "{}",
+        stderr(&o)
+    );
     std::fs::write(root.join("t.txt"), "the dog\n").unwrap();
-    let o = pipe_in(root, &["score", "--checkpoint", CK, "--text", "t.txt"]);
+    let o = pipe(root, &["score", "--checkpoint", CK, "--text", "t.txt"]);
     assert_eq!(code(&o), Some(2));
-    let e = err(&o);
+    let e = stderr(&o);
     assert!(
         e.contains(CK) && e.contains("sidecar checkpoints/train/epoch_1.json is missing"),
         "{e}"
@@ -560,11 +488,8 @@ fn pipe_on_tty(
 ) -> (i32, String, String) {
     use std::io::Read;
     let (mut master, slave) = pty();
-    let mut c = Command::new(PIPE);
-    c.args(args)
-        .current_dir(dir)
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
+    let mut c = pipe_cmd(dir, args);
+    c.stdin(Stdio::from(slave.try_clone().unwrap()))
         .stderr(Stdio::from(slave))
         .stdout(Stdio::piped());
     for (k, v) in env {
@@ -601,7 +526,7 @@ fn pipe_on_tty(
 #[test]
 fn interactive_prompt_loop_on_a_terminal() {
     let (d, _ckpt, _) = model_project();
-    let (rc, stdout, shown) = pipe_on_tty(
+    let (rc, printed, shown) = pipe_on_tty(
         d.path(),
         &[
             "generate",
@@ -616,11 +541,11 @@ fn interactive_prompt_loop_on_a_terminal() {
         "the dog\nshe zebra\n\n",
     );
     assert_eq!(rc, 0, "{shown}");
-    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert_eq!(printed.lines().count(), 2, "{printed}");
     assert!(shown.contains("type a prompt"), "{shown}");
     assert!(shown.contains("zebra"), "the unknown-word warning: {shown}");
     // Greedy decoding: the same continuation as with --prompt.
-    let o = pipe_in(
+    let o = pipe(
         d.path(),
         &[
             "generate",
@@ -634,7 +559,7 @@ fn interactive_prompt_loop_on_a_terminal() {
             "the dog",
         ],
     );
-    assert_eq!(out(&o).lines().next(), stdout.lines().next());
+    assert_eq!(stdout(&o).lines().next(), printed.lines().next());
 }
 
 #[test]
@@ -661,7 +586,7 @@ fn colour_on_a_terminal_unless_no_color() {
         shown.contains("--bogus") && !shown.contains('\x1b'),
         "{shown:?}"
     );
-    let o = pipe_in(d.path(), &["--color=always", "run", "--bogus"]);
+    let o = pipe(d.path(), &["--color=always", "run", "--bogus"]);
     assert_eq!(code(&o), Some(2));
-    assert!(err(&o).contains('\x1b'), "{:?}", err(&o));
+    assert!(stderr(&o).contains('\x1b'), "{:?}", stderr(&o));
 }

@@ -1,22 +1,11 @@
 //! The Slurm executor on the real one-node cluster that `scripts/test.sh` starts (it exports
 //! `PIPE_TEST_SLURM=1`); without it the tests print a skip line and return. They drive the
-//! real `pipe` binary with `command` stages and share the node, so they run one at a time.
+//! real `pipe` binary with `command` stages and share the node, so they run one at a time (with
+//! `slurm`: one lock, `support::cluster`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Mutex;
+use crate::support::*;
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-const PIPE: &str = env!("CARGO_BIN_EXE_pipe");
-static NODE: Mutex<()> = Mutex::new(());
-
-fn cluster() -> Option<std::sync::MutexGuard<'static, ()>> {
-    if std::env::var("PIPE_TEST_SLURM").ok().as_deref() != Some("1") {
-        eprintln!("skipped: run scripts/test.sh (PIPE_TEST_SLURM unset)");
-        return None;
-    }
-    Some(NODE.lock().unwrap_or_else(|p| p.into_inner()))
-}
 
 /// Five `command` stages: a → b (matrix w: 1, 2) → c, and d on its own.
 const CHAIN: &str = r#"
@@ -47,48 +36,6 @@ stages:
     params:
       cmd: "echo d >> runs.log; echo d > $PIPE_OUT/d.txt"
 "#;
-
-struct Proj {
-    dir: tempfile::TempDir,
-}
-
-impl Proj {
-    fn new(pipeline: &str) -> Proj {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
-        std::fs::write(dir.path().join("pipelines/p.yaml"), pipeline).unwrap();
-        std::fs::write(dir.path().join("in.txt"), "hello\n").unwrap();
-        Proj { dir }
-    }
-    fn root(&self) -> PathBuf {
-        std::fs::canonicalize(self.dir.path()).unwrap()
-    }
-    fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.root().join(rel)).unwrap_or_default()
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(PIPE);
-        c.args(args).current_dir(self.root());
-        c.env_remove("PIPE_MIRROR");
-        c
-    }
-    fn pipe(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-    fn runs(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.read("runs.log").lines().map(String::from).collect();
-        v.sort();
-        v
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// This user's queued or running jobs of a project.
 fn project_jobs(root: &Path) -> Vec<pipe::slurm::FoundJob> {
@@ -155,7 +102,7 @@ fn job_cancelled_from_outside_is_reported_cancelled() {
         .unwrap();
     let t0 = Instant::now();
     let job = loop {
-        if let Some(j) = project_jobs(&p.root()).into_iter().next() {
+        if let Some(j) = project_jobs(p.root()).into_iter().next() {
             break j;
         }
         assert!(t0.elapsed() < Duration::from_secs(60), "no job submitted");
@@ -169,5 +116,5 @@ fn job_cancelled_from_outside_is_reported_cancelled() {
         t.contains(&format!("Slurm job {} CANCELLED", job.id)) && t.contains("stage `slow`"),
         "{t}"
     );
-    assert!(project_jobs(&p.root()).is_empty());
+    assert!(project_jobs(p.root()).is_empty());
 }

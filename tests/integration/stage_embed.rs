@@ -1,8 +1,7 @@
 //! Integration tests of the `embed` stage kind and the embedding library: pretrained vectors in
 //! every supported layout, and SGNS on a generated corpus.
 
-mod common;
-use common::CtxBuilder;
+use crate::support::*;
 use pipe::embedding::{load_vectors, train_sgns, SgnsConfig};
 use pipe::stage::embed::Embed;
 use pipe::stage::{StageCtx, StageKind, Upstream};
@@ -186,35 +185,17 @@ fn tokenize_upstream(root: &Path) -> Upstream {
     std::fs::write(up.join("vocab.json"), v.to_json()).unwrap();
     let (t, _) = grouped_corpus(60);
     t.save(&up.join("train")).unwrap();
-    Upstream {
-        id: "tokenize".into(),
-        stage: "tokenize".into(),
-        kind: "tokenize".into(),
-        results: up,
-        checkpoints: root.join("none"),
-        params: serde_json::json!({}),
-        fingerprint: "0".into(),
-        duration_s: None,
-    }
+    upstream("tokenize", "tokenize", up, root.join("none"))
 }
 
-fn ctx(root: &Path, params: serde_json::Value, upstream: Vec<Upstream>) -> StageCtx {
-    let y: serde_yaml::Value = serde_yaml::from_str(Embed.info().defaults_yaml).unwrap();
-    let mut p = serde_json::to_value(y).unwrap();
-    for (k, v) in params.as_object().unwrap() {
-        p[k] = v.clone();
-    }
-    Embed.check(&p).unwrap();
-    let out = root.join("out");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
+/// A context for `embed` with `overrides`, its output folder `root/out` emptied first.
+fn ctx(root: &Path, overrides: serde_json::Value, ups: Vec<Upstream>) -> StageCtx {
+    let _ = std::fs::remove_dir_all(root.join("out"));
     CtxBuilder::new(root, &Embed)
         .pipeline("t", 1)
-        .params(p)
-        .upstream(upstream)
-        .out_dir(out)
-        .ckpt_dir(root.join("ckpt"))
-        .meas_dir(root.join("meas"))
+        .overrides(&Embed, overrides)
+        .upstream(ups)
+        .flat()
         .threads(2)
         .build()
 }

@@ -3,83 +3,20 @@
 //! pipeline, and `pipe graph` output. Every rejected case exits 2 with one line and leaves the
 //! project and a sibling "outside" folder byte-identical.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-const PIPE: &str = env!("CARGO_BIN_EXE_pipe");
+use crate::support::*;
 
 /// A temp folder holding `proj/` (the project, with `.git`, sources and a pipeline) and
-/// `outside/` (a sibling standing in for the rest of the machine).
-struct Proj {
-    dir: tempfile::TempDir,
-}
-
-impl Proj {
-    fn new(pipeline: &str) -> Proj {
-        let dir = tempfile::tempdir().unwrap();
-        let p = Proj { dir };
-        p.write("proj/pipelines/p.yaml", pipeline);
-        p.write("proj/.git/HEAD", "ref: refs/heads/main\n");
-        p.write("proj/src/main.rs", "fn main() {}\n");
-        p.write("proj/cache/keep", "store\n");
-        p.write("proj/results/x/keep", "result\n");
-        p.write("proj/in.txt", "hello\n");
-        p.write("outside/victim/keep.txt", "precious\n");
-        p
-    }
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("proj")
-    }
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.dir.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(PIPE);
-        c.args(args).current_dir(self.root());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("PIPE_") {
-                c.env_remove(k);
-            }
-        }
-        c
-    }
-    fn pipe(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-    /// Every path under the temp folder (project and outside) with its content; links are
-    /// recorded as links, never followed.
-    fn snapshot(&self) -> Vec<(PathBuf, String, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.dir.path().to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap().flatten() {
-                let p = e.path();
-                let m = std::fs::symlink_metadata(&p).unwrap();
-                if m.file_type().is_symlink() {
-                    let t = std::fs::read_link(&p).unwrap();
-                    out.push((p, "link".into(), t.to_string_lossy().as_bytes().to_vec()));
-                } else if m.is_dir() {
-                    out.push((p.clone(), "dir".into(), Vec::new()));
-                    stack.push(p);
-                } else {
-                    let b = std::fs::read(&p).unwrap();
-                    out.push((p, "file".into(), b));
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// `outside/` (a sibling standing in for the rest of the machine); [`Proj::snapshot`] covers both.
+fn project(pipeline: &str) -> Proj {
+    let p = Proj::nested("proj");
+    p.write("pipelines/p.yaml", pipeline);
+    p.write(".git/HEAD", "ref: refs/heads/main\n");
+    p.write("src/main.rs", "fn main() {}\n");
+    p.write("cache/keep", "store\n");
+    p.write("results/x/keep", "result\n");
+    p.write("in.txt", "hello\n");
+    write(&p.tmp().join("outside/victim/keep.txt"), "precious\n");
+    p
 }
 
 /// Runs `pipe run pipelines/p.yaml ARGS` with `env`; asserts exit 2, one line, every needle,
@@ -113,13 +50,13 @@ fn rejected(
 }
 
 fn reject(what: &str, pipeline: &str, needles: &[&str]) {
-    let p = Proj::new(pipeline);
+    let p = project(pipeline);
     rejected(&p, what, &[], &[], needles, &[]);
 }
 
 #[test]
 fn forward_needs_work_and_run_in_order() {
-    let p = Proj::new(
+    let p = project(
         "name: f\nstages:\n  b: { kind: command, needs: [a], params: { cmd: \"cat a.txt > b.txt\", deps: [], outs: [b.txt] } }\n  a: { kind: command, params: { cmd: \"echo A > a.txt\", outs: [a.txt] } }\n",
     );
     let g = p.pipe(&["graph", "pipelines/p.yaml"]);
@@ -202,9 +139,9 @@ fn outputs_are_confined() {
 
 #[test]
 fn a_pipeline_file_outside_pipelines_is_protected() {
-    let p = Proj::new("stages:\n  a: { kind: command, params: { cmd: x } }\n");
+    let p = project("stages:\n  a: { kind: command, params: { cmd: x } }\n");
     p.write(
-        "proj/conf/q.yaml",
+        "conf/q.yaml",
         "stages:\n  a: { kind: command, params: { cmd: \"rm -rf conf\", outs: [conf] } }\n",
     );
     let before = p.snapshot();
@@ -297,8 +234,8 @@ fn matrix_values_and_stage_names_are_safe() {
 
 #[test]
 fn symlinked_parent_folders_are_refused() {
-    let p = Proj::new("stages:\n  a: { kind: command, params: { cmd: \"echo x > ext/out.txt\", outs: [ext/out.txt] } }\n");
-    std::os::unix::fs::symlink(p.dir.path().join("outside/victim"), p.root().join("ext")).unwrap();
+    let p = project("stages:\n  a: { kind: command, params: { cmd: \"echo x > ext/out.txt\", outs: [ext/out.txt] } }\n");
+    std::os::unix::fs::symlink(p.tmp().join("outside/victim"), p.root().join("ext")).unwrap();
     rejected(
         &p,
         "symlinked parent",
@@ -313,7 +250,7 @@ const TRAIN: &str = "stages:\n  tok: { kind: tokenize }\n  x:\n    kind: train\n
 
 #[test]
 fn bad_values_are_blamed_on_their_source() {
-    let p = Proj::new(TRAIN);
+    let p = project(TRAIN);
     rejected(
         &p,
         "--set",
@@ -330,7 +267,7 @@ fn bad_values_are_blamed_on_their_source() {
         &["PIPE_X__LR=abc:", "`lr`"],
         &["p.yaml"],
     );
-    p.write("proj/pf.yaml", "# overrides\nx:\n  lr: abc\n");
+    p.write("pf.yaml", "# overrides\nx:\n  lr: abc\n");
     rejected(
         &p,
         "--params",
@@ -359,7 +296,7 @@ fn bad_values_are_blamed_on_their_source() {
         ],
         &[],
     );
-    let p = Proj::new(&TRAIN.replace("lr: 0.001", "lr: .nan"));
+    let p = project(&TRAIN.replace("lr: 0.001", "lr: .nan"));
     rejected(
         &p,
         ".nan",
@@ -368,7 +305,7 @@ fn bad_values_are_blamed_on_their_source() {
         &["p.yaml:6:", "`lr` must be a finite number (got .nan)"],
         &["null"],
     );
-    let p = Proj::new(&TRAIN.replace("lr: 0.001", "lr: -.inf"));
+    let p = project(&TRAIN.replace("lr: 0.001", "lr: -.inf"));
     rejected(
         &p,
         "-.inf",
@@ -378,13 +315,13 @@ fn bad_values_are_blamed_on_their_source() {
         &[],
     );
     // A value from the pipeline file is still blamed on its line.
-    let p = Proj::new(&TRAIN.replace("lr: 0.001", "lr: abc"));
+    let p = project(&TRAIN.replace("lr: 0.001", "lr: abc"));
     rejected(&p, "file", &[], &[], &["p.yaml:6:", "`lr`"], &[]);
 }
 
 #[test]
 fn suggestions_only_for_close_names() {
-    let p = Proj::new("stages:\n  train: { kind: command, params: { cmd: x } }\n  tokenize: { kind: command, params: { cmd: x } }\n");
+    let p = project("stages:\n  train: { kind: command, params: { cmd: x } }\n  tokenize: { kind: command, params: { cmd: x } }\n");
     rejected(
         &p,
         "--only nosuch",
@@ -413,9 +350,9 @@ fn suggestions_only_for_close_names() {
 
 #[test]
 fn two_files_claiming_one_name() {
-    let p = Proj::new("name: n\nstages:\n  a: { kind: command, params: { cmd: x } }\n");
+    let p = project("name: n\nstages:\n  a: { kind: command, params: { cmd: x } }\n");
     p.write(
-        "proj/pipelines/q.yml",
+        "pipelines/q.yml",
         "# copy\nname: \"n\"  # same\nstages:\n  a: { kind: command, params: { cmd: y } }\n",
     );
     rejected(
@@ -427,22 +364,22 @@ fn two_files_claiming_one_name() {
         &[],
     );
     // By default a file's name is its stem.
-    let p = Proj::new("name: q\nstages:\n  a: { kind: command, params: { cmd: x } }\n");
+    let p = project("name: q\nstages:\n  a: { kind: command, params: { cmd: x } }\n");
     p.write(
-        "proj/pipelines/q.yaml",
+        "pipelines/q.yaml",
         "stages:\n  a: { kind: command, params: { cmd: y } }\n",
     );
     rejected(&p, "stem", &[], &[], &["pipelines/q.yaml", "`q`"], &[]);
     // A params file beside the pipelines is not a pipeline.
-    let p = Proj::new("name: q\nstages:\n  a: { kind: command, params: { cmd: \"true\" } }\n");
-    p.write("proj/pipelines/q.yaml", "a: { cmd: y }\n");
+    let p = project("name: q\nstages:\n  a: { kind: command, params: { cmd: \"true\" } }\n");
+    p.write("pipelines/q.yaml", "a: { cmd: y }\n");
     let o = p.pipe(&["graph", "pipelines/p.yaml"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]
 fn graph_formats() {
-    let p = Proj::new("name: g\nstages:\n  fetch: { kind: command, params: { cmd: x } }\n  use: { kind: command, needs: [fetch], matrix: { w: [10, 5] }, params: { cmd: x } }\n");
+    let p = project("name: g\nstages:\n  fetch: { kind: command, params: { cmd: x } }\n  use: { kind: command, needs: [fetch], matrix: { w: [10, 5] }, params: { cmd: x } }\n");
     let dot = stdout(&p.pipe(&["graph", "pipelines/p.yaml", "--format", "dot"]));
     assert!(dot.starts_with("digraph {"), "{dot}");
     assert!(

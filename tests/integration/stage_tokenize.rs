@@ -1,8 +1,7 @@
 //! Integration tests of the `tokenize` stage kind (built without the engine) and of the
 //! streaming corpus library on generated data.
 
-mod common;
-use common::CtxBuilder;
+use crate::support::*;
 use pipe::stage::tokenize::Tokenize;
 use pipe::stage::{StageCtx, StageKind, Upstream};
 use pipe::text::{TokenFile, Vocab};
@@ -10,25 +9,16 @@ use std::io::Write;
 use std::path::Path;
 
 fn defaults() -> serde_json::Value {
-    let v: serde_yaml::Value = serde_yaml::from_str(Tokenize.info().defaults_yaml).unwrap();
-    serde_json::to_value(v).unwrap()
+    params(&Tokenize, serde_json::json!({}))
 }
 
-fn ctx(root: &Path, params: serde_json::Value, upstream: Vec<Upstream>) -> StageCtx {
-    let mut p = defaults();
-    for (k, v) in params.as_object().unwrap() {
-        p[k] = v.clone();
-    }
-    Tokenize.check(&p).unwrap();
-    let out = root.join("out");
-    std::fs::create_dir_all(&out).unwrap();
+/// A context for `tokenize` with `overrides`, two threads, outputs in `root/out`.
+fn ctx(root: &Path, overrides: serde_json::Value, ups: Vec<Upstream>) -> StageCtx {
     CtxBuilder::new(root, &Tokenize)
         .pipeline("t", 1)
-        .params(p)
-        .upstream(upstream)
-        .out_dir(out)
-        .ckpt_dir(root.join("ckpt"))
-        .meas_dir(root.join("meas"))
+        .overrides(&Tokenize, overrides)
+        .upstream(ups)
+        .flat()
         .threads(2)
         .build()
 }
@@ -162,16 +152,7 @@ fn reads_the_file_of_an_upstream_fetch_stage_and_max_size() {
         r#"{"file": "data.txt", "bytes": 1, "blake3": "x", "source": "data.txt"}"#,
     )
     .unwrap();
-    let u = Upstream {
-        id: "data".into(),
-        stage: "data".into(),
-        kind: "fetch".into(),
-        results: up.clone(),
-        checkpoints: dir.path().join("none"),
-        params: serde_json::json!({}),
-        fingerprint: "0".into(),
-        duration_s: None,
-    };
+    let u = upstream("data", "fetch", up.clone(), dir.path().join("none"));
     let c = ctx(
         dir.path(),
         serde_json::json!({"max_size": 6, "valid_fraction": 0.0}),

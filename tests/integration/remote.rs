@@ -2,13 +2,11 @@
 //! `scripts/test.sh` (which exports `PIPE_TEST_S3*` / `PIPE_TEST_RCLONE*`), and folder remotes.
 //! Without those variables the S3 tests print a skip line and return.
 
+use crate::support::*;
 use pipe::cache::{manifest_hash, Area, Cache, FingerprintKey, Output, RunRecord};
 use pipe::remote::{object_key, record_key, Remote, RemoteError, S3Settings};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
-
-const PIPE: &str = env!("CARGO_BIN_EXE_pipe");
 
 /// A real S3 server from the test script's variables (`S3` or `RCLONE`).
 struct Server {
@@ -334,21 +332,9 @@ stages:
   c: { kind: command, params: { cmd: "echo c >> runs.log; mkdir -p out; echo c > out/c.txt", outs: [out/c.txt] } }
 "#;
     let pipe = |root: &Path, args: &[&str]| {
-        let mut c = Command::new(PIPE);
-        c.args(args).current_dir(root).env_remove("PIPE_MIRROR");
-        c.env_remove("PIPE_REMOTE");
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let o = c.output().unwrap();
-        (
-            o.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        )
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let o = pipe_env(root, args, &env);
+        (code(&o).unwrap_or(-1), text(&o))
     };
     let a = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(a.path().join("pipelines")).unwrap();
@@ -432,9 +418,7 @@ fn cli_wrong_secret_exits_2_naming_the_endpoint() {
         ),
     )
     .unwrap();
-    let o = Command::new(PIPE)
-        .args(["pull", "pipelines/p.yaml"])
-        .current_dir(d.path())
+    let o = pipe_cmd(d.path(), &["pull", "pipelines/p.yaml"])
         .env("PIPE_REMOTE", format!("s3://{}/x", s.bucket))
         .env("AWS_ENDPOINT_URL", &s.endpoint)
         .env(

@@ -1,22 +1,12 @@
 //! Slurm client tests on the real one-node cluster that `scripts/test.sh` starts (it exports
 //! `PIPE_TEST_SLURM=1`); without it they print a skip line and return. The tests share the
-//! node's two CPUs, so they run one at a time. The time-limit test takes about a minute:
-//! Slurm's smallest limit is one minute.
+//! node's two CPUs, so they run one at a time (with `slurm_exec`: one lock, `support::cluster`).
+//! The time-limit test takes about a minute: Slurm's smallest limit is one minute.
 
+use crate::support::cluster;
 use pipe::slurm::{self, JobSpec, JobState};
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-static NODE: Mutex<()> = Mutex::new(());
-
-fn cluster() -> Option<std::sync::MutexGuard<'static, ()>> {
-    if std::env::var("PIPE_TEST_SLURM").ok().as_deref() != Some("1") {
-        eprintln!("skipped: run scripts/test.sh (PIPE_TEST_SLURM unset)");
-        return None;
-    }
-    Some(NODE.lock().unwrap_or_else(|p| p.into_inner()))
-}
 
 /// A job name no other test run uses.
 fn name(tag: &str) -> String {

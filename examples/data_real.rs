@@ -1,19 +1,16 @@
-//! Manual check on the real development data (ignored by default; needs ../shared/data):
-//! fetch through the mirror, tokenize and SGNS at 300 dimensions, printing the timings.
-//! `cargo test --release --test data_real -- --ignored --nocapture`
+//! The stages on the real development data (needs ../shared/data): fetch the TinyStories head
+//! through the mirror, tokenize it, train SGNS embeddings at 300 dimensions and load GloVe 50d,
+//! printing each step's wall time, the tokenize statistics, the vocabulary coverage and the
+//! nearest neighbours of a few words.
+//! Usage: cargo run --release --example data_real [DATA_FOLDER]
+//! (`SGNS_SHARDS`, `SGNS_EPOCHS`, `SGNS_ROUND_TOKENS` override those SGNS parameters.)
 
-mod common;
-use common::CtxBuilder;
 use pipe::progress::Reporter;
 use pipe::stage::{embed::Embed, fetch::Fetch, tokenize::Tokenize, StageCtx, StageKind, Upstream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-fn defaults(k: &dyn StageKind) -> serde_json::Value {
-    serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(k.info().defaults_yaml).unwrap())
-        .unwrap()
-}
-
+/// A context for `kind` as instance `id` with its defaults and `params` laid over them.
 fn ctx(
     root: &Path,
     k: &dyn StageKind,
@@ -21,24 +18,35 @@ fn ctx(
     params: serde_json::Value,
     up: Vec<Upstream>,
 ) -> StageCtx {
-    let mut p = defaults(k);
+    let mut p = serde_json::to_value(
+        serde_yaml::from_str::<serde_yaml::Value>(k.info().defaults_yaml).unwrap(),
+    )
+    .unwrap();
     for (key, v) in params.as_object().unwrap() {
         p[key] = v.clone();
     }
     k.check(&p).unwrap();
     let out = root.join(id);
     std::fs::create_dir_all(&out).unwrap();
-    CtxBuilder::new(root, k)
-        .id(id)
-        .pipeline("real", 100)
-        .params(p)
-        .upstream(up)
-        .out_dir(out)
-        .ckpt_dir(root.join("ckpt"))
-        .meas_dir(root.join("meas"))
-        .threads(2)
-        .reporter(Reporter::new(id, None, true).unwrap())
-        .build()
+    StageCtx {
+        pipeline: "real".into(),
+        id: id.into(),
+        stage: k.info().name.into(),
+        kind: k.info().name.into(),
+        pipeline_seed: 100,
+        params: p,
+        upstream: up,
+        ancestors: Vec::new(),
+        fingerprint: String::new(),
+        out_dir: out,
+        ckpt_dir: root.join("ckpt"),
+        meas_dir: root.join("meas"),
+        root: root.to_path_buf(),
+        cache_dir: root.join("cache"),
+        threads: 2,
+        mirrors: Vec::new(),
+        reporter: Reporter::new(id, None, true).unwrap(),
+    }
 }
 
 fn up(c: &StageCtx) -> Upstream {
@@ -54,15 +62,19 @@ fn up(c: &StageCtx) -> Upstream {
     }
 }
 
-#[test]
-#[ignore]
-fn tinystories_head_through_mirror_tokenize_and_sgns() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    let data = if data.exists() {
-        data
-    } else {
-        Path::new("/work/shared/data").to_path_buf()
+fn main() {
+    let data = match std::env::args().nth(1) {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+            if d.exists() {
+                d
+            } else {
+                PathBuf::from("/work/shared/data")
+            }
+        }
     };
+    assert!(data.is_dir(), "{}: no data folder", data.display());
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
     let mut f = ctx(
@@ -77,7 +89,7 @@ fn tinystories_head_through_mirror_tokenize_and_sgns() {
     );
     f.mirrors = vec![data.clone()];
     Fetch.run(&f).unwrap();
-    eprintln!("fetch (mirror): {:.2} s", t.elapsed().as_secs_f64());
+    println!("fetch (mirror): {:.2} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
     let tk = ctx(
         dir.path(),
@@ -87,8 +99,8 @@ fn tinystories_head_through_mirror_tokenize_and_sgns() {
         vec![up(&f)],
     );
     Tokenize.run(&tk).unwrap();
-    eprintln!("tokenize: {:.3} s", t.elapsed().as_secs_f64());
-    eprintln!(
+    println!("tokenize: {:.3} s", t.elapsed().as_secs_f64());
+    println!(
         "{}",
         std::fs::read_to_string(tk.out_dir.join("stats.json")).unwrap()
     );
@@ -109,8 +121,8 @@ fn tinystories_head_through_mirror_tokenize_and_sgns() {
         vec![up(&tk)],
     );
     Embed.run(&e).unwrap();
-    eprintln!("sgns 300d: {:.1} s", t.elapsed().as_secs_f64());
-    eprintln!(
+    println!("sgns 300d: {:.1} s", t.elapsed().as_secs_f64());
+    println!(
         "{}",
         std::fs::read_to_string(e.out_dir.join("coverage.json")).unwrap()
     );
@@ -133,7 +145,7 @@ fn tinystories_head_through_mirror_tokenize_and_sgns() {
             .collect();
         sims.sort_by(|a, b| b.0.total_cmp(&a.0));
         let near: Vec<&str> = sims[..6].iter().map(|&(_, j)| v.token(j as u32)).collect();
-        eprintln!("{word}: {near:?}");
+        println!("{word}: {near:?}");
     }
     let t = Instant::now();
     let g = ctx(
@@ -145,8 +157,8 @@ fn tinystories_head_through_mirror_tokenize_and_sgns() {
         vec![up(&tk)],
     );
     Embed.run(&g).unwrap();
-    eprintln!("glove 50d load: {:.2} s", t.elapsed().as_secs_f64());
-    eprintln!(
+    println!("glove 50d load: {:.2} s", t.elapsed().as_secs_f64());
+    println!(
         "{}",
         std::fs::read_to_string(g.out_dir.join("coverage.json")).unwrap()
     );

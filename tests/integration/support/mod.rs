@@ -1,0 +1,21 @@
+//! What every area of the integration tests shares: the runner of the real `pipe` binary
+//! ([`run`]), the project builder ([`proj`]), folder snapshots ([`tree`]), the `StageCtx`
+//! builder ([`ctx`]), the tiny model and its fixture ([`model`]) and the Slurm node lock
+//! ([`slurm`]). A module imports what it needs with `use crate::support::*;`.
+
+mod ctx;
+mod model;
+mod proj;
+mod run;
+mod slurm;
+mod tree;
+
+pub use ctx::{ctx, materialise, params, CtxBuilder};
+pub use model::{
+    fixture, random_weights, save_checkpoint, tiny_config, upstream, upstreams, vocab, Fixture,
+    WORDS,
+};
+pub use proj::Proj;
+pub use run::{code, pipe, pipe_cmd, pipe_env, pipe_stdin, stderr, stdout, text, wait_until};
+pub use slurm::cluster;
+pub use tree::{files, outputs_of, png_size, snapshot, walk, writable, write, Node};
