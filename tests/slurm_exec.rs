@@ -547,3 +547,70 @@ fn stage_resources_reach_the_job() {
         "2 300\n"
     );
 }
+
+/// `pipe __instance --manifest` directly (no Slurm, a folder remote): a manifest whose
+/// fingerprint is not the one the job computes is refused, a tampered object is refused, and
+/// the scratch folder is removed either way; the right one runs and pushes its record.
+#[test]
+fn instance_from_a_manifest_checks_everything_and_cleans_up() {
+    use pipe::remote::manifest::{self, JobManifest};
+    let d = sa_detached_project(
+        "name: m\nstages:\n  a:\n    kind: command\n    params: { cmd: \"pwd > $PIPE_OUT/pwd.txt; cat data/in.txt > $PIPE_OUT/a.txt\", deps: [data/in.txt] }\n",
+    );
+    let root = std::fs::canonicalize(d.path()).unwrap();
+    let remote_dir = tempfile::tempdir().unwrap();
+    let url = remote_dir.path().display().to_string();
+    let remote = pipe::remote::Remote::open(&url, &root).unwrap();
+    let st = sa_json(&sa_pipe(&root, &["status", "pipelines/p.yaml", "--json"], &[]));
+    let fp = st["stages"][0]["fingerprint"].as_str().unwrap().to_string();
+    let files = ["pipelines/p.yaml", "data/in.txt"]
+        .iter()
+        .map(|r| manifest::put_file(&remote, &root.join(r), r).unwrap())
+        .collect();
+    let good = JobManifest {
+        pipeline: "pipelines/p.yaml".into(),
+        id: "a".into(),
+        fingerprint: fp.clone(),
+        ups: vec![],
+        sets: vec![],
+        params: None,
+        forced: false,
+        files,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let job = |key: &str| {
+        let o = sa_pipe(
+            &root,
+            &["__instance", "--manifest", key, "--remote", &url],
+            &[("TMPDIR", tmp.path().display().to_string())],
+        );
+        let left = std::fs::read_dir(tmp.path()).unwrap().count();
+        assert_eq!(left, 0, "scratch folder left: {}", text(&o));
+        o
+    };
+    // Another fingerprint than the job computes: refused, exit 2.
+    let mut wrong = good.clone();
+    wrong.fingerprint = "0".repeat(64);
+    let o = job(&manifest::put(&remote, &wrong).unwrap());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("refusing to run"), "{}", text(&o));
+    assert!(!remote.exists(&format!("runs/{fp}.json")).unwrap());
+    // A tampered input object: refused by its blake3.
+    let mut tampered = good.clone();
+    let real = tampered.files[1].blake3.clone();
+    let fake = blake3::hash(b"other\n").to_hex().to_string();
+    let obj = |h: &str| remote_dir.path().join(format!("objects/{}/{}", &h[..2], &h[2..]));
+    std::fs::create_dir_all(obj(&fake).parent().unwrap()).unwrap();
+    std::fs::write(obj(&fake), "not other\n").unwrap();
+    tampered.files[1].blake3 = fake;
+    let o = job(&manifest::put(&remote, &tampered).unwrap());
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("corrupt"), "{}", text(&o));
+    // The real one runs in its scratch folder and pushes its record.
+    let o = job(&manifest::put(&remote, &good).unwrap());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(remote.exists(&format!("runs/{fp}.json")).unwrap());
+    assert!(!real.is_empty());
+    // Nothing was written into the project (`status` above saved only its stat cache).
+    assert!(!root.join("results").exists() && !root.join("cache/runs").exists());
+}
