@@ -491,6 +491,19 @@ fn jobs_without_a_shared_folder_run_in_private_scratch_folders() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(!text(&o).contains("Slurm job"), "{}", text(&o));
     assert_eq!(std::fs::read_to_string(&pwd_log).unwrap().lines().count(), 3);
+    // A forced stage is one job again; identical outputs leave its downstream alone.
+    std::fs::remove_file(root.join("out/b.txt")).unwrap();
+    let o = sa_pipe(&root, &["run", "pipelines/p.yaml", "--force", "b"], &env);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert_eq!(t.matches("as Slurm job").count(), 1, "{t}");
+    assert_eq!(std::fs::read_to_string(&pwd_log).unwrap().lines().count(), 4);
+    assert_eq!(
+        std::fs::read_to_string(root.join("out/b.txt")).unwrap(),
+        "one\ntwo\none\ntwo\n"
+    );
+    assert_eq!(std::fs::read_to_string(root.join("pipelines/p.lock")).unwrap(), lock);
+    assert_eq!(std::fs::read_dir(&tmp_root).unwrap().count(), 1);
 
     // A fresh clone of the project with an empty store restores from the remote: no job.
     let clone = sa_detached_project(&format!(
@@ -503,7 +516,7 @@ fn jobs_without_a_shared_folder_run_in_private_scratch_folders() {
         std::fs::read_to_string(clone.path().join("out/b.txt")).unwrap(),
         "one\ntwo\none\ntwo\n"
     );
-    assert_eq!(std::fs::read_to_string(&pwd_log).unwrap().lines().count(), 3);
+    assert_eq!(std::fs::read_to_string(&pwd_log).unwrap().lines().count(), 4);
 }
 
 #[test]
@@ -613,4 +626,57 @@ fn instance_from_a_manifest_checks_everything_and_cleans_up() {
     assert!(!real.is_empty());
     // Nothing was written into the project (`status` above saved only its stat cache).
     assert!(!root.join("results").exists() && !root.join("cache/runs").exists());
+}
+
+#[test]
+fn cancelled_job_without_a_shared_folder_removes_its_scratch_folder() {
+    let Some(_node) = cluster() else { return };
+    let Some((mut env, url)) = sa_s3("nsf-cancel") else {
+        eprintln!("skipped: no S3 server (PIPE_TEST_S3 unset)");
+        return;
+    };
+    let d = sa_project(&format!(
+        "name: nc\nremote: {url}\nexecutor: {{ kind: slurm, shared_fs: false }}\nstages:\n  slow: {{ kind: command, params: {{ cmd: \"sleep 120\" }} }}\n"
+    ));
+    let root = std::fs::canonicalize(d.path()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    env.push(("TMPDIR", tmp.path().display().to_string()));
+    let mut c = Command::new(PIPE);
+    c.args(["run", "pipelines/p.yaml"])
+        .current_dir(&root)
+        .env_remove("PIPE_MIRROR")
+        .env_remove("PIPE_REMOTE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in &env {
+        c.env(k, v);
+    }
+    let child = c.spawn().unwrap();
+    // Wait until the job runs in its scratch folder.
+    let t0 = Instant::now();
+    let scratch = loop {
+        let found = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("results/nc/logs/slow.log").exists());
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "the job never started");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let job = project_jobs(&root).into_iter().next().expect("a running job");
+    pipe::slurm::cancel(&[job.id]).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains(&format!("Slurm job {} CANCELLED", job.id)), "{t}");
+    // The job removes its folder on SIGTERM; give slurmstepd a moment to finish it.
+    let t1 = Instant::now();
+    while scratch.exists() && t1.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!scratch.exists(), "{} left behind: {t}", scratch.display());
+    assert!(project_jobs(&root).is_empty());
 }

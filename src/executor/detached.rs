@@ -169,7 +169,8 @@ pub fn restore(
         })
 }
 
-/// After a job that completed: its record and objects pulled, its outputs materialised.
+/// After a job that completed: its record and objects pulled, its outputs materialised. After
+/// a forced run the job's record replaces the local one.
 pub fn collect(
     proj: &Project,
     job: &Job,
@@ -177,7 +178,33 @@ pub fn collect(
     remote: &Remote,
     fp: &str,
 ) -> Result<Option<RunRecord>, String> {
-    Ok(restore(proj, job, staging, remote, fp)?.map(|(_, rec)| rec))
+    if job.forced {
+        let Some(bytes) = crate::remote::fetch_record(remote, fp).map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let objs: Vec<String> = crate::remote::record_objects(&bytes)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(h, _)| h)
+            .collect();
+        let rep = crate::remote::fetch_objects(remote, &objs, &proj.cache)
+            .map_err(|e| e.to_string())?;
+        if !rep.missing.is_empty() || !rep.corrupt.is_empty() {
+            return Ok(None);
+        }
+        let path = proj.cache.record_path(fp);
+        crate::cache::write_atomic(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    // Materialised from the record now in the store, never recomputed here.
+    let unforced = Job {
+        index: job.index,
+        ups: job.ups,
+        forced: false,
+        echo: job.echo,
+        threads: job.threads,
+    };
+    Ok(restore(proj, &unforced, staging, remote, fp)?.map(|(_, rec)| rec))
 }
 
 /// The log a failed job left on the remote, written to the stage's log path; its last line.
