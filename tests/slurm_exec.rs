@@ -254,7 +254,11 @@ fn resources_layer_kind_default_then_defaults_then_stage() {
     let sv = sa_json(&s);
     assert_eq!(sv["stages"][0]["id"], "a");
     assert_eq!(sv["stages"][0]["resources"]["cpus"], 2);
-    let st = sa_pipe(d.path(), &["status", "pipelines/p.yaml", "--resources"], &[]);
+    let st = sa_pipe(
+        d.path(),
+        &["status", "pipelines/p.yaml", "--resources"],
+        &[],
+    );
     assert!(
         text(&st).contains("resources: cpus=2 mem=700M time=5m"),
         "{}",
@@ -272,7 +276,10 @@ fn resources_never_enter_a_fingerprint_or_the_lock() {
     assert!(!lock.contains("cpus"), "{lock}");
     std::fs::write(
         d.path().join("pipelines/p.yaml"),
-        pl.replace("{ cpus: 1 }", "{ cpus: 2, mem_mb: 999, time_min: 7, gpus: 0 }"),
+        pl.replace(
+            "{ cpus: 1 }",
+            "{ cpus: 2, mem_mb: 999, time_min: 7, gpus: 0 }",
+        ),
     )
     .unwrap();
     let s = sa_pipe(d.path(), &["status", "pipelines/p.yaml"], &[]);
@@ -370,7 +377,10 @@ fn sa_s3(name: &str) -> Option<(Vec<(&'static str, String)>, String)> {
         .unwrap()
         .as_nanos();
     let bucket = var("PIPE_TEST_S3_BUCKET").unwrap_or_else(|| "pipe-test".into());
-    Some((env, format!("s3://{bucket}/sa{}-{t}/{name}", std::process::id())))
+    Some((
+        env,
+        format!("s3://{bucket}/sa{}-{t}/{name}", std::process::id()),
+    ))
 }
 
 /// Three `command` stages with a dep file; each appends its working folder to `$SA_PWD_LOG`
@@ -440,7 +450,10 @@ fn jobs_without_a_shared_folder_run_in_private_scratch_folders() {
     assert_eq!(t.matches("no shared folder)").count(), 3, "{t}");
 
     // The outputs, materialised in the driver's project as after a local run.
-    assert_eq!(std::fs::read_to_string(root.join("out/a.txt")).unwrap(), "one\ntwo\n");
+    assert_eq!(
+        std::fs::read_to_string(root.join("out/a.txt")).unwrap(),
+        "one\ntwo\n"
+    );
     assert_eq!(
         std::fs::read_to_string(root.join("out/b.txt")).unwrap(),
         "one\ntwo\none\ntwo\n"
@@ -490,19 +503,28 @@ fn jobs_without_a_shared_folder_run_in_private_scratch_folders() {
     let o = sa_pipe(&root, &["run", "pipelines/p.yaml"], &env);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!text(&o).contains("Slurm job"), "{}", text(&o));
-    assert_eq!(std::fs::read_to_string(&pwd_log).unwrap().lines().count(), 3);
+    assert_eq!(
+        std::fs::read_to_string(&pwd_log).unwrap().lines().count(),
+        3
+    );
     // A forced stage is one job again; identical outputs leave its downstream alone.
     std::fs::remove_file(root.join("out/b.txt")).unwrap();
     let o = sa_pipe(&root, &["run", "pipelines/p.yaml", "--force", "b"], &env);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert_eq!(t.matches("as Slurm job").count(), 1, "{t}");
-    assert_eq!(std::fs::read_to_string(&pwd_log).unwrap().lines().count(), 4);
+    assert_eq!(
+        std::fs::read_to_string(&pwd_log).unwrap().lines().count(),
+        4
+    );
     assert_eq!(
         std::fs::read_to_string(root.join("out/b.txt")).unwrap(),
         "one\ntwo\none\ntwo\n"
     );
-    assert_eq!(std::fs::read_to_string(root.join("pipelines/p.lock")).unwrap(), lock);
+    assert_eq!(
+        std::fs::read_to_string(root.join("pipelines/p.lock")).unwrap(),
+        lock
+    );
     assert_eq!(std::fs::read_dir(&tmp_root).unwrap().count(), 1);
 
     // A fresh clone of the project with an empty store restores from the remote: no job.
@@ -516,7 +538,10 @@ fn jobs_without_a_shared_folder_run_in_private_scratch_folders() {
         std::fs::read_to_string(clone.path().join("out/b.txt")).unwrap(),
         "one\ntwo\none\ntwo\n"
     );
-    assert_eq!(std::fs::read_to_string(&pwd_log).unwrap().lines().count(), 4);
+    assert_eq!(
+        std::fs::read_to_string(&pwd_log).unwrap().lines().count(),
+        4
+    );
 }
 
 #[test]
@@ -540,7 +565,10 @@ fn failed_job_without_a_shared_folder_brings_its_log_back() {
         "{t}"
     );
     let log = std::fs::read_to_string(root.join("results/nf/logs/bad.log")).unwrap();
-    assert!(log.contains("boom-bad") && log.contains("exited with"), "{log}");
+    assert!(
+        log.contains("boom-bad") && log.contains("exited with"),
+        "{log}"
+    );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
 
@@ -551,7 +579,11 @@ fn stage_resources_reach_the_job() {
         "name: rj\nstages:\n  a:\n    kind: command\n    params: { cmd: \"echo $SLURM_CPUS_PER_TASK $SLURM_MEM_PER_NODE > $PIPE_OUT/r.txt\" }\n    resources: { cpus: 2, mem_mb: 300, time_min: 3 }\n",
     );
     let root = std::fs::canonicalize(d.path()).unwrap();
-    let o = sa_pipe(&root, &["run", "pipelines/p.yaml", "--executor", "slurm"], &[]);
+    let o = sa_pipe(
+        &root,
+        &["run", "pipelines/p.yaml", "--executor", "slurm"],
+        &[],
+    );
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(t.contains("(cpus=2 mem=300M time=3m)"), "{t}");
@@ -574,7 +606,11 @@ fn instance_from_a_manifest_checks_everything_and_cleans_up() {
     let remote_dir = tempfile::tempdir().unwrap();
     let url = remote_dir.path().display().to_string();
     let remote = pipe::remote::Remote::open(&url, &root).unwrap();
-    let st = sa_json(&sa_pipe(&root, &["status", "pipelines/p.yaml", "--json"], &[]));
+    let st = sa_json(&sa_pipe(
+        &root,
+        &["status", "pipelines/p.yaml", "--json"],
+        &[],
+    ));
     let fp = st["stages"][0]["fingerprint"].as_str().unwrap().to_string();
     let files = ["pipelines/p.yaml", "data/in.txt"]
         .iter()
@@ -612,7 +648,11 @@ fn instance_from_a_manifest_checks_everything_and_cleans_up() {
     let mut tampered = good.clone();
     let real = tampered.files[1].blake3.clone();
     let fake = blake3::hash(b"other\n").to_hex().to_string();
-    let obj = |h: &str| remote_dir.path().join(format!("objects/{}/{}", &h[..2], &h[2..]));
+    let obj = |h: &str| {
+        remote_dir
+            .path()
+            .join(format!("objects/{}/{}", &h[..2], &h[2..]))
+    };
     std::fs::create_dir_all(obj(&fake).parent().unwrap()).unwrap();
     std::fs::write(obj(&fake), "not other\n").unwrap();
     tampered.files[1].blake3 = fake;
@@ -663,15 +703,24 @@ fn cancelled_job_without_a_shared_folder_removes_its_scratch_folder() {
         if let Some(p) = found {
             break p;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "the job never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the job never started"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let job = project_jobs(&root).into_iter().next().expect("a running job");
+    let job = project_jobs(&root)
+        .into_iter()
+        .next()
+        .expect("a running job");
     pipe::slurm::cancel(&[job.id]).unwrap();
     let o = child.wait_with_output().unwrap();
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
-    assert!(t.contains(&format!("Slurm job {} CANCELLED", job.id)), "{t}");
+    assert!(
+        t.contains(&format!("Slurm job {} CANCELLED", job.id)),
+        "{t}"
+    );
     // The job removes its folder on SIGTERM; give slurmstepd a moment to finish it.
     let t1 = Instant::now();
     while scratch.exists() && t1.elapsed() < Duration::from_secs(20) {

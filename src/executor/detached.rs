@@ -150,8 +150,8 @@ pub fn restore(
     remote: &Remote,
     fp: &str,
 ) -> Result<Option<(Outcome, RunRecord)>, String> {
-    let t = crate::remote::pull(&proj.cache, &[fp.to_string()], remote)
-        .map_err(|e| e.to_string())?;
+    let t =
+        crate::remote::pull(&proj.cache, &[fp.to_string()], remote).map_err(|e| e.to_string())?;
     if !t.corrupt.is_empty() {
         eprintln!(
             "warning: corrupt on the remote, not used: {}",
@@ -188,13 +188,14 @@ pub fn collect(
             .into_iter()
             .map(|(h, _)| h)
             .collect();
-        let rep = crate::remote::fetch_objects(remote, &objs, &proj.cache)
-            .map_err(|e| e.to_string())?;
+        let rep =
+            crate::remote::fetch_objects(remote, &objs, &proj.cache).map_err(|e| e.to_string())?;
         if !rep.missing.is_empty() || !rep.corrupt.is_empty() {
             return Ok(None);
         }
         let path = proj.cache.record_path(fp);
-        crate::cache::write_atomic(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::cache::write_atomic(&path, &bytes)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     // Materialised from the record now in the store, never recomputed here.
     let unforced = Job {

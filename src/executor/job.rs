@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 /// How a job's instance ended, when it did not fail.
 pub enum JobEnd {
     /// Ran (or was already recorded): its record.
-    Done(RunRecord),
+    Done(Box<RunRecord>),
     /// Stopped by a signal: the exit code to leave with.
     Interrupted(i32),
 }
@@ -86,7 +86,7 @@ pub fn run_instance(
     match r {
         Ok((o, rec)) => {
             eprintln!("{}: {o:?}, record {}", n.id, rec.fingerprint);
-            Ok(JobEnd::Done(rec))
+            Ok(JobEnd::Done(Box::new(rec)))
         }
         Err(Outcome::Interrupted { log }) => {
             eprintln!("{}: interrupted (log: {})", n.id, log.display());

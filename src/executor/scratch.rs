@@ -59,7 +59,8 @@ fn run_in(root: &Path, remote: &Remote, m: &JobManifest) -> Result<i32> {
     match run_instance(&proj, &m.id, &m.fingerprint, &ups, m.forced)? {
         JobEnd::Done(rec) => {
             // Objects first, the record last: a driver never sees a record pointing at nothing.
-            let t = crate::remote::push(&proj.cache, std::slice::from_ref(&rec.fingerprint), remote)?;
+            let t =
+                crate::remote::push(&proj.cache, std::slice::from_ref(&rec.fingerprint), remote)?;
             if !t.missing.is_empty() || !t.incomplete.is_empty() {
                 return Err(PipeError::Failed(format!(
                     "{}: cannot push run record {}: its objects are not all in the job's store",
@@ -107,5 +108,8 @@ fn leave_log(root: &Path, remote: &Remote, m: &JobManifest, err: &str) {
         .unwrap_or_default();
     text.push_str(&format!("error: {err}\n"));
     let job = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| "0".into());
-    let _ = remote.put_bytes(&manifest::job_log_key(&m.fingerprint, &job), text.as_bytes());
+    let _ = remote.put_bytes(
+        &manifest::job_log_key(&m.fingerprint, &job),
+        text.as_bytes(),
+    );
 }

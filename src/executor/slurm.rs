@@ -236,7 +236,10 @@ pub fn run(
     };
     if let Some(r) = &remote {
         let last = match detached::fetch_log(proj, job, r, &fp, id) {
-            Some(l) => format!("; its log (from the remote): {} (last line: {l})", log_rel.display()),
+            Some(l) => format!(
+                "; its log (from the remote): {} (last line: {l})",
+                log_rel.display()
+            ),
             None => format!("; it left no log on {}", r.describe()),
         };
         return Err(failed(

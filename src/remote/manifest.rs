@@ -63,13 +63,13 @@ pub fn is_plain_relative(p: &str) -> bool {
 /// Uploads the file at `path` as an object unless the remote has it; its manifest entry,
 /// under the path `rel` the job gives it.
 pub fn put_file(remote: &Remote, path: &Path, rel: &str) -> Result<ManifestFile> {
-    let blake3 = crate::cache::hash_file(&path).map_err(|e| RemoteError::io(&path, e))?;
-    let size = std::fs::metadata(&path)
-        .map_err(|e| RemoteError::io(&path, e))?
+    let blake3 = crate::cache::hash_file(path).map_err(|e| RemoteError::io(path, e))?;
+    let size = std::fs::metadata(path)
+        .map_err(|e| RemoteError::io(path, e))?
         .len();
     let key = object_key(&blake3);
     if !remote.exists(&key)? {
-        remote.put_file(&key, &path, &|_| {})?;
+        remote.put_file(&key, path, &|_| {})?;
     }
     Ok(ManifestFile {
         path: rel.to_string(),
