@@ -250,6 +250,20 @@ fn resources_layer_kind_default_then_defaults_then_stage() {
         "{}",
         text(&g)
     );
+    // ... and always when the pipeline's executor is Slurm
+    let slurm = sa_project(&format!("executor: {{ kind: slurm }}\n{SA_RESOURCES}"));
+    let g = sa_pipe(slurm.path(), &["graph", "pipelines/p.yaml"], &[]);
+    assert!(
+        text(&g).contains("t (tokenize)  [cpus=2 mem=2048M time=120m partition=debug]"),
+        "{}",
+        text(&g)
+    );
+    let st = sa_pipe(slurm.path(), &["status", "pipelines/p.yaml"], &[]);
+    assert!(
+        text(&st).contains("resources: cpus=1 mem=700M time=30m"),
+        "{}",
+        text(&st)
+    );
     let s = sa_pipe(d.path(), &["status", "pipelines/p.yaml", "--json"], &[]);
     let sv = sa_json(&s);
     assert_eq!(sv["stages"][0]["id"], "a");
