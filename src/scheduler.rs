@@ -390,6 +390,7 @@ mod tests {
             root: dir.path().to_path_buf(),
             stages: nodes.iter().map(|n| n.id.clone()).collect(),
             nodes,
+            resources: Default::default(),
         };
         let dag = Dag::new(&pipeline);
         let cache = Cache::new(dir.path());

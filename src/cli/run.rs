@@ -118,6 +118,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         &proj.pipeline.file,
         &args.pipeline.set,
         args.pipeline.params.as_deref(),
+        args.remote.as_deref(),
     )?;
     let interrupted = |id: &str| crate::interrupt::was_interrupted(&proj.cache.dir, id);
     if args.dry_run {

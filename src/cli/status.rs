@@ -1,5 +1,7 @@
 //! `pipe status`: one line per stage instance, up to date or the reasons it would run;
-//! `--json` for machines, `--verify` re-hashes every stored and materialised output.
+//! `--json` for machines (with each instance's Slurm resources), `--verify` re-hashes every
+//! stored and materialised output, `--resources` (automatic when the pipeline's executor is
+//! Slurm) adds a line with the resources a Slurm job of each instance asks for.
 
 use super::PipelineArgs;
 use crate::error::Result;
@@ -18,6 +20,10 @@ pub struct StatusArgs {
     /// reports and changes nothing.
     #[arg(long)]
     pub verify: bool,
+    /// Add a `resources: cpus=… mem=… time=…` line under each instance (always shown when the
+    /// pipeline's `executor.kind` is `slurm`; always in `--json`).
+    #[arg(long)]
+    pub resources: bool,
 }
 
 pub fn run(args: StatusArgs) -> Result<i32> {
@@ -35,13 +41,26 @@ pub fn run(args: StatusArgs) -> Result<i32> {
     if !args.verify {
         proj.stats.save();
     }
-    print!("{}", render(&proj, &plans, args.json));
+    let show = args.resources
+        || crate::executor::pipeline_uses_slurm(&proj.pipeline.root, &proj.pipeline.file);
+    print!("{}", render_with(&proj, &plans, args.json, show));
     let _ = std::io::stdout().flush();
     Ok(0)
 }
 
 /// The status text (or JSON) of a plan, in topological order.
 pub fn render(proj: &plan::Project, plans: &[Option<plan::Planned>], json: bool) -> String {
+    render_with(proj, plans, json, false)
+}
+
+/// [`render`], with a `resources:` line under each instance when `resources` (JSON always
+/// has them).
+pub fn render_with(
+    proj: &plan::Project,
+    plans: &[Option<plan::Planned>],
+    json: bool,
+    resources: bool,
+) -> String {
     let p = &proj.pipeline;
     if json {
         let stages: Vec<serde_json::Value> = proj
@@ -65,6 +84,7 @@ pub fn render(proj: &plan::Project, plans: &[Option<plan::Planned>], json: bool)
                         "state": pl.state.as_str(),
                         "fingerprint": pl.fingerprint,
                         "reasons": reasons,
+                        "resources": p.resources(&p.nodes[i]),
                     })
                 })
             })
@@ -100,6 +120,13 @@ pub fn render(proj: &plan::Project, plans: &[Option<plan::Planned>], json: bool)
                     plan::reason::join(&pl.reasons)
                 ))
             }
+        }
+        if resources {
+            s.push_str(&format!(
+                "{:width$}  resources: {}\n",
+                "",
+                p.resources(&p.nodes[i]).describe()
+            ));
         }
     }
     let restored = if restored > 0 {

@@ -9,11 +9,12 @@ mod layer;
 mod locate;
 mod names;
 mod parse;
+pub mod resources;
 mod siblings;
 
 pub use confine::normalise;
 pub use ids::{instance_id, natural_cmp, scalar_text, MAX_ID_BYTES};
-pub use locate::locate;
+pub use locate::{at_best, locate};
 pub use names::{closest, levenshtein, nearest};
 
 use crate::error::Result;
@@ -94,9 +95,20 @@ pub struct Pipeline {
     /// Instances: stages in a topological order of their `needs` (file order where free), each
     /// stage's instances in sorted id order.
     pub nodes: Vec<Node>,
+    /// Stage name → what its Slurm jobs ask for, layered (`config::resources`).
+    pub resources: BTreeMap<String, crate::executor::resources::Resources>,
 }
 
 impl Pipeline {
+    /// What a Slurm job of an instance asks for: its stage's resources (the kind's default for
+    /// a stage this pipeline does not declare).
+    pub fn resources(&self, n: &Node) -> crate::executor::resources::Resources {
+        self.resources.get(&n.stage).cloned().unwrap_or_else(|| {
+            let info = n.kind.info();
+            crate::executor::resources::Resources::kind_default(info.name, info.heavy)
+        })
+    }
+
     /// The `<stem>.lock` file beside the pipeline file.
     pub fn lock_path(&self) -> PathBuf {
         let stem = self
@@ -192,6 +204,12 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
         )));
     }
 
+    let kinds: BTreeMap<String, &'static dyn StageKind> = layers
+        .kinds
+        .iter()
+        .map(|(k, (kind, _))| (k.clone(), *kind))
+        .collect();
+    let resources = resources::layer(&src, &kinds)?;
     let mut pipeline = Pipeline {
         name: src.name.clone(),
         seed: src.seed,
@@ -199,6 +217,7 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
         root: root.to_path_buf(),
         stages: src.stages.iter().map(|(n, _)| n.clone()).collect(),
         nodes,
+        resources,
     };
     let lock = pipeline.lock_path();
     let nodes = std::mem::take(&mut pipeline.nodes);

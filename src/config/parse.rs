@@ -41,6 +41,9 @@ pub(crate) struct RawStage {
     #[serde(default)]
     pub params: serde_yaml::Mapping,
     pub matrix: Option<serde_yaml::Mapping>,
+    /// What a Slurm job of the stage asks for (`config::resources`); never fingerprinted.
+    #[serde(default)]
+    pub resources: Option<serde_yaml::Value>,
 }
 
 /// A parsed pipeline file: its text (for positions), name, seed, defaults and stages in file
@@ -52,6 +55,8 @@ pub(crate) struct Source {
     pub name: String,
     pub seed: u64,
     pub defaults: serde_yaml::Mapping,
+    /// `defaults.<kind>.resources`, taken out of `defaults` (they are not parameters).
+    pub kind_resources: Vec<(String, serde_yaml::Value)>,
     pub stages: Vec<(String, RawStage)>,
 }
 
@@ -254,12 +259,22 @@ pub(crate) fn read(root: &Path, file: &Path) -> Result<Source> {
             "{fname}: `stages:` is empty; add at least one stage"
         )));
     }
+    let mut defaults = raw.defaults;
+    let mut kind_resources = Vec::new();
+    for (k, v) in defaults.iter_mut() {
+        if let (Some(kind), serde_yaml::Value::Mapping(m)) = (k.as_str(), v) {
+            if let Some(r) = m.remove("resources") {
+                kind_resources.push((kind.to_string(), r));
+            }
+        }
+    }
     Ok(Source {
         fname,
         text,
         name,
         seed: raw.seed,
-        defaults: raw.defaults,
+        defaults,
+        kind_resources,
         stages,
     })
 }

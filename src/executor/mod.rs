@@ -1,7 +1,10 @@
 //! Where the instances that must compute run: on this machine (the default) or as one Slurm job
 //! each (`--executor slurm`, or `executor: { kind: slurm, … }` in the pipeline file).
 
+pub mod detached;
+pub mod job;
 pub mod resources;
+pub mod scratch;
 pub mod slurm;
 
 use crate::error::{PipeError, Result};
@@ -22,9 +25,9 @@ pub enum ExecutorKind {
     Slurm,
 }
 
-/// The pipeline file's top-level `executor:` block, if any (`kind: local|slurm`, `partition`,
-/// `account`, `extra: [flags]`, `resources: { stage: { cpus, mem_mb, time_min, gpus,
-/// partition } }`).
+/// The pipeline file's top-level `executor:` block, if any (`kind: local|slurm`, `partition`
+/// (the default of stages that name none), `account`, `extra: [flags]`, `shared_fs: false`).
+/// Resources are per stage (`resources:` beside `params:`), not here.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutorBlock {
@@ -33,8 +36,10 @@ pub struct ExecutorBlock {
     pub account: Option<String>,
     #[serde(default)]
     pub extra: Vec<String>,
-    #[serde(default)]
-    pub resources: std::collections::BTreeMap<String, resources::Resources>,
+    /// False: jobs share no folder with the driver and go through the remote store.
+    pub shared_fs: Option<bool>,
+    /// The old place of resources: refused with a message naming the new key.
+    resources: Option<serde_yaml::Value>,
 }
 
 fn read_block(root: &Path, pipeline: &Path) -> Result<Option<ExecutorBlock>> {
@@ -43,23 +48,46 @@ fn read_block(root: &Path, pipeline: &Path) -> Result<Option<ExecutorBlock>> {
         .map_err(|e| PipeError::Config(format!("cannot read {}: {e}", file.display())))?;
     let yaml: serde_yaml::Value = serde_yaml::from_str(&text)
         .map_err(|e| PipeError::Config(format!("{}: not valid YAML: {e}", file.display())))?;
-    match yaml.get("executor") {
-        None | Some(serde_yaml::Value::Null) => Ok(None),
-        Some(v) => serde_yaml::from_value(v.clone())
-            .map(Some)
-            .map_err(|e| PipeError::Config(format!("{}: key `executor`: {e}", file.display()))),
+    let block: ExecutorBlock = match yaml.get("executor") {
+        None | Some(serde_yaml::Value::Null) => return Ok(None),
+        Some(v) => serde_yaml::from_value(v.clone()).map_err(|e| {
+            PipeError::Config(format!(
+                "{}: key `executor`: {e}",
+                crate::config::at_best(&file.display().to_string(), &text, &["executor"])
+            ))
+        })?,
+    };
+    if block.resources.is_some() {
+        return Err(PipeError::Config(format!(
+            "{}: `executor.resources` is no longer read: give each stage a `resources:` key \
+             beside `params:` (e.g. `train: {{ kind: train, resources: {{ cpus: 2, mem_mb: 4096 }} }}`) \
+             or a kind default as `defaults.<kind>.resources`",
+            crate::config::at_best(
+                &file.display().to_string(),
+                &text,
+                &["executor", "resources"]
+            )
+        )));
     }
+    Ok(Some(block))
+}
+
+/// True when the pipeline's `executor:` block asks for Slurm (then `pipe graph`/`status` show
+/// resources without `--resources`). A block that cannot be read counts as no.
+pub fn pipeline_uses_slurm(root: &Path, pipeline: &Path) -> bool {
+    matches!(read_block(root, pipeline), Ok(Some(b)) if b.kind.as_deref() == Some("slurm"))
 }
 
 /// The executor for a run: `--executor` wins over the pipeline's `executor:` block; the
 /// block's settings apply to Slurm either way. `sets`/`params` are the run's overrides, passed
-/// on to each job.
+/// on to each job; `remote` is `run --remote` (jobs without a shared folder need a remote).
 pub fn select(
     cli: Option<ExecutorKind>,
     root: &Path,
     pipeline: &Path,
     sets: &[String],
     params: Option<&Path>,
+    remote: Option<&str>,
 ) -> Result<Executor> {
     let block = read_block(root, pipeline)?.unwrap_or_default();
     let kind = match (cli, block.kind.as_deref()) {
@@ -73,16 +101,34 @@ pub fn select(
             )))
         }
     };
-    Ok(match kind {
-        ExecutorKind::Local => Executor::Local,
-        ExecutorKind::Slurm => Executor::Slurm(slurm::SlurmConfig {
-            pipeline: pipeline.to_path_buf(),
-            sets: sets.to_vec(),
-            params: params.map(|p| p.to_path_buf()),
-            partition: block.partition,
-            account: block.account,
-            extra: block.extra,
-            resources: block.resources,
-        }),
-    })
+    if kind == ExecutorKind::Local {
+        return Ok(Executor::Local);
+    }
+    let remote = if block.shared_fs == Some(false) {
+        let url = crate::remote::select::remote_url(remote, root, pipeline).map_err(|e| {
+            PipeError::Config(format!(
+                "{}: `executor.shared_fs: false` sends every job's inputs and outputs through a \
+                 remote store, but {e}",
+                root.join(pipeline).display()
+            ))
+        })?;
+        // Open it once here: a bad URL is a configuration error before anything is submitted;
+        // a folder remote is passed to the jobs as an absolute path.
+        let r = crate::remote::Remote::open(&url, root)?;
+        Some(match &r {
+            crate::remote::Remote::Folder(f) => f.root().display().to_string(),
+            crate::remote::Remote::S3(_) => url,
+        })
+    } else {
+        None
+    };
+    Ok(Executor::Slurm(slurm::SlurmConfig {
+        pipeline: pipeline.to_path_buf(),
+        sets: sets.to_vec(),
+        params: params.map(|p| p.to_path_buf()),
+        partition: block.partition,
+        account: block.account,
+        extra: block.extra,
+        remote,
+    }))
 }

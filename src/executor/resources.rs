@@ -1,39 +1,39 @@
-//! What a Slurm job asks for: CPUs, memory, time, GPUs and partition, from per-kind defaults
-//! (heavy kinds ask for more) with the pipeline's per-stage `executor.resources` over them.
-
-use crate::config::Node;
+//! What a Slurm job asks for: CPUs, memory, time, GPUs and partition. Built-in per-kind
+//! defaults (heavy kinds ask for more) live here; `config::resources` layers the pipeline's
+//! `defaults.<kind>.resources` and each stage's `resources:` over them.
 
 /// Resources of one job; unset fields take the kind's default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mem_mb: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub time_min: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gpus: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
 }
 
 impl Resources {
-    /// The defaults of a kind: heavy kinds (training, decoding, embedding) 2 CPUs, 2 GiB,
-    /// 4 hours; the others 1 CPU, 512 MiB, 30 minutes.
-    pub fn kind_default(heavy: bool) -> Resources {
-        if heavy {
-            Resources {
-                cpus: Some(2),
-                mem_mb: Some(2048),
-                time_min: Some(240),
-                gpus: None,
-                partition: None,
-            }
-        } else {
-            Resources {
-                cpus: Some(1),
-                mem_mb: Some(512),
-                time_min: Some(30),
-                gpus: None,
-                partition: None,
-            }
+    /// The built-in default of a kind: `train` 2 CPUs, 4 GiB, 8 hours; the other heavy kinds
+    /// (tokenize, decoding, embedding) 2 CPUs, 2 GiB, 2 hours; the light ones 1 CPU, 512 MiB,
+    /// 30 minutes. No GPUs, the cluster's default partition.
+    pub fn kind_default(kind: &str, heavy: bool) -> Resources {
+        let (cpus, mem_mb, time_min) = match (kind, heavy) {
+            ("train", _) => (2, 4096, 480),
+            (_, true) => (2, 2048, 120),
+            (_, false) => (1, 512, 30),
+        };
+        Resources {
+            cpus: Some(cpus),
+            mem_mb: Some(mem_mb),
+            time_min: Some(time_min),
+            gpus: None,
+            partition: None,
         }
     }
 
@@ -45,19 +45,6 @@ impl Resources {
             time_min: self.time_min.or(base.time_min),
             gpus: self.gpus.or(base.gpus),
             partition: self.partition.clone().or_else(|| base.partition.clone()),
-        }
-    }
-
-    /// The resources of an instance: the per-instance entry (by id), else the stage's, over
-    /// the kind's defaults.
-    pub fn for_node(
-        n: &Node,
-        per_stage: &std::collections::BTreeMap<String, Resources>,
-    ) -> Resources {
-        let base = Resources::kind_default(n.kind.info().heavy);
-        match per_stage.get(&n.id).or_else(|| per_stage.get(&n.stage)) {
-            Some(r) => r.over(&base),
-            None => base,
         }
     }
 
@@ -93,10 +80,13 @@ mod tests {
             cpus: Some(4),
             ..Default::default()
         }
-        .over(&Resources::kind_default(true));
+        .over(&Resources::kind_default("infer", true));
         assert_eq!(r.cpus, Some(4));
         assert_eq!(r.mem_mb, Some(2048));
-        assert_eq!(r.describe(), "cpus=4 mem=2048M time=240m");
-        assert!(Resources::kind_default(false).cpus < Resources::kind_default(true).cpus);
+        assert_eq!(r.describe(), "cpus=4 mem=2048M time=120m");
+        let light = Resources::kind_default("command", false);
+        let train = Resources::kind_default("train", true);
+        assert!(light.cpus < train.cpus && light.mem_mb < train.mem_mb);
+        assert!(light.time_min < train.time_min);
     }
 }

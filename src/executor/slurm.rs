@@ -1,16 +1,16 @@
 //! The Slurm executor: an instance that must compute becomes one batch job running
-//! `pipe __instance` on the node (the project folder is shared), named
-//! `pipe-<project hash>-<fingerprint>` so that a later driver finds it instead of submitting it
-//! again; the driver waits for it, cancels it on Ctrl-C/SIGTERM, and reads the run record the
-//! job committed.
+//! `pipe __instance` on the node, named `pipe-<project hash>-<fingerprint>` so that a later
+//! driver finds it instead of submitting it again; the driver waits for it, cancels it on
+//! Ctrl-C/SIGTERM, and reads the run record the job committed: in the shared project folder
+//! (the default), or on the remote store when jobs share no folder with the driver
+//! (`executor.shared_fs: false`, see `detached` and `scratch`).
 
-use super::resources::Resources;
+use super::detached;
 use crate::cache::RunRecord;
 use crate::instance::staging::Staging;
 use crate::instance::{Job, Outcome};
 use crate::project::Project;
 use crate::slurm::{self, JobSpec, JobState};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Settings of a run on Slurm.
@@ -25,8 +25,8 @@ pub struct SlurmConfig {
     pub account: Option<String>,
     /// Further `sbatch` flags.
     pub extra: Vec<String>,
-    /// Per stage (or instance id) resources over the kind defaults.
-    pub resources: BTreeMap<String, Resources>,
+    /// The remote store URL when jobs share no folder with the driver (`shared_fs: false`).
+    pub remote: Option<String>,
 }
 
 /// The job name of an instance fingerprint in a project: `pipe-<8 hex>-<fp[..16]>`.
@@ -105,6 +105,21 @@ pub fn run(
     if !job.forced && proj.cache.record(&fp).is_some() {
         return crate::instance::run(proj, job, staging);
     }
+    let remote = match &cfg.remote {
+        Some(url) => Some(
+            crate::remote::Remote::open(url, root).map_err(|e| failed(&log_rel, e.to_string()))?,
+        ),
+        None => None,
+    };
+    // Without a shared folder, a colleague's (or an earlier job's) record on the remote is
+    // restored instead of submitted.
+    if let (Some(r), false) = (&remote, job.forced) {
+        if let Some(done) =
+            detached::restore(proj, job, staging, r, &fp).map_err(|e| failed(&log_rel, e))?
+        {
+            return Ok(done);
+        }
+    }
     let name = job_name(root, &fp);
     let out = slurm_log(proj, job.index);
     let existing = slurm::find_jobs(&name)
@@ -120,7 +135,26 @@ pub fn run(
             j.id
         }
         None => {
-            let res = Resources::for_node(n, &cfg.resources);
+            let res = proj.pipeline.resources(n);
+            let (command, log, workdir) = match (&remote, &cfg.remote) {
+                (Some(r), Some(url)) => {
+                    let key = detached::prepare(proj, cfg, job, &fp, r)
+                        .map_err(|e| failed(&log_rel, e))?;
+                    // No project folder on the node: the job's output is not kept there
+                    // (a failed job leaves its log on the remote instead).
+                    (
+                        detached::command(&key, url, &proj.mirrors)
+                            .map_err(|e| failed(&log_rel, e))?,
+                        PathBuf::from("/dev/null"),
+                        Some(std::env::temp_dir()),
+                    )
+                }
+                _ => (
+                    command(proj, cfg, job, &fp).map_err(|e| failed(&log_rel, e))?,
+                    out.clone(),
+                    Some(root.clone()),
+                ),
+            };
             let spec = JobSpec {
                 name: name.clone(),
                 cpus: res.cpus,
@@ -131,9 +165,9 @@ pub fn run(
                 gres: res.gpus.filter(|&g| g > 0).map(|g| format!("gpu:{g}")),
                 after_ok: Vec::new(),
                 extra: cfg.extra.clone(),
-                log: out.clone(),
-                workdir: Some(root.clone()),
-                command: command(proj, cfg, job, &fp).map_err(|e| failed(&log_rel, e))?,
+                log,
+                workdir,
+                command,
             };
             let id = slurm::submit(&spec).map_err(|e| {
                 failed(
@@ -142,9 +176,14 @@ pub fn run(
                 )
             })?;
             eprintln!(
-                "submitted   {} as Slurm job {id} ({})",
+                "submitted   {} as Slurm job {id} ({}{})",
                 n.id,
-                res.describe()
+                res.describe(),
+                if remote.is_some() {
+                    ", no shared folder"
+                } else {
+                    ""
+                }
             );
             id
         }
@@ -163,6 +202,19 @@ pub fn run(
         return Err(Outcome::Interrupted { log: log_rel });
     };
     if st.state.is_success() {
+        if let Some(r) = &remote {
+            return match detached::collect(proj, job, staging, r, &fp) {
+                Ok(Some(rec)) => Ok((Outcome::Ran(rec.duration_s), rec)),
+                Ok(None) => Err(failed(
+                    &log_rel,
+                    format!(
+                        "Slurm job {id} COMPLETED but left no complete run record for fingerprint {fp} on {}",
+                        r.describe()
+                    ),
+                )),
+                Err(e) => Err(failed(&log_rel, e)),
+            };
+        }
         return match proj.cache.record(&fp) {
             Some(rec) => {
                 let d = rec.duration_s;
@@ -187,6 +239,19 @@ pub fn run(
     } else {
         format!(", {}", st.reason)
     };
+    if let Some(r) = &remote {
+        let last = match detached::fetch_log(proj, job, r, &fp, id) {
+            Some(l) => format!(
+                "; its log (from the remote): {} (last line: {l})",
+                log_rel.display()
+            ),
+            None => format!("; it left no log on {}", r.describe()),
+        };
+        return Err(failed(
+            &log_rel,
+            format!("Slurm job {id} {}{code}{reason}{last}", st.state),
+        ));
+    }
     let last = std::fs::read_to_string(&out)
         .ok()
         .and_then(|t| {

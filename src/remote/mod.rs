@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod folder;
+pub mod manifest;
 pub mod s3;
 pub mod select;
 pub mod sync;

@@ -118,3 +118,575 @@ fn job_cancelled_from_outside_is_reported_cancelled() {
     );
     assert!(project_jobs(p.root()).is_empty());
 }
+
+// ---- Resources per stage and per kind; jobs that share no folder with the driver ----------
+// (self-contained helpers, prefixed `sa_`)
+
+/// A project folder with `pipelines/p.yaml` and `in.txt`.
+fn sa_project(pipeline: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+    std::fs::write(dir.path().join("pipelines/p.yaml"), pipeline).unwrap();
+    std::fs::write(dir.path().join("in.txt"), "hello\n").unwrap();
+    dir
+}
+
+fn sa_pipe(root: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut c = Command::new(PIPE);
+    c.args(args).current_dir(root).env_remove("PIPE_MIRROR");
+    c.env_remove("PIPE_REMOTE");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn sa_json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+}
+
+const SA_RESOURCES: &str = r#"
+name: r
+defaults:
+  command:
+    resources: { mem_mb: 700 }
+stages:
+  a: { kind: command, params: { cmd: "echo a" }, resources: { cpus: 2, time_min: 5 } }
+  b: { kind: command, needs: [a], matrix: { w: [1, 2] }, params: { cmd: "echo b" } }
+  t: { kind: tokenize, resources: { partition: debug } }
+"#;
+
+#[test]
+fn resources_layer_kind_default_then_defaults_then_stage() {
+    let d = sa_project(SA_RESOURCES);
+    let o = sa_pipe(d.path(), &["graph", "pipelines/p.yaml", "--json"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v = sa_json(&o);
+    let res = |id: &str| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {v}"))["resources"]
+            .clone()
+    };
+    // stage over defaults.<kind> over the built-in light default (1 CPU, 512 MiB, 30 min)
+    assert_eq!(
+        res("a"),
+        serde_json::json!({"cpus": 2, "mem_mb": 700, "time_min": 5})
+    );
+    assert_eq!(
+        res("b@w=1"),
+        serde_json::json!({"cpus": 1, "mem_mb": 700, "time_min": 30})
+    );
+    assert_eq!(res("b@w=2"), res("b@w=1"));
+    // a heavy kind asks for more by default
+    assert_eq!(
+        res("t"),
+        serde_json::json!({"cpus": 2, "mem_mb": 2048, "time_min": 120, "partition": "debug"})
+    );
+    // text form: only with --resources (the executor here is local)
+    let plain = sa_pipe(d.path(), &["graph", "pipelines/p.yaml"], &[]);
+    assert!(!text(&plain).contains("cpus="), "{}", text(&plain));
+    let g = sa_pipe(d.path(), &["graph", "pipelines/p.yaml", "--resources"], &[]);
+    assert!(
+        String::from_utf8_lossy(&g.stdout)
+            .lines()
+            .any(|l| l == "a (command)  [cpus=2 mem=700M time=5m]"),
+        "{}",
+        text(&g)
+    );
+    // ... and always when the pipeline's executor is Slurm
+    let slurm = sa_project(&format!("executor: {{ kind: slurm }}\n{SA_RESOURCES}"));
+    let g = sa_pipe(slurm.path(), &["graph", "pipelines/p.yaml"], &[]);
+    assert!(
+        text(&g).contains("t (tokenize)  [cpus=2 mem=2048M time=120m partition=debug]"),
+        "{}",
+        text(&g)
+    );
+    let st = sa_pipe(slurm.path(), &["status", "pipelines/p.yaml"], &[]);
+    assert!(
+        text(&st).contains("resources: cpus=1 mem=700M time=30m"),
+        "{}",
+        text(&st)
+    );
+    let s = sa_pipe(d.path(), &["status", "pipelines/p.yaml", "--json"], &[]);
+    let sv = sa_json(&s);
+    assert_eq!(sv["stages"][0]["id"], "a");
+    assert_eq!(sv["stages"][0]["resources"]["cpus"], 2);
+    let st = sa_pipe(
+        d.path(),
+        &["status", "pipelines/p.yaml", "--resources"],
+        &[],
+    );
+    assert!(
+        text(&st).contains("resources: cpus=2 mem=700M time=5m"),
+        "{}",
+        text(&st)
+    );
+}
+
+#[test]
+fn resources_never_enter_a_fingerprint_or_the_lock() {
+    let pl = "name: f\nstages:\n  a: { kind: command, params: { cmd: \"echo x > $PIPE_OUT/x.txt\" }, resources: { cpus: 1 } }\n";
+    let d = sa_project(pl);
+    let o = sa_pipe(d.path(), &["run", "pipelines/p.yaml"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let lock = std::fs::read_to_string(d.path().join("pipelines/p.lock")).unwrap();
+    assert!(!lock.contains("cpus"), "{lock}");
+    std::fs::write(
+        d.path().join("pipelines/p.yaml"),
+        pl.replace(
+            "{ cpus: 1 }",
+            "{ cpus: 2, mem_mb: 999, time_min: 7, gpus: 0 }",
+        ),
+    )
+    .unwrap();
+    let s = sa_pipe(d.path(), &["status", "pipelines/p.yaml"], &[]);
+    assert!(text(&s).contains("a  up to date"), "{}", text(&s));
+    let o = sa_pipe(d.path(), &["run", "pipelines/p.yaml"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("pipelines/p.lock")).unwrap(),
+        lock
+    );
+}
+
+#[test]
+fn bad_resources_are_exit_2_naming_file_line_stage_and_key() {
+    let cases: [(&str, &[&str]); 6] = [
+        (
+            "name: e\nstages:\n  a:\n    kind: command\n    params: { cmd: x }\n    resources: { cpu: 2 }\n",
+            &["pipelines/p.yaml:6:", "stage `a`", "unknown resource `cpu`", "did you mean `cpus`?"],
+        ),
+        (
+            "name: e\nstages:\n  a:\n    kind: command\n    params: { cmd: x }\n    resources:\n      mem_mb: lots\n",
+            &["pipelines/p.yaml:7:7", "stage `a`", "resource `mem_mb`", "whole number", "lots"],
+        ),
+        (
+            "name: e\nstages:\n  a:\n    kind: command\n    params: { cmd: x }\n    resources: { cpus: 0 }\n",
+            &["pipelines/p.yaml:6:", "resource `cpus`", "at least 1"],
+        ),
+        (
+            "name: e\nstages:\n  a:\n    kind: command\n    params: { cmd: x }\n    resources: 4\n",
+            &["pipelines/p.yaml:6:5", "stage `a`", "`resources` must be a map"],
+        ),
+        (
+            "name: e\ndefaults:\n  command:\n    resources: { time_mins: 3 }\nstages:\n  a: { kind: command, params: { cmd: x } }\n",
+            &["pipelines/p.yaml:4:", "`defaults.command`", "unknown resource `time_mins`", "`time_min`"],
+        ),
+        (
+            "name: e\nstages:\n  a:\n    kind: command\n    params: { cmd: x }\n    resources: { partition: \"a b\" }\n",
+            &["pipelines/p.yaml:6:", "resource `partition`"],
+        ),
+    ];
+    for (pl, want) in cases {
+        let d = sa_project(pl);
+        for cmd in ["graph", "status", "run"] {
+            let o = sa_pipe(d.path(), &[cmd, "pipelines/p.yaml"], &[]);
+            let t = text(&o);
+            assert_eq!(o.status.code(), Some(2), "{cmd}: {t}");
+            for w in want {
+                assert!(t.contains(w), "{cmd}: `{w}` in: {t}");
+            }
+        }
+    }
+    // The old place is refused, naming the new key.
+    let d = sa_project(
+        "name: e\nexecutor:\n  kind: slurm\n  resources:\n    a: { cpus: 2 }\nstages:\n  a: { kind: command, params: { cmd: x } }\n",
+    );
+    let o = sa_pipe(d.path(), &["run", "pipelines/p.yaml"], &[]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("pipelines/p.yaml:4:3")
+            && t.contains("`executor.resources`")
+            && t.contains("`resources:` key"),
+        "{t}"
+    );
+}
+
+#[test]
+fn no_shared_folder_without_a_remote_is_exit_2() {
+    let d = sa_project(
+        "name: e\nexecutor: { kind: slurm, shared_fs: false }\nstages:\n  a: { kind: command, params: { cmd: x } }\n",
+    );
+    let o = sa_pipe(d.path(), &["run", "pipelines/p.yaml"], &[]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("shared_fs: false") && t.contains("PIPE_REMOTE") && t.contains("remote:"),
+        "{t}"
+    );
+    assert!(!d.path().join("pipelines/p.lock").exists());
+}
+
+/// The S3 server `scripts/test.sh` started, as the `AWS_*` variables a job inherits, and a
+/// remote URL under a prefix no other test uses.
+fn sa_s3(name: &str) -> Option<(Vec<(&'static str, String)>, String)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let endpoint = var("PIPE_TEST_S3")?;
+    let env = vec![
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", var("PIPE_TEST_S3_KEY")?),
+        ("AWS_SECRET_ACCESS_KEY", var("PIPE_TEST_S3_SECRET")?),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ];
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let bucket = var("PIPE_TEST_S3_BUCKET").unwrap_or_else(|| "pipe-test".into());
+    Some((
+        env,
+        format!("s3://{bucket}/sa{}-{t}/{name}", std::process::id()),
+    ))
+}
+
+/// Three `command` stages with a dep file; each appends its working folder to `$SA_PWD_LOG`
+/// (outside the outputs, so the lock file does not depend on where it ran).
+const SA_DETACHED: &str = r#"
+name: nsf
+seed: 3
+stages:
+  a:
+    kind: command
+    params:
+      cmd: "pwd >> \"$SA_PWD_LOG\"; mkdir -p out; cat data/in.txt > out/a.txt; echo '{\"n\": 2}' > $PIPE_OUT/metrics.json"
+      deps: [data/in.txt]
+      outs: [out/a.txt]
+  b:
+    kind: command
+    needs: [a]
+    params:
+      cmd: "pwd >> \"$SA_PWD_LOG\"; cat out/a.txt out/a.txt > out/b.txt"
+      deps: [out/a.txt]
+      outs: [out/b.txt]
+  c:
+    kind: command
+    needs: [b]
+    params:
+      cmd: "pwd >> \"$SA_PWD_LOG\"; wc -l < out/b.txt > $PIPE_OUT/lines.txt"
+"#;
+
+fn sa_detached_project(pipeline: &str) -> tempfile::TempDir {
+    let d = sa_project(pipeline);
+    std::fs::create_dir_all(d.path().join("data")).unwrap();
+    std::fs::write(d.path().join("data/in.txt"), "one\ntwo\n").unwrap();
+    d
+}
+
+#[test]
+fn jobs_without_a_shared_folder_run_in_private_scratch_folders() {
+    let Some(_node) = cluster() else { return };
+    let Some((mut env, url)) = sa_s3("nsf") else {
+        eprintln!("skipped: no S3 server (PIPE_TEST_S3 unset)");
+        return;
+    };
+    // The local run, for the lock file to compare with.
+    let local = sa_detached_project(SA_DETACHED);
+    let local_root = std::fs::canonicalize(local.path()).unwrap();
+    let local_pwd = local_root.join("pwd.log");
+    let o = sa_pipe(
+        &local_root,
+        &["run", "pipelines/p.yaml"],
+        &[("SA_PWD_LOG", local_pwd.display().to_string())],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    let d = sa_detached_project(&format!(
+        "remote: {url}\nexecutor: {{ kind: slurm, shared_fs: false }}\n{SA_DETACHED}"
+    ));
+    let root = std::fs::canonicalize(d.path()).unwrap();
+    // The jobs' temporary folder (they inherit the driver's environment through sbatch).
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_root = std::fs::canonicalize(tmp.path()).unwrap();
+    let pwd_log = tmp_root.join("pwd.log");
+    env.push(("TMPDIR", tmp_root.display().to_string()));
+    env.push(("SA_PWD_LOG", pwd_log.display().to_string()));
+    let o = sa_pipe(&root, &["run", "pipelines/p.yaml"], &env);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert_eq!(t.matches("no shared folder)").count(), 3, "{t}");
+
+    // The outputs, materialised in the driver's project as after a local run.
+    assert_eq!(
+        std::fs::read_to_string(root.join("out/a.txt")).unwrap(),
+        "one\ntwo\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("out/b.txt")).unwrap(),
+        "one\ntwo\none\ntwo\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("results/nsf/c/lines.txt")).unwrap(),
+        "4\n"
+    );
+    assert!(root.join("results/nsf/logs/c.log").is_file());
+    // The lock file is the local run's.
+    let lock = std::fs::read_to_string(root.join("pipelines/p.lock")).unwrap();
+    assert!(!lock.is_empty());
+    assert_eq!(
+        lock,
+        std::fs::read_to_string(local_root.join("pipelines/p.lock")).unwrap()
+    );
+    // Each job ran in its own scratch folder under $TMPDIR, not in the project, and removed it.
+    let pwds: Vec<String> = std::fs::read_to_string(&pwd_log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(pwds.len(), 3, "{pwds:?}");
+    for p in &pwds {
+        assert!(
+            p.starts_with(&format!("{}/pipe-job-", tmp_root.display())),
+            "{p} (project {})",
+            root.display()
+        );
+        assert!(!Path::new(p).exists(), "scratch folder {p} left behind");
+    }
+    assert_eq!(
+        pwds.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        3,
+        "{pwds:?}"
+    );
+    let left: Vec<String> = std::fs::read_dir(&tmp_root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "pwd.log")
+        .collect();
+    assert!(left.is_empty(), "left in $TMPDIR: {left:?}");
+    assert!(project_jobs(&root).is_empty());
+
+    // A second run computes nothing and submits nothing.
+    let o = sa_pipe(&root, &["run", "pipelines/p.yaml"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("Slurm job"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(&pwd_log).unwrap().lines().count(),
+        3
+    );
+    // A forced stage is one job again; identical outputs leave its downstream alone.
+    std::fs::remove_file(root.join("out/b.txt")).unwrap();
+    let o = sa_pipe(&root, &["run", "pipelines/p.yaml", "--force", "b"], &env);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert_eq!(t.matches("as Slurm job").count(), 1, "{t}");
+    assert_eq!(
+        std::fs::read_to_string(&pwd_log).unwrap().lines().count(),
+        4
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("out/b.txt")).unwrap(),
+        "one\ntwo\none\ntwo\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("pipelines/p.lock")).unwrap(),
+        lock
+    );
+    assert_eq!(std::fs::read_dir(&tmp_root).unwrap().count(), 1);
+
+    // A fresh clone of the project with an empty store restores from the remote: no job.
+    let clone = sa_detached_project(&format!(
+        "remote: {url}\nexecutor: {{ kind: slurm, shared_fs: false }}\n{SA_DETACHED}"
+    ));
+    let o = sa_pipe(clone.path(), &["run", "pipelines/p.yaml"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("Slurm job"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(clone.path().join("out/b.txt")).unwrap(),
+        "one\ntwo\none\ntwo\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&pwd_log).unwrap().lines().count(),
+        4
+    );
+}
+
+#[test]
+fn failed_job_without_a_shared_folder_brings_its_log_back() {
+    let Some(_node) = cluster() else { return };
+    let Some((mut env, url)) = sa_s3("nsf-fail") else {
+        eprintln!("skipped: no S3 server (PIPE_TEST_S3 unset)");
+        return;
+    };
+    let d = sa_project(&format!(
+        "name: nf\nremote: {url}\nexecutor: {{ kind: slurm, shared_fs: false }}\nstages:\n  bad: {{ kind: command, params: {{ cmd: \"echo boom-$PIPE_STAGE >&2; exit 3\" }} }}\n"
+    ));
+    let root = std::fs::canonicalize(d.path()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    env.push(("TMPDIR", tmp.path().display().to_string()));
+    let o = sa_pipe(&root, &["run", "pipelines/p.yaml"], &env);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("stage `bad` failed") && t.contains("FAILED") && t.contains("from the remote"),
+        "{t}"
+    );
+    let log = std::fs::read_to_string(root.join("results/nf/logs/bad.log")).unwrap();
+    assert!(
+        log.contains("boom-bad") && log.contains("exited with"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn stage_resources_reach_the_job() {
+    let Some(_node) = cluster() else { return };
+    let d = sa_project(
+        "name: rj\nstages:\n  a:\n    kind: command\n    params: { cmd: \"echo $SLURM_CPUS_PER_TASK $SLURM_MEM_PER_NODE > $PIPE_OUT/r.txt\" }\n    resources: { cpus: 2, mem_mb: 300, time_min: 3 }\n",
+    );
+    let root = std::fs::canonicalize(d.path()).unwrap();
+    let o = sa_pipe(
+        &root,
+        &["run", "pipelines/p.yaml", "--executor", "slurm"],
+        &[],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("(cpus=2 mem=300M time=3m)"), "{t}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("results/rj/a/r.txt")).unwrap(),
+        "2 300\n"
+    );
+}
+
+/// `pipe __instance --manifest` directly (no Slurm, a folder remote): a manifest whose
+/// fingerprint is not the one the job computes is refused, a tampered object is refused, and
+/// the scratch folder is removed either way; the right one runs and pushes its record.
+#[test]
+fn instance_from_a_manifest_checks_everything_and_cleans_up() {
+    use pipe::remote::manifest::{self, JobManifest};
+    let d = sa_detached_project(
+        "name: m\nstages:\n  a:\n    kind: command\n    params: { cmd: \"pwd > $PIPE_OUT/pwd.txt; cat data/in.txt > $PIPE_OUT/a.txt\", deps: [data/in.txt] }\n",
+    );
+    let root = std::fs::canonicalize(d.path()).unwrap();
+    let remote_dir = tempfile::tempdir().unwrap();
+    let url = remote_dir.path().display().to_string();
+    let remote = pipe::remote::Remote::open(&url, &root).unwrap();
+    let st = sa_json(&sa_pipe(
+        &root,
+        &["status", "pipelines/p.yaml", "--json"],
+        &[],
+    ));
+    let fp = st["stages"][0]["fingerprint"].as_str().unwrap().to_string();
+    let files = ["pipelines/p.yaml", "data/in.txt"]
+        .iter()
+        .map(|r| manifest::put_file(&remote, &root.join(r), r).unwrap())
+        .collect();
+    let good = JobManifest {
+        pipeline: "pipelines/p.yaml".into(),
+        id: "a".into(),
+        fingerprint: fp.clone(),
+        ups: vec![],
+        sets: vec![],
+        params: None,
+        forced: false,
+        files,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let job = |key: &str| {
+        let o = sa_pipe(
+            &root,
+            &["__instance", "--manifest", key, "--remote", &url],
+            &[("TMPDIR", tmp.path().display().to_string())],
+        );
+        let left = std::fs::read_dir(tmp.path()).unwrap().count();
+        assert_eq!(left, 0, "scratch folder left: {}", text(&o));
+        o
+    };
+    // Another fingerprint than the job computes: refused, exit 2.
+    let mut wrong = good.clone();
+    wrong.fingerprint = "0".repeat(64);
+    let o = job(&manifest::put(&remote, &wrong).unwrap());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("refusing to run"), "{}", text(&o));
+    assert!(!remote.exists(&format!("runs/{fp}.json")).unwrap());
+    // A tampered input object: refused by its blake3.
+    let mut tampered = good.clone();
+    let real = tampered.files[1].blake3.clone();
+    let fake = blake3::hash(b"other\n").to_hex().to_string();
+    let obj = |h: &str| {
+        remote_dir
+            .path()
+            .join(format!("objects/{}/{}", &h[..2], &h[2..]))
+    };
+    std::fs::create_dir_all(obj(&fake).parent().unwrap()).unwrap();
+    std::fs::write(obj(&fake), "not other\n").unwrap();
+    tampered.files[1].blake3 = fake;
+    let o = job(&manifest::put(&remote, &tampered).unwrap());
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("corrupt"), "{}", text(&o));
+    // The real one runs in its scratch folder and pushes its record.
+    let o = job(&manifest::put(&remote, &good).unwrap());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(remote.exists(&format!("runs/{fp}.json")).unwrap());
+    assert!(!real.is_empty());
+    // Nothing was written into the project (`status` above saved only its stat cache).
+    assert!(!root.join("results").exists() && !root.join("cache/runs").exists());
+}
+
+#[test]
+fn cancelled_job_without_a_shared_folder_removes_its_scratch_folder() {
+    let Some(_node) = cluster() else { return };
+    let Some((mut env, url)) = sa_s3("nsf-cancel") else {
+        eprintln!("skipped: no S3 server (PIPE_TEST_S3 unset)");
+        return;
+    };
+    let d = sa_project(&format!(
+        "name: nc\nremote: {url}\nexecutor: {{ kind: slurm, shared_fs: false }}\nstages:\n  slow: {{ kind: command, params: {{ cmd: \"sleep 120\" }} }}\n"
+    ));
+    let root = std::fs::canonicalize(d.path()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    env.push(("TMPDIR", tmp.path().display().to_string()));
+    let mut c = Command::new(PIPE);
+    c.args(["run", "pipelines/p.yaml"])
+        .current_dir(&root)
+        .env_remove("PIPE_MIRROR")
+        .env_remove("PIPE_REMOTE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in &env {
+        c.env(k, v);
+    }
+    let child = c.spawn().unwrap();
+    // Wait until the job runs in its scratch folder.
+    let t0 = Instant::now();
+    let scratch = loop {
+        let found = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("results/nc/logs/slow.log").exists());
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the job never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let job = project_jobs(&root)
+        .into_iter()
+        .next()
+        .expect("a running job");
+    pipe::slurm::cancel(&[job.id]).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!("Slurm job {} CANCELLED", job.id)),
+        "{t}"
+    );
+    // The job removes its folder on SIGTERM; give slurmstepd a moment to finish it.
+    let t1 = Instant::now();
+    while scratch.exists() && t1.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!scratch.exists(), "{} left behind: {t}", scratch.display());
+    assert!(project_jobs(&root).is_empty());
+}

@@ -1,0 +1,116 @@
+//! The job's side of a run that shares no folder with the driver (`executor.shared_fs: false`):
+//! a private scratch folder (`$TMPDIR/pipe-job-XXXXXX`, created by the job and removed when it
+//! ends, failed or not), the manifest's project files and the upstream records and objects
+//! downloaded into it (each verified by blake3), the instance run there as in a project, then
+//! its objects pushed and its run record last. A failed job leaves its log on the remote.
+
+use super::job::{run_instance, JobEnd};
+use crate::cache::Cache;
+use crate::config::Overrides;
+use crate::error::{PipeError, Result};
+use crate::project::Project;
+use crate::remote::manifest::{self, JobManifest};
+use crate::remote::Remote;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Runs the job of manifest `key` from remote `url`; the exit code.
+pub fn run(key: &str, url: &str, mirrors: Vec<PathBuf>) -> Result<i32> {
+    // Dropped (removed) on every return below; the job's own signal handling lets a
+    // cancelled or timed-out job get here too.
+    let scratch = tempfile::Builder::new()
+        .prefix("pipe-job-")
+        .tempdir()
+        .map_err(|e| PipeError::Failed(format!("cannot create a scratch folder: {e}")))?;
+    let root = std::fs::canonicalize(scratch.path())?;
+    eprintln!("scratch folder {}", root.display());
+    let remote = Remote::open(url, &root)?;
+    let m = manifest::get(&remote, key)?;
+    let r = run_in(&root, &remote, &m, mirrors);
+    if let Err(e) = &r {
+        leave_log(&root, &remote, &m, &e.to_string());
+    }
+    drop(scratch);
+    r
+}
+
+fn run_in(root: &Path, remote: &Remote, m: &JobManifest, mirrors: Vec<PathBuf>) -> Result<i32> {
+    manifest::materialise(remote, m, root)?;
+    let cache = Cache::new(root);
+    let fps: Vec<String> = m.ups.iter().map(|(_, fp)| fp.clone()).collect();
+    let t = crate::remote::pull(&cache, &fps, remote)?;
+    let lacking: Vec<String> = t.missing.iter().chain(&t.incomplete).cloned().collect();
+    if !lacking.is_empty() {
+        return Err(PipeError::Failed(format!(
+            "{}: the remote {} lacks the upstream run record(s) {} (or their objects){}",
+            m.id,
+            remote.describe(),
+            lacking.join(", "),
+            if t.corrupt.is_empty() {
+                String::new()
+            } else {
+                format!("; corrupt: {}", t.corrupt.join("; "))
+            }
+        )));
+    }
+    let ov = Overrides::with_env(m.sets.clone(), m.params.as_ref().map(PathBuf::from));
+    let mut proj = Project::load(root, Path::new(&m.pipeline), &ov)?;
+    proj.mirrors = mirrors;
+    let ups: BTreeMap<String, String> = m.ups.iter().cloned().collect();
+    match run_instance(&proj, &m.id, &m.fingerprint, &ups, m.forced)? {
+        JobEnd::Done(rec) => {
+            // Objects first, the record last: a driver never sees a record pointing at nothing.
+            let t =
+                crate::remote::push(&proj.cache, std::slice::from_ref(&rec.fingerprint), remote)?;
+            if !t.missing.is_empty() || !t.incomplete.is_empty() {
+                return Err(PipeError::Failed(format!(
+                    "{}: cannot push run record {}: its objects are not all in the job's store",
+                    m.id, rec.fingerprint
+                )));
+            }
+            if m.forced && t.records_skipped > 0 {
+                // A forced run's record replaces the one the remote had (its objects are there).
+                let path = proj.cache.record_path(&rec.fingerprint);
+                let bytes = std::fs::read(&path)?;
+                remote.put_bytes(&crate::remote::record_key(&rec.fingerprint), &bytes)?;
+            }
+            eprintln!(
+                "{}: pushed record {} and {} objects to {}",
+                m.id,
+                rec.fingerprint,
+                t.objects,
+                remote.describe()
+            );
+            Ok(0)
+        }
+        JobEnd::Interrupted(code) => Ok(code),
+    }
+}
+
+/// Leaves the stage log (and the error) on the remote for the driver, best effort.
+fn leave_log(root: &Path, remote: &Remote, m: &JobManifest, err: &str) {
+    let name = crate::config::load(
+        root,
+        Path::new(&m.pipeline),
+        &Overrides::with_env(m.sets.clone(), m.params.as_ref().map(PathBuf::from)),
+    )
+    .map(|p| p.name)
+    .ok();
+    let mut text = name
+        .and_then(|p| {
+            std::fs::read_to_string(
+                root.join("results")
+                    .join(p)
+                    .join("logs")
+                    .join(format!("{}.log", m.id)),
+            )
+            .ok()
+        })
+        .unwrap_or_default();
+    text.push_str(&format!("error: {err}\n"));
+    let job = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| "0".into());
+    let _ = remote.put_bytes(
+        &manifest::job_log_key(&m.fingerprint, &job),
+        text.as_bytes(),
+    );
+}
