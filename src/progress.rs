@@ -70,14 +70,10 @@ impl Reporter {
         }
     }
 
-    /// One log line.
+    /// One log line, echoed to the terminal when the reporter echoes.
     pub fn log(&self, msg: impl AsRef<str>) {
         let msg = msg.as_ref();
-        if let Ok(mut f) = self.inner.file.lock() {
-            if let Some(f) = f.as_mut() {
-                let _ = writeln!(f, "{msg}");
-            }
-        }
+        self.log_file_only(msg);
         if self.inner.echo {
             let line = format!("[{}] {msg}", self.inner.prefix);
             match multi() {
@@ -85,6 +81,16 @@ impl Reporter {
                     let _ = m.println(line);
                 }
                 None => eprintln!("{line}"),
+            }
+        }
+    }
+
+    /// One line for the log file only: what the terminal already shows in another line (a
+    /// stage's error, printed once by the scheduler as `FAILED …`).
+    pub fn log_file_only(&self, msg: impl AsRef<str>) {
+        if let Ok(mut f) = self.inner.file.lock() {
+            if let Some(f) = f.as_mut() {
+                let _ = writeln!(f, "{}", msg.as_ref());
             }
         }
     }

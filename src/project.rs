@@ -7,7 +7,7 @@ use crate::cache::Cache;
 use crate::config::{self, Overrides, Pipeline};
 use crate::error::{PipeError, Result};
 use crate::graph::Dag;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub struct Project {
     pub pipeline: Pipeline,
@@ -15,6 +15,8 @@ pub struct Project {
     pub cache: Cache,
     pub stats: StatCache,
     pub lock: LockFile,
+    /// Mirror folders for downloads (absolute), given to every stage; set by the CLI.
+    pub mirrors: Vec<PathBuf>,
 }
 
 impl Project {
@@ -31,6 +33,7 @@ impl Project {
             cache,
             stats,
             lock,
+            mirrors: Vec::new(),
         })
     }
 

@@ -389,6 +389,7 @@ mod tests {
             dag,
             pipeline,
             lock: LockFile::default(),
+            mirrors: Vec::new(),
         };
         let n = proj.pipeline.nodes.len();
         let plans = crate::plan::plan(&proj, &vec![true; n], &vec![false; n], false, &|_| false);

@@ -63,10 +63,9 @@ fn tinystories_head_through_mirror_tokenize_and_sgns() {
     } else {
         Path::new("/work/shared/data").to_path_buf()
     };
-    std::env::set_var("PIPE_MIRROR", &data);
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
-    let f = ctx(
+    let mut f = ctx(
         dir.path(),
         &Fetch,
         "data",
@@ -76,6 +75,7 @@ fn tinystories_head_through_mirror_tokenize_and_sgns() {
         "blake3": "7aef14155595b58ed029a831dbb29992fa264a22d19f246c31d0848babc7016f"}),
         vec![],
     );
+    f.mirrors = vec![data.clone()];
     Fetch.run(&f).unwrap();
     eprintln!("fetch (mirror): {:.2} s", t.elapsed().as_secs_f64());
     let t = Instant::now();

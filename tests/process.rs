@@ -271,6 +271,7 @@ fn interrupt_child() {
         root: root.clone(),
         cache_dir: root.join("cache"),
         threads: 1,
+        mirrors: Vec::new(),
         reporter: Reporter::silent(),
     };
     let a = ctx("a", &cmd);

@@ -3,16 +3,14 @@
 
 mod common;
 use common::CtxBuilder;
+use pipe::download::MIRROR_ENV;
 use pipe::download::{download_cache_path, find_in_mirrors};
-use pipe::stage::fetch::{read_record, Fetch, MIRROR_ENV};
+use pipe::stage::fetch::{read_record, Fetch};
 use pipe::stage::{StageCtx, StageKind};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-/// Serialises tests that touch PIPE_MIRROR.
-static ENV: Mutex<()> = Mutex::new(());
 
 fn ctx(root: &Path, params: serde_json::Value) -> StageCtx {
     let v: serde_yaml::Value = serde_yaml::from_str(Fetch.info().defaults_yaml).unwrap();
@@ -129,8 +127,6 @@ fn closed_port_url() -> String {
 
 #[test]
 fn downloads_with_range_and_checksum_then_reuses_the_cache() {
-    let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
-    std::env::remove_var(MIRROR_ENV);
     let data = content(300_000);
     let srv = serve(data.clone(), true);
     let dir = tempfile::tempdir().unwrap();
@@ -166,8 +162,6 @@ fn downloads_with_range_and_checksum_then_reuses_the_cache() {
 
 #[test]
 fn resumes_a_partial_download_and_handles_servers_without_range() {
-    let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
-    std::env::remove_var(MIRROR_ENV);
     let data = content(50_000);
     let srv = serve(data.clone(), true);
     let dir = tempfile::tempdir().unwrap();
@@ -203,8 +197,6 @@ fn resumes_a_partial_download_and_handles_servers_without_range() {
 
 #[test]
 fn checksum_mismatch_and_http_errors() {
-    let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
-    std::env::remove_var(MIRROR_ENV);
     let data = content(5000);
     let srv = serve(data.clone(), true);
     let dir = tempfile::tempdir().unwrap();
@@ -246,7 +238,6 @@ fn checksum_mismatch_and_http_errors() {
 
 #[test]
 fn mirror_hit_needs_no_network_and_offline_error_is_clear() {
-    let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let data = content(4096);
     let want = b3(&data[..2048]);
@@ -256,11 +247,13 @@ fn mirror_hit_needs_no_network_and_offline_error_is_clear() {
     std::fs::write(m.join("deep/er/head.bin"), &data[..2048]).unwrap();
     std::fs::write(m.join("other.txt"), b"x").unwrap();
     let url = closed_port_url();
-    std::env::set_var(MIRROR_ENV, format!("/nonexistent:{}", m.display()));
-    let c = ctx(
+    // The mirror folders come in the stage context (the CLI reads --mirror and PIPE_MIRROR).
+    let mirrors = vec![std::path::PathBuf::from("/nonexistent"), m.clone()];
+    let mut c = ctx(
         dir.path(),
         serde_json::json!({"url": url, "bytes": 2048, "blake3": want}),
     );
+    c.mirrors = mirrors.clone();
     Fetch.run(&c).unwrap();
     let rec = read_record(&c.out_dir).unwrap();
     assert_eq!(rec.file, "file.bin");
@@ -281,23 +274,25 @@ fn mirror_hit_needs_no_network_and_offline_error_is_clear() {
 
     // Offline, checksum known but no mirror file: one clear error.
     let other = b3(b"not in the mirror");
-    let c = ctx(dir.path(), serde_json::json!({"url": url, "blake3": other}));
+    let mut c = ctx(dir.path(), serde_json::json!({"url": url, "blake3": other}));
+    c.mirrors = mirrors.clone();
     let e = Fetch.run(&c).unwrap_err().to_string();
     assert!(
         e.contains(&url) && e.contains(&other) && e.contains(MIRROR_ENV),
         "{e}"
     );
+    assert!(e.contains(&m.display().to_string()), "{e}");
     // Without blake3, a mirror cannot be used: the error says so.
-    let c = ctx(dir.path(), serde_json::json!({"url": url}));
+    let mut c = ctx(dir.path(), serde_json::json!({"url": url}));
+    c.mirrors = mirrors;
     let e = Fetch.run(&c).unwrap_err().to_string();
     assert!(
-        e.contains(&url) && e.contains("`blake3`") && e.contains(MIRROR_ENV),
+        e.contains(&url) && e.contains("`blake3`") && e.contains("mirror folders /nonexistent"),
         "{e}"
     );
-    std::env::remove_var(MIRROR_ENV);
     let c = ctx(dir.path(), serde_json::json!({"url": url, "blake3": other}));
     let e = Fetch.run(&c).unwrap_err().to_string();
-    assert!(e.contains("PIPE_MIRROR is not set"), "{e}");
+    assert!(e.contains("no mirror folder was given"), "{e}");
 }
 
 #[test]

@@ -65,11 +65,12 @@ fn lock_files(root: &Path) -> Result<Vec<LockFile>> {
     Ok(out)
 }
 
-/// The pipeline name of `pipe clean ARG`: ARG is a pipeline file, or a pipeline name (the
-/// `name:` of `pipelines/<ARG>.yaml`, or ARG itself).
-fn pipeline_name(root: &Path, arg: &Path) -> Result<String> {
-    let file = if root.join(arg).is_file() {
-        Some(arg.to_path_buf())
+/// The pipeline name of `pipe clean ARG`: ARG is a pipeline file (relative to the current
+/// folder, then to the root, as for `pipe run`), or a pipeline name (the `name:` of
+/// `pipelines/<ARG>.yaml`, or ARG itself).
+fn pipeline_name(root: &Path, cwd: &Path, arg: &Path) -> Result<String> {
+    let file = if cwd.join(arg).is_file() || root.join(arg).is_file() {
+        Some(super::project::resolve_pipeline(root, cwd, Some(arg))?)
     } else {
         ["yaml", "yml"]
             .iter()
@@ -90,7 +91,10 @@ fn pipeline_name(root: &Path, arg: &Path) -> Result<String> {
 }
 
 pub fn run(args: CleanArgs) -> Result<i32> {
-    let root = std::env::current_dir()?;
+    // The project the current folder (after `-C`) belongs to, as for every other subcommand.
+    let root = super::project::project_root()?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| PipeError::Failed(format!("cannot read the current folder: {e}")))?;
     let cache = Cache::new(&root);
     if !args.cache && args.pipeline.is_none() {
         return Err(PipeError::Config(
@@ -120,7 +124,7 @@ pub fn run(args: CleanArgs) -> Result<i32> {
     };
     let mut doomed: Vec<PathBuf> = Vec::new();
     if let Some(arg) = &args.pipeline {
-        let name = pipeline_name(&root, arg)?;
+        let name = pipeline_name(&root, &cwd, arg)?;
         for d in ["results", "checkpoints"] {
             let dir = root.join(d).join(&name);
             if std::fs::symlink_metadata(&dir).is_ok() {

@@ -241,7 +241,12 @@ pub fn run(a: GenerateArgs) -> Result<i32> {
         .max(1);
     let stdin = std::io::stdin();
     let interactive = a.prompt.is_none() && stdin.is_terminal();
-    let m = super::model_files::load(&a.checkpoint, a.vocab.as_deref())?;
+    // The decoder holds the beam, or the samples of one prompt.
+    let batch = match &mode {
+        Mode::Beam(cfg) => cfg.width,
+        Mode::Sample(_) => a.samples,
+    };
+    let m = super::model_files::load(&a.checkpoint, a.vocab.as_deref(), |_| batch)?;
     let w = &m.ck.weights;
     if let Some(p) = &a.prompt {
         one(p, "", &m.vocab, w, &mode, &a, threads)?;

@@ -24,10 +24,14 @@ pub struct InstanceArgs {
     /// Run even if a record of the fingerprint exists (`pipe run --force`).
     #[arg(long)]
     pub forced: bool,
+    /// A mirror folder for downloads (repeatable; the driver's, absolute).
+    #[arg(long, value_name = "DIR")]
+    pub mirror: Vec<std::path::PathBuf>,
 }
 
 pub fn run(args: InstanceArgs) -> Result<i32> {
-    let proj = args.pipeline.load()?;
+    let mut proj = args.pipeline.load()?;
+    proj.mirrors = super::mirrors::from_cli(&args.mirror);
     let file = proj.pipeline.file.display().to_string();
     let i = proj
         .pipeline

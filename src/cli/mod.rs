@@ -13,6 +13,7 @@ pub mod graph;
 pub mod init;
 pub mod instance;
 pub mod metrics;
+pub mod mirrors;
 pub mod model_files;
 pub mod params;
 pub mod project;

@@ -24,8 +24,13 @@ fn cfg(msg: String) -> PipeError {
     PipeError::Config(msg)
 }
 
-/// Loads `checkpoint` and `vocab` (or the vocabulary its sidecar names).
-pub fn load(checkpoint: &Path, vocab: Option<&Path>) -> Result<Model> {
+/// Loads `checkpoint` and `vocab` (or the vocabulary its sidecar names) for decoding up to
+/// `batch(config)` sequences at once; a model that cannot fit is refused before it is read.
+pub fn load(
+    checkpoint: &Path,
+    vocab: Option<&Path>,
+    batch: impl FnOnce(&crate::model::ModelConfig) -> usize,
+) -> Result<Model> {
     let shown = checkpoint.display();
     if !checkpoint.exists() {
         return Err(cfg(format!("checkpoint {shown}: no such file")));
@@ -52,7 +57,7 @@ pub fn load(checkpoint: &Path, vocab: Option<&Path>) -> Result<Model> {
         None => find_vocab(checkpoint, &side)?,
     };
     let (ck, vocab) =
-        load_model(checkpoint, &vocab_path).map_err(|e| PipeError::Config(e.to_string()))?;
+        load_model(checkpoint, &vocab_path, batch).map_err(|e| PipeError::Config(e.to_string()))?;
     Ok(Model {
         ck,
         vocab,

@@ -33,24 +33,6 @@ fn object(cache: &Cache, hash: &str) -> Option<Vec<u8>> {
     (blake3::hash(&bytes).to_hex().as_str() == hash).then_some(bytes)
 }
 
-/// PIPE_MIRROR with relative folders made absolute, since the scratch run has another cwd.
-fn mirror_env(root: &Path) -> Option<String> {
-    let m = std::env::var("PIPE_MIRROR").ok()?;
-    let parts: Vec<String> = m
-        .split(':')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let path = Path::new(p);
-            if path.is_absolute() {
-                p.to_string()
-            } else {
-                root.join(path).display().to_string()
-            }
-        })
-        .collect();
-    Some(parts.join(":"))
-}
-
 pub fn run(a: ReproduceArgs) -> Result<i32> {
     let root = std::env::current_dir()?;
     let rel = |p: PathBuf| p.strip_prefix(&root).map(Path::to_path_buf).unwrap_or(p);
@@ -82,8 +64,10 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
     if let Some(j) = a.jobs {
         cmd.arg("-j").arg(j.to_string());
     }
-    if let Some(m) = mirror_env(&root) {
-        cmd.env("PIPE_MIRROR", m);
+    // The mirror folders, absolute (the scratch run has another cwd), on its command line.
+    cmd.env_remove(crate::download::MIRROR_ENV);
+    for m in super::mirrors::from_cli(&[]) {
+        cmd.arg("--mirror").arg(m);
     }
     // The scratch run's own output goes to stderr; stdout carries the verdicts.
     cmd.stdin(Stdio::null())

@@ -85,22 +85,8 @@ fn matching(proj: &plan::Project, name: &str, flag: &str) -> Result<Vec<usize>> 
 
 pub fn run(args: RunArgs) -> Result<i32> {
     let t0 = Instant::now();
-    if !args.mirror.is_empty() {
-        let mut parts: Vec<String> = args
-            .mirror
-            .iter()
-            .map(|m| std::fs::canonicalize(m).unwrap_or_else(|_| m.clone()))
-            .map(|m| m.display().to_string())
-            .collect();
-        if let Ok(old) = std::env::var("PIPE_MIRROR") {
-            if !old.is_empty() {
-                parts.push(old);
-            }
-        }
-        // Set before any thread starts.
-        std::env::set_var("PIPE_MIRROR", parts.join(":"));
-    }
     let mut proj = args.pipeline.load()?;
+    proj.mirrors = super::mirrors::from_cli(&args.mirror);
     let nn = proj.pipeline.nodes.len();
     let selected = if args.only.is_empty() {
         vec![true; nn]
@@ -354,12 +340,11 @@ pub fn run(args: RunArgs) -> Result<i32> {
         );
         return Ok(crate::interrupt::exit_code(sig));
     }
-    if let Some((id, msg, log)) = failures.into_iter().next() {
-        return Err(PipeError::StageFailed {
-            stage: id,
-            msg,
-            log,
-        });
+    if !failures.is_empty() {
+        // Each error was printed once, on its `FAILED` line; the last line names the stages.
+        return Err(PipeError::StagesFailed(
+            failures.into_iter().map(|(id, _, log)| (id, log)).collect(),
+        ));
     }
     Ok(0)
 }

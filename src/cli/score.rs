@@ -33,7 +33,9 @@ pub fn run(a: ScoreArgs) -> Result<i32> {
             a.text.display()
         )));
     }
-    let m = super::model_files::load(&a.checkpoint, a.vocab.as_deref())?;
+    let m = super::model_files::load(&a.checkpoint, a.vocab.as_deref(), |c| {
+        crate::decode::scoring_batch(c.context)
+    })?;
     let text = std::fs::read_to_string(&a.text)
         .map_err(|e| PipeError::Config(format!("{}: cannot read: {e}", a.text.display())))?;
     let mut unknown: Vec<String> = Vec::new();

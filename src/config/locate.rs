@@ -1,29 +1,37 @@
 //! Positions in YAML text: `file:line:col` of a nested key, for messages that point at the
 //! line a value came from.
 
-/// `line, col` (1-based) of the first `key:` after each earlier key of `path`, best effort.
+/// The first `key:` (plain or quoted) at or after byte `pos`.
+fn find_key(text: &str, pos: usize, key: &str) -> Option<usize> {
+    let mut from = pos;
+    while let Some(i) = text[from..].find(key) {
+        let at = from + i;
+        let before = text[..at].chars().last();
+        let after = &text[at + key.len()..];
+        let bounded =
+            matches!(
+                before,
+                None | Some(' ' | '\t' | '\n' | '{' | ',' | '"' | '\'')
+            ) && (after.starts_with(':') || after.starts_with("\":") || after.starts_with("':"));
+        if bounded {
+            return Some(at);
+        }
+        from = at + key.len();
+    }
+    None
+}
+
+/// `line, col` (1-based) of the first `key:` after each earlier key of `path`, best effort. A
+/// key with control characters is also found written with escapes (`"a\nb":`).
 pub fn locate(text: &str, path: &[&str]) -> Option<(usize, usize)> {
     let mut pos = 0;
     for key in path {
-        let mut found = None;
-        let mut from = pos;
-        while let Some(i) = text[from..].find(key) {
-            let at = from + i;
-            let before = text[..at].chars().last();
-            let after = &text[at + key.len()..];
-            let bounded = matches!(
-                before,
-                None | Some(' ' | '\t' | '\n' | '{' | ',' | '"' | '\'')
-            ) && (after.starts_with(':')
-                || after.starts_with("\":")
-                || after.starts_with("':"));
-            if bounded {
-                found = Some(at);
-                break;
-            }
-            from = at + key.len();
-        }
-        pos = found?;
+        let escaped: String = key.escape_debug().collect();
+        pos = find_key(text, pos, key).or_else(|| {
+            (escaped != *key)
+                .then(|| find_key(text, pos, &escaped))
+                .flatten()
+        })?;
     }
     let line = text[..pos].matches('\n').count() + 1;
     let col = pos - text[..pos].rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
@@ -58,5 +66,7 @@ mod tests {
         let t = "name: x\nstages:\n  a:\n    kind: command\n    params: { cmd: x, lr: 1 }\n";
         assert_eq!(locate(t, &["stages", "a", "params", "lr"]), Some((5, 23)));
         assert_eq!(at_best("f", t, &["stages", "a", "matrix"]), "f:3:3");
+        let q = "stages:\n  \"a\\nb\": { kind: command }\n";
+        assert_eq!(locate(q, &["stages", "a\nb"]), Some((2, 4)));
     }
 }

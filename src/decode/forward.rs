@@ -225,6 +225,15 @@ impl NllSum {
     }
 }
 
+/// Rows (window positions) [`windowed_nll`] runs through the model at once.
+const MAX_ROWS: usize = 2048;
+
+/// The number of `context`-token sequences whose rows [`windowed_nll`] holds at once: the
+/// batch its memory is estimated for (`memory::decoding`).
+pub fn scoring_batch(context: usize) -> usize {
+    MAX_ROWS.max(context).div_ceil(context.max(1))
+}
+
 /// Windowed NLL of several sequences (already framed `<sos> … <eos>` by the caller). Each
 /// window is an independent model input at positions 0…: the model reads all but the last
 /// window token and predicts the next one at each position, so every token after the first
@@ -248,7 +257,6 @@ pub fn windowed_nll(
     let mut out = vec![NllSum::default(); seqs.len()];
     let v = w.config.vocab_size;
     let dm = w.config.d_model;
-    const MAX_ROWS: usize = 2048;
     let mut logits = vec![0.0f32; HEAD_ROWS * v];
     let mut g = 0;
     while g < wins.len() {

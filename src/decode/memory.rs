@@ -1,6 +1,7 @@
 //! The memory a [`super::Decoder`] needs before it is built: the weights, their packed copy, the
-//! KV cache for `batch × context` positions and the decoding scratch (the training counterpart
-//! and the machine's available memory are in `model::memory`).
+//! KV cache for `batch × context` positions and the decoding scratch, and the check made before
+//! loading a model (the training counterpart and the machine's available memory are in
+//! `model::memory`).
 
 use super::kernels::PANEL;
 use crate::model::{Block, ModelConfig};
@@ -22,37 +23,107 @@ pub struct DecodingMemory {
 }
 
 impl DecodingMemory {
+    /// The sum of the parts (saturating, as each part does).
     pub fn total(&self) -> u64 {
-        self.weights + self.packed + self.kv_cache + self.scratch
+        self.weights
+            .saturating_add(self.packed)
+            .saturating_add(self.kv_cache)
+            .saturating_add(self.scratch)
     }
 }
 
 /// Floats of one linear layer `[out, in]` once packed: whole panels plus the bias.
-fn packed_floats(out: usize, inp: usize) -> u64 {
-    (out.div_ceil(PANEL) * PANEL * inp + out) as u64
+fn packed_floats(out: usize, inp: usize) -> u128 {
+    (out.div_ceil(PANEL) as u128) * PANEL as u128 * inp as u128 + out as u128
+}
+
+/// A byte count computed in 128 bits, saturated to 64 (an absurd batch never wraps around).
+fn sat(x: u128) -> u64 {
+    u64::try_from(x).unwrap_or(u64::MAX)
 }
 
 /// The memory a decoder for up to `batch` sequences of model `c` needs.
 pub fn decoding(c: &ModelConfig, batch: usize) -> DecodingMemory {
-    let b = batch.max(1) as u64;
-    let rows = b * c.context as u64;
+    let b = batch.max(1) as u128;
+    let rows = b * c.context as u128;
     let shapes = Block::shapes(c);
     let mut block = 0;
     shapes.map(|&(o, i)| block += packed_floats(o, i), |_| ());
-    let packed = c.n_layers as u64 * block + packed_floats(c.vocab_size, c.d_model);
-    let (dm, da, df) = (c.d_model as u64, c.d_attn as u64, c.d_ff as u64);
-    let kv = 2 * c.n_layers as u64 * rows * da;
+    let packed = c.n_layers as u128 * block + packed_floats(c.vocab_size, c.d_model);
+    let (dm, da, df) = (c.d_model as u128, c.d_attn as u128, c.d_ff as u128);
+    let kv = 2 * c.n_layers as u128 * rows * da;
     // Residual stream and block scratch per row, the last rows and their logits, the score
     // scratch; the slot tables and token/position ids are u32/usize per row.
     let scratch = rows * (2 * dm + 6 * da + df)
-        + b * (2 * dm + c.vocab_size as u64 + c.n_heads as u64 * c.context as u64);
+        + b * (2 * dm + c.vocab_size as u128 + c.n_heads as u128 * c.context as u128);
     let tables = 2 * rows * 4 + rows * (4 + 8);
+    let f32s = F32 as u128;
     DecodingMemory {
-        weights: F32 * c.n_params() as u64,
-        packed: F32 * packed,
-        kv_cache: F32 * kv,
-        scratch: F32 * scratch + tables,
+        weights: sat(f32s * c.n_params() as u128),
+        packed: sat(f32s * packed),
+        kv_cache: sat(f32s * kv),
+        scratch: sat(f32s * scratch + tables),
     }
+}
+
+/// `bytes` for a reader: MiB below a GiB, else GiB, one decimal.
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b < (1u64 << 30) as f64 {
+        format!("{:.1} MiB", b / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} GiB", b / (1u64 << 30) as f64)
+    }
+}
+
+/// A decoder that would not fit in the machine's available memory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "decoding needs about {} (weights {}, packed weights {}, KV cache {} and scratch {} for {batch} \
+     sequence{} × context {context}), but the machine has {} available; lower the number of \
+     sequences decoded at once (batch, samples, beam width) or use a smaller model",
+    human(need.total()),
+    human(need.weights),
+    human(need.packed),
+    human(need.kv_cache),
+    human(need.scratch),
+    if *batch == 1 { "" } else { "s" },
+    human(*available)
+)]
+pub struct TooLarge {
+    /// The estimate, by part.
+    pub need: DecodingMemory,
+    /// The machine's available memory, in bytes.
+    pub available: u64,
+    /// Sequences decoded at once.
+    pub batch: usize,
+    /// The model's context.
+    pub context: usize,
+}
+
+/// The estimate for `batch` sequences of model `c`, or the error when it exceeds `available`
+/// bytes (`None`: unknown, never refused).
+pub fn check_against(
+    c: &ModelConfig,
+    batch: usize,
+    available: Option<u64>,
+) -> Result<DecodingMemory, TooLarge> {
+    let need = decoding(c, batch);
+    match available {
+        Some(a) if need.total() > a => Err(TooLarge {
+            need,
+            available: a,
+            batch: batch.max(1),
+            context: c.context,
+        }),
+        _ => Ok(need),
+    }
+}
+
+/// [`check_against`] the machine's available memory (`model::memory::available`); made before
+/// a model is loaded, so a batch or context that cannot fit is an error, never an abort.
+pub fn check(c: &ModelConfig, batch: usize) -> Result<DecodingMemory, TooLarge> {
+    check_against(c, batch, crate::model::memory::available())
 }
 
 #[cfg(test)]
@@ -86,5 +157,27 @@ mod tests {
         assert_eq!(m.packed, 4 * packed as u64);
         assert_eq!(m.kv_cache, 4 * 2 * 2 * 3 * 6 * 12);
         assert!(decoding(&c, 6).total() > m.total());
+    }
+
+    #[test]
+    fn an_absurd_batch_is_refused_with_the_estimate() {
+        let c = ModelConfig {
+            vocab_size: 41,
+            d_model: 8,
+            d_attn: 12,
+            n_heads: 3,
+            d_ff: 20,
+            n_layers: 2,
+            context: 6,
+        };
+        assert!(check_against(&c, 3, Some(1 << 30)).is_ok());
+        assert!(check_against(&c, usize::MAX, None).is_ok());
+        let e = check_against(&c, usize::MAX, Some(1 << 30)).unwrap_err();
+        assert_eq!(e.need.kv_cache, u64::MAX, "saturated, not wrapped");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("× context 6") && msg.contains("1.0 GiB available"),
+            "{msg}"
+        );
     }
 }

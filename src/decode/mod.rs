@@ -44,8 +44,8 @@ pub use beam::{beam_search, length_score, BeamConfig, Hypothesis};
 pub use decoder::Decoder;
 pub use forward::{
     final_hidden, final_hidden_with, forward, forward_with_attention, frame, last_logits,
-    last_logits_with, receptive_field, score_documents, window_starts, windowed_nll, Attention,
-    NllSum, Segment,
+    last_logits_with, receptive_field, score_documents, scoring_batch, window_starts, windowed_nll,
+    Attention, NllSum, Segment,
 };
 pub use generate::{generate_cached, generate_uncached, GenOptions, LogitsHook};
 pub use model::Model;
@@ -86,6 +86,11 @@ pub enum LoadError {
         want: String,
         got: String,
     },
+    #[error("checkpoint {}: {source}", ckpt.display())]
+    Memory {
+        ckpt: std::path::PathBuf,
+        source: memory::TooLarge,
+    },
     #[error("{}: {got} tokens, but checkpoint {} has vocab_size {want}", vocab.display(), ckpt.display())]
     VocabSize {
         ckpt: std::path::PathBuf,
@@ -95,12 +100,22 @@ pub enum LoadError {
     },
 }
 
-/// Loads a checkpoint and a `vocab.json`, refusing the pair when the vocabulary's blake3
-/// differs from the checkpoint sidecar's `vocab_blake3` (or its size from the model's).
+/// Loads a checkpoint and a `vocab.json` for decoding up to `batch(config)` sequences at once
+/// (the most a `Decoder` or a scoring pass will hold; a function of the model's config, read
+/// from the sidecar). The memory that needs (weights, packed weights, KV cache, scratch) is estimated from the sidecar
+/// first, so a model that cannot fit is refused before anything is allocated. The pair is
+/// refused when the vocabulary's blake3 differs from the sidecar's `vocab_blake3` (or its size
+/// from the model's).
 pub fn load_model(
     checkpoint: &std::path::Path,
     vocab: &std::path::Path,
+    batch: impl FnOnce(&crate::model::ModelConfig) -> usize,
 ) -> Result<(crate::model::Checkpoint, crate::text::Vocab), LoadError> {
+    let meta = crate::model::Checkpoint::read_meta(checkpoint)?;
+    memory::check(&meta.config, batch(&meta.config)).map_err(|source| LoadError::Memory {
+        ckpt: checkpoint.to_path_buf(),
+        source,
+    })?;
     let ck = crate::model::Checkpoint::load(checkpoint)?;
     let bytes = std::fs::read(vocab).map_err(|source| LoadError::Io {
         path: vocab.to_path_buf(),

@@ -3,6 +3,9 @@
 use crate::cache::{hash_file, walk};
 use std::path::{Path, PathBuf};
 
+/// The environment variable naming mirror folders (colon-separated); only the CLI reads it.
+pub const MIRROR_ENV: &str = "PIPE_MIRROR";
+
 /// Mirror folders from a colon-separated list (empty entries skipped).
 pub fn mirror_dirs(var: &str) -> Vec<PathBuf> {
     var.split(':')

@@ -6,7 +6,7 @@ mod http;
 mod mirror;
 
 pub use http::{download, DownloadError};
-pub use mirror::{find_in_mirrors, mirror_dirs};
+pub use mirror::{find_in_mirrors, mirror_dirs, MIRROR_ENV};
 
 use std::path::{Path, PathBuf};
 

@@ -81,6 +81,10 @@ fn command(proj: &Project, cfg: &SlurmConfig, job: &Job, fp: &str) -> Result<Vec
     if job.forced {
         c.push("--forced".into());
     }
+    for m in &proj.mirrors {
+        c.push("--mirror".into());
+        c.push(m.display().to_string());
+    }
     Ok(c)
 }
 

@@ -209,6 +209,7 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, Run
         root: root.clone(),
         cache_dir: proj.cache.dir.clone(),
         threads: job.threads,
+        mirrors: proj.mirrors.clone(),
         reporter: reporter.clone(),
     };
     let t0 = Instant::now();
@@ -234,7 +235,8 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, Run
             let _ = crate::interrupt::mark(&proj.cache.dir, &n.id, sig);
             return Err(Outcome::Interrupted { log: log_rel });
         }
-        reporter.log(format!("error: {e:#}"));
+        // On the terminal the scheduler's `FAILED` line says it: the log alone gets it here.
+        reporter.log_file_only(format!("error: {e:#}"));
         return Err(failed(&log_rel, format!("{e:#}")));
     }
     let tc = Instant::now();
@@ -264,7 +266,7 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, Run
             Ok((Outcome::Ran(duration), rec))
         }
         Err(e) => {
-            reporter.log(format!("error: {e}"));
+            reporter.log_file_only(format!("error: {e}"));
             Err(failed(&log_rel, e))
         }
     }

@@ -125,6 +125,19 @@ impl Checkpoint {
 
     /// Loads a checkpoint and its sidecar, checking every tensor against the sidecar's config.
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
+        let meta = Self::read_meta(path)?;
+        let tensors = read_tensors(path)?;
+        let weights =
+            Weights::from_named(&meta.config, tensors).map_err(|e| CheckpointError::Contract {
+                path: path.to_path_buf(),
+                msg: e.to_string(),
+            })?;
+        Ok(Checkpoint { weights, meta })
+    }
+
+    /// The sidecar of checkpoint `path` alone (its config validated), read without the
+    /// tensors: enough to estimate what loading the model will need.
+    pub fn read_meta(path: &Path) -> Result<CheckpointMeta, CheckpointError> {
         let side = sidecar_path(path);
         let text = std::fs::read_to_string(&side).map_err(|source| CheckpointError::Io {
             path: side.clone(),
@@ -141,13 +154,7 @@ impl Checkpoint {
                 path: side.clone(),
                 msg,
             })?;
-        let tensors = read_tensors(path)?;
-        let weights =
-            Weights::from_named(&meta.config, tensors).map_err(|e| CheckpointError::Contract {
-                path: path.to_path_buf(),
-                msg: e.to_string(),
-            })?;
-        Ok(Checkpoint { weights, meta })
+        Ok(meta)
     }
 }
 

@@ -53,7 +53,7 @@ impl Kind for BeamEval {
     }
 
     fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
-        let inp = load_inputs(ctx)?;
+        let inp = load_inputs(ctx, |_| p.beam_width.max(1))?;
         let w = &inp.ckpt.weights;
         let threads = ctx.threads.max(1);
         // Same prompts for every instance of the sweep: the base stage's seed.

@@ -111,6 +111,12 @@ impl StageKind for Command {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // The command sees the mirror folders of this run (`--mirror` included) as PIPE_MIRROR.
+        if !ctx.mirrors.is_empty() {
+            let joined = std::env::join_paths(&ctx.mirrors)
+                .map_err(|e| anyhow::anyhow!("mirror folders cannot be passed on: {e}"))?;
+            cmd.env(crate::download::MIRROR_ENV, joined);
+        }
         // Its own process group, stopped on Ctrl-C/SIGTERM and killed if pipe dies; dropping
         // `group` (an early return, a panic) kills and reaps it, so nothing outlives this call.
         let mut group = interrupt::spawn_group(&mut cmd)

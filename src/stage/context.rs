@@ -56,6 +56,8 @@ pub struct StageCtx {
     pub root: PathBuf,
     /// The project's `cache/` folder (downloads may be kept here).
     pub cache_dir: PathBuf,
+    /// Mirror folders (absolute) searched for downloads by checksum (`--mirror`, `PIPE_MIRROR`).
+    pub mirrors: Vec<PathBuf>,
     /// Threads this stage may use.
     pub threads: usize,
     pub reporter: Reporter,

@@ -1,20 +1,18 @@
 //! The `fetch` stage kind: a local file or a download (optionally only the first `bytes` bytes,
 //! resumed from a partial file, checksum-verified, kept in `cache/downloads/`), or a file with
-//! the right blake3 found under a mirror folder (`PIPE_MIRROR`, colon-separated) without network.
+//! the right blake3 found under a mirror folder (`StageCtx::mirrors`: `--mirror`, `PIPE_MIRROR`)
+//! without network.
 //! Writes `<file name>` and `fetch.json` = `{"file", "bytes", "blake3", "source"}`.
 
 use super::{Kind, KindInfo, StageCtx, Upstream};
 use crate::cache::hash_file;
-use crate::download::{download, download_cache_path, find_in_mirrors, mirror_dirs, url_file_name};
+use crate::download::{download, download_cache_path, find_in_mirrors, url_file_name};
 use anyhow::Context;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub struct Fetch;
-
-/// Environment variable holding mirror folders (colon-separated).
-pub const MIRROR_ENV: &str = "PIPE_MIRROR";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,11 +174,10 @@ impl Fetch {
                 return Ok(cached);
             }
         }
-        let mirror_var = std::env::var(MIRROR_ENV).unwrap_or_default();
-        let mirrors = mirror_dirs(&mirror_var);
+        let mirrors = &ctx.mirrors;
         if let Some(w) = want {
             if !mirrors.is_empty() {
-                if let Some(hit) = find_in_mirrors(&mirrors, &url_file_name(url), bytes, w) {
+                if let Some(hit) = find_in_mirrors(mirrors, &url_file_name(url), bytes, w) {
                     ctx.reporter
                         .log(format!("{url}: using mirror file {}", hit.display()));
                     return Ok(hit);
@@ -208,14 +205,15 @@ impl Fetch {
             b.finish();
         }
         if let Err(e) = res {
-            let mirror_desc = if mirror_var.trim().is_empty() {
-                format!("{MIRROR_ENV} is not set")
+            let mirror_desc = if mirrors.is_empty() {
+                "no mirror folder was given: --mirror DIR or PIPE_MIRROR".to_string()
             } else {
-                format!("{MIRROR_ENV}={mirror_var}")
+                let list: Vec<String> = mirrors.iter().map(|m| m.display().to_string()).collect();
+                format!("mirror folders {}", list.join(", "))
             };
             let hint = match want {
                 Some(w) => format!(
-                    "no file with blake3 {w} was found in a mirror ({mirror_desc}); put the file in a folder named by {MIRROR_ENV} (or --mirror), or check the network"
+                    "no file with blake3 {w} was found in a mirror ({mirror_desc}); put the file in a folder named by PIPE_MIRROR (or --mirror), or check the network"
                 ),
                 None => format!(
                     "a mirror can only be used with a checksum ({mirror_desc}): add the file's `blake3` to the stage's params, or check the network"

@@ -48,7 +48,7 @@ impl Kind for KvEval {
     }
 
     fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
-        let inp = load_inputs(ctx)?;
+        let inp = load_inputs(ctx, |_| p.batch)?;
         let threads = ctx.threads.max(1);
         // Prompts: <sos> + the first prompt_len − 1 tokens of held-out documents (cycled).
         let docs: Vec<&[u32]> = inp

@@ -147,6 +147,7 @@ impl CtxBuilder {
                 root: root.to_path_buf(),
                 cache_dir: root.join("cache"),
                 threads: 1,
+                mirrors: Vec::new(),
                 reporter: Reporter::silent(),
             },
         }
@@ -202,6 +203,12 @@ impl CtxBuilder {
 
     pub fn threads(mut self, n: usize) -> Self {
         self.ctx.threads = n;
+        self
+    }
+
+    /// Mirror folders for downloads (default none).
+    pub fn mirrors(mut self, dirs: Vec<PathBuf>) -> Self {
+        self.ctx.mirrors = dirs;
         self
     }
 

@@ -57,7 +57,10 @@ impl Kind for Infer {
     }
 
     fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
-        let inp = load_inputs(ctx)?;
+        // The prompts in one batch, then the perplexity passes.
+        let inp = load_inputs(ctx, |c| {
+            p.samples.max(crate::decode::scoring_batch(c.context))
+        })?;
         let w = &inp.ckpt.weights;
         let cfg = &w.config;
         anyhow::ensure!(
