@@ -1,6 +1,6 @@
 //! CPU feature checks and small slice helpers shared by the training ops (`model::ops`) and the
-//! inference kernels (`decode::kernels`), and the [`simd_kernel`] macro that compiles a body for
-//! AVX2 + FMA behind a run-time check.
+//! inference kernels (`decode::kernels`), the one vector-friendly `exp` ([`exp_fast`]), and the
+//! [`simd_kernel`] macro that compiles a body for AVX2 + FMA behind a run-time check.
 
 /// Whether the AVX2 + FMA kernels can run on this CPU (checked once).
 pub fn has_avx2_fma() -> bool {
@@ -14,6 +14,25 @@ pub fn has_avx2_fma() -> bool {
     {
         false
     }
+}
+
+/// `exp(x)` for `x ≤ 88`, branch-free so that loops over it vectorise: `2^k · e^r` with
+/// `k = ⌊x·log₂e⌉`, `r = x − k·ln 2` (in two parts) and Cephes' degree-6 polynomial for `e^r`
+/// (within 2 ulp of the exact value; inputs below −87 give ~1e-38 instead of 0).
+#[inline(always)]
+pub fn exp_fast(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    let k = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - k * 0.693_359_4 + k * 2.121_944_4e-4;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 0.166_666_65)
+        * r
+        + 0.5;
+    let e = p * r * r + r + 1.0;
+    // 2^k from the bits of k + 1.5·2²³ (whose low mantissa bits hold k): integer lane
+    // operations only, unlike a float-to-int cast, so the loop stays vectorised.
+    let bits = (k + 12_582_912.0).to_bits();
+    e * f32::from_bits(bits.wrapping_sub(0x4B40_0000 - 127) << 23)
 }
 
 /// Whether the AVX-512F kernels can run on this CPU (checked once; `PIPE_NO_AVX512=1` says no,

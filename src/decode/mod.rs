@@ -32,6 +32,7 @@ pub mod decoder;
 pub mod forward;
 pub mod generate;
 pub mod kernels;
+pub mod kv_compare;
 pub mod memory;
 pub mod model;
 pub mod sample;

@@ -1,12 +1,14 @@
 //! Obtaining input files: HTTP downloads with resume and a byte limit (`http`), mirror folders
-//! searched by checksum (`mirror`), and the names and places of downloads kept in `cache/`.
+//! searched by checksum (`mirror`), the two with the download cache behind one call (`obtain`), and the names and places of downloads kept in `cache/`.
 //! Knows nothing of stages; the `fetch` stage kind is glue over it.
 
 mod http;
 mod mirror;
+mod obtain;
 
 pub use http::{download, DownloadError};
 pub use mirror::{find_in_mirrors, mirror_dirs, MIRROR_ENV};
+pub use obtain::{obtain, ObtainError, Request};
 
 use std::path::{Path, PathBuf};
 

@@ -32,7 +32,7 @@ impl Kind for BeamEval {
         KindInfo {
             heavy: true,
             needs: &["train", "tokenize"],
-            ..KindInfo::base("beam-eval", 3, include_str!("../../stages/beam-eval.yaml"))
+            ..KindInfo::base("beam-eval", 4, include_str!("../../stages/beam-eval.yaml"))
         }
     }
 

@@ -6,7 +6,7 @@
 
 use super::{Kind, KindInfo, StageCtx, Upstream};
 use crate::cache::hash_file;
-use crate::download::{download, download_cache_path, find_in_mirrors, url_file_name};
+use crate::download::{url_file_name, Request};
 use anyhow::Context;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -113,11 +113,13 @@ impl Kind for Fetch {
         } else {
             let url = p.url.clone().expect("validated");
             let name = url_file_name(&url);
-            (
-                self.obtain(ctx, &url, p.bytes, want.as_deref(), p.timeout_s)?,
-                name,
-                url,
-            )
+            let req = Request {
+                url: &url,
+                bytes: p.bytes,
+                blake3: want.as_deref(),
+                timeout: Duration::from_secs_f64(p.timeout_s),
+            };
+            (obtain(ctx, &req)?, name, url)
         };
         let hash = hash_file(&src).with_context(|| format!("reading {}", src.display()))?;
         if let Some(w) = &want {
@@ -156,84 +158,29 @@ impl Kind for Fetch {
     }
 }
 
-impl Fetch {
-    /// A verified local copy of the URL: from the download cache, a mirror, or the network.
-    fn obtain(
-        &self,
-        ctx: &StageCtx,
-        url: &str,
-        bytes: Option<u64>,
-        want: Option<&str>,
-        timeout_s: f64,
-    ) -> anyhow::Result<PathBuf> {
-        let cached = download_cache_path(&ctx.cache_dir, url, bytes, want);
-        if let Some(w) = want {
-            if cached.is_file() && hash_file(&cached).is_ok_and(|h| h == w) {
-                ctx.reporter
-                    .log(format!("using the earlier download {}", cached.display()));
-                return Ok(cached);
-            }
-        }
-        let mirrors = &ctx.mirrors;
-        if let Some(w) = want {
-            if !mirrors.is_empty() {
-                if let Some(hit) = find_in_mirrors(mirrors, &url_file_name(url), bytes, w) {
-                    ctx.reporter
-                        .log(format!("{url}: using mirror file {}", hit.display()));
-                    return Ok(hit);
-                }
-            }
-        }
-        let part = PathBuf::from(format!("{}.part", cached.display()));
-        let mut bar: Option<crate::progress::Bar> = None;
-        let res = download(
-            url,
-            bytes,
-            &part,
-            Duration::from_secs_f64(timeout_s),
-            &mut |total, n| {
-                let b = bar.get_or_insert_with(|| {
-                    ctx.reporter.bar(
-                        total.unwrap_or(0),
-                        &format!("download {}", url_file_name(url)),
-                    )
-                });
-                b.inc(n);
-            },
-        );
-        if let Some(b) = bar {
-            b.finish();
-        }
-        if let Err(e) = res {
-            let mirror_desc = if mirrors.is_empty() {
-                "no mirror folder was given: --mirror DIR or PIPE_MIRROR".to_string()
-            } else {
-                let list: Vec<String> = mirrors.iter().map(|m| m.display().to_string()).collect();
-                format!("mirror folders {}", list.join(", "))
-            };
-            let hint = match want {
-                Some(w) => format!(
-                    "no file with blake3 {w} was found in a mirror ({mirror_desc}); put the file in a folder named by PIPE_MIRROR (or --mirror), or check the network"
-                ),
-                None => format!(
-                    "a mirror can only be used with a checksum ({mirror_desc}): add the file's `blake3` to the stage's params, or check the network"
-                ),
-            };
-            anyhow::bail!("{e}; {hint}");
-        }
-        let got = hash_file(&part).with_context(|| format!("reading {}", part.display()))?;
-        if let Some(w) = want {
-            if got != w {
-                let _ = std::fs::remove_file(&part);
-                anyhow::bail!(
-                    "checksum mismatch for {url}: the download has blake3 {got}, expected {w} (`blake3`); the partial file was removed"
-                );
-            }
-        }
-        std::fs::rename(&part, &cached)
-            .with_context(|| format!("moving {} to {}", part.display(), cached.display()))?;
-        Ok(cached)
+/// A verified local copy of the URL (see [`crate::download::obtain`]), with the stage's log and
+/// a progress bar for the download.
+fn obtain(ctx: &StageCtx, req: &Request) -> anyhow::Result<PathBuf> {
+    let mut bar: Option<crate::progress::Bar> = None;
+    let res = crate::download::obtain(
+        &ctx.cache_dir,
+        req,
+        &ctx.mirrors,
+        &mut |line| ctx.reporter.log(line),
+        &mut |total, n| {
+            let b = bar.get_or_insert_with(|| {
+                ctx.reporter.bar(
+                    total.unwrap_or(0),
+                    &format!("download {}", url_file_name(req.url)),
+                )
+            });
+            b.inc(n);
+        },
+    );
+    if let Some(b) = bar {
+        b.finish();
     }
+    Ok(res?)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! it, a portable loop otherwise); the probabilities are left in the caller's scratch, so
 //! attention maps read them instead of recomputing.
 
-use crate::simd::{dot, has_avx2_fma};
+use crate::simd::{dot, exp_fast, has_avx2_fma, simd_kernel};
 
 /// Attention of one query row over `n_keys` keys, for every head: head `h` owns columns
 /// `h·dk..(h+1)·dk`; its scores `q_h · k_h · scale` go through a softmax over the keys and
@@ -68,22 +68,46 @@ pub(super) fn attend_row_portable<'a>(
     }
 }
 
-/// In-place softmax of a short row (portable).
-fn softmax_in_place(x: &mut [f32]) {
+/// In-place softmax of one head's row of scores, on every CPU: the crate's one vector `exp`
+/// ([`exp_fast`]) and one sum order, so AVX2 and baseline machines give the same bits.
+pub(super) fn softmax_in_place(x: &mut [f32]) {
     let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f32;
-    for v in x.iter_mut() {
-        *v = (*v - m).exp();
-        sum += *v;
+    let inv = 1.0 / exp_shifted(x, m);
+    scale_in_place(x, inv);
+}
+
+simd_kernel! {
+    /// `x[i] = exp(x[i] − m)`; returns their sum (eight lane sums, then the tail).
+    fn exp_shifted(x: &mut [f32], m: f32) -> f32 {
+        let mut lanes = [0.0f32; 8];
+        let mut it = x.chunks_exact_mut(8);
+        for c in &mut it {
+            for (l, v) in lanes.iter_mut().zip(c.iter_mut()) {
+                *v = exp_fast(*v - m);
+                *l += *v;
+            }
+        }
+        let mut tail = 0.0f32;
+        for v in it.into_remainder() {
+            *v = exp_fast(*v - m);
+            tail += *v;
+        }
+        lanes.iter().sum::<f32>() + tail
     }
-    for v in x.iter_mut() {
-        *v /= sum;
+}
+
+simd_kernel! {
+    /// `x[i] *= a`.
+    fn scale_in_place(x: &mut [f32], a: f32) {
+        for v in x.iter_mut() {
+            *v *= a;
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::super::vector::{exp8, hsum, tail_mask};
+    use super::super::vector::{hsum, tail_mask};
     use std::arch::x86_64::*;
 
     /// `a · b` over `len` floats, the last `len % 8` through `mask` (= `tail_mask(len % 8)`).
@@ -144,53 +168,12 @@ mod avx2 {
                         dot_masked(qp.add(o), kr.as_ptr().add(o), dk, mask) * scale;
                 }
             }
-            // Softmax per head: vectorised max, exp and sum; the tail padded with -inf.
-            let nk8 = n_keys / 8 * 8;
-            let kmask = tail_mask(n_keys % 8);
-            let ninf = _mm256_set1_ps(f32::NEG_INFINITY);
+            // Softmax per head, the same code on every CPU.
             for h in 0..n_heads {
-                let row = sp.add(h * n_keys);
-                let load = |i: usize| {
-                    if i < nk8 {
-                        _mm256_loadu_ps(row.add(i))
-                    } else {
-                        _mm256_blendv_ps(
-                            ninf,
-                            _mm256_maskload_ps(row.add(i), kmask),
-                            _mm256_castsi256_ps(kmask),
-                        )
-                    }
-                };
-                let mut mv = ninf;
-                for i in (0..n_keys).step_by(8) {
-                    mv = _mm256_max_ps(mv, load(i));
-                }
-                let mut lanes = [0.0f32; 8];
-                _mm256_storeu_ps(lanes.as_mut_ptr(), mv);
-                let m = _mm256_set1_ps(lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max));
-                let mut sum = _mm256_setzero_ps();
-                for i in (0..n_keys).step_by(8) {
-                    let e = exp8(_mm256_sub_ps(load(i), m));
-                    sum = _mm256_add_ps(sum, e);
-                    if i < nk8 {
-                        _mm256_storeu_ps(row.add(i), e);
-                    } else {
-                        _mm256_maskstore_ps(row.add(i), kmask, e);
-                    }
-                }
-                let inv = _mm256_set1_ps(1.0 / hsum(sum));
-                for i in (0..n_keys).step_by(8) {
-                    if i < nk8 {
-                        _mm256_storeu_ps(
-                            row.add(i),
-                            _mm256_mul_ps(_mm256_loadu_ps(row.add(i)), inv),
-                        );
-                    } else {
-                        let v = _mm256_maskload_ps(row.add(i), kmask);
-                        _mm256_maskstore_ps(row.add(i), kmask, _mm256_mul_ps(v, inv));
-                    }
-                }
+                super::softmax_in_place(&mut scores[h * n_keys..(h + 1) * n_keys]);
             }
+            // The slices above reborrowed `scores`: take the pointer afresh.
+            let sp = scores.as_mut_ptr();
             out[..width].fill(0.0);
             let op = out.as_mut_ptr();
             for n in 0..n_keys {

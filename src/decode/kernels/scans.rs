@@ -1,7 +1,7 @@
-//! Scans over a row of logits for a search step: log-sum-exp (exact in f64, or with the vector
-//! `exp`) and the first entry above a threshold (top-k selection).
+//! Scans over a row of logits for a search step: log-sum-exp (exact in f64, or with the crate's
+//! vector `exp`) and the first entry above a threshold (top-k selection).
 
-use crate::simd::has_avx2_fma;
+use crate::simd::{exp_fast, has_avx2_fma, simd_kernel};
 
 /// Numerically stable `log(sum(exp(x)))`.
 pub fn log_sum_exp(x: &[f32]) -> f64 {
@@ -13,17 +13,53 @@ pub fn log_sum_exp(x: &[f32]) -> f64 {
     m as f64 + s.ln()
 }
 
-/// `log(sum(exp(x)))` as [`log_sum_exp`], with `exp` evaluated in f32 by a vectorised
-/// polynomial (AVX2/FMA when the CPU has it; relative error about 2e-7 per term, the sum kept in
-/// f64). Entries below `max − 87` (about 1e-38 of the largest term), `-inf` included, count as
-/// zero. For the many rows of a search step, where the libm `exp` of every logit dominates.
+/// `log(sum(exp(x)))` as [`log_sum_exp`], with `exp` evaluated in f32 by the crate's one
+/// vector `exp` ([`exp_fast`], relative error about 2e-7 per term; vectorised with AVX2 when
+/// the CPU has it), eight lane sums in f32 over blocks of 64 entries folded into f64. Entries
+/// below `max − 87` (about 1e-38 of the largest term), `-inf` included, add at most 1.7e-38
+/// each. For the many rows of a search step, where the libm `exp` of every logit dominates.
 pub fn log_sum_exp_fast(x: &[f32]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA.
-        return unsafe { avx2::log_sum_exp(x) };
+    let m = max_of(x);
+    if m == f32::NEG_INFINITY || m.is_nan() {
+        return log_sum_exp(x);
     }
-    log_sum_exp(x)
+    m as f64 + sum_exp_shifted(x, m).ln()
+}
+
+simd_kernel! {
+    /// The largest entry of `x` (NaN entries ignored; `-inf` for an empty row).
+    fn max_of(x: &[f32]) -> f32 {
+        let mut lanes = [f32::NEG_INFINITY; 8];
+        let mut it = x.chunks_exact(8);
+        for c in &mut it {
+            for (l, &v) in lanes.iter_mut().zip(c) {
+                *l = l.max(v);
+            }
+        }
+        it.remainder().iter().chain(&lanes).copied().fold(f32::NEG_INFINITY, f32::max)
+    }
+}
+
+simd_kernel! {
+    /// `Σ exp(x[i] − m)` for `m` the row's maximum: f32 lane sums over blocks of 64 entries
+    /// (each term ≤ 1), folded into f64.
+    fn sum_exp_shifted(x: &[f32], m: f32) -> f64 {
+        let mut total = 0.0f64;
+        for block in x.chunks(64) {
+            let mut lanes = [0.0f32; 8];
+            let mut it = block.chunks_exact(8);
+            for c in &mut it {
+                for (l, &v) in lanes.iter_mut().zip(c) {
+                    *l += exp_fast(v - m);
+                }
+            }
+            for (l, &v) in lanes.iter_mut().zip(it.remainder()) {
+                *l += exp_fast(v - m);
+            }
+            total += lanes.iter().map(|&l| l as f64).sum::<f64>();
+        }
+        total
+    }
 }
 
 /// The index of the first entry of `x` at or after `start` that is greater than `thr` (never
@@ -40,63 +76,7 @@ pub fn first_above(x: &[f32], start: usize, thr: f32) -> usize {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::super::vector::exp8;
     use std::arch::x86_64::*;
-
-    /// See [`super::log_sum_exp_fast`].
-    ///
-    /// # Safety
-    /// The CPU supports AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn log_sum_exp(x: &[f32]) -> f64 {
-        // SAFETY: the caller upholds this function's `# Safety` contract, which every pointer
-        // access and call below relies on.
-        unsafe {
-            let n = x.len();
-            let n8 = n / 8 * 8;
-            let p = x.as_ptr();
-            let mut mv = _mm256_set1_ps(f32::NEG_INFINITY);
-            for i in (0..n8).step_by(8) {
-                mv = _mm256_max_ps(mv, _mm256_loadu_ps(p.add(i)));
-            }
-            let mut lanes = [0.0f32; 8];
-            _mm256_storeu_ps(lanes.as_mut_ptr(), mv);
-            let m = lanes
-                .iter()
-                .chain(&x[n8..])
-                .copied()
-                .fold(f32::NEG_INFINITY, f32::max);
-            if m == f32::NEG_INFINITY || m.is_nan() {
-                return super::log_sum_exp(x);
-            }
-            let mb = _mm256_set1_ps(m);
-            // f32 partial sums over blocks of 64 entries (at most 64 terms ≤ 1 each), folded into
-            // f64 lanes.
-            let mut total = _mm256_setzero_pd();
-            let mut i = 0;
-            while i < n8 {
-                let end = (i + 64).min(n8);
-                let mut acc = _mm256_setzero_ps();
-                while i < end {
-                    acc = _mm256_add_ps(acc, exp8(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), mb)));
-                    i += 8;
-                }
-                total = _mm256_add_pd(total, _mm256_cvtps_pd(_mm256_castps256_ps128(acc)));
-                total = _mm256_add_pd(total, _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(acc)));
-            }
-            let mut t = [0.0f64; 4];
-            _mm256_storeu_pd(t.as_mut_ptr(), total);
-            let mut s = (t[0] + t[1]) + (t[2] + t[3]);
-            if n8 < n {
-                let mut tail = [f32::NEG_INFINITY; 8];
-                tail[..n - n8].copy_from_slice(&x[n8..]);
-                let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(tail.as_ptr()), mb));
-                _mm256_storeu_ps(lanes.as_mut_ptr(), e);
-                s += lanes.iter().map(|&v| v as f64).sum::<f64>();
-            }
-            m as f64 + s.ln()
-        }
-    }
 
     /// See [`super::first_above`].
     ///

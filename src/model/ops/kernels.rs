@@ -1,29 +1,11 @@
 //! Element-wise SIMD kernels of the training ops (each compiled for AVX2 + FMA behind a run-time
-//! check and for baseline x86-64, see [`crate::simd::simd_kernel`]), the vector-friendly `exp`
-//! and `axpy`.
+//! check and for baseline x86-64, see [`crate::simd::simd_kernel`]) and `axpy`; the vector-friendly
+//! `exp` is [`crate::simd::exp_fast`].
 
 use super::layers::DropMask;
 use crate::model::config::LN_EPS;
+pub use crate::simd::exp_fast;
 use crate::simd::{dot, simd_kernel, sum8};
-
-/// `exp(x)` for `x ≤ 88`, branch-free so that loops over it vectorise: `2^k · e^r` with
-/// `k = ⌊x·log₂e⌉`, `r = x − k·ln 2` (in two parts) and Cephes' degree-6 polynomial for `e^r`
-/// (within 2 ulp of the exact value; inputs below −87 give ~1e-38 instead of 0).
-#[inline(always)]
-pub fn exp_fast(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    let k = (x * std::f32::consts::LOG2_E + 0.5).floor();
-    let r = x - k * 0.693_359_4 + k * 2.121_944_4e-4;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 0.166_666_65)
-        * r
-        + 0.5;
-    let e = p * r * r + r + 1.0;
-    // 2^k from the bits of k + 1.5·2²³ (whose low mantissa bits hold k): integer lane
-    // operations only, unlike a float-to-int cast, so the loop stays vectorised.
-    let bits = (k + 12_582_912.0).to_bits();
-    e * f32::from_bits(bits.wrapping_sub(0x4B40_0000 - 127) << 23)
-}
 
 /// `y += alpha · x`.
 #[inline]

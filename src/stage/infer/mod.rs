@@ -2,16 +2,18 @@
 //! validation split and the seed's per-sample continuation perplexity, corpus and sentence BLEU,
 //! and attention maps.
 
-use super::eval_inputs::{load_inputs, md_cell, pick_examples, text_of};
+use super::eval_inputs::{load_inputs, pick_examples, text_of};
 use super::{Kind, KindInfo, StageCtx};
 use crate::decode::{
-    forward_with_attention, generate_cached, score_documents, windowed_nll, with_threads, Decoder,
-    GenOptions, Sampler, SamplerConfig,
+    generate_cached, score_documents, windowed_nll, with_threads, Decoder, GenOptions, Sampler,
+    SamplerConfig,
 };
 use crate::text::{PAD, SOS};
-use anyhow::Context;
 use serde::Deserialize;
 use std::time::Instant;
+
+mod attention;
+mod samples;
 
 pub struct Infer;
 
@@ -28,24 +30,6 @@ pub struct Params {
     attention_sentences: Vec<String>,
 }
 
-/// A file-name slug of a sentence: lower-cased words joined by `_`, at most 48 characters.
-pub(crate) fn slug(s: &str) -> String {
-    let mut out = String::new();
-    for w in crate::text::words(s) {
-        if !out.is_empty() {
-            if out.len() + 1 + w.len() > 48 {
-                break;
-            }
-            out.push('_');
-        }
-        out.push_str(&w);
-    }
-    if out.is_empty() {
-        out.push_str("sentence");
-    }
-    out
-}
-
 impl Kind for Infer {
     type Params = Params;
 
@@ -53,7 +37,7 @@ impl Kind for Infer {
         KindInfo {
             heavy: true,
             needs: &["train", "tokenize"],
-            ..KindInfo::base("infer", 3, include_str!("../../stages/infer.yaml"))
+            ..KindInfo::base("infer", 4, include_str!("../../../stages/infer.yaml"))
         }
     }
 
@@ -165,52 +149,24 @@ impl Kind for Infer {
             out.join("metrics.json"),
             serde_json::to_string_pretty(&metrics)?,
         )?;
-        // samples.md
-        let mut md = format!(
-            "# Samples ({} held-out documents, prompt {} tokens incl. <sos>, temperature {})\n\n\
-             Corpus BLEU {:.2} (sacreBLEU), mean sentence BLEU {:.4}, validation perplexity {:.3}, \
-             mean continuation perplexity {:.3}.\n\n\
-             | doc | prompt | reference | generated | ppl |\n|---|---|---|---|---|\n",
-            ex.len(),
-            p.prompt_len,
-            p.temperature,
-            bleu.score,
-            sent,
-            val.perplexity(),
-            perplexity_seed
-        );
-        for (i, e) in ex.iter().enumerate() {
-            md.push_str(&format!(
-                "| {} | {} | {} | {} | {:.2} |\n",
-                e.doc,
-                md_cell(&inp.vocab.decode(&e.prompt)),
-                md_cell(&refs[i]),
-                md_cell(&hyps[i]),
-                perp_seed[i]
-            ));
-        }
-        crate::stage::write_file(out.join("samples.md"), md)?;
-        // Attention maps.
+        let summary = samples::Summary {
+            bleu: bleu.score,
+            bleu_sentence_mean: sent,
+            perplexity: val.perplexity(),
+            perplexity_seed,
+        };
+        samples::write_samples(
+            out,
+            (p.prompt_len, p.temperature),
+            &inp.vocab,
+            &ex,
+            &refs,
+            &hyps,
+            &perp_seed,
+            &summary,
+        )?;
         for sentence in &p.attention_sentences {
-            let mut toks = vec![SOS];
-            toks.extend(inp.vocab.encode(sentence));
-            toks.truncate(cfg.context);
-            let labels: Vec<String> = toks
-                .iter()
-                .map(|&t| inp.vocab.token(t).to_string())
-                .collect();
-            let (_, att) = with_threads(threads, || forward_with_attention(w, &toks, 0, threads));
-            let sl = slug(sentence);
-            for (l, heads) in att.into_iter().enumerate() {
-                let path = out.join("attention").join(format!("layer_{l}_{sl}.png"));
-                let map = crate::plot::AttentionMap {
-                    title: format!("layer {l}: \"{sentence}\""),
-                    tokens: labels.clone(),
-                    heads,
-                };
-                crate::plot::attention_map(&path, &map)
-                    .with_context(|| format!("drawing {}", path.display()))?;
-            }
+            attention::write_maps(out, w, &inp.vocab, sentence, threads)?;
         }
         let tps = generated as f64 / gen_s.max(1e-9);
         super::write_measurements(

@@ -1,0 +1,105 @@
+//! What a training node writes: each epoch's checkpoint (weights, sidecar, optimiser state), the
+//! cumulative history and headline metrics, and this node's speeds as measurements (never in
+//! the outputs hash).
+
+use super::TrainParams;
+use crate::model::adamw::optim_paths;
+use crate::model::history::History;
+use crate::model::train::Trainer;
+use crate::model::{Checkpoint, CheckpointMeta, ModelConfig};
+use crate::stage::StageCtx;
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The headline metrics of the last epoch (`train_loss`, `val_loss`, `val_perplexity`, `steps`).
+pub(super) type Headline = BTreeMap<String, f64>;
+
+/// `checkpoints/…/epoch_N.safetensors` with its sidecar (config, vocabulary hash, the stage's
+/// parameters, seed and epoch) and the optimiser state beside it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn save_checkpoint(
+    ctx: &StageCtx,
+    p: &TrainParams,
+    trainer: &Trainer,
+    cfg: &ModelConfig,
+    vocab_hash: &str,
+    seed: u64,
+    epoch: usize,
+    headline: &Headline,
+) -> anyhow::Result<()> {
+    let path = ctx.ckpt_dir.join(format!("epoch_{epoch}.safetensors"));
+    let mut extra = serde_json::to_value(p)?;
+    extra["seed"] = serde_json::json!(seed);
+    extra["epoch"] = serde_json::json!(epoch);
+    extra["optimizer_state"] = serde_json::json!(optim_paths(&path)
+        .0
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned()));
+    Checkpoint {
+        weights: trainer.weights.clone(),
+        meta: CheckpointMeta {
+            config: cfg.clone(),
+            vocab_blake3: vocab_hash.to_string(),
+            epoch,
+            metrics: headline.clone(),
+            extra,
+        },
+    }
+    .save(&path)?;
+    trainer.save_optim(&path)?;
+    Ok(())
+}
+
+/// The cumulative history (`metrics.csv`, `epochs.csv`, `epochs.json`) and `metrics.json` (the last epoch
+/// and its headline metrics).
+pub(super) fn write_cumulative(
+    ctx: &StageCtx,
+    history: &History,
+    headline: Headline,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&ctx.out_dir)
+        .with_context(|| format!("creating {}", ctx.out_dir.display()))?;
+    history.save(&ctx.out_dir)?;
+    let last = history.epochs.last().map(|r| r.epoch).unwrap_or(0);
+    let mut m = serde_json::Map::new();
+    m.insert("epoch".into(), serde_json::json!(last));
+    for (k, v) in headline {
+        let v = if k == "steps" {
+            serde_json::json!(v as u64)
+        } else {
+            serde_json::json!(v)
+        };
+        m.insert(k, v);
+    }
+    let path = ctx.out_dir.join("metrics.json");
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&serde_json::Value::Object(m))?,
+    )
+    .with_context(|| format!("writing {}", path.display()))
+}
+
+/// This node's speeds: `speed.csv` (tokens/s per step) and `measurements.json` (per epoch).
+pub(super) fn write_measurements(
+    dir: &Path,
+    steps: &[String],
+    epochs: &[serde_json::Value],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut csv = String::from("step,epoch,tokens_per_s\n");
+    for r in steps {
+        csv.push_str(r);
+        csv.push('\n');
+    }
+    let path = dir.join("speed.csv");
+    std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))?;
+    let last = epochs.last().cloned().unwrap_or(serde_json::Value::Null);
+    let doc = serde_json::json!({
+        "tokens_per_s": last.get("tokens_per_s"),
+        "epochs": epochs,
+    });
+    let path = dir.join("measurements.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
