@@ -21,8 +21,10 @@ pub struct Request<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum ObtainError {
     /// The download failed; `hint` says where a mirror was looked for.
-    #[error("{source}; {hint}")]
-    Download { source: DownloadError, hint: String },
+    // Fields named `err`, not `source`: the message already holds the cause, so an error
+    // chain printed with `{:#}` does not repeat it.
+    #[error("{err}; {hint}")]
+    Download { err: DownloadError, hint: String },
     #[error(
         "checksum mismatch for {url}: the download has blake3 {got}, expected {want} (`blake3`); the partial file was removed"
     )]
@@ -31,11 +33,11 @@ pub enum ObtainError {
         got: String,
         want: String,
     },
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {err}")]
     Io {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        err: std::io::Error,
     },
 }
 
@@ -62,16 +64,16 @@ pub fn obtain(
         }
     }
     let part = PathBuf::from(format!("{}.part", cached.display()));
-    if let Err(source) = download(url, req.bytes, &part, req.timeout, progress) {
+    if let Err(err) = download(url, req.bytes, &part, req.timeout, progress) {
         return Err(ObtainError::Download {
-            source,
+            err,
             hint: mirror_hint(mirrors, want),
         });
     }
-    let got = hash_file(&part).map_err(|source| ObtainError::Io {
+    let got = hash_file(&part).map_err(|err| ObtainError::Io {
         what: "reading",
         path: part.clone(),
-        source,
+        err,
     })?;
     if let Some(w) = want {
         if got != w {
@@ -83,10 +85,10 @@ pub fn obtain(
             });
         }
     }
-    std::fs::rename(&part, &cached).map_err(|source| ObtainError::Io {
+    std::fs::rename(&part, &cached).map_err(|err| ObtainError::Io {
         what: "moving the download to",
         path: cached.clone(),
-        source,
+        err,
     })?;
     Ok(cached)
 }

@@ -5,6 +5,7 @@
 
 use crate::support::*;
 use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 /// Five `command` stages: a → b (matrix w: 1, 2) → c, and d on its own.
@@ -132,9 +133,7 @@ fn sa_project(pipeline: &str) -> tempfile::TempDir {
 }
 
 fn sa_pipe(root: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut c = Command::new(PIPE);
-    c.args(args).current_dir(root).env_remove("PIPE_MIRROR");
-    c.env_remove("PIPE_REMOTE");
+    let mut c = pipe_cmd(root, args);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -642,12 +641,8 @@ fn cancelled_job_without_a_shared_folder_removes_its_scratch_folder() {
     let root = std::fs::canonicalize(d.path()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     env.push(("TMPDIR", tmp.path().display().to_string()));
-    let mut c = Command::new(PIPE);
-    c.args(["run", "pipelines/p.yaml"])
-        .current_dir(&root)
-        .env_remove("PIPE_MIRROR")
-        .env_remove("PIPE_REMOTE")
-        .stdout(std::process::Stdio::piped())
+    let mut c = pipe_cmd(&root, &["run", "pipelines/p.yaml"]);
+    c.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     for (k, v) in &env {
         c.env(k, v);
