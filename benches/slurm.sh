@@ -17,8 +17,9 @@
 #
 # usage: benches/slurm.sh [path/to/pipe] [chain lengths, default "5 10"]
 #   default binary: target/release/pipe (build it with `cargo build --release`)
-#   SNAKEMAKE_TIMEOUT (300 s): a Snakemake run still going after this is stopped and shown
-#   as such (its default sacct status checks can wait forever on a cluster without accounting).
+#   SNAKEMAKE_TIMEOUT (300 s): a Snakemake run still going after this is stopped (SIGTERM, then
+#   SIGKILL 20 s later: it ignores SIGTERM while a job is "running") and shown as such (its
+#   default sacct status checks wait forever on a cluster without accounting).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 PIPE="$(realpath "${1:-$here/target/release/pipe}")"
@@ -92,7 +93,8 @@ if [ -d "$MIRROR" ]; then
       || { echo "ci.yaml ($mode) failed:" >&2; tail -20 "$work/ci-$mode.log" >&2; exit 1; }
     t1=$(now)
     jobs=$(grep -c ' as Slurm job ' "$work/ci-$mode.log" || true)
-    row "pipe ci.yaml, $mode${jobs:+ ($jobs jobs)}" "$(echo "$t1 - $t0" | bc -l | xargs printf '%.1f')" "-" "-" "-" "$l"
+    [ "$jobs" = 0 ] && jobs="" || jobs=" ($jobs jobs)"
+    row "pipe ci.yaml, $mode$jobs" "$(echo "$t1 - $t0" | bc -l | xargs printf '%.1f')" "-" "-" "-" "$l"
   done
   unset PIPE_MIRROR
 else
@@ -127,9 +129,9 @@ pipe_chain() {
   gap=$(gaps "$d/t" "$n" | mean)
   if [ "$mode" = slurm ]; then
     # trace slurm sK job ID submitted T noticed T
-    notice=$(awk '/^trace slurm/ {print $2, $7}' "$log" | while read -r s t; do
+    notice=$(awk '/^trace slurm/ {print $3, $9}' "$log" | while read -r s t; do
       echo "$t $(cat "$d/t/${s#s}.end")"; done | awk '{printf "%.3f\n", $1 - $2}' | mean)
-    sub=$(awk '/^trace slurm/ {print $2, $5}' "$log" | while read -r s t; do
+    sub=$(awk '/^trace slurm/ {print $3, $7}' "$log" | while read -r s t; do
       echo "$(cat "$d/t/${s#s}.start") $t"; done | awk '{printf "%.3f\n", $1 - $2}' | mean)
   fi
   fin=$(echo "$t1 - $t0" | bc -l | xargs printf '%.1f')
@@ -145,14 +147,14 @@ smk_chain() {
   log="$d.log"
   l=$(load)
   t0=$(now)
-  (cd "$d" && timeout "$SMK_TIMEOUT" "$VENV/bin/snakemake" --executor slurm --jobs 1 \
+  (cd "$d" && timeout -k 20 "$SMK_TIMEOUT" "$VENV/bin/snakemake" --executor slurm --jobs 1 \
     --config steps="$n" "$@") >"$log" 2>&1 || rc=$?
   t1=$(now)
   if [ "$rc" != 0 ]; then
     # whatever it left queued or running
     for id in $(grep -oE 'SLURM jobid [0-9]+' "$log" | grep -oE '[0-9]+$'); do scancel "$id" 2>/dev/null || true; done
     local why="exit $rc"
-    [ "$rc" = 124 ] && why="stopped after ${SMK_TIMEOUT} s"
+    case "$rc" in 124 | 137) why="stopped after ${SMK_TIMEOUT} s" ;; esac
     row "Snakemake chain of $n, $label" "$why ($(ls "$d/out" | grep -c '\.end$' || true) of $n steps done)" "-" "-" "-" "$l"
     echo "snakemake ($label, $n) $why; last lines:" >&2; tail -5 "$log" >&2
     return 0
@@ -191,12 +193,19 @@ for f in "--slurm-status-command squeue" --slurm-no-account; do
   if grep -q -- "${f%% *}" <<<"$smk_help"; then SMK_FAST+=($f); fi
 done
 
+# Snakemake's defaults (and the defaults with the one change this cluster needs, squeue for
+# status) on the first chain length only: each takes minutes.
+first=1
 for n in $LENGTHS; do
   pipe_chain "$n" local
   pipe_chain "$n" slurm
-  smk_chain "$n" "plugin defaults"
+  if [ "$first" = 1 ]; then
+    smk_chain "$n" "plugin defaults"
+    smk_chain "$n" "defaults + squeue status" --slurm-status-command squeue
+    first=0
+  fi
   smk_chain "$n" "fast settings" "${SMK_FAST[@]}"
 done
 echo
-echo "pipe $("$PIPE" --version 2>/dev/null | awk '{print $2}'), $SMK_VERSION snakemake, plugin $PLUGIN_VERSION, $(sinfo -h -o '%c' | head -n1) CPUs on the node, $(date -u +%FT%RZ)"
+echo "pipe $("$PIPE" --version 2>/dev/null | awk '{print $2}'), snakemake $SMK_VERSION, its Slurm plugin $PLUGIN_VERSION, $(sinfo -h -o '%c' | head -n1) CPUs on the node, $(date -u +%FT%RZ)"
 echo "fast Snakemake flags: ${SMK_FAST[*]}"
