@@ -126,6 +126,7 @@ pub fn run(
         .map_err(|e| failed(&log_rel, e.to_string()))?
         .into_iter()
         .find(|j| j.name == name);
+    let adopted = existing.is_some();
     let id = match existing {
         Some(j) => {
             eprintln!(
@@ -190,6 +191,18 @@ pub fn run(
     };
     let submitted = unix_now();
     let status = wait(id, &n.id).map_err(|e| failed(&log_rel, e))?;
+    // An earlier run's job that ended without success (cancelled by that run's Ctrl-C while
+    // still COMPLETING, failed, timed out) is not this run's failure: submit the instance again
+    // (or wait for the job another driver has submitted since).
+    if let Some(st) = status.as_ref().filter(|s| adopted && !s.state.is_success()) {
+        if proj.cache.record(&fp).is_none() {
+            eprintln!(
+                "resubmit    {} (Slurm job {id} of an earlier run ended {})",
+                n.id, st.state
+            );
+            return run(proj, job, cfg, staging);
+        }
+    }
     // PIPE_TRACE=1: when the job was submitted (or found) and when its end was noticed.
     if std::env::var_os("PIPE_TRACE").is_some() {
         eprintln!(

@@ -46,7 +46,11 @@ pub(crate) fn run(cmd: &str, args: &[String], stdin: Option<&str>) -> Result<Str
     use std::io::Write;
     use std::process::{Command, Stdio};
     let shown = || format!("{cmd} {}", args.join(" "));
+    use std::os::unix::process::CommandExt;
     let mut c = Command::new(cmd);
+    // Its own process group: a terminal's Ctrl-C reaches the driver, which cancels its jobs,
+    // and not an `sbatch` half-way through a submission or the `squeue` of a poll.
+    c.process_group(0);
     c.args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()

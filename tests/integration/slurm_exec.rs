@@ -4,8 +4,8 @@
 //! `slurm`: one lock, `support::cluster`).
 
 use crate::support::*;
-use std::path::Path;
-use std::process::Output;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// Five `command` stages: a → b (matrix w: 1, 2) → c, and d on its own.
@@ -684,4 +684,528 @@ fn cancelled_job_without_a_shared_folder_removes_its_scratch_folder() {
     }
     assert!(!scratch.exists(), "{} left behind: {t}", scratch.display());
     assert!(project_jobs(&root).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The issue's cluster behaviours, one test each: ci.yaml's lock file, a 10-width beam sweep
+// within the node's CPUs, a time limit, an impossible dependency, kill -9 of the driver and a
+// rerun, Ctrl-C, and two drivers at once. Helpers below are used by these tests only.
+
+/// The finished jobs of the cluster's `jobcomp/filetxt` file (`JobCompLoc`), each as its
+/// `key=value` fields; with a name prefix, only the jobs so named. Empty when the file is not
+/// known (`PIPE_TEST_SLURM_BASE` unset).
+fn jobcomp(prefix: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let Some(base) = std::env::var_os("PIPE_TEST_SLURM_BASE") else {
+        return Vec::new();
+    };
+    let t = std::fs::read_to_string(Path::new(&base).join("log/jobcomp.log")).unwrap_or_default();
+    t.lines()
+        .map(|l| {
+            l.split(' ')
+                .filter_map(|f| f.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        })
+        .filter(|m| m.get("Name").is_some_and(|n| n.starts_with(prefix)))
+        .collect()
+}
+
+/// Polls `jobcomp` until `n` jobs of the prefix are there (the controller writes a line when a
+/// job ends, a moment after squeue shows it finished), for at most 10 s.
+fn jobcomp_n(prefix: &str, n: usize) -> Vec<std::collections::BTreeMap<String, String>> {
+    let t0 = Instant::now();
+    loop {
+        let v = jobcomp(prefix);
+        if v.len() >= n || t0.elapsed() > Duration::from_secs(10) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The name prefix of every job of a project.
+fn prefix_of(root: &Path) -> String {
+    pipe::executor::slurm::job_name(root, "")
+}
+
+/// The most jobs that held the node at once, from `StartTime`/`EndTime` (whole seconds, same
+/// clock): intervals are half-open, so a job that ends in the second another starts does not
+/// count as overlapping it (truncating both times keeps their order).
+fn max_at_once(jobs: &[std::collections::BTreeMap<String, String>]) -> usize {
+    let mut ev: Vec<(String, i32)> = Vec::new();
+    for j in jobs {
+        ev.push((j["StartTime"].clone(), 1));
+        ev.push((j["EndTime"].clone(), -1));
+    }
+    // ISO times sort as strings; at the same second, ends before starts
+    ev.sort();
+    let (mut now, mut max) = (0i32, 0i32);
+    for (_, d) in ev {
+        now += d;
+        max = max.max(now);
+    }
+    max as usize
+}
+
+/// The node's CPUs as Slurm counts them.
+fn node_cpus() -> usize {
+    let o = Command::new("sinfo")
+        .args(["-h", "-o", "%c"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().trim_end_matches('+').parse().ok())
+        .expect("sinfo shows the node's CPUs")
+}
+
+/// `../shared/data` beside the repository (the download mirror), if present.
+fn data_mirror() -> Option<PathBuf> {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    match std::fs::canonicalize(&d) {
+        Ok(p) => Some(p),
+        Err(_) => {
+            eprintln!("skipped: no data mirror at {}", d.display());
+            None
+        }
+    }
+}
+
+/// A fresh copy of the repository's tracked files (as .ci/run makes one).
+fn tracked_copy() -> tempfile::TempDir {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "git ls-files: {}", text(&o));
+    let dir = tempfile::tempdir().unwrap();
+    for f in o.stdout.split(|&b| b == 0).filter(|f| !f.is_empty()) {
+        let rel = Path::new(std::str::from_utf8(f).unwrap());
+        let src = repo.join(rel);
+        if !src.is_file() {
+            continue; // deleted in the work tree
+        }
+        let dst = dir.path().join(rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(&src, &dst).unwrap();
+    }
+    dir
+}
+
+/// `pipe` in a folder, with a download mirror.
+fn pipe_in(root: &Path, mirror: &Path, args: &[&str]) -> Output {
+    pipe_env(
+        root,
+        args,
+        &[("PIPE_MIRROR", &mirror.display().to_string())],
+    )
+}
+
+/// A project's lock file as JSON.
+fn lock_json(root: &Path, rel: &str) -> serde_json::Value {
+    let b = std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    serde_json::from_slice(&b).unwrap()
+}
+
+#[test]
+fn ci_yaml_on_slurm_gives_the_local_lock_file() {
+    let Some(_node) = cluster() else { return };
+    let Some(mirror) = data_mirror() else { return };
+    let local = tracked_copy();
+    let slurm = tracked_copy();
+    let (lr, sr) = (
+        std::fs::canonicalize(local.path()).unwrap(),
+        std::fs::canonicalize(slurm.path()).unwrap(),
+    );
+    let o = pipe_in(&lr, &mirror, &["run", "pipelines/ci.yaml"]);
+    assert!(o.status.success(), "local: {}", text(&o));
+    let o = pipe_in(
+        &sr,
+        &mirror,
+        &["run", "pipelines/ci.yaml", "--executor", "slurm"],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "slurm: {t}");
+    let (a, b) = (
+        lock_json(&lr, "pipelines/ci.lock"),
+        lock_json(&sr, "pipelines/ci.lock"),
+    );
+    let (sa, sb) = (
+        a["stages"].as_object().unwrap(),
+        b["stages"].as_object().unwrap(),
+    );
+    assert_eq!(
+        sa.keys().collect::<Vec<_>>(),
+        sb.keys().collect::<Vec<_>>(),
+        "the same instances"
+    );
+    // every instance computed as a job of its own
+    assert_eq!(t.matches(" as Slurm job ").count(), sa.len(), "{t}");
+    // outside the measurement kinds (whose outputs, and so the fingerprints of the reports
+    // that read them, differ between any two runs), as `pipe reproduce` compares
+    let mut compared = 0;
+    for (id, ea) in sa {
+        let eb = &sb[id];
+        let kind = ea["kind"].as_str().unwrap();
+        if pipe::compare::measure::is_measurement_kind(kind) {
+            continue;
+        }
+        compared += 1;
+        assert_eq!(ea["fingerprint"], eb["fingerprint"], "fingerprint of {id}");
+        assert_eq!(ea["outputs"], eb["outputs"], "outputs of {id} ({kind})");
+        for (k, v) in ea["metrics"].as_object().into_iter().flatten() {
+            if !pipe::compare::measure::is_measurement_key(k) {
+                assert_eq!(Some(v), eb["metrics"].get(k), "metric {k} of {id}");
+            }
+        }
+    }
+    assert!(compared >= 10, "{compared} instances compared");
+    // and a second run under Slurm computes nothing
+    let o = pipe_in(
+        &sr,
+        &mirror,
+        &["run", "pipelines/ci.yaml", "--executor", "slurm"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("Slurm job"), "{}", text(&o));
+}
+
+/// A tiny model (trained locally first) and a 10-width beam sweep of it, one CPU per job, each
+/// job long enough (about 0.5-3 s) for the node's schedule to show.
+const SWEEP: &str = r#"
+name: sweep
+seed: 7
+defaults:
+  beam-eval: { resources: { cpus: 1, mem_mb: 400, time_min: 10 } }
+stages:
+  data:
+    kind: fetch
+    params:
+      url: https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main/TinyStories-train.txt
+      bytes: 2097152
+      blake3: 7aef14155595b58ed029a831dbb29992fa264a22d19f246c31d0848babc7016f
+  tokenize:
+    kind: tokenize
+    needs: [data]
+    params: { format: tinystories, valid_fraction: 0.1, max_documents: 400, min_count: 2 }
+  embed:
+    kind: embed
+    needs: [tokenize]
+    params: { method: sgns, dim: 32, epochs: 1 }
+  train:
+    kind: train
+    needs: [tokenize, embed]
+    params: { d_model: 32, d_attn: 32, n_heads: 2, d_ff: 64, n_layers: 1, context: 32, batch_size: 16, epochs: 1 }
+  beam-eval:
+    kind: beam-eval
+    needs: [train, tokenize]
+    matrix: { beam_width: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }
+    params: { prompts: 20, max_new: 500 }
+"#;
+
+#[test]
+fn ten_width_beam_sweep_runs_as_ten_jobs_within_the_node_cpus() {
+    let Some(_node) = cluster() else { return };
+    let Some(mirror) = data_mirror() else { return };
+    let p = Proj::new(SWEEP);
+    let root = p.root();
+    let o = pipe_in(
+        &root,
+        &mirror,
+        &["run", "pipelines/p.yaml", "--only", "train"],
+    );
+    assert!(o.status.success(), "local upstream: {}", text(&o));
+    // -j 10: the driver submits all ten at once; the node decides how many run. squeue is
+    // sampled meanwhile: the most jobs RUNNING at once, as Slurm saw it.
+    let log = root.join("driver.log");
+    let mut child = pipe_cmd(
+        &root,
+        &["run", "pipelines/p.yaml", "--executor", "slurm", "-j", "10"],
+    )
+    .env("PIPE_MIRROR", &mirror)
+    .stdout(std::fs::File::create(&log).unwrap())
+    .stderr(std::fs::File::create(root.join("driver.err")).unwrap())
+    .spawn()
+    .unwrap();
+    let mut seen = 0;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        let running = project_jobs(&root)
+            .iter()
+            .filter(|j| j.state == pipe::slurm::JobState::Running)
+            .count();
+        seen = seen.max(running);
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let t = format!("{}\n{}", p.read("driver.log"), p.read("driver.err"));
+    assert!(status.success(), "{t}");
+    assert_eq!(t.matches(" as Slurm job ").count(), 10, "{t}");
+    assert!(t.contains("cpus=1 mem=400M time=10m"), "{t}");
+    assert!(t.contains("sweep: 10 ran, 0 restored, 4 up to date"), "{t}");
+    let jobs = jobcomp_n(&prefix_of(&root), 10);
+    assert_eq!(jobs.len(), 10, "{jobs:?}");
+    assert!(
+        jobs.iter().all(|j| j["JobState"] == "COMPLETED"),
+        "{jobs:?}"
+    );
+    let (most, cpus) = (max_at_once(&jobs), node_cpus());
+    eprintln!(
+        "beam sweep: at most {most} of 10 jobs at once (jobcomp times), {seen} (squeue), on {cpus} CPUs"
+    );
+    assert!(
+        most <= cpus && seen <= cpus,
+        "{most}/{seen} jobs at once on {cpus} CPUs: {jobs:?}"
+    );
+    // and they did share the node: more than one at a time
+    assert!(
+        most.max(seen) >= cpus.min(2),
+        "{most}/{seen} at once: {jobs:?}"
+    );
+    let lock = lock_json(&root, "pipelines/p.lock");
+    for w in 1..=10 {
+        let e = &lock["stages"][format!("beam-eval@beam_width={w}")];
+        assert_eq!(e["metrics"]["beam_width"], w, "{e}");
+    }
+}
+
+#[test]
+fn job_over_its_time_limit_is_reported_timeout() {
+    // Slurm's smallest limit is one minute (`--time=0:10` is rounded up to it) and slurmctld
+    // checks limits every 30 s: this test takes 60-90 s.
+    let Some(_node) = cluster() else { return };
+    let p = Proj::new(
+        "name: t\nstages:\n  slow: { kind: command, resources: { time_min: 1 }, params: { cmd: \"sleep 300\" } }\n",
+    );
+    let t0 = Instant::now();
+    let o = p.pipe(&["run", "pipelines/p.yaml", "--executor", "slurm"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("time=1m"), "{t}");
+    assert!(
+        t.contains("stage `slow` failed") && t.contains(" TIMEOUT") && t.contains("slow.slurm.log"),
+        "{t}"
+    );
+    let s = t0.elapsed().as_secs();
+    eprintln!("time limit: TIMEOUT reported after {s} s");
+    assert!((55..150).contains(&s), "{s} s");
+    assert!(project_jobs(&p.root()).is_empty());
+}
+
+#[test]
+fn job_whose_dependency_can_never_be_satisfied_is_not_left_pending() {
+    let Some(_node) = cluster() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let failed = pipe::slurm::submit(&pipe::slurm::JobSpec {
+        name: format!("pipe-test-{}-fails", std::process::id()),
+        time_min: Some(1),
+        log: d.path().join("fails.log"),
+        command: vec!["/bin/false".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let fin = pipe::slurm::wait_all(&[failed], |_| {}).unwrap();
+    assert_eq!(fin[&failed].state, pipe::slurm::JobState::Failed);
+    // the user's own flags: a dependency on the failed job, and Slurm told to keep such a job
+    // pending (so that it is the driver that notices)
+    let p = Proj::new(&format!(
+        "name: d\nexecutor:\n  extra: [\"--dependency=afterok:{failed}\", \"--kill-on-invalid-dep=no\"]\nstages:\n  after: {{ kind: command, params: {{ cmd: \"echo ran >> runs.log\" }} }}\n"
+    ));
+    let t0 = Instant::now();
+    let o = p.pipe(&["run", "pipelines/p.yaml", "--executor", "slurm"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("stage `after` failed")
+            && t.contains("CANCELLED")
+            && t.contains("DependencyNeverSatisfied"),
+        "{t}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    assert!(project_jobs(&p.root()).is_empty(), "a job left pending");
+    assert!(p.runs().is_empty());
+}
+
+/// A `pipe run --executor slurm` started in the background in a process group of its own (as a
+/// shell starts a foreground job), its output piped.
+fn spawn_driver(p: &Proj, extra: &[&str]) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut args = vec!["run", "pipelines/p.yaml", "--executor", "slurm"];
+    args.extend_from_slice(extra);
+    p.cmd(&args)
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `n` jobs of the project are in squeue, `running` of them RUNNING (60 s at most).
+fn wait_jobs(root: &Path, n: usize, running: usize) -> Vec<pipe::slurm::FoundJob> {
+    let t0 = Instant::now();
+    loop {
+        let v = project_jobs(root);
+        let r = v
+            .iter()
+            .filter(|j| j.state == pipe::slurm::JobState::Running)
+            .count();
+        if v.len() >= n && r >= running {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "wanted {n} jobs ({running} running), have {v:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `kill -SIG -- TARGET`: a pid, or `-PGID` for a whole process group.
+fn signal(target: &str, sig: &str) {
+    let o = Command::new("kill")
+        .args([&format!("-{sig}"), "--", target])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "kill -{sig} {target}: {}", text(&o));
+}
+
+#[test]
+fn killed_driver_rerun_waits_for_its_job_and_submits_no_duplicate() {
+    let Some(_node) = cluster() else { return };
+    let p = Proj::new(
+        "name: k\nstages:\n  slow: { kind: command, params: { cmd: \"sleep 6; echo slow >> runs.log; echo done > $PIPE_OUT/x.txt\" } }\n",
+    );
+    let root = p.root();
+    let mut first = spawn_driver(&p, &[]);
+    let jobs = wait_jobs(&root, 1, 1);
+    signal(&first.id().to_string(), "KILL");
+    let _ = first.wait();
+    // the job outlives its driver
+    assert_eq!(project_jobs(&root), jobs, "the job should still be there");
+    let o = p.pipe(&["run", "pipelines/p.yaml", "--executor", "slurm"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "waiting     slow (Slurm job {} RUNNING, submitted by an earlier run)",
+            jobs[0].id
+        )),
+        "{t}"
+    );
+    assert!(!t.contains(" as Slurm job "), "a second submission: {t}");
+    assert!(t.contains("k: 1 ran"), "{t}");
+    assert_eq!(p.runs(), vec!["slow"]);
+    assert_eq!(p.read("results/k/slow/x.txt"), "done\n");
+    let done = jobcomp_n(&prefix_of(&root), 1);
+    assert_eq!(done.len(), 1, "one submission in all: {done:?}");
+    assert_eq!(done[0]["JobId"], jobs[0].id.to_string());
+    // and nothing is left to do
+    let o = p.pipe(&["run", "pipelines/p.yaml", "--executor", "slurm"]);
+    assert!(
+        o.status.success() && text(&o).contains("k: 0 ran"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_this_runs_jobs_and_says_so() {
+    let Some(_node) = cluster() else { return };
+    // three one-CPU jobs on a two-CPU node: two running, one pending
+    let p = Proj::new(
+        "name: i\nstages:\n  s:\n    kind: command\n    matrix: { n: [1, 2, 3] }\n    params: { cmd: \"sleep 120; echo $PIPE_STAGE >> runs.log\" }\n",
+    );
+    let root = p.root();
+    let child = spawn_driver(&p, &["-j", "3"]);
+    let jobs = wait_jobs(&root, 3, 1);
+    let t0 = Instant::now();
+    // what a terminal's Ctrl-C does: SIGINT to the whole foreground process group, any
+    // `squeue` or `sbatch` the driver is running at that moment included
+    signal(&format!("-{}", child.id()), "INT");
+    let o = child.wait_with_output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(130), "{t}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    for j in &jobs {
+        assert!(
+            t.contains(&format!("(Slurm job {}, scancel)", j.id)),
+            "job {} not said cancelled: {t}",
+            j.id
+        );
+    }
+    assert!(t.contains("(Ctrl-C); rerun to continue"), "{t}");
+    // a cancelled job is COMPLETING for a moment, then gone
+    let t1 = Instant::now();
+    while !project_jobs(&root).is_empty() {
+        assert!(
+            t1.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            project_jobs(&root)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let done = jobcomp_n(&prefix_of(&root), 3);
+    assert_eq!(done.len(), 3, "{done:?}");
+    assert!(
+        done.iter().all(|j| j["JobState"] == "CANCELLED"),
+        "{done:?}"
+    );
+    assert!(p.runs().is_empty());
+}
+
+#[test]
+fn two_drivers_never_run_the_same_instance_twice() {
+    let Some(_node) = cluster() else { return };
+    let p = Proj::new(
+        "name: two\nstages:\n  s:\n    kind: command\n    matrix: { n: [1, 2] }\n    params: { cmd: \"sleep 2; echo $PIPE_STAGE >> runs.log\" }\n  t:\n    kind: command\n    needs: [s]\n    params: { cmd: \"echo t >> runs.log\" }\n",
+    );
+    let root = p.root();
+    let a = spawn_driver(&p, &[]);
+    let b = spawn_driver(&p, &[]);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (ta, tb) = (text(&a), text(&b));
+    assert!(a.status.success() && b.status.success(), "{ta}\n---\n{tb}");
+    assert_eq!(
+        ta.matches(" as Slurm job ").count() + tb.matches(" as Slurm job ").count(),
+        3,
+        "{ta}\n---\n{tb}"
+    );
+    assert!(
+        ta.contains("waiting for the project lock") || tb.contains("waiting for the project lock"),
+        "{ta}\n---\n{tb}"
+    );
+    assert_eq!(p.runs(), vec!["s@n=1", "s@n=2", "t"]);
+    assert_eq!(jobcomp_n(&prefix_of(&root), 3).len(), 3);
+}
+
+#[test]
+fn rerun_submits_again_when_the_earlier_runs_job_fails() {
+    let Some(_node) = cluster() else { return };
+    // fails the first time (after a few seconds), succeeds the second
+    let p = Proj::new(
+        "name: r\nstages:\n  f: { kind: command, params: { cmd: \"echo try >> runs.log; if [ -e once ]; then echo ok > $PIPE_OUT/x.txt; else touch once; sleep 4; exit 1; fi\" } }\n",
+    );
+    let root = p.root();
+    let mut first = spawn_driver(&p, &[]);
+    let jobs = wait_jobs(&root, 1, 1);
+    signal(&first.id().to_string(), "KILL");
+    let _ = first.wait();
+    let o = p.pipe(&["run", "pipelines/p.yaml", "--executor", "slurm"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let id = jobs[0].id;
+    assert!(
+        t.contains(&format!("waiting     f (Slurm job {id} RUNNING"))
+            && t.contains(&format!(
+                "resubmit    f (Slurm job {id} of an earlier run ended FAILED)"
+            )),
+        "{t}"
+    );
+    assert_eq!(t.matches(" as Slurm job ").count(), 1, "{t}");
+    assert_eq!(p.runs(), vec!["try", "try"]);
+    assert_eq!(p.read("results/r/f/x.txt"), "ok\n");
 }
