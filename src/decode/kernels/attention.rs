@@ -2,7 +2,7 @@
 //! it, a portable loop otherwise); the probabilities are left in the caller's scratch, so
 //! attention maps read them instead of recomputing.
 
-use crate::simd::{dot, exp_fast, has_avx2_fma, simd_kernel};
+use crate::simd::{dot, exp_fast, has_avx2_fma, simd_kernel, sum8};
 
 /// Attention of one query row over `n_keys` keys, for every head: head `h` owns columns
 /// `h·dk..(h+1)·dk`; its scores `q_h · k_h · scale` go through a softmax over the keys and
@@ -77,22 +77,12 @@ pub(super) fn softmax_in_place(x: &mut [f32]) {
 }
 
 simd_kernel! {
-    /// `x[i] = exp(x[i] − m)`; returns their sum (eight lane sums, then the tail).
+    /// `x[i] = exp(x[i] − m)` (a plain loop, vectorised 8 wide); returns their sum ([`sum8`]).
     fn exp_shifted(x: &mut [f32], m: f32) -> f32 {
-        let mut lanes = [0.0f32; 8];
-        let mut it = x.chunks_exact_mut(8);
-        for c in &mut it {
-            for (l, v) in lanes.iter_mut().zip(c.iter_mut()) {
-                *v = exp_fast(*v - m);
-                *l += *v;
-            }
-        }
-        let mut tail = 0.0f32;
-        for v in it.into_remainder() {
+        for v in x.iter_mut() {
             *v = exp_fast(*v - m);
-            tail += *v;
         }
-        lanes.iter().sum::<f32>() + tail
+        sum8(x)
     }
 }
 
