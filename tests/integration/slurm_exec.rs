@@ -913,7 +913,7 @@ fn ten_width_beam_sweep_runs_as_ten_jobs_within_the_node_cpus() {
     let p = Proj::new(SWEEP);
     let root = p.root();
     let o = pipe_in(
-        &root,
+        root,
         &mirror,
         &["run", "pipelines/p.yaml", "--only", "train"],
     );
@@ -922,7 +922,7 @@ fn ten_width_beam_sweep_runs_as_ten_jobs_within_the_node_cpus() {
     // sampled meanwhile: the most jobs RUNNING at once, as Slurm saw it.
     let log = root.join("driver.log");
     let mut child = pipe_cmd(
-        &root,
+        root,
         &["run", "pipelines/p.yaml", "--executor", "slurm", "-j", "10"],
     )
     .env("PIPE_MIRROR", &mirror)
@@ -935,7 +935,7 @@ fn ten_width_beam_sweep_runs_as_ten_jobs_within_the_node_cpus() {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        let running = project_jobs(&root)
+        let running = project_jobs(root)
             .iter()
             .filter(|j| j.state == pipe::slurm::JobState::Running)
             .count();
@@ -947,7 +947,7 @@ fn ten_width_beam_sweep_runs_as_ten_jobs_within_the_node_cpus() {
     assert_eq!(t.matches(" as Slurm job ").count(), 10, "{t}");
     assert!(t.contains("cpus=1 mem=400M time=10m"), "{t}");
     assert!(t.contains("sweep: 10 ran, 0 restored, 4 up to date"), "{t}");
-    let jobs = jobcomp_n(&prefix_of(&root), 10);
+    let jobs = jobcomp_n(&prefix_of(root), 10);
     assert_eq!(jobs.len(), 10, "{jobs:?}");
     assert!(
         jobs.iter().all(|j| j["JobState"] == "COMPLETED"),
@@ -966,7 +966,7 @@ fn ten_width_beam_sweep_runs_as_ten_jobs_within_the_node_cpus() {
         most.max(seen) >= cpus.min(2),
         "{most}/{seen} at once: {jobs:?}"
     );
-    let lock = lock_json(&root, "pipelines/p.lock");
+    let lock = lock_json(root, "pipelines/p.lock");
     for w in 1..=10 {
         let e = &lock["stages"][format!("beam-eval@beam_width={w}")];
         assert_eq!(e["metrics"]["beam_width"], w, "{e}");
@@ -993,7 +993,7 @@ fn job_over_its_time_limit_is_reported_timeout() {
     let s = t0.elapsed().as_secs();
     eprintln!("time limit: TIMEOUT reported after {s} s");
     assert!((55..150).contains(&s), "{s} s");
-    assert!(project_jobs(&p.root()).is_empty());
+    assert!(project_jobs(p.root()).is_empty());
 }
 
 #[test]
@@ -1026,7 +1026,7 @@ fn job_whose_dependency_can_never_be_satisfied_is_not_left_pending() {
         "{t}"
     );
     assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
-    assert!(project_jobs(&p.root()).is_empty(), "a job left pending");
+    assert!(project_jobs(p.root()).is_empty(), "a job left pending");
     assert!(p.runs().is_empty());
 }
 
@@ -1081,11 +1081,11 @@ fn killed_driver_rerun_waits_for_its_job_and_submits_no_duplicate() {
     );
     let root = p.root();
     let mut first = spawn_driver(&p, &[]);
-    let jobs = wait_jobs(&root, 1, 1);
+    let jobs = wait_jobs(root, 1, 1);
     signal(&first.id().to_string(), "KILL");
     let _ = first.wait();
     // the job outlives its driver
-    assert_eq!(project_jobs(&root), jobs, "the job should still be there");
+    assert_eq!(project_jobs(root), jobs, "the job should still be there");
     let o = p.pipe(&["run", "pipelines/p.yaml", "--executor", "slurm"]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
@@ -1100,7 +1100,7 @@ fn killed_driver_rerun_waits_for_its_job_and_submits_no_duplicate() {
     assert!(t.contains("k: 1 ran"), "{t}");
     assert_eq!(p.runs(), vec!["slow"]);
     assert_eq!(p.read("results/k/slow/x.txt"), "done\n");
-    let done = jobcomp_n(&prefix_of(&root), 1);
+    let done = jobcomp_n(&prefix_of(root), 1);
     assert_eq!(done.len(), 1, "one submission in all: {done:?}");
     assert_eq!(done[0]["JobId"], jobs[0].id.to_string());
     // and nothing is left to do
@@ -1121,7 +1121,7 @@ fn ctrl_c_cancels_this_runs_jobs_and_says_so() {
     );
     let root = p.root();
     let child = spawn_driver(&p, &["-j", "3"]);
-    let jobs = wait_jobs(&root, 3, 1);
+    let jobs = wait_jobs(root, 3, 1);
     let t0 = Instant::now();
     // what a terminal's Ctrl-C does: SIGINT to the whole foreground process group, any
     // `squeue` or `sbatch` the driver is running at that moment included
@@ -1140,15 +1140,15 @@ fn ctrl_c_cancels_this_runs_jobs_and_says_so() {
     assert!(t.contains("(Ctrl-C); rerun to continue"), "{t}");
     // a cancelled job is COMPLETING for a moment, then gone
     let t1 = Instant::now();
-    while !project_jobs(&root).is_empty() {
+    while !project_jobs(root).is_empty() {
         assert!(
             t1.elapsed() < Duration::from_secs(20),
             "{:?}",
-            project_jobs(&root)
+            project_jobs(root)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let done = jobcomp_n(&prefix_of(&root), 3);
+    let done = jobcomp_n(&prefix_of(root), 3);
     assert_eq!(done.len(), 3, "{done:?}");
     assert!(
         done.iter().all(|j| j["JobState"] == "CANCELLED"),
@@ -1179,7 +1179,7 @@ fn two_drivers_never_run_the_same_instance_twice() {
         "{ta}\n---\n{tb}"
     );
     assert_eq!(p.runs(), vec!["s@n=1", "s@n=2", "t"]);
-    assert_eq!(jobcomp_n(&prefix_of(&root), 3).len(), 3);
+    assert_eq!(jobcomp_n(&prefix_of(root), 3).len(), 3);
 }
 
 #[test]
@@ -1191,7 +1191,7 @@ fn rerun_submits_again_when_the_earlier_runs_job_fails() {
     );
     let root = p.root();
     let mut first = spawn_driver(&p, &[]);
-    let jobs = wait_jobs(&root, 1, 1);
+    let jobs = wait_jobs(root, 1, 1);
     signal(&first.id().to_string(), "KILL");
     let _ = first.wait();
     let o = p.pipe(&["run", "pipelines/p.yaml", "--executor", "slurm"]);
