@@ -6,6 +6,7 @@
 //! the stage kinds (`stage`), thin glue between the two; and the command line (`cli`).
 
 pub mod alloc;
+pub mod bytes;
 pub mod cache;
 pub mod cli;
 pub mod compare;

@@ -33,7 +33,7 @@ pub fn run(a: PullArgs) -> Result<i32> {
         "pulled {} records and {} objects ({}) from {}; {} records and {} objects already here; {} runs not on the remote",
         t.records,
         t.objects,
-        super::push::human_bytes(t.bytes),
+        crate::bytes::human(t.bytes),
         remote.describe(),
         t.records_skipped,
         t.objects_skipped,

@@ -34,7 +34,7 @@ pub fn run(a: PushArgs) -> Result<i32> {
         "pushed {} records and {} objects ({}) to {}; {} records and {} objects already there",
         t.records,
         t.objects,
-        human_bytes(t.bytes),
+        crate::bytes::human(t.bytes),
         remote.describe(),
         t.records_skipped,
         t.objects_skipped
@@ -46,14 +46,4 @@ pub fn run(a: PushArgs) -> Result<i32> {
         eprintln!("warning: run record {fp} not pushed: some of its objects are missing locally");
     }
     Ok(0)
-}
-
-/// `1.2 MB`-style sizes.
-pub fn human_bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
 }

@@ -4,6 +4,7 @@
 //! `model::memory`).
 
 use super::kernels::PANEL;
+use crate::bytes::saturate;
 use crate::model::{Block, ModelConfig};
 
 /// Bytes of one f32.
@@ -37,11 +38,6 @@ fn packed_floats(out: usize, inp: usize) -> u128 {
     (out.div_ceil(PANEL) as u128) * PANEL as u128 * inp as u128 + out as u128
 }
 
-/// A byte count computed in 128 bits, saturated to 64 (an absurd batch never wraps around).
-fn sat(x: u128) -> u64 {
-    u64::try_from(x).unwrap_or(u64::MAX)
-}
-
 /// The memory a decoder for up to `batch` sequences of model `c` needs.
 pub fn decoding(c: &ModelConfig, batch: usize) -> DecodingMemory {
     let b = batch.max(1) as u128;
@@ -59,20 +55,10 @@ pub fn decoding(c: &ModelConfig, batch: usize) -> DecodingMemory {
     let tables = 2 * rows * 4 + rows * (4 + 8);
     let f32s = F32 as u128;
     DecodingMemory {
-        weights: sat(f32s * c.n_params() as u128),
-        packed: sat(f32s * packed),
-        kv_cache: sat(f32s * kv),
-        scratch: sat(f32s * scratch + tables),
-    }
-}
-
-/// `bytes` for a reader: MiB below a GiB, else GiB, one decimal.
-fn human(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b < (1u64 << 30) as f64 {
-        format!("{:.1} MiB", b / (1u64 << 20) as f64)
-    } else {
-        format!("{:.1} GiB", b / (1u64 << 30) as f64)
+        weights: saturate(f32s * c.n_params() as u128),
+        packed: saturate(f32s * packed),
+        kv_cache: saturate(f32s * kv),
+        scratch: saturate(f32s * scratch + tables),
     }
 }
 
@@ -82,13 +68,13 @@ fn human(bytes: u64) -> String {
     "decoding needs about {} (weights {}, packed weights {}, KV cache {} and scratch {} for {batch} \
      sequence{} × context {context}), but the machine has {} available; lower the number of \
      sequences decoded at once (batch, samples, beam width) or use a smaller model",
-    human(need.total()),
-    human(need.weights),
-    human(need.packed),
-    human(need.kv_cache),
-    human(need.scratch),
+    crate::bytes::human(need.total()),
+    crate::bytes::human(need.weights),
+    crate::bytes::human(need.packed),
+    crate::bytes::human(need.kv_cache),
+    crate::bytes::human(need.scratch),
     if *batch == 1 { "" } else { "s" },
-    human(*available)
+    crate::bytes::human(*available)
 )]
 pub struct TooLarge {
     /// The estimate, by part.

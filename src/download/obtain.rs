@@ -2,7 +2,9 @@
 //! file with the wanted blake3, or the network (resumed from a partial file, checked, then
 //! renamed into the download cache).
 
-use super::{download, download_cache_path, find_in_mirrors, url_file_name, DownloadError};
+use super::{
+    download, download_cache_path, find_in_mirrors, url_file_name, DownloadError, MIRROR_ENV,
+};
 use crate::cache::hash_file;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -96,14 +98,14 @@ pub fn obtain(
 /// What to do when the network fails: where mirrors were looked for and what they need.
 fn mirror_hint(mirrors: &[PathBuf], want: Option<&str>) -> String {
     let desc = if mirrors.is_empty() {
-        "no mirror folder was given: --mirror DIR or PIPE_MIRROR".to_string()
+        format!("no mirror folder was given: --mirror DIR or {MIRROR_ENV}")
     } else {
         let list: Vec<String> = mirrors.iter().map(|m| m.display().to_string()).collect();
         format!("mirror folders {}", list.join(", "))
     };
     match want {
         Some(w) => format!(
-            "no file with blake3 {w} was found in a mirror ({desc}); put the file in a folder named by PIPE_MIRROR (or --mirror), or check the network"
+            "no file with blake3 {w} was found in a mirror ({desc}); put the file in a folder named by {MIRROR_ENV} (or --mirror), or check the network"
         ),
         None => format!(
             "a mirror can only be used with a checksum ({desc}): add the file's `blake3` to the stage's params, or check the network"

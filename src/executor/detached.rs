@@ -128,23 +128,10 @@ pub fn prepare(
 }
 
 /// The job's command line: `pipe __instance --manifest KEY --remote URL`, with the driver's
-/// mirror folders (`--mirror DIR`, paths on the node).
+/// mirror folders.
 pub fn command(key: &str, url: &str, mirrors: &[PathBuf]) -> Result<Vec<String>, String> {
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("cannot find the pipe executable to submit: {e}"))?;
-    let mut c = vec![
-        exe.display().to_string(),
-        "__instance".into(),
-        "--manifest".into(),
-        key.to_string(),
-        "--remote".into(),
-        url.to_string(),
-    ];
-    for m in mirrors {
-        c.push("--mirror".into());
-        c.push(m.display().to_string());
-    }
-    Ok(c)
+    let args = ["__instance", "--manifest", key, "--remote", url];
+    super::slurm::pipe_command(args.map(String::from).to_vec(), mirrors)
 }
 
 /// Pulls the record of `fp` (and its objects) from the remote, if it has one, and

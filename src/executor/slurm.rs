@@ -49,13 +49,24 @@ fn failed(log: &Path, msg: String) -> Outcome {
     }
 }
 
-/// The `pipe __instance` command line of an instance.
-fn command(proj: &Project, cfg: &SlurmConfig, job: &Job, fp: &str) -> Result<Vec<String>, String> {
+/// A command line running this `pipe` executable with `args`, then the driver's mirror folders
+/// (`--mirror DIR`: paths on the node): the jobs of both kinds are such commands.
+pub(super) fn pipe_command(args: Vec<String>, mirrors: &[PathBuf]) -> Result<Vec<String>, String> {
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot find the pipe executable to submit: {e}"))?;
+    let mut c = vec![exe.display().to_string()];
+    c.extend(args);
+    for m in mirrors {
+        c.push("--mirror".into());
+        c.push(m.display().to_string());
+    }
+    Ok(c)
+}
+
+/// The `pipe __instance` command line of an instance.
+fn command(proj: &Project, cfg: &SlurmConfig, job: &Job, fp: &str) -> Result<Vec<String>, String> {
     let n = &proj.pipeline.nodes[job.index];
     let mut c = vec![
-        exe.display().to_string(),
         "-C".into(),
         proj.pipeline.root.display().to_string(),
         "__instance".into(),
@@ -81,11 +92,7 @@ fn command(proj: &Project, cfg: &SlurmConfig, job: &Job, fp: &str) -> Result<Vec
     if job.forced {
         c.push("--forced".into());
     }
-    for m in &proj.mirrors {
-        c.push("--mirror".into());
-        c.push(m.display().to_string());
-    }
-    Ok(c)
+    pipe_command(c, &proj.mirrors)
 }
 
 /// Runs one instance on Slurm: an instance whose real fingerprint already has a record is

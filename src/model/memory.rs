@@ -5,6 +5,7 @@
 //! dfdx's own bookkeeping are not included.
 
 use super::config::ModelConfig;
+use crate::bytes::saturate;
 
 /// Bytes of one f32.
 const F32: u64 = 4;
@@ -25,35 +26,41 @@ pub struct TrainingMemory {
 }
 
 impl TrainingMemory {
+    /// The sum of the parts (saturating, as each part does).
     pub fn total(&self) -> u64 {
-        self.parameters + self.optimizer + self.gradients + self.activations
+        self.parameters
+            .saturating_add(self.optimizer)
+            .saturating_add(self.gradients)
+            .saturating_add(self.activations)
     }
 }
 
 /// The memory training `c` at `batch` windows of `context` tokens needs.
 pub fn training(c: &ModelConfig, batch: usize, freeze_embeddings: bool) -> TrainingMemory {
-    let p = c.n_params() as u64;
-    let emb = (c.vocab_size * c.d_model) as u64;
+    // In 128 bits, saturated: an absurd batch or context never wraps around to a small number.
+    let p = c.n_params() as u128;
+    let emb = (c.vocab_size * c.d_model) as u128;
     let trained = if freeze_embeddings { p - emb } else { p };
-    let (b, t) = (batch as u64, c.context as u64);
+    let (b, t) = (batch as u128, c.context as u128);
     let n = b * t;
     let (dm, da, df, h) = (
-        c.d_model as u64,
-        c.d_attn as u64,
-        c.d_ff as u64,
-        c.n_heads as u64,
+        c.d_model as u128,
+        c.d_attn as u128,
+        c.d_ff as u128,
+        c.n_heads as u128,
     );
     // Per block and row: ln1 (x̂ and y), attn_in, q, k, v, attention output, attn.o,
     // attn_out, residual, ln2 (x̂ and y), ff.up, ff.down, residual; each twice (tape tensor and
     // host copy). Plus the probabilities `[b, h, t, t]`.
     let per_block = n * 2 * (2 * dm + 6 * da + dm + dm + 2 * dm + df + dm + dm) + b * h * t * t;
     // Embedding and ln_f (twice each), then the logits of the output layer.
-    let outer = n * 2 * (dm + 2 * dm) + n * c.vocab_size as u64;
+    let outer = n * 2 * (dm + 2 * dm) + n * c.vocab_size as u128;
+    let f32s = F32 as u128;
     TrainingMemory {
-        parameters: F32 * (3 * p - emb),
-        optimizer: F32 * 2 * trained,
-        gradients: F32 * trained,
-        activations: F32 * (c.n_layers as u64 * per_block + outer),
+        parameters: saturate(f32s * (3 * p - emb)),
+        optimizer: saturate(f32s * 2 * trained),
+        gradients: saturate(f32s * trained),
+        activations: saturate(f32s * (c.n_layers as u128 * per_block + outer)),
     }
 }
 
@@ -119,6 +126,20 @@ mod tests {
             a4.total(),
             a4.parameters + a4.optimizer + a4.gradients + a4.activations
         );
+    }
+
+    /// A batch and context whose activations overflow 64 bits saturate instead of wrapping
+    /// around to a size that would pass the check.
+    #[test]
+    fn an_absurd_batch_saturates() {
+        let c = ModelConfig {
+            context: 1 << 20,
+            ..tiny()
+        };
+        let m = training(&c, 1 << 40, false);
+        assert_eq!(m.activations, u64::MAX);
+        assert_eq!(m.total(), u64::MAX);
+        assert!(training(&tiny(), 4, false).total() < 1 << 30);
     }
 
     #[test]

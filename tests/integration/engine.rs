@@ -5,36 +5,6 @@
 use crate::support::*;
 use std::path::Path;
 
-/// A chain a → b (matrix w: 1, 2) → c, plus d independent of a.
-const CHAIN: &str = r#"
-name: demo
-seed: 7
-stages:
-  a:
-    kind: command
-    params:
-      cmd: "echo a >> runs.log; mkdir -p out; cat in.txt > out/a.txt; echo '{\"score\": 1.5}' > $PIPE_OUT/metrics.json"
-      deps: [in.txt]
-      outs: [out/a.txt]
-  b:
-    kind: command
-    needs: [a]
-    matrix: { w: [1, 2] }
-    params:
-      cmd: "echo $PIPE_STAGE >> runs.log; cat out/a.txt > out/b_${w}.txt; echo ${w} >> out/b_${w}.txt"
-      deps: [out/a.txt]
-      outs: ["out/b_${w}.txt"]
-  c:
-    kind: command
-    needs: [b]
-    params:
-      cmd: "echo c >> runs.log; cat out/b_1.txt out/b_2.txt > $PIPE_OUT/c.txt"
-  d:
-    kind: command
-    params:
-      cmd: "echo d >> runs.log; echo d > $PIPE_OUT/d.txt"
-"#;
-
 #[test]
 fn first_run_runs_all_second_run_nothing() {
     let p = Proj::new(CHAIN);

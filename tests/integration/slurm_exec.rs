@@ -8,36 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-/// Five `command` stages: a → b (matrix w: 1, 2) → c, and d on its own.
-const CHAIN: &str = r#"
-name: s
-seed: 7
-stages:
-  a:
-    kind: command
-    params:
-      cmd: "echo a >> runs.log; mkdir -p out; cat in.txt > out/a.txt; echo '{\"score\": 1.5}' > $PIPE_OUT/metrics.json"
-      deps: [in.txt]
-      outs: [out/a.txt]
-  b:
-    kind: command
-    needs: [a]
-    matrix: { w: [1, 2] }
-    params:
-      cmd: "echo $PIPE_STAGE >> runs.log; cat out/a.txt > out/b_${w}.txt; echo ${w} >> out/b_${w}.txt"
-      deps: [out/a.txt]
-      outs: ["out/b_${w}.txt"]
-  c:
-    kind: command
-    needs: [b]
-    params:
-      cmd: "echo c >> runs.log; cat out/b_1.txt out/b_2.txt > $PIPE_OUT/c.txt"
-  d:
-    kind: command
-    params:
-      cmd: "echo d >> runs.log; echo d > $PIPE_OUT/d.txt"
-"#;
-
 /// This user's queued or running jobs of a project.
 fn project_jobs(root: &Path) -> Vec<pipe::slurm::FoundJob> {
     pipe::slurm::find_jobs(&pipe::executor::slurm::job_name(root, "")).unwrap()

@@ -38,11 +38,11 @@ impl Inputs {
         if let Some(avail) = crate::model::memory::available() {
             if need > avail {
                 bail!(
-                    "training this model needs about {:.1} GiB (parameters, AdamW moments, gradients and the activations of batch_size {} × context {}), but the machine has {:.1} GiB available; lower `context`, `batch_size` or the model's size",
-                    need as f64 / (1u64 << 30) as f64,
+                    "training this model needs about {} (parameters, AdamW moments, gradients and the activations of batch_size {} × context {}), but the machine has {} available; lower `context`, `batch_size` or the model's size",
+                    crate::bytes::human(need),
                     p.batch_size,
                     p.context,
-                    avail as f64 / (1u64 << 30) as f64
+                    crate::bytes::human(avail)
                 );
             }
         }

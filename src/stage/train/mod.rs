@@ -96,16 +96,7 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
             ("val_perplexity".to_string(), val.perplexity),
             ("steps".to_string(), stats.steps as f64),
         ]);
-        outputs::save_checkpoint(
-            ctx,
-            p,
-            &trainer,
-            &inp.cfg,
-            &inp.vocab_hash,
-            seed,
-            epoch,
-            &headline,
-        )?;
+        outputs::save_checkpoint(ctx, p, &trainer, &inp, seed, epoch, &headline)?;
     }
     outputs::write_cumulative(ctx, &history, headline)?;
     outputs::write_measurements(&ctx.meas_dir, &speed_rows, &epoch_speed)

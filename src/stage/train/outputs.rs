@@ -2,11 +2,12 @@
 //! cumulative history and headline metrics, and this node's speeds as measurements (never in
 //! the outputs hash).
 
+use super::inputs::Inputs;
 use super::TrainParams;
 use crate::model::adamw::optim_paths;
 use crate::model::history::History;
 use crate::model::train::Trainer;
-use crate::model::{Checkpoint, CheckpointMeta, ModelConfig};
+use crate::model::{Checkpoint, CheckpointMeta};
 use crate::stage::StageCtx;
 use anyhow::Context;
 use std::collections::BTreeMap;
@@ -17,13 +18,11 @@ pub(super) type Headline = BTreeMap<String, f64>;
 
 /// `checkpoints/…/epoch_N.safetensors` with its sidecar (config, vocabulary hash, the stage's
 /// parameters, seed and epoch) and the optimiser state beside it.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn save_checkpoint(
     ctx: &StageCtx,
     p: &TrainParams,
     trainer: &Trainer,
-    cfg: &ModelConfig,
-    vocab_hash: &str,
+    inp: &Inputs,
     seed: u64,
     epoch: usize,
     headline: &Headline,
@@ -39,8 +38,8 @@ pub(super) fn save_checkpoint(
     Checkpoint {
         weights: trainer.weights.clone(),
         meta: CheckpointMeta {
-            config: cfg.clone(),
-            vocab_blake3: vocab_hash.to_string(),
+            config: inp.cfg.clone(),
+            vocab_blake3: inp.vocab_hash.clone(),
             epoch,
             metrics: headline.clone(),
             extra,

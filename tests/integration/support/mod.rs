@@ -15,7 +15,7 @@ pub use model::{
     fixture, random_weights, save_checkpoint, tiny_config, upstream, upstreams, vocab, Fixture,
     WORDS,
 };
-pub use proj::Proj;
+pub use proj::{Proj, CHAIN};
 pub use run::{code, pipe, pipe_cmd, pipe_env, pipe_stdin, stderr, stdout, text, wait_until};
 pub use slurm::cluster;
 pub use tree::{files, outputs_of, png_size, snapshot, walk, writable, write, Node};
