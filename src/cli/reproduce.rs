@@ -34,12 +34,12 @@ fn object(cache: &Cache, hash: &str) -> Option<Vec<u8>> {
 }
 
 pub fn run(a: ReproduceArgs) -> Result<i32> {
-    let root = std::env::current_dir()?;
+    let root = std::env::current_dir().map_err(crate::error::PipeError::current_dir)?;
     let rel = |p: PathBuf| p.strip_prefix(&root).map(Path::to_path_buf).unwrap_or(p);
     let pfile = rel(lock::pipeline_path(&a.pipeline));
     let lock_path = rel(lock::lock_path(&a.pipeline));
     if pfile.is_absolute() || !root.join(&pfile).is_file() {
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::config(format!(
             "{}: no such pipeline file inside the project {}",
             pfile.display(),
             root.display()
@@ -49,7 +49,7 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
     let scratch = tempfile::Builder::new()
         .prefix("pipe-reproduce-")
         .tempdir()
-        .map_err(|e| PipeError::Failed(format!("cannot create a scratch folder: {e}")))?;
+        .map_err(|e| PipeError::io("cannot create a scratch folder in", std::env::temp_dir(), e))?;
     let dir = scratch.path().to_path_buf();
     let n = copy_project(&root, &dir)?;
     let _ = std::fs::remove_file(dir.join(&lock_path));
@@ -58,7 +58,10 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
         pfile.display(),
         dir.display()
     );
-    let exe = std::env::current_exe()?;
+    let exe = std::env::current_exe().map_err(|source| PipeError::Io {
+        what: "cannot find the pipe executable".into(),
+        source,
+    })?;
     let mut cmd = Command::new(exe);
     cmd.arg("run").arg(&pfile).current_dir(&dir);
     if let Some(j) = a.jobs {
@@ -73,9 +76,10 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::from(std::io::stderr()))
         .stderr(Stdio::inherit());
-    let status = cmd
-        .status()
-        .map_err(|e| PipeError::Failed(format!("cannot start the scratch run: {e}")))?;
+    let status = cmd.status().map_err(|source| PipeError::Io {
+        what: "cannot start the scratch run".into(),
+        source,
+    })?;
     let keep = |scratch: tempfile::TempDir| {
         if a.keep {
             let p = scratch.keep();
@@ -89,10 +93,11 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
             " (rerun with --keep to inspect its logs)".to_string()
         };
         keep(scratch);
-        return Err(PipeError::Failed(format!(
-            "reproduce: the recomputation of {} failed ({status}){hint}",
-            pfile.display()
-        )));
+        return Err(PipeError::Recompute {
+            pipeline: pfile,
+            status: status.to_string(),
+            hint,
+        });
     }
     let fresh: LockFile = lock::read(&dir.join(&lock_path), &pfile)?;
     let (old_cache, new_cache) = (Cache::new(&root), Cache::new(&dir));

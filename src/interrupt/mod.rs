@@ -9,14 +9,15 @@
 //! SIGKILL to those still alive after [`GRACE`], and waits until they are all reaped. A second
 //! signal kills every group at once and exits with [`exit_code`]. Stages stopped this way return
 //! an [`Interrupted`] error, which the engine recognises to exit 130/143 with one line naming
-//! the stage, after [`mark`]ing it so that `pipe status` says "interrupted".
+//! the stage, after [`mark`]ing it (with the fingerprint it was computing) so that `pipe status`
+//! says "interrupted" for that fingerprint.
 
 mod group;
 mod marker;
 
 use group::{kill_group, registry};
 pub use group::{register, spawn_group, Group, GroupGuard};
-pub use marker::{clear, mark, was_interrupted};
+pub use marker::{clear, mark, mark_failed, Marker, Markers};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::{Mutex, Once};
@@ -213,8 +214,8 @@ fn stop_in_process_stages(sig: Signal) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let stages = in_process().clone();
-    for (id, cache_dir) in &stages {
-        let _ = mark(cache_dir, id, sig);
+    for (id, cache_dir, fp) in &stages {
+        let _ = mark(cache_dir, id, fp, sig);
         eprintln!("stage `{id}` was interrupted; stopped by {sig}; rerun to continue");
     }
     if !stages.is_empty() {
@@ -223,8 +224,11 @@ fn stop_in_process_stages(sig: Signal) {
     }
 }
 
-fn in_process() -> std::sync::MutexGuard<'static, Vec<(String, PathBuf)>> {
-    static STAGES: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+/// Stages running inside pipe: (id, `cache/` folder, fingerprint).
+type InProcess = Vec<(String, PathBuf, String)>;
+
+fn in_process() -> std::sync::MutexGuard<'static, InProcess> {
+    static STAGES: Mutex<InProcess> = Mutex::new(Vec::new());
     STAGES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -234,16 +238,17 @@ pub struct StageGuard {
     id: String,
 }
 
-/// Registers a running stage (`cache_dir` receives its interrupted marker).
-pub fn running_stage(cache_dir: &Path, id: &str) -> StageGuard {
-    in_process().push((id.to_string(), cache_dir.to_path_buf()));
+/// Registers a running stage computing fingerprint `fp` (`cache_dir` receives its interrupted
+/// marker).
+pub fn running_stage(cache_dir: &Path, id: &str, fp: &str) -> StageGuard {
+    in_process().push((id.to_string(), cache_dir.to_path_buf(), fp.to_string()));
     StageGuard { id: id.to_string() }
 }
 
 impl Drop for StageGuard {
     fn drop(&mut self) {
         let mut v = in_process();
-        if let Some(i) = v.iter().position(|(id, _)| *id == self.id) {
+        if let Some(i) = v.iter().position(|(id, _, _)| *id == self.id) {
             v.remove(i);
         }
     }

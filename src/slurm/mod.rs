@@ -33,12 +33,6 @@ pub enum SlurmError {
     Parse { cmd: String, output: String },
 }
 
-impl From<SlurmError> for crate::error::PipeError {
-    fn from(e: SlurmError) -> Self {
-        crate::error::PipeError::Failed(e.to_string())
-    }
-}
-
 pub type Result<T> = std::result::Result<T, SlurmError>;
 
 /// Runs a Slurm command with its arguments (and optional standard input); its stdout on success.

@@ -511,14 +511,14 @@ fn epochs_are_not_in_epoch_fingerprints() {
     let p = Proj::new("stages:\n  tok: { kind: tokenize }\n  train: { kind: train, needs: [tok], params: { epochs: 3 } }\n  after: { kind: command, needs: [train], params: { cmd: x } }\n");
     p.write("stages/train.yaml", "epochs: 1 # number of epochs\n");
     let ov = pipe::config::Overrides::default();
-    let three = pipe::plan::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov).unwrap();
+    let three = pipe::project::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov).unwrap();
     let ov4 = pipe::config::Overrides {
         sets: vec!["train.epochs=4".into()],
         ..Default::default()
     };
-    let four = pipe::plan::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov4).unwrap();
+    let four = pipe::project::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov4).unwrap();
     assert_eq!(four.pipeline.nodes.len(), 6);
-    let fp = |proj: &pipe::plan::Project, i: usize| {
+    let fp = |proj: &pipe::project::Project, i: usize| {
         let n = &proj.pipeline.nodes[i + 1];
         assert_eq!(n.params["epoch"], (i + 1) as u64);
         proj.key(n, vec![], &[]).0.fingerprint()

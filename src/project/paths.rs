@@ -1,9 +1,9 @@
 //! Where an instance's outputs and log live in the working tree: `results/<pipeline>/<id>/`,
 //! `checkpoints/<pipeline>/<stage>/`, project files, and `results/<pipeline>/logs/<id>.log`.
 
+use super::Project;
 use crate::cache::{Area, Output};
 use crate::config::Node;
-use crate::project::Project;
 use std::path::PathBuf;
 
 impl Project {
