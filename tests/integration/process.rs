@@ -439,3 +439,59 @@ fn a_grandchild_holding_the_output_does_not_hang_pipe() {
     }
     gone_within_2s(gc, "normal exit, output held");
 }
+
+// ---------------------------------------------------------------------------------------------
+// `pipe reproduce` stopped: its scratch run and its scratch copy go with it
+
+/// `pipe reproduce` of a one-stage project whose command, in the scratch copy only, writes its
+/// pid to `inner.pid` and sleeps; ended with `sig` once it sleeps. The scratch run must be
+/// gone and the scratch copy (in `TMPDIR`) removed. The exit code.
+fn stopped_reproduce(sig: i32) -> Option<i32> {
+    let d = project(
+        "echo ok > $PIPE_OUT/x.txt; if [ -n \"$SLOW_PID\" ]; then echo $$ > \"$SLOW_PID\"; exec sleep 300; fi",
+    );
+    let o = pipe(d.path(), &["run", "pipelines/p.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tmp = tempfile::tempdir().unwrap();
+    let pid_file = tmp.path().join("inner.pid");
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let err = std::fs::File::create(d.path().join("pipe.err")).unwrap();
+    let mut rep = pipe_cmd(d.path(), &["reproduce", "pipelines/p.yaml"])
+        .env("TMPDIR", &scratch)
+        .env("SLOW_PID", &pid_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    wait_until("the scratch run's command started", 120, || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let inner: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        std::fs::read_dir(&scratch).unwrap().count() > 0,
+        "no scratch copy"
+    );
+    // SAFETY: kill(2) on the pid of a child we started and have not reaped.
+    unsafe { libc::kill(rep.id() as i32, sig) };
+    let st = rep.wait().unwrap();
+    assert_all_gone(&[inner], inner);
+    wait_until("the scratch copy is removed", 30, || {
+        std::fs::read_dir(&scratch).unwrap().count() == 0
+    });
+    st.code()
+}
+
+#[test]
+fn reproduce_killed_by_kill_9_leaves_no_scratch_run_or_copy() {
+    stopped_reproduce(libc::SIGKILL);
+}
+
+#[test]
+fn reproduce_stopped_by_ctrl_c_leaves_no_scratch_run_or_copy() {
+    assert_eq!(stopped_reproduce(libc::SIGINT), Some(130));
+}
