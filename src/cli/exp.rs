@@ -53,7 +53,7 @@ fn show(a: ShowArgs) -> Result<i32> {
     };
     let current: BTreeSet<String> = lockfile
         .iter()
-        .flat_map(|l| l.stages.values().map(|e| e.fingerprint.clone()))
+        .flat_map(|l| l.stages.values().map(|e| e.fingerprint.to_string()))
         .collect();
     let pfile = lock::pipeline_path(&a.pipeline);
     let mut stages = runs::pipeline_stages(&pfile, lockfile.as_ref())?;

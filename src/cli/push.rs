@@ -23,7 +23,7 @@ pub fn run(a: PushArgs) -> Result<i32> {
         &root.join(&a.pipeline),
     )?;
     let remote = crate::remote::Remote::open(&url, &root)?;
-    let lock_path = crate::remote::select::lock_path(&root, &a.pipeline);
+    let lock_path = crate::layout::Layout::new(&root).lock_file(&a.pipeline);
     let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::config)?;
     let fps = crate::remote::sync::lock_fingerprints(&lock);
     if fps.is_empty() {

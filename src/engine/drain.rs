@@ -75,7 +75,7 @@ pub(crate) fn drain(
     opts: &LoopOptions,
     execs: Executors,
 ) -> Drained {
-    let staging = Staging::new(proj.cache.tmp_dir().join(std::process::id().to_string()));
+    let staging = Staging::new(proj.cache.layout().staging(std::process::id()));
     let env = Env {
         proj,
         staging: &staging,
@@ -289,7 +289,7 @@ impl<'a> DrainState<'a> {
             if c.done == Done::UpToDate {
                 crate::instance::restore::restore_log(proj, n, &c.record);
             }
-            let _ = crate::interrupt::clear(&proj.cache.dir, &n.id);
+            let _ = crate::interrupt::clear(proj.cache.dir(), &n.id);
         }
         self.outcomes[i] = Some(outcome);
         self.records[i] = Some(c.record);
@@ -310,7 +310,7 @@ impl<'a> DrainState<'a> {
         self.display.ended(i);
         if let crate::instance::Cause::Interrupted(sig) = e.cause {
             if let Some(fp) = &e.fingerprint {
-                let _ = crate::interrupt::mark(&proj.cache.dir, &id, fp, sig);
+                let _ = crate::interrupt::mark(proj.cache.dir(), &id, fp, sig);
             }
             // `pipe run` prints the one line about it.
             self.outcomes[i] = Some(Outcome::Interrupted { log: e.log });
@@ -322,7 +322,7 @@ impl<'a> DrainState<'a> {
             e.cause,
             e.log.display()
         ));
-        let _ = crate::interrupt::mark_failed(&proj.cache.dir, &id, e.fingerprint.as_deref());
+        let _ = crate::interrupt::mark_failed(proj.cache.dir(), &id, e.fingerprint.as_ref());
         self.outcomes[i] = Some(Outcome::Failed {
             message: e.cause.to_string(),
             log: e.log,

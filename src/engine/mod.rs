@@ -84,7 +84,7 @@ pub fn dry_run(
 ) -> Result<(Project, Vec<Option<Planned>>)> {
     let proj = load(root, file, opts)?;
     let sel = Selection::resolve(&proj, &opts.only, &opts.force)?;
-    let markers = Markers::load(&proj.cache.dir);
+    let markers = Markers::load(proj.cache.dir());
     let plans = plan::plan(&proj, &input(&sel, opts.verify, &markers));
     Ok((proj, plans))
 }
@@ -117,7 +117,7 @@ pub fn run(root: &Path, file: &Path, opts: &RunOptions) -> Result<RunSummary> {
         source,
     })?;
     sweep::check_own_folders(&proj)?;
-    let _lock = lock_project(&proj.cache.dir, opts.wait)?;
+    let _lock = lock_project(proj.cache.dir(), opts.wait)?;
     proj.reload_lock()?;
     sweep::leftovers(&proj);
     let remote = if opts.pull || opts.push {
@@ -130,7 +130,7 @@ pub fn run(root: &Path, file: &Path, opts: &RunOptions) -> Result<RunSummary> {
     } else {
         None
     };
-    let markers = Markers::load(&proj.cache.dir);
+    let markers = Markers::load(proj.cache.dir());
     let input = input(&sel, opts.verify, &markers);
     let plans = match (&remote, opts.pull) {
         (Some(r), true) => pull::pull_and_plan(&proj, r, &input)?,
@@ -179,7 +179,7 @@ pub fn lock_project(cache_dir: &Path, wait: bool) -> Result<ProjectLock> {
         PipeError::ProjectLock(match e {
             LockError::Busy(pid) => ProjectLockError::Busy {
                 pid,
-                path: dir.join("lock"),
+                path: crate::layout::CacheLayout::at(dir).lock(),
             },
             LockError::Io(source) => ProjectLockError::Io {
                 path: dir.to_path_buf(),
@@ -256,7 +256,7 @@ fn summarise(
         stages.push(StageSummary {
             id: p.nodes[i].id.clone(),
             stage: p.nodes[i].stage.clone(),
-            fingerprint: drained.records[i].as_ref().map(|r| r.fingerprint.clone()),
+            fingerprint: drained.records[i].as_ref().map(|r| r.fingerprint),
             outcome,
         });
     }

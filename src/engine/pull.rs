@@ -2,6 +2,7 @@
 //! as long as the plan finds a fingerprint to compute that the remote has, that run too (each
 //! download verified by blake3). Forced instances are never pulled.
 
+use crate::digest::Fingerprint;
 use crate::error::Result;
 use crate::plan::{self, PlanInput, Planned, State};
 use crate::project::Project;
@@ -16,17 +17,17 @@ pub(crate) fn pull_and_plan(
 ) -> Result<Vec<Option<Planned>>> {
     let fps = crate::remote::sync::lock_fingerprints(&proj.lock);
     let mut total = crate::remote::pull(&proj.cache, &fps, remote)?;
-    let mut tried: BTreeSet<String> = fps.into_iter().collect();
+    let mut tried: BTreeSet<Fingerprint> = fps.into_iter().collect();
     loop {
         let plans = plan::plan(proj, input);
-        let want: Vec<String> = plans
+        let want: Vec<Fingerprint> = plans
             .iter()
             .enumerate()
             .filter(|(i, _)| !input.force[*i])
             .filter_map(|(_, pl)| pl.as_ref())
             .filter(|pl| pl.state == State::Run)
-            .filter_map(|pl| pl.fingerprint.clone())
-            .filter(|fp| tried.insert(fp.clone()))
+            .filter_map(|pl| pl.fingerprint)
+            .filter(|fp| tried.insert(*fp))
             .collect();
         if want.is_empty() {
             eprintln!(

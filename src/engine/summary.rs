@@ -37,7 +37,7 @@ pub struct StageSummary {
     pub id: String,
     pub stage: String,
     /// The fingerprint of its run record (None: it did not complete).
-    pub fingerprint: Option<String>,
+    pub fingerprint: Option<crate::digest::Fingerprint>,
     #[serde(flatten)]
     pub outcome: Outcome,
 }

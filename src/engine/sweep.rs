@@ -11,11 +11,11 @@ use crate::project::Project;
 /// link it did not create).
 pub(crate) fn check_own_folders(proj: &Project) -> Result<()> {
     let root = &proj.pipeline.root;
-    let name = &proj.pipeline.name;
+    let dirs = proj.dirs();
     for d in [
-        root.join("cache"),
-        root.join("results").join(name),
-        root.join("checkpoints").join(name),
+        proj.cache.dir().to_path_buf(),
+        dirs.results(),
+        dirs.checkpoints(),
     ] {
         crate::cache::fsafe::check_dir(root, &d).map_err(|e| PipeError::config(e.to_string()))?;
     }
@@ -27,23 +27,23 @@ pub(crate) fn leftovers(proj: &Project) {
     // Every run removes its staging folder (`cache/tmp/<pid>`) when it ends, so `cache/tmp`
     // holds something only after a killed run: only then are the store's folders searched for
     // its temporary files (a no-op run reads no more folders than it must).
-    let leftover = std::fs::read_dir(proj.cache.tmp_dir())
+    let leftover = std::fs::read_dir(proj.cache.layout().tmp())
         .map(|mut d| d.next().is_some())
         .unwrap_or(false);
     if !leftover {
         return;
     }
-    let _ = std::fs::remove_dir_all(proj.cache.tmp_dir());
+    let _ = std::fs::remove_dir_all(proj.cache.layout().tmp());
     let mut dirs = vec![
-        proj.cache.dir.clone(),
-        proj.cache.dir.join("runs"),
+        proj.cache.dir().to_path_buf(),
+        proj.cache.layout().runs(),
         proj.pipeline
             .lock_path()
             .parent()
             .map(|p| p.to_path_buf())
             .unwrap_or_default(),
     ];
-    if let Ok(rd) = std::fs::read_dir(proj.cache.dir.join("objects")) {
+    if let Ok(rd) = std::fs::read_dir(proj.cache.layout().objects()) {
         dirs.extend(rd.flatten().map(|e| e.path()));
     }
     for d in dirs {
@@ -67,20 +67,21 @@ pub(crate) fn removed_instances(proj: &Project) {
     let ids: std::collections::BTreeSet<&str> = p.nodes.iter().map(|n| n.id.as_str()).collect();
     let ckpts: std::collections::BTreeSet<&str> =
         p.nodes.iter().map(|n| n.ckpt_name.as_str()).collect();
-    for (area, keep) in [("results", &ids), ("checkpoints", &ckpts)] {
-        let dir = root.join(area).join(&p.name);
+    let dirs = proj.dirs();
+    for (dir, keep) in [(dirs.results(), &ids), (dirs.checkpoints(), &ckpts)] {
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if (area == "results" && name == "logs") || keep.contains(name.as_str()) {
+            let path = e.path();
+            if path == dirs.logs() || keep.contains(name.as_str()) {
                 continue;
             }
-            if crate::cache::fsafe::remove(root, &e.path()).is_ok() {
+            if crate::cache::fsafe::remove(root, &path).is_ok() {
                 eprintln!(
-                    "removed {area}/{}/{name} (no longer in {})",
-                    p.name,
+                    "removed {} (no longer in {})",
+                    path.strip_prefix(root).unwrap_or(&path).display(),
                     p.file.display()
                 );
             }

@@ -2,6 +2,7 @@
 //! `pipe __instance --manifest KEY --remote URL` for a job that shares no folder with the
 //! driver, both with the driver's mirror folders.
 
+use crate::digest::Fingerprint;
 use crate::instance::{Cause, Job};
 use crate::project::Project;
 use std::path::PathBuf;
@@ -32,7 +33,12 @@ fn pipe_command(args: Vec<String>, mirrors: &[PathBuf]) -> Result<Vec<String>, C
 }
 
 /// The `pipe __instance` command line of an instance in the shared project folder.
-pub fn instance(proj: &Project, run: &RunArgs, job: &Job, fp: &str) -> Result<Vec<String>, Cause> {
+pub fn instance(
+    proj: &Project,
+    run: &RunArgs,
+    job: &Job,
+    fp: &Fingerprint,
+) -> Result<Vec<String>, Cause> {
     let n = &proj.pipeline.nodes[job.index];
     let mut c = vec![
         "-C".into(),

@@ -5,6 +5,7 @@
 //! project lock, so the job does not take it.
 
 use crate::cache::RunRecord;
+use crate::digest::Fingerprint;
 use crate::error::{PipeError, Result};
 use crate::instance::staging::Staging;
 use crate::instance::{Cause, InstanceError, Job};
@@ -26,8 +27,8 @@ pub enum JobEnd {
 pub fn run_instance(
     proj: &Project,
     id: &str,
-    submitted: &str,
-    ups: &BTreeMap<String, String>,
+    submitted: &Fingerprint,
+    ups: &BTreeMap<String, Fingerprint>,
     forced: bool,
 ) -> Result<JobEnd> {
     let file = &proj.pipeline.file;
@@ -55,17 +56,14 @@ pub fn run_instance(
     let mut recs = Vec::new();
     for u in proj.dag.fingerprint_upstream(i, info.reads_measurements) {
         let un = &proj.pipeline.nodes[u];
-        let fp = ups
-            .get(&un.id)
-            .map(String::as_str)
-            .unwrap_or("(none given)");
-        let rec = proj.cache.record(fp).ok_or_else(|| {
+        let fp = ups.get(&un.id);
+        let rec = fp.and_then(|fp| proj.cache.record(fp)).ok_or_else(|| {
             probe.error(
                 proj,
                 Cause::NoUpstreamRecord {
                     upstream: un.id.clone(),
-                    fingerprint: fp.to_string(),
-                    store: proj.cache.dir.clone(),
+                    fingerprint: fp.copied(),
+                    store: proj.cache.dir().to_path_buf(),
                 },
             )
         })?;
@@ -84,13 +82,13 @@ pub fn run_instance(
         threads: if info.heavy { threads } else { 1 },
     };
     let fp = crate::instance::fingerprint(proj, &job)?;
-    if fp != submitted {
+    if fp != *submitted {
         return Err(job
             .error(
                 proj,
                 Cause::FingerprintChanged {
                     here: fp,
-                    submitted: submitted.to_string(),
+                    submitted: *submitted,
                     file: file.clone(),
                 },
             )
@@ -98,7 +96,7 @@ pub fn run_instance(
     }
     let tag = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| std::process::id().to_string());
     // Not under cache/tmp: a restarted driver sweeps that folder while this job may still run.
-    let staging = Staging::new(proj.cache.dir.join("jobs").join(tag));
+    let staging = Staging::new(proj.cache.layout().jobs().join(tag));
     let r = crate::instance::run(proj, &job, &staging);
     proj.stats.save();
     match r {

@@ -7,6 +7,7 @@
 
 use super::command::{self, RunArgs};
 use super::{detached, Attempt, Env, Executor, Finished, Task};
+use crate::digest::Fingerprint;
 use crate::instance::staging::Staging;
 use crate::instance::{Cause, Completed, Done, Job};
 use crate::project::Project;
@@ -58,10 +59,15 @@ impl Executor for Slurm {
     }
 }
 
-/// The job name of an instance fingerprint in a project: `pipe-<8 hex>-<fp[..16]>`.
-pub fn job_name(root: &Path, fp: &str) -> String {
+/// The start of every job name of a project: `pipe-<8 hex>-`.
+pub fn job_prefix(root: &Path) -> String {
     let h = blake3::hash(root.as_os_str().as_encoded_bytes()).to_hex();
-    format!("pipe-{}-{}", &h[..8], &fp[..fp.len().min(16)])
+    format!("pipe-{}-", &h[..8])
+}
+
+/// The job name of an instance fingerprint in a project: `pipe-<8 hex>-<fp[..16]>`.
+pub fn job_name(root: &Path, fp: &Fingerprint) -> String {
+    format!("{}{}", job_prefix(root), &fp.as_str()[..16])
 }
 
 /// The Slurm output file of an instance (beside its stage log).
@@ -134,7 +140,7 @@ fn submit_or_adopt(
     job: &Job,
     cfg: &SlurmConfig,
     remote: Option<&Remote>,
-    fp: &str,
+    fp: &Fingerprint,
 ) -> Result<(u64, bool), Cause> {
     let n = &proj.pipeline.nodes[job.index];
     let name = job_name(&proj.pipeline.root, fp);
@@ -200,7 +206,7 @@ fn collect(
     job: &Job,
     staging: &Staging,
     remote: Option<&Remote>,
-    fp: &str,
+    fp: &Fingerprint,
     id: u64,
 ) -> Attempt {
     let ran = |record: crate::cache::RunRecord| Completed {
@@ -212,7 +218,7 @@ fn collect(
             proj,
             Cause::NoRecord {
                 job: id,
-                fingerprint: fp.to_string(),
+                fingerprint: *fp,
                 where_,
             },
         )
@@ -244,7 +250,7 @@ fn failure(
     proj: &Project,
     job: &Job,
     remote: Option<&Remote>,
-    fp: &str,
+    fp: &Fingerprint,
     id: u64,
     st: &JobStatus,
 ) -> Cause {

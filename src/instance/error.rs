@@ -2,6 +2,7 @@
 //! typed [`Cause`]; the engine prints it once on the instance's `FAILED` line.
 
 use crate::cache::fsafe::FsError;
+use crate::digest::Fingerprint;
 use crate::interrupt::Signal;
 use crate::remote::RemoteError;
 use crate::slurm::SlurmError;
@@ -16,7 +17,7 @@ pub struct InstanceError {
     /// Its log, relative to the project root.
     pub log: PathBuf,
     /// The fingerprint it was computing, once known.
-    pub fingerprint: Option<String>,
+    pub fingerprint: Option<Fingerprint>,
     #[source]
     pub cause: Cause,
 }
@@ -107,7 +108,7 @@ pub enum Cause {
     )]
     NoRecord {
         job: u64,
-        fingerprint: String,
+        fingerprint: Fingerprint,
         /// `; job output: …` or ` on <remote>`.
         where_: String,
     },
@@ -118,11 +119,15 @@ pub enum Cause {
     /// `pipe __instance`: the pipeline has no such instance.
     #[error("no instance `{id}` in {}", file.display())]
     NoSuchInstance { id: String, file: PathBuf },
-    /// `pipe __instance`: an upstream record the driver named is missing.
-    #[error("upstream `{upstream}` has no run record {fingerprint} in {}", store.display())]
+    /// `pipe __instance`: an upstream record the driver named (`--up`) is missing.
+    #[error(
+        "upstream `{upstream}` has no run record {} in {}",
+        fingerprint.map(|f| f.to_string()).unwrap_or_else(|| "(no --up given)".into()),
+        store.display()
+    )]
     NoUpstreamRecord {
         upstream: String,
-        fingerprint: String,
+        fingerprint: Option<Fingerprint>,
         store: PathBuf,
     },
     /// `pipe __instance`: the fingerprint differs from the one submitted.
@@ -132,8 +137,8 @@ pub enum Cause {
         file.display()
     )]
     FingerprintChanged {
-        here: String,
-        submitted: String,
+        here: Fingerprint,
+        submitted: Fingerprint,
         file: PathBuf,
     },
 }

@@ -12,6 +12,7 @@ pub use error::{Cause, CommitError, InstanceError, RestoreError};
 
 use crate::cache::{fsafe, FingerprintKey, RunRecord};
 use crate::config::Node;
+use crate::digest::Fingerprint;
 use crate::progress::Reporter;
 use crate::project::Project;
 use crate::stage::{StageCtx, Upstream};
@@ -98,10 +99,10 @@ fn prepare(proj: &Project, job: &Job) -> Result<FingerprintKey, InstanceError> {
             ensure_upstream(proj, u, r).map_err(|c| job.error(proj, c))?;
         }
     }
-    let upstream_hashes: Vec<(String, String)> = job
+    let upstream_hashes: Vec<(String, crate::digest::Blake3)> = job
         .ups
         .iter()
-        .map(|(u, r)| (u.id.clone(), r.outputs_hash.clone()))
+        .map(|(u, r)| (u.id.clone(), r.outputs_hash))
         .collect();
     let up_recs: Vec<&RunRecord> = job.ups.iter().map(|(_, r)| r).collect();
     let (key, missing) = proj.key(n, upstream_hashes, &up_recs);
@@ -113,7 +114,7 @@ fn prepare(proj: &Project, job: &Job) -> Result<FingerprintKey, InstanceError> {
 
 /// The fingerprint an instance has now (its upstreams' outputs verified and restored first):
 /// what a Slurm job is submitted for.
-pub fn fingerprint(proj: &Project, job: &Job) -> Result<String, InstanceError> {
+pub fn fingerprint(proj: &Project, job: &Job) -> Result<Fingerprint, InstanceError> {
     Ok(prepare(proj, job)?.fingerprint())
 }
 
@@ -132,14 +133,18 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<Completed, In
         .take()
         .map_err(|e| job.error(proj, Cause::Staging(e)))?;
     compute(proj, job, key, &fp, &slot, tstart).map_err(|c| InstanceError {
-        fingerprint: Some(fp.clone()),
+        fingerprint: Some(fp),
         ..job.error(proj, c)
     })
 }
 
 /// The record of `fp`, if there is one, its outputs checked and restored where needed (None:
 /// there is no record, or its outputs cannot be restored and it must recompute).
-fn recorded(proj: &Project, job: &Job, fp: &str) -> Result<Option<Completed>, InstanceError> {
+fn recorded(
+    proj: &Project,
+    job: &Job,
+    fp: &Fingerprint,
+) -> Result<Option<Completed>, InstanceError> {
     let n = &proj.pipeline.nodes[job.index];
     let Some(record) = proj.cache.record(fp) else {
         return Ok(None);
@@ -195,7 +200,7 @@ fn upstreams(proj: &Project, job: &Job) -> (Vec<Upstream>, Vec<Upstream>) {
         results: proj.results_dir(u),
         checkpoints: proj.ckpt_dir(u),
         params: u.params.clone(),
-        fingerprint: r.fingerprint.clone(),
+        fingerprint: r.fingerprint.to_string(),
         duration_s: Some(r.duration_s),
     };
     let direct = job
@@ -217,7 +222,7 @@ fn compute(
     proj: &Project,
     job: &Job,
     key: FingerprintKey,
-    fp: &str,
+    fp: &Fingerprint,
     slot: &Slot,
     tstart: Instant,
 ) -> Result<Completed, Cause> {
@@ -240,7 +245,7 @@ fn compute(
         ckpt_dir: slot.ckpt(),
         meas_dir: slot.meas(),
         root: root.clone(),
-        cache_dir: proj.cache.dir.clone(),
+        cache_dir: proj.cache.dir().to_path_buf(),
         threads: job.threads,
         mirrors: proj.mirrors.clone(),
         reporter: reporter.clone(),
@@ -291,8 +296,8 @@ fn compute(
 
 /// Calls the stage kind (registered as running, so a signal can stop it), turning a panic or a
 /// signal into its cause.
-fn run_kind(proj: &Project, n: &Node, fp: &str, ctx: &StageCtx) -> Result<(), Cause> {
-    let guard = crate::interrupt::running_stage(&proj.cache.dir, &n.id, fp);
+fn run_kind(proj: &Project, n: &Node, fp: &Fingerprint, ctx: &StageCtx) -> Result<(), Cause> {
+    let guard = crate::interrupt::running_stage(proj.cache.dir(), &n.id, fp);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| n.kind.run(ctx)));
     drop(guard);
     match r {

@@ -81,9 +81,9 @@ pub fn restore(proj: &Project, n: &Node, rec: &RunRecord) -> Result<(), RestoreE
     for o in &rec.outputs {
         let dest = proj.dest(n, o);
         let shown = proj.display(n, o);
-        if stats.known(&dest).as_deref() == Some(o.blake3.as_str())
+        if stats.known(&dest) == Some(o.blake3)
             || (std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == o.size)
-                && stats.hash(&dest, false).ok().as_deref() == Some(o.blake3.as_str()))
+                && stats.hash(&dest, false).ok() == Some(o.blake3))
         {
             continue;
         }

@@ -1,4 +1,4 @@
-//! Markers of unfinished attempts: `cache/attempts/<id>` records that the last attempt of an
+//! Markers of unfinished attempts: `cache/interrupted/<id>` records that the last attempt of an
 //! instance was stopped by a signal or failed, and for which fingerprint. `pipe status` says
 //! "interrupted" only for the fingerprint that was interrupted (a marker never speaks for
 //! parameters that did not run); the engine removes a marker once its instance completes, and
@@ -6,6 +6,7 @@
 //! old failure).
 
 use super::Signal;
+use crate::digest::Fingerprint;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,7 @@ pub struct Marker {
     /// Stopped by a signal (else: failed).
     pub interrupted: bool,
     /// The fingerprint it was computing (None: it failed before its fingerprint was known).
-    pub fingerprint: Option<String>,
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// The id made safe as a file name (`%XX` for anything but letters, digits and `@=,+-_.`, and
@@ -34,10 +35,10 @@ fn file_name(stage_id: &str) -> String {
 }
 
 fn dir(cache_dir: &Path) -> PathBuf {
-    cache_dir.join("attempts")
+    crate::layout::CacheLayout::at(cache_dir).interrupted()
 }
 
-/// Writes the marker of `stage_id` atomically; a planted symlink at `cache/attempts` is
+/// Writes the marker of `stage_id` atomically; a planted symlink at `cache/interrupted` is
 /// refused, never followed.
 fn write(cache_dir: &Path, stage_id: &str, text: &str) -> std::io::Result<()> {
     let dir = dir(cache_dir);
@@ -60,16 +61,25 @@ fn write(cache_dir: &Path, stage_id: &str, text: &str) -> std::io::Result<()> {
 }
 
 /// Records that `stage_id`, computing fingerprint `fp`, was stopped by `sig`.
-pub fn mark(cache_dir: &Path, stage_id: &str, fp: &str, sig: Signal) -> std::io::Result<()> {
+pub fn mark(
+    cache_dir: &Path,
+    stage_id: &str,
+    fp: &Fingerprint,
+    sig: Signal,
+) -> std::io::Result<()> {
     write(cache_dir, stage_id, &format!("interrupted {sig} {fp}\n"))
 }
 
 /// Records that the last attempt of `stage_id` failed (its log holds the failure).
-pub fn mark_failed(cache_dir: &Path, stage_id: &str, fp: Option<&str>) -> std::io::Result<()> {
+pub fn mark_failed(
+    cache_dir: &Path,
+    stage_id: &str,
+    fp: Option<&Fingerprint>,
+) -> std::io::Result<()> {
     write(
         cache_dir,
         stage_id,
-        &format!("failed {}\n", fp.unwrap_or("-")),
+        &format!("failed {}\n", fp.map(Fingerprint::as_str).unwrap_or("-")),
     )
 }
 
@@ -103,11 +113,11 @@ impl Markers {
             let marker = match words.as_slice() {
                 ["interrupted", _, fp] => Marker {
                     interrupted: true,
-                    fingerprint: Some(fp.to_string()),
+                    fingerprint: Fingerprint::parse(fp).ok(),
                 },
                 ["failed", fp] => Marker {
                     interrupted: false,
-                    fingerprint: (*fp != "-").then(|| fp.to_string()),
+                    fingerprint: Fingerprint::parse(fp).ok(),
                 },
                 _ => continue,
             };
@@ -125,19 +135,21 @@ impl Markers {
     }
 
     /// Whether `stage_id` was interrupted while computing fingerprint `fp`.
-    pub fn interrupted(&self, stage_id: &str, fp: &str) -> bool {
+    pub fn interrupted(&self, stage_id: &str, fp: &Fingerprint) -> bool {
         self.get(stage_id)
-            .is_some_and(|m| m.interrupted && m.fingerprint.as_deref() == Some(fp))
+            .is_some_and(|m| m.interrupted && m.fingerprint.as_ref() == Some(fp))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::Fingerprint;
     use crate::interrupt::Signal;
 
     #[test]
     fn markers_round_trip_and_ids_stay_inside_the_folder() {
+        let (f1, f2) = (Fingerprint::of(b"1"), Fingerprint::of(b"2"));
         let d = tempfile::tempdir().unwrap();
         let cache = d.path().join("cache");
         for id in [
@@ -148,12 +160,12 @@ mod tests {
             "a\nb",
         ] {
             assert!(Markers::load(&cache).get(id).is_none());
-            mark(&cache, id, "f1", Signal::Int).unwrap();
+            mark(&cache, id, &f1, Signal::Int).unwrap();
             let m = Markers::load(&cache);
-            assert!(m.interrupted(id, "f1"), "{id}");
-            assert!(!m.interrupted(id, "f2"), "{id}: another fingerprint");
+            assert!(m.interrupted(id, &f1), "{id}");
+            assert!(!m.interrupted(id, &f2), "{id}: another fingerprint");
             let p = dir(&cache).join(file_name(id));
-            assert_eq!(p.parent().unwrap(), cache.join("attempts"), "{id}");
+            assert_eq!(p.parent().unwrap(), cache.join("interrupted"), "{id}");
             assert!(!file_name(id).starts_with('.'));
             mark_failed(&cache, id, None).unwrap();
             let m = Markers::load(&cache);
@@ -164,7 +176,7 @@ mod tests {
                     fingerprint: None
                 })
             );
-            assert!(!m.interrupted(id, "f1"));
+            assert!(!m.interrupted(id, &f1));
             clear(&cache, id).unwrap();
             assert!(Markers::load(&cache).get(id).is_none());
             clear(&cache, id).unwrap();
@@ -183,9 +195,10 @@ mod tests {
         std::fs::create_dir_all(&outside).unwrap();
         let cache = d.path().join("cache");
         std::fs::create_dir_all(&cache).unwrap();
-        std::os::unix::fs::symlink(&outside, cache.join("attempts")).unwrap();
-        assert!(mark(&cache, "a", "f", Signal::Term).is_err());
-        assert!(mark_failed(&cache, "a", Some("f")).is_err());
+        std::os::unix::fs::symlink(&outside, cache.join("interrupted")).unwrap();
+        let f = Fingerprint::of(b"f");
+        assert!(mark(&cache, "a", &f, Signal::Term).is_err());
+        assert!(mark_failed(&cache, "a", Some(&f)).is_err());
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     }
 }

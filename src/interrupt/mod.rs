@@ -233,7 +233,7 @@ fn stop_in_process_stages(sig: Signal) {
 }
 
 /// Stages running inside pipe: (id, `cache/` folder, fingerprint).
-type InProcess = Vec<(String, PathBuf, String)>;
+type InProcess = Vec<(String, PathBuf, crate::digest::Fingerprint)>;
 
 fn in_process() -> std::sync::MutexGuard<'static, InProcess> {
     static STAGES: Mutex<InProcess> = Mutex::new(Vec::new());
@@ -248,8 +248,8 @@ pub struct StageGuard {
 
 /// Registers a running stage computing fingerprint `fp` (`cache_dir` receives its interrupted
 /// marker).
-pub fn running_stage(cache_dir: &Path, id: &str, fp: &str) -> StageGuard {
-    in_process().push((id.to_string(), cache_dir.to_path_buf(), fp.to_string()));
+pub fn running_stage(cache_dir: &Path, id: &str, fp: &crate::digest::Fingerprint) -> StageGuard {
+    in_process().push((id.to_string(), cache_dir.to_path_buf(), *fp));
     StageGuard { id: id.to_string() }
 }
 

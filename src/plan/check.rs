@@ -86,7 +86,9 @@ pub fn check(proj: &Project, n: &Node, rec: &RunRecord, rehash: bool) -> Check {
     for f in walk(&proj.results_dir(n)).unwrap_or_default() {
         if !listed.contains(f.as_str()) {
             c.reasons.push(Reason::OutputExtra {
-                path: format!("results/{}/{}/{f}", proj.pipeline.name, n.id),
+                path: proj
+                    .dirs()
+                    .output_rel(Area::Results, &n.id, &n.ckpt_name, &f),
             });
             break;
         }
@@ -119,7 +121,8 @@ pub fn stray_checkpoints(
     records: &[Option<&RunRecord>],
 ) -> Vec<(usize, Vec<String>)> {
     let p = &proj.pipeline;
-    let base = p.root.join("checkpoints").join(&p.name);
+    let dirs = proj.dirs();
+    let base = dirs.checkpoints();
     let Ok(rd) = std::fs::read_dir(&base) else {
         return Vec::new();
     };
@@ -160,7 +163,7 @@ pub fn stray_checkpoints(
             .unwrap_or_default()
             .into_iter()
             .filter(|f| !listed.contains(f.as_str()))
-            .map(|f| format!("checkpoints/{}/{folder}/{f}", p.name))
+            .map(|f| dirs.output_rel(Area::Checkpoints, "", folder, &f))
             .collect();
         if !stray.is_empty() {
             out.push((last, stray));

@@ -7,6 +7,7 @@ use super::Reason;
 use crate::cache::lockfile::LockEntry;
 use crate::cache::{Area, FingerprintKey, RunRecord};
 use crate::config::Node;
+use crate::digest::Blake3;
 use crate::project::Project;
 use std::collections::BTreeMap;
 
@@ -20,7 +21,7 @@ impl Project {
     pub fn key(
         &self,
         n: &Node,
-        upstream: Vec<(String, String)>,
+        upstream: Vec<(String, Blake3)>,
         upstream_records: &[&RunRecord],
     ) -> (FingerprintKey, Vec<String>) {
         let mut inputs = BTreeMap::new();
@@ -59,12 +60,12 @@ impl Project {
     pub fn lock_entry(&self, n: &Node, rec: &RunRecord) -> LockEntry {
         LockEntry {
             kind: n.kind_name.clone(),
-            fingerprint: rec.fingerprint.clone(),
+            fingerprint: rec.fingerprint,
             outputs: rec
                 .outputs
                 .iter()
                 .filter(|o| !o.measure)
-                .map(|o| (self.display(n, o), o.blake3.clone()))
+                .map(|o| (self.display(n, o), o.blake3))
                 .collect(),
             metrics: rec.metrics.clone(),
             params: n.params.clone(),
@@ -84,10 +85,10 @@ fn recorded_input_hash(path: &str, recs: &[&RunRecord]) -> Option<String> {
                 continue;
             }
             if o.path == path {
-                return Some(o.blake3.clone());
+                return Some(o.blake3.to_string());
             }
             if let Some(rest) = o.path.strip_prefix(&prefix) {
-                list.push((rest.to_string(), o.blake3.clone()));
+                list.push((rest.to_string(), o.blake3.to_string()));
             }
         }
     }
@@ -181,8 +182,8 @@ fn inputs_diff(prev: &FingerprintKey, key: &FingerprintKey, r: &mut Vec<Reason>)
 fn upstream_diff(prev: &FingerprintKey, key: &FingerprintKey, r: &mut Vec<Reason>) {
     let ids = |k: &FingerprintKey| k.upstream.iter().map(|(id, _)| id.clone()).collect();
     let (was, now): (Vec<String>, Vec<String>) = (ids(prev), ids(key));
-    let pu: BTreeMap<&String, &String> = prev.upstream.iter().map(|(a, b)| (a, b)).collect();
-    let ku: BTreeMap<&String, &String> = key.upstream.iter().map(|(a, b)| (a, b)).collect();
+    let pu: BTreeMap<&String, &Blake3> = prev.upstream.iter().map(|(a, b)| (a, b)).collect();
+    let ku: BTreeMap<&String, &Blake3> = key.upstream.iter().map(|(a, b)| (a, b)).collect();
     if was != now && pu.keys().eq(ku.keys()) {
         r.push(Reason::UpstreamReordered { from: was, to: now });
     }

@@ -11,6 +11,7 @@ pub mod reason;
 pub use reason::Reason;
 
 use crate::cache::RunRecord;
+use crate::digest::{Blake3, Fingerprint};
 use crate::interrupt::Markers;
 use crate::project::Project;
 
@@ -45,7 +46,7 @@ pub struct Planned {
     pub reasons: Vec<Reason>,
     /// Known when every upstream has a record (for `MayRun`: the fingerprint it has if the
     /// forced outputs come out identical).
-    pub fingerprint: Option<String>,
+    pub fingerprint: Option<Fingerprint>,
     /// The record of that fingerprint, when it is up to date or restorable.
     pub record: Option<RunRecord>,
     /// Forced and may-run instances: the record that holds if the forced outputs come out
@@ -102,7 +103,7 @@ pub fn plan(proj: &Project, input: &PlanInput) -> Vec<Option<Planned>> {
 /// record (`waiting` names those without): for forced and may-run upstreams, the record they
 /// hold if their outputs come out identical, with the reason in `maybe`.
 struct Ups<'a> {
-    hashes: Vec<(String, String)>,
+    hashes: Vec<(String, Blake3)>,
     records: Vec<&'a RunRecord>,
     waiting: Vec<String>,
     maybe: Vec<Reason>,
@@ -135,7 +136,7 @@ fn upstreams<'a>(proj: &Project, planned: &'a [Option<Planned>], i: usize) -> Up
         };
         match rec {
             Some(r) => {
-                ups.hashes.push((id, r.outputs_hash.clone()));
+                ups.hashes.push((id, r.outputs_hash));
                 ups.records.push(r);
             }
             None => ups.waiting.push(id),
@@ -162,7 +163,7 @@ fn plan_one(proj: &Project, input: &PlanInput, planned: &[Option<Planned>], i: u
     let fp = key.fingerprint();
     let record = proj.cache.record(&fp);
     let mut pl = Planned::run(Vec::new());
-    pl.fingerprint = Some(fp.clone());
+    pl.fingerprint = Some(fp);
     if forced {
         pl.reasons.push(Reason::Forced);
         pl.prior = record;
@@ -205,7 +206,7 @@ fn plan_one(proj: &Project, input: &PlanInput, planned: &[Option<Planned>], i: u
 /// The plan of every instance of a loaded project, nothing forced.
 pub fn plan_all(proj: &Project, rehash: bool) -> Vec<Option<Planned>> {
     let n = proj.pipeline.nodes.len();
-    let markers = Markers::load(&proj.cache.dir);
+    let markers = Markers::load(proj.cache.dir());
     plan(
         proj,
         &PlanInput {

@@ -34,7 +34,7 @@ impl Project {
     pub fn from_pipeline(pipeline: Pipeline) -> Result<Project> {
         let dag = dag(&pipeline.nodes);
         let cache = Cache::new(&pipeline.root);
-        let stats = StatCache::load(&cache.dir);
+        let stats = StatCache::load(&cache.layout().stat());
         let lock = LockFile::read(&pipeline.lock_path()).map_err(PipeError::config)?;
         Ok(Project {
             pipeline,
