@@ -54,33 +54,62 @@ impl Settings {
 
 /// The settings of a parsed pipeline file.
 pub(crate) fn from_source(src: &Source) -> Result<Settings> {
-    let remote = match &src.remote {
+    from_values(
+        &src.fname,
+        &src.text,
+        src.remote.as_ref(),
+        src.executor.as_ref(),
+    )
+}
+
+/// The settings from the top-level `remote:` and `executor:` values of the file `fname`
+/// (`text`, for positions).
+fn from_values(
+    fname: &str,
+    text: &str,
+    remote: Option<&serde_yaml::Value>,
+    executor: Option<&serde_yaml::Value>,
+) -> Result<Settings> {
+    let at = |path: &[&str]| super::locate::at_best(fname, text, path);
+    let remote = match remote {
         None | Some(serde_yaml::Value::Null) => None,
         Some(serde_yaml::Value::String(u)) if !u.trim().is_empty() => Some(u.trim().to_string()),
         Some(_) => {
             return Err(cfg(format!(
                 "{}: key `remote` must be a string (s3://bucket/prefix or a folder)",
-                src.at(&["remote"])
+                at(&["remote"])
             )))
         }
     };
-    let executor: ExecutorSettings = match &src.executor {
+    let executor: ExecutorSettings = match executor {
         None | Some(serde_yaml::Value::Null) => ExecutorSettings::default(),
         Some(v) => serde_yaml::from_value(v.clone())
-            .map_err(|e| cfg(format!("{}: key `executor`: {e}", src.at(&["executor"]))))?,
+            .map_err(|e| cfg(format!("{}: key `executor`: {e}", at(&["executor"]))))?,
     };
     if executor.resources.is_some() {
         return Err(cfg(format!(
             "{}: `executor.resources` is no longer read: give each stage a `resources:` key \
              beside `params:` (e.g. `train: {{ kind: train, resources: {{ cpus: 2, mem_mb: 4096 }} }}`) \
              or a kind default as `defaults.<kind>.resources`",
-            src.at(&["executor", "resources"])
+            at(&["executor", "resources"])
         )));
     }
     Ok(Settings { remote, executor })
 }
 
-/// The settings of a pipeline file, without loading its stages (for `push`, `pull`).
+/// The settings of a pipeline file, reading only its top-level `remote:` and `executor:` (for
+/// `push` and `pull`, which need no stage).
 pub fn read(root: &Path, file: &Path) -> Result<Settings> {
-    from_source(&super::parse::read(root, file)?)
+    #[derive(serde::Deserialize)]
+    struct Top {
+        #[serde(default)]
+        remote: Option<serde_yaml::Value>,
+        #[serde(default)]
+        executor: Option<serde_yaml::Value>,
+    }
+    let fname = file.display().to_string();
+    let text = std::fs::read_to_string(root.join(file))
+        .map_err(|e| cfg(format!("cannot read pipeline file {fname}: {e}")))?;
+    let top: Top = serde_yaml::from_str(&text).map_err(|e| super::parse::yaml_error(&fname, &e))?;
+    from_values(&fname, &text, top.remote.as_ref(), top.executor.as_ref())
 }

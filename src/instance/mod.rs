@@ -102,7 +102,7 @@ fn prepare(proj: &Project, job: &Job) -> Result<FingerprintKey, InstanceError> {
     let upstream_hashes: Vec<(String, crate::digest::Blake3)> = job
         .ups
         .iter()
-        .map(|(u, r)| (u.id.clone(), r.outputs_hash))
+        .map(|(u, r)| (u.id.clone(), proj.seen_hash(u, r)))
         .collect();
     let up_recs: Vec<&RunRecord> = job.ups.iter().map(|(_, r)| r).collect();
     let (key, missing) = proj.key(n, upstream_hashes, &up_recs);

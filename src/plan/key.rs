@@ -56,6 +56,19 @@ impl Project {
         )
     }
 
+    /// What an upstream's record contributes to a downstream fingerprint: the hash of its
+    /// outputs manifest, or, for kinds whose outputs show measurements (`beam-report`,
+    /// `report`: they differ between two runs of the same fingerprint), its fingerprint. So two
+    /// clean runs give every instance the same fingerprint, and a rerun that only measured
+    /// other speeds reruns nothing downstream.
+    pub fn seen_hash(&self, u: &Node, rec: &RunRecord) -> Blake3 {
+        if u.kind.info().reads_measurements {
+            Blake3::parse(rec.fingerprint.as_str()).expect("a fingerprint is a blake3 hash")
+        } else {
+            rec.outputs_hash
+        }
+    }
+
     /// A lock entry from a run record.
     pub fn lock_entry(&self, n: &Node, rec: &RunRecord) -> LockEntry {
         LockEntry {
@@ -198,5 +211,49 @@ fn upstream_diff(prev: &FingerprintKey, key: &FingerprintKey, r: &mut Vec<Reason
         if !ku.contains_key(id) {
             r.push(Reason::UpstreamRemoved { id: id.clone() });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(upstream: &[(&str, &[u8])]) -> FingerprintKey {
+        FingerprintKey {
+            id: "c".into(),
+            kind: "command".into(),
+            kind_version: 1,
+            params: serde_json::json!({ "cmd": "x" }),
+            upstream: upstream
+                .iter()
+                .map(|(id, h)| (id.to_string(), Blake3::of(h)))
+                .collect(),
+            inputs: Default::default(),
+            seed: 1,
+            pipeline: None,
+        }
+    }
+
+    #[test]
+    fn a_change_of_upstream_order_alone_is_named() {
+        let old = key(&[("tokenize", b"t"), ("embed", b"e")]);
+        let new = key(&[("embed", b"e"), ("tokenize", b"t")]);
+        let r = diff_reasons(&old, &new);
+        assert_eq!(
+            r,
+            vec![Reason::UpstreamReordered {
+                from: vec!["tokenize".into(), "embed".into()],
+                to: vec!["embed".into(), "tokenize".into()],
+            }]
+        );
+        assert_eq!(
+            r[0].to_string(),
+            "upstreams reordered: tokenize, embed -> embed, tokenize"
+        );
+        // Reordered and changed: both named.
+        let changed = key(&[("embed", b"E"), ("tokenize", b"t")]);
+        let r = diff_reasons(&old, &changed);
+        assert!(r.contains(&Reason::UpstreamChanged { id: "embed".into() }));
+        assert!(matches!(r[0], Reason::UpstreamReordered { .. }));
     }
 }

@@ -136,7 +136,7 @@ fn upstreams<'a>(proj: &Project, planned: &'a [Option<Planned>], i: usize) -> Up
         };
         match rec {
             Some(r) => {
-                ups.hashes.push((id, r.outputs_hash));
+                ups.hashes.push((id, proj.seen_hash(&p.nodes[u], r)));
                 ups.records.push(r);
             }
             None => ups.waiting.push(id),

@@ -332,6 +332,15 @@ fn interrupted_run(sig: i32, code: i32, name: &str) {
         line.contains("interrupted") && !line.contains("new stage"),
         "{status}"
     );
+    // The marker speaks for the interrupted fingerprint only, never for other parameters.
+    let o = pipe_cmd(
+        d.path(),
+        &["status", "pipelines/p.yaml", "--set", "a.cmd=echo other"],
+    )
+    .output()
+    .unwrap();
+    let status = String::from_utf8_lossy(&o.stdout);
+    assert!(!status.contains("interrupted"), "{status}");
 }
 
 #[test]
