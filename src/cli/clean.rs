@@ -154,7 +154,7 @@ pub fn run(args: CleanArgs) -> Result<i32> {
         } else {
             // A link is removed as a link, never its target; nothing through a link.
             crate::cache::fsafe::remove(&root, d)
-                .map_err(|e| PipeError::io("cannot remove", &rel, e.into()))?;
+                .map_err(|e| PipeError::io("cannot remove", rel, e.into()))?;
             println!("removed {}", rel.display());
         }
     }

@@ -305,6 +305,7 @@ impl<'a> DrainState<'a> {
 
     /// Instance `i` failed or was interrupted.
     fn failed(&mut self, i: usize, e: InstanceError) {
+        let e = e.into_failure();
         let proj = self.proj;
         let id = proj.pipeline.nodes[i].id.clone();
         self.display.ended(i);

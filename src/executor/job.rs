@@ -33,7 +33,7 @@ pub fn run_instance(
 ) -> Result<JobEnd> {
     let file = &proj.pipeline.file;
     let Some(i) = proj.index_of(id) else {
-        return Err(InstanceError {
+        return Err(InstanceError::from(crate::instance::Failure {
             stage: id.to_string(),
             log: PathBuf::new(),
             fingerprint: None,
@@ -41,7 +41,7 @@ pub fn run_instance(
                 id: id.to_string(),
                 file: file.clone(),
             },
-        }
+        })
         .into());
     };
     let n = &proj.pipeline.nodes[i];
@@ -87,8 +87,8 @@ pub fn run_instance(
             .error(
                 proj,
                 Cause::FingerprintChanged {
-                    here: fp,
-                    submitted: *submitted,
+                    here: Box::new(fp),
+                    submitted: Box::new(*submitted),
                     file: file.clone(),
                 },
             )

@@ -102,12 +102,14 @@ fn run_in(root: &Path, remote: &Remote, m: &JobManifest, mirrors: Vec<PathBuf>) 
 
 /// A job's instance whose input or output cannot go through the remote.
 fn transfer(m: &JobManifest, msg: String) -> PipeError {
-    PipeError::from(crate::instance::InstanceError {
-        stage: m.id.clone(),
-        log: PathBuf::new(),
-        fingerprint: Some(m.fingerprint.clone()),
-        cause: crate::instance::Cause::Transfer(msg),
-    })
+    PipeError::from(crate::instance::InstanceError::from(
+        crate::instance::Failure {
+            stage: m.id.clone(),
+            log: PathBuf::new(),
+            fingerprint: Some(m.fingerprint),
+            cause: crate::instance::Cause::Transfer(msg),
+        },
+    ))
 }
 
 /// Leaves the stage log (and the error) on the remote for the driver, best effort.

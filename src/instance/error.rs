@@ -1,5 +1,6 @@
 //! Why an instance did not complete: [`InstanceError`] names the instance, its log and the
-//! typed [`Cause`]; the engine prints it once on the instance's `FAILED` line.
+//! typed [`Cause`] (its [`Failure`], boxed so that results stay small); the engine prints it
+//! once on the instance's `FAILED` line.
 
 use crate::cache::fsafe::FsError;
 use crate::digest::Fingerprint;
@@ -8,10 +9,29 @@ use crate::remote::RemoteError;
 use crate::slurm::SlurmError;
 use std::path::PathBuf;
 
-/// One instance's failure: which instance, where its log is, and why.
+/// One instance's failure (see [`Failure`], which it dereferences to).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct InstanceError(Box<Failure>);
+
+impl std::ops::Deref for InstanceError {
+    type Target = Failure;
+
+    fn deref(&self) -> &Failure {
+        &self.0
+    }
+}
+
+impl From<Failure> for InstanceError {
+    fn from(f: Failure) -> Self {
+        InstanceError(Box::new(f))
+    }
+}
+
+/// Which instance failed, where its log is, and why.
 #[derive(Debug, thiserror::Error)]
 #[error("stage `{stage}`: {cause} (log: {})", log.display())]
-pub struct InstanceError {
+pub struct Failure {
     /// The instance id.
     pub stage: String,
     /// Its log, relative to the project root.
@@ -23,6 +43,19 @@ pub struct InstanceError {
 }
 
 impl InstanceError {
+    /// The failure, owned.
+    pub fn into_failure(self) -> Failure {
+        *self.0
+    }
+
+    /// The same failure, with the fingerprint it was computing.
+    pub fn with_fingerprint(mut self, fp: Fingerprint) -> Self {
+        self.0.fingerprint = Some(fp);
+        self
+    }
+}
+
+impl Failure {
     /// True when the instance was stopped by a signal rather than failing.
     pub fn is_interrupted(&self) -> bool {
         matches!(self.cause, Cause::Interrupted(_))
@@ -137,8 +170,8 @@ pub enum Cause {
         file.display()
     )]
     FingerprintChanged {
-        here: Fingerprint,
-        submitted: Fingerprint,
+        here: Box<Fingerprint>,
+        submitted: Box<Fingerprint>,
         file: PathBuf,
     },
 }
@@ -193,22 +226,22 @@ mod tests {
 
     #[test]
     fn an_instance_error_names_the_stage_the_cause_and_the_log() {
-        let e = InstanceError {
+        let e = InstanceError::from(Failure {
             stage: "b".into(),
             log: "results/p/logs/b.log".into(),
             fingerprint: None,
             cause: Cause::InputMissing(vec!["data/x.txt".into()]),
-        };
+        });
         assert_eq!(
             e.to_string(),
             "stage `b`: input data/x.txt does not exist; create it or produce it in an upstream \
              stage (log: results/p/logs/b.log)"
         );
         assert!(!e.is_interrupted() && !e.is_config());
-        let i = InstanceError {
+        let i = InstanceError::from(Failure {
             cause: Cause::Interrupted(Signal::Term),
-            ..e
-        };
+            ..e.into_failure()
+        });
         assert!(i.is_interrupted());
         assert_eq!(i.cause.to_string(), "stopped by SIGTERM");
     }

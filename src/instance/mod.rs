@@ -8,7 +8,7 @@ mod error;
 pub(crate) mod restore;
 pub(crate) mod staging;
 
-pub use error::{Cause, CommitError, InstanceError, RestoreError};
+pub use error::{Cause, CommitError, Failure, InstanceError, RestoreError};
 
 use crate::cache::{fsafe, FingerprintKey, RunRecord};
 use crate::config::Node;
@@ -60,12 +60,12 @@ impl Job<'_> {
 
     /// An error of this instance.
     pub fn error(&self, proj: &Project, cause: impl Into<Cause>) -> InstanceError {
-        InstanceError {
+        InstanceError::from(Failure {
             stage: proj.pipeline.nodes[self.index].id.clone(),
             log: self.log_rel(proj),
             fingerprint: None,
             cause: cause.into(),
-        }
+        })
     }
 }
 
@@ -132,10 +132,7 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<Completed, In
     let slot = staging
         .take()
         .map_err(|e| job.error(proj, Cause::Staging(e)))?;
-    compute(proj, job, key, &fp, &slot, tstart).map_err(|c| InstanceError {
-        fingerprint: Some(fp),
-        ..job.error(proj, c)
-    })
+    compute(proj, job, key, &fp, &slot, tstart).map_err(|c| job.error(proj, c).with_fingerprint(fp))
 }
 
 /// The record of `fp`, if there is one, its outputs checked and restored where needed (None:

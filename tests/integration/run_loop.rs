@@ -32,6 +32,7 @@ fn a_run_with_overrides_leaves_the_lock_file_byte_identical() {
         "d: { cmd: \"echo d >> runs.log; echo third > $PIPE_OUT/d.txt\" }\n",
     );
     p.ok(&["run", "pipelines/p.yaml", "--params", "over.yaml"]);
+    assert_eq!(p.take_runs(), vec!["d"]);
     assert_eq!(std::fs::read(p.path("pipelines/p.lock")).unwrap(), lock);
     let o = pipe_env(
         p.root(),
@@ -42,6 +43,7 @@ fn a_run_with_overrides_leaves_the_lock_file_byte_identical() {
         )],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(p.take_runs(), vec!["d"]);
     assert_eq!(p.read("results/demo/d/d.txt"), "fourth\n");
     assert_eq!(std::fs::read(p.path("pipelines/p.lock")).unwrap(), lock);
     // The run without overrides restores what the lock file describes, and keeps it.
