@@ -20,6 +20,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 BASE=${SLURM_BASE:-/tmp/pipe-slurm}
 mkdir -p "$BASE"
+# munged (user munge) must reach its socket folder inside
+chmod 755 "$BASE"
 BASE=$(cd "$BASE" && pwd)
 CONF=$BASE/slurm.conf
 MUNGE=$BASE/munge
