@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// The name prefix of every job of a project.
 fn prefix_of(root: &Path) -> String {
-    pipe::executor::slurm::job_name(root, "")
+    pipe::executor::slurm::job_prefix(root)
 }
 
 /// Two chained `command` stages.
