@@ -21,8 +21,8 @@
 # usage: benches/slurm.sh [path/to/pipe] [chain lengths, default "5 10"] [sweep width, default 16]
 #   default binary: target/release/pipe (build it with `cargo build --release`)
 #   SLURM_BASE: the cluster (default /tmp/pipe-slurm; started and stopped here when not running;
-#   give it SLURM_CPUS=16 for a node where a 16-wide sweep fits). BENCH_PARTS ("ci chain sweep")
-#   picks parts.
+#   give it SLURM_CPUS=16 for a node where a 16-wide sweep fits). BENCH_PARTS ("ci chain smk
+#   sweep") picks parts: ci.yaml, pipe's chains, Snakemake's chains, the sweep.
 #   SNAKEMAKE_TIMEOUT (300 s): a Snakemake run still going after this is stopped (SIGTERM, then
 #   SIGKILL 20 s later: it ignores SIGTERM while a job is "running") and shown as such (its
 #   default sacct status checks wait forever on a cluster without accounting).
@@ -31,7 +31,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 PIPE="$(realpath "${1:-$here/target/release/pipe}")"
 LENGTHS="${2:-5 10}"
 SWEEP="${3:-16}"
-PARTS="${BENCH_PARTS:-ci chain sweep}"
+PARTS="${BENCH_PARTS:-ci chain smk sweep}"
 VENV="${PIPE_BENCH_VENV:-$HOME/.cache/pipe-bench/snakemake}"
 SMK_TIMEOUT="${SNAKEMAKE_TIMEOUT:-300}"
 export SLURM_BASE="${SLURM_BASE:-/tmp/pipe-slurm}"
@@ -55,7 +55,7 @@ fi
 has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # Snakemake 9 and the Slurm executor plugin, once.
-if has chain && [ ! -x "$VENV/bin/snakemake" ]; then
+if has smk && [ ! -x "$VENV/bin/snakemake" ]; then
   echo "installing snakemake 9 + snakemake-executor-plugin-slurm into $VENV" >&2
   mkdir -p "$(dirname "$VENV")"
   python3 -m venv "$VENV"
@@ -202,7 +202,7 @@ smk_chain() {
 # latency (the node is this machine), squeue for status and no account (no accounting here).
 SMK_FAST=(--slurm-init-seconds-before-status-checks 1 --seconds-between-status-checks 1
   --max-status-checks-per-second 10 --latency-wait 0)
-smk_help="$( (has chain && "$VENV/bin/snakemake" --help) 2>/dev/null || true)"
+smk_help="$( (has smk && "$VENV/bin/snakemake" --help) 2>/dev/null || true)"
 for f in "--slurm-status-command squeue" --slurm-no-account; do
   if grep -q -- "${f%% *}" <<<"$smk_help"; then SMK_FAST+=($f); fi
 done
@@ -210,10 +210,13 @@ done
 # Snakemake's defaults (and the defaults with the one change this cluster needs, squeue for
 # status) on the first chain length only: each takes minutes.
 first=1
-has chain || LENGTHS=""
+has chain || has smk || LENGTHS=""
 for n in $LENGTHS; do
-  pipe_chain "$n" local
-  pipe_chain "$n" slurm
+  if has chain; then
+    pipe_chain "$n" local
+    pipe_chain "$n" slurm
+  fi
+  has smk || continue
   if [ "$first" = 1 ]; then
     smk_chain "$n" "plugin defaults"
     smk_chain "$n" "defaults + squeue status" --slurm-status-command squeue
