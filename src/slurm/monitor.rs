@@ -159,7 +159,8 @@ impl Monitor {
     /// progress or the current one. A job with no status yet (the controller has not answered
     /// since it was watched) is absent. Errors: the controller has been unreachable for longer
     /// than the patience ([`SlurmError::GaveUp`], naming every watched job), a query failing
-    /// the way that is not a busy controller's, or an interrupted pipe.
+    /// the way that is not a busy controller's. A query stopped because pipe is interrupted
+    /// gives the last known statuses: the caller checks the interrupt and cancels its jobs.
     pub fn statuses(&self, ids: &[u64]) -> Result<BTreeMap<u64, JobStatus>> {
         let mut st = self.lock();
         loop {
@@ -224,7 +225,8 @@ impl Monitor {
                 st.next = now + st.interval;
                 Ok(())
             }
-            Err(SlurmError::Interrupted { cmd }) => Err(SlurmError::Interrupted { cmd }),
+            // pipe is stopping: no news; the waiter sees the interrupt and cancels its jobs
+            Err(SlurmError::Interrupted { .. }) => Ok(()),
             Err(e) if retry::transient(&e) => {
                 let f = st.failing.get_or_insert(Failing {
                     since: now,
