@@ -23,6 +23,7 @@ mod run_loop;
 mod safety;
 mod slurm;
 mod slurm_exec;
+mod slurm_trouble;
 mod stage_embed;
 mod stage_eval;
 mod stage_fetch;
