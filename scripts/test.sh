@@ -6,7 +6,8 @@
 # `integration` (tests/integration/main.rs, one module per area). Arguments go to cargo, e.g.
 #   scripts/test.sh --test integration -- slurm     # the Slurm areas only
 #   scripts/test.sh --test integration -- remote::  # the remote-store area only
-# Tests that need a server read the PIPE_TEST_* variables below and skip when they are unset.
+# Tests that need a server are #[ignore]d, so that a plain `cargo test` counts them as ignored
+# (never as passed); this script runs them with --include-ignored and the PIPE_TEST_* variables.
 # PIPE_TEST_NO_SLURM=1 skips the Slurm clusters (e.g. on a machine without apt). Besides the
 # shared cluster ($SLURM_BASE, reached through SLURM_CONF) every run starts a private one of its own
 # (PIPE_TEST_SLURM2_BASE, 16 CPUs on the node) for the tests that stop its controller or fill its
@@ -58,6 +59,16 @@ export PIPE_TEST_S3_KEY=$S3_AK PIPE_TEST_S3_SECRET=$S3_SK
 export PIPE_TEST_RCLONE=http://127.0.0.1:$RCLONE_PORT PIPE_TEST_RCLONE_BUCKET=$RCLONE_BUCKET
 export PIPE_TEST_RCLONE_KEY=$RCLONE_AK PIPE_TEST_RCLONE_SECRET=$RCLONE_SK
 
-cargo test --release "$@"
+# The tests that need these servers are #[ignore]d (a plain `cargo test` reports them as
+# ignored, each with the reason); here they run too. `interrupt_child` is a helper that its
+# parent tests run in a process of their own.
+include=(--include-ignored --skip process::interrupt_child)
+if [ "${PIPE_TEST_NO_SLURM:-0}" = 1 ]; then
+  include+=(--skip slurm:: --skip slurm_exec:: --skip slurm_trouble::)
+fi
+case " $* " in
+  *" -- "*) cargo test --release "$@" "${include[@]}" ;;
+  *) cargo test --release "$@" -- "${include[@]}" ;;
+esac
 status=$?
 exit $status

@@ -14,8 +14,9 @@ fn project_jobs(root: &Path) -> Vec<pipe::slurm::FoundJob> {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn slurm_run_gives_the_local_lock_file() {
-    let Some(_node) = cluster() else { return };
+    let _node = cluster();
     let local = Proj::new(CHAIN);
     let o = local.pipe(&["run", "pipelines/p.yaml"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -38,8 +39,9 @@ fn slurm_run_gives_the_local_lock_file() {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn failing_job_names_stage_job_id_state_and_log() {
-    let Some(_node) = cluster() else { return };
+    let _node = cluster();
     let p = Proj::new(
         "name: f\nstages:\n  bad: { kind: command, params: { cmd: \"echo boom >&2; exit 3\" } }\n",
     );
@@ -61,8 +63,9 @@ fn failing_job_names_stage_job_id_state_and_log() {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn job_cancelled_from_outside_is_reported_cancelled() {
-    let Some(_node) = cluster() else { return };
+    let _node = cluster();
     let p =
         Proj::new("name: c\nstages:\n  slow: { kind: command, params: { cmd: \"sleep 60\" } }\n");
     let child = p
@@ -347,12 +350,12 @@ fn sa_detached_project(pipeline: &str) -> tempfile::TempDir {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn jobs_without_a_shared_folder_run_in_private_scratch_folders() {
-    let Some(_node) = cluster() else { return };
-    let Some((mut env, url)) = sa_s3("nsf") else {
-        eprintln!("skipped: no S3 server (PIPE_TEST_S3 unset)");
-        return;
-    };
+    let _node = cluster();
+    let (mut env, url) = sa_s3("nsf").expect(
+        "PIPE_TEST_S3* set: this test needs the S3 test server; run it with scripts/test.sh",
+    );
     // The local run, for the lock file to compare with.
     let local = sa_detached_project(SA_DETACHED);
     let local_root = std::fs::canonicalize(local.path()).unwrap();
@@ -475,12 +478,12 @@ fn jobs_without_a_shared_folder_run_in_private_scratch_folders() {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn failed_job_without_a_shared_folder_brings_its_log_back() {
-    let Some(_node) = cluster() else { return };
-    let Some((mut env, url)) = sa_s3("nsf-fail") else {
-        eprintln!("skipped: no S3 server (PIPE_TEST_S3 unset)");
-        return;
-    };
+    let _node = cluster();
+    let (mut env, url) = sa_s3("nsf-fail").expect(
+        "PIPE_TEST_S3* set: this test needs the S3 test server; run it with scripts/test.sh",
+    );
     let d = sa_project(&format!(
         "name: nf\nremote: {url}\nexecutor: {{ kind: slurm, shared_fs: false }}\nstages:\n  bad: {{ kind: command, params: {{ cmd: \"echo boom-$PIPE_STAGE >&2; exit 3\" }} }}\n"
     ));
@@ -503,8 +506,9 @@ fn failed_job_without_a_shared_folder_brings_its_log_back() {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn stage_resources_reach_the_job() {
-    let Some(_node) = cluster() else { return };
+    let _node = cluster();
     let d = sa_project(
         "name: rj\nstages:\n  a:\n    kind: command\n    params: { cmd: \"echo $SLURM_CPUS_PER_TASK $SLURM_MEM_PER_NODE > $PIPE_OUT/r.txt\" }\n    resources: { cpus: 2, mem_mb: 300, time_min: 3 }\n",
     );
@@ -599,12 +603,12 @@ fn instance_from_a_manifest_checks_everything_and_cleans_up() {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn cancelled_job_without_a_shared_folder_removes_its_scratch_folder() {
-    let Some(_node) = cluster() else { return };
-    let Some((mut env, url)) = sa_s3("nsf-cancel") else {
-        eprintln!("skipped: no S3 server (PIPE_TEST_S3 unset)");
-        return;
-    };
+    let _node = cluster();
+    let (mut env, url) = sa_s3("nsf-cancel").expect(
+        "PIPE_TEST_S3* set: this test needs the S3 test server; run it with scripts/test.sh",
+    );
     let d = sa_project(&format!(
         "name: nc\nremote: {url}\nexecutor: {{ kind: slurm, shared_fs: false }}\nstages:\n  slow: {{ kind: command, params: {{ cmd: \"sleep 120\" }} }}\n"
     ));
@@ -702,16 +706,15 @@ fn node_cpus() -> usize {
         .expect("sinfo shows the node's CPUs")
 }
 
-/// `../shared/data` beside the repository (the download mirror), if present.
-fn data_mirror() -> Option<PathBuf> {
+/// `../shared/data` beside the repository (the download mirror); the test fails without it.
+fn data_mirror() -> PathBuf {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    match std::fs::canonicalize(&d) {
-        Ok(p) => Some(p),
-        Err(_) => {
-            eprintln!("skipped: no data mirror at {}", d.display());
-            None
-        }
-    }
+    std::fs::canonicalize(&d).unwrap_or_else(|e| {
+        panic!(
+            "no data mirror at {} ({e}): this test needs it",
+            d.display()
+        )
+    })
 }
 
 /// A fresh copy of the repository's tracked files (as .ci/run makes one).
@@ -753,9 +756,10 @@ fn lock_json(root: &Path, rel: &str) -> serde_json::Value {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn ci_yaml_on_slurm_gives_the_local_lock_file() {
-    let Some(_node) = cluster() else { return };
-    let Some(mirror) = data_mirror() else { return };
+    let _node = cluster();
+    let mirror = data_mirror();
     let local = tracked_copy();
     let slurm = tracked_copy();
     let (lr, sr) = (
@@ -849,9 +853,10 @@ stages:
 "#;
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn ten_width_beam_sweep_runs_as_ten_jobs_within_the_node_cpus() {
-    let Some(_node) = cluster() else { return };
-    let Some(mirror) = data_mirror() else { return };
+    let _node = cluster();
+    let mirror = data_mirror();
     let p = Proj::new(SWEEP);
     let root = p.root();
     let o = pipe_in(
@@ -916,10 +921,11 @@ fn ten_width_beam_sweep_runs_as_ten_jobs_within_the_node_cpus() {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn job_over_its_time_limit_is_reported_timeout() {
     // Slurm's smallest limit is one minute (`--time=0:10` is rounded up to it) and slurmctld
     // checks limits every 30 s: this test takes 60-90 s.
-    let Some(_node) = cluster() else { return };
+    let _node = cluster();
     let p = Proj::new(
         "name: t\nstages:\n  slow: { kind: command, resources: { time_min: 1 }, params: { cmd: \"sleep 300\" } }\n",
     );
@@ -939,8 +945,9 @@ fn job_over_its_time_limit_is_reported_timeout() {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn job_whose_dependency_can_never_be_satisfied_is_not_left_pending() {
-    let Some(_node) = cluster() else { return };
+    let _node = cluster();
     let d = tempfile::tempdir().unwrap();
     let failed = pipe::slurm::submit(&pipe::slurm::JobSpec {
         name: format!("pipe-test-{}-fails", std::process::id()),
@@ -1016,8 +1023,9 @@ fn signal(target: &str, sig: &str) {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn killed_driver_rerun_waits_for_its_job_and_submits_no_duplicate() {
-    let Some(_node) = cluster() else { return };
+    let _node = cluster();
     let p = Proj::new(
         "name: k\nstages:\n  slow: { kind: command, params: { cmd: \"sleep 6; echo slow >> runs.log; echo done > $PIPE_OUT/x.txt\" } }\n",
     );
@@ -1055,8 +1063,9 @@ fn killed_driver_rerun_waits_for_its_job_and_submits_no_duplicate() {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn ctrl_c_cancels_this_runs_jobs_and_says_so() {
-    let Some(_node) = cluster() else { return };
+    let _node = cluster();
     // three one-CPU jobs on a two-CPU node: two running, one pending
     let p = Proj::new(
         "name: i\nstages:\n  s:\n    kind: command\n    matrix: { n: [1, 2, 3] }\n    params: { cmd: \"sleep 120; echo $PIPE_STAGE >> runs.log\" }\n",
@@ -1100,8 +1109,9 @@ fn ctrl_c_cancels_this_runs_jobs_and_says_so() {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn two_drivers_never_run_the_same_instance_twice() {
-    let Some(_node) = cluster() else { return };
+    let _node = cluster();
     let p = Proj::new(
         "name: two\nstages:\n  s:\n    kind: command\n    matrix: { n: [1, 2] }\n    params: { cmd: \"sleep 2; echo $PIPE_STAGE >> runs.log\" }\n  t:\n    kind: command\n    needs: [s]\n    params: { cmd: \"echo t >> runs.log\" }\n",
     );
@@ -1125,8 +1135,9 @@ fn two_drivers_never_run_the_same_instance_twice() {
 }
 
 #[test]
+#[ignore = "needs the Slurm test cluster (scripts/test.sh runs it)"]
 fn rerun_submits_again_when_the_earlier_runs_job_fails() {
-    let Some(_node) = cluster() else { return };
+    let _node = cluster();
     // fails the first time (after a few seconds), succeeds the second
     let p = Proj::new(
         "name: r\nstages:\n  f: { kind: command, params: { cmd: \"echo try >> runs.log; if [ -e once ]; then echo ok > $PIPE_OUT/x.txt; else touch once; sleep 4; exit 1; fi\" } }\n",

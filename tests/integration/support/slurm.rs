@@ -16,13 +16,14 @@ static NODE: Mutex<()> = Mutex::new(());
 /// The private cluster: one test at a time (some stop its controller).
 static PRIVATE: Mutex<()> = Mutex::new(());
 
-/// The cluster, held for this test, or `None` (after a skip line) when `PIPE_TEST_SLURM` is not 1.
-pub fn cluster() -> Option<MutexGuard<'static, ()>> {
-    if std::env::var("PIPE_TEST_SLURM").ok().as_deref() != Some("1") {
-        eprintln!("skipped: run scripts/test.sh (PIPE_TEST_SLURM unset)");
-        return None;
-    }
-    Some(NODE.lock().unwrap_or_else(|p| p.into_inner()))
+/// The cluster, held for this test. Only `#[ignore]`d tests call it (`scripts/test.sh` runs them
+/// with the cluster up): without `PIPE_TEST_SLURM=1` the test fails, never passes silently.
+pub fn cluster() -> MutexGuard<'static, ()> {
+    assert!(
+        std::env::var("PIPE_TEST_SLURM").ok().as_deref() == Some("1"),
+        "PIPE_TEST_SLURM is not 1: this test needs the Slurm test cluster; run it with scripts/test.sh"
+    );
+    NODE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A cluster started by `scripts/slurm_up.sh` under `base`.
@@ -108,13 +109,12 @@ impl Cluster {
 
 /// The run's private cluster, held for this test, or `None` (after a skip line) when
 /// `PIPE_TEST_SLURM2_BASE` is not set.
-pub fn private_cluster() -> Option<(MutexGuard<'static, ()>, Cluster)> {
-    let Some(base) = std::env::var_os("PIPE_TEST_SLURM2_BASE") else {
-        eprintln!("skipped: run scripts/test.sh (PIPE_TEST_SLURM2_BASE unset)");
-        return None;
-    };
+pub fn private_cluster() -> (MutexGuard<'static, ()>, Cluster) {
+    let base = std::env::var_os("PIPE_TEST_SLURM2_BASE").unwrap_or_else(|| {
+        panic!("PIPE_TEST_SLURM2_BASE is unset: this test needs the private Slurm test cluster; run it with scripts/test.sh")
+    });
     let g = PRIVATE.lock().unwrap_or_else(|p| p.into_inner());
-    Some((g, Cluster::at(Path::new(&base))))
+    (g, Cluster::at(Path::new(&base)))
 }
 
 /// The finished jobs of the cluster under `base` (`jobcomp/filetxt`, `base/log/jobcomp.log`),
