@@ -89,7 +89,25 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
         });
     }
     let fresh: LockFile = lock::read(&dir.join(&lock_path), &pfile)?;
-    let (old_cache, new_cache) = (Cache::new(&root), Cache::new(&dir));
+    let failed = compare(&root, &dir, &committed, &fresh);
+    keep(scratch);
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    eprintln!(
+        "error: {} does not reproduce: {} differ{} from the committed {}",
+        pfile.display(),
+        failed.join(", "),
+        if failed.len() == 1 { "s" } else { "" },
+        lock_path.display()
+    );
+    Ok(1)
+}
+
+/// Judges every stage of the committed and the fresh lock file (objects from the project's
+/// store and the scratch copy's), printing one line each and the totals; the stages that fail.
+fn compare(root: &Path, dir: &Path, committed: &LockFile, fresh: &LockFile) -> Vec<String> {
+    let (old_cache, new_cache) = (Cache::new(root), Cache::new(dir));
     let old_objects = |_: &str, h: &Blake3| object(&old_cache, h);
     let new_objects = |p: &str, h: &Blake3| {
         object(&new_cache, h).or_else(|| {
@@ -131,19 +149,7 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
         failed.len()
     );
     let _ = o.flush();
-    drop(o);
-    keep(scratch);
-    if failed.is_empty() {
-        return Ok(0);
-    }
-    eprintln!(
-        "error: {} does not reproduce: {} differ{} from the committed {}",
-        pfile.display(),
-        failed.join(", "),
-        if failed.len() == 1 { "s" } else { "" },
-        lock_path.display()
-    );
-    Ok(1)
+    failed.into_iter().map(String::from).collect()
 }
 
 /// The name prefix of scratch copies: `pipe-reproduce-<pid>-…`.

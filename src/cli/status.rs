@@ -14,7 +14,7 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub pipeline: PipelineArgs,
     /// Print `{"stages": [{"id", "kind", "state", "fingerprint", "reasons": [{"reason", …,
-    /// "text"}]}]}` in topological order; state is `up-to-date`, `restore` or `run`.
+    /// "text"}]}]}` in topological order; state is `up-to-date`, `restore`, `run` or `may-run`.
     #[arg(long)]
     pub json: bool,
     /// Re-hash every store object and materialised output instead of trusting the stat cache;
@@ -53,88 +53,43 @@ pub fn render_with(
     json: bool,
     resources: bool,
 ) -> String {
-    let p = &proj.pipeline;
     if json {
-        let stages: Vec<serde_json::Value> = proj
-            .dag
-            .order
-            .iter()
-            .filter_map(|&i| {
-                plans[i].as_ref().map(|pl| {
-                    let reasons: Vec<serde_json::Value> = pl
-                        .reasons
-                        .iter()
-                        .map(|r| {
-                            let mut v = serde_json::to_value(r).expect("serialises");
-                            v["text"] = serde_json::Value::String(r.to_string());
-                            v
-                        })
-                        .collect();
-                    serde_json::json!({
-                        "id": p.nodes[i].id,
-                        "kind": p.nodes[i].kind_name,
-                        "state": pl.state.as_str(),
-                        "fingerprint": pl.fingerprint,
-                        "reasons": reasons,
-                        "resources": p.resources(&p.nodes[i]),
-                    })
-                })
-            })
-            .collect();
-        return format!(
-            "{}\n",
-            serde_json::to_string_pretty(&serde_json::json!({ "stages": stages }))
-                .expect("serialises")
-        );
+        return render_json(proj, plans);
     }
+    let p = &proj.pipeline;
     let width = p.nodes.iter().map(|n| n.id.len()).max().unwrap_or(0);
     let mut s = String::new();
-    let (mut fresh, mut stale, mut restored, mut maybe) = (0, 0, 0, 0);
+    // Instances up to date, to run, to restore, that may run.
+    let mut counts = [0usize; 4];
     for &i in &proj.dag.order {
         let Some(pl) = &plans[i] else { continue };
         let id = &p.nodes[i].id;
-        match pl.state {
-            plan::State::UpToDate => {
-                fresh += 1;
-                s.push_str(&format!("{id:width$}  up to date\n"))
-            }
-            plan::State::Restore => {
-                restored += 1;
-                s.push_str(&format!(
-                    "{id:width$}  will restore: {}\n",
-                    plan::reason::join(&pl.reasons)
-                ))
-            }
-            plan::State::Run => {
-                stale += 1;
-                s.push_str(&format!(
-                    "{id:width$}  will run: {}\n",
-                    plan::reason::join(&pl.reasons)
-                ))
-            }
-            plan::State::MayRun => {
-                maybe += 1;
-                s.push_str(&format!(
-                    "{id:width$}  may run: {}\n",
-                    plan::reason::join(&pl.reasons)
-                ))
-            }
-        }
+        let (k, what) = match pl.state {
+            plan::State::UpToDate => (0, "up to date"),
+            plan::State::Run => (1, "will run: "),
+            plan::State::Restore => (2, "will restore: "),
+            plan::State::MayRun => (3, "may run: "),
+        };
+        counts[k] += 1;
+        let why = if k == 0 {
+            String::new()
+        } else {
+            plan::reason::join(&pl.reasons)
+        };
+        s.push_str(&format!("{id:width$}  {what}{why}\n"));
         if resources {
-            s.push_str(&format!(
-                "{:width$}  resources: {}\n",
-                "",
-                p.resources(&p.nodes[i]).describe()
-            ));
+            let r = p.resources(&p.nodes[i]).describe();
+            s.push_str(&format!("{:width$}  resources: {r}\n", ""));
         }
     }
-    let restored = if restored > 0 {
-        format!(", {restored} will be restored from the store")
+    let [fresh, stale, restored, maybe] = counts;
+    let maybe = if maybe > 0 {
+        format!(", {maybe} may run (if a forced stage's outputs change)")
     } else {
         String::new()
     };
-    let maybe = if maybe > 0 {
-        format!(", {maybe} may run (if a forced stage's outputs change)")
+    let restored = if restored > 0 {
+        format!(", {restored} will be restored from the store")
     } else {
         String::new()
     };
@@ -143,4 +98,38 @@ pub fn render_with(
         p.name
     ));
     s
+}
+
+/// `{"stages": [{id, kind, state, fingerprint, reasons: [{reason, …, text}], resources}]}`.
+fn render_json(proj: &Project, plans: &[Option<plan::Planned>]) -> String {
+    let p = &proj.pipeline;
+    let stages: Vec<serde_json::Value> = proj
+        .dag
+        .order
+        .iter()
+        .filter_map(|&i| {
+            let pl = plans[i].as_ref()?;
+            let reasons: Vec<serde_json::Value> = pl
+                .reasons
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(r).expect("serialises");
+                    v["text"] = serde_json::Value::String(r.to_string());
+                    v
+                })
+                .collect();
+            Some(serde_json::json!({
+                "id": p.nodes[i].id,
+                "kind": p.nodes[i].kind_name,
+                "state": pl.state.as_str(),
+                "fingerprint": pl.fingerprint,
+                "reasons": reasons,
+                "resources": p.resources(&p.nodes[i]),
+            }))
+        })
+        .collect();
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&serde_json::json!({ "stages": stages })).expect("serialises")
+    )
 }

@@ -47,72 +47,24 @@ pub fn prepare(
 ) -> Result<String, Cause> {
     let n = &proj.pipeline.nodes[job.index];
     let root = &proj.pipeline.root;
-    // The upstream records (and their objects), objects first.
-    let ups: Vec<Fingerprint> = job.ups.iter().map(|(_, r)| r.fingerprint).collect();
-    let t = crate::remote::push(&proj.cache, &ups, remote)?;
-    if !t.missing.is_empty() || !t.incomplete.is_empty() {
-        return Err(Cause::Transfer(format!(
-            "cannot push the upstream records {} to {}: not complete in the local store",
-            t.missing
-                .iter()
-                .chain(&t.incomplete)
-                .map(|f| f.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            remote.describe()
-        )));
-    }
-    let mut files: Vec<ManifestFile> = Vec::new();
-    let mut put = |src: &Path, rel: &str| -> Result<(), Cause> {
-        if files.iter().any(|f| f.path == rel) {
-            return Ok(());
-        }
-        files.push(manifest::put_file(remote, src, rel)?);
-        Ok(())
+    push_upstreams(proj, job, remote)?;
+    let mut up = Uploads {
+        remote,
+        files: Vec::new(),
     };
     let pipeline = project_rel(root, &run.pipeline, "the pipeline file")?;
-    put(&root.join(&pipeline), &pipeline)?;
+    up.put(&root.join(&pipeline), &pipeline)?;
     for k in crate::stage::registry() {
         let rel = format!("stages/{}.yaml", k.info().name);
         if root.join(&rel).is_file() {
-            put(&root.join(&rel), &rel)?;
+            up.put(&root.join(&rel), &rel)?;
         }
     }
     let params = match &run.params {
-        Some(p) => {
-            let full = if p.is_absolute() {
-                p.clone()
-            } else {
-                root.join(p)
-            };
-            // A params file outside the project travels under a name of its own.
-            let rel = project_rel(root, &full, "the --params file").unwrap_or_else(|_| {
-                let name = full
-                    .file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "params.yaml".into());
-                format!(".pipe-job/params/{name}")
-            });
-            put(&full, &rel)?;
-            Some(rel)
-        }
+        Some(p) => Some(up.params_file(root, p)?),
         None => None,
     };
-    for dep in n.kind.external_inputs(&n.params) {
-        let rel = project_rel(root, &dep, &format!("input of stage `{}`", n.id))?;
-        let full = root.join(&rel);
-        if full.is_dir() {
-            let listed = crate::cache::walk(&full)
-                .map_err(|e| Cause::Transfer(format!("{}: {e}", full.display())))?;
-            for f in listed {
-                let r = format!("{rel}/{f}");
-                put(&full.join(&f), &r)?;
-            }
-        } else if full.is_file() {
-            put(&full, &rel)?;
-        }
-        // Absent: an upstream's output, restored in the job from the upstream record.
-    }
+    up.deps(proj, job.index)?;
     let m = JobManifest {
         pipeline,
         id: n.id.clone(),
@@ -125,9 +77,84 @@ pub fn prepare(
         sets: run.sets.clone(),
         params,
         forced: job.forced,
-        files,
+        files: up.files,
     };
     Ok(manifest::put(remote, &m)?)
+}
+
+/// The upstream records (and their objects) on the remote, objects first.
+fn push_upstreams(proj: &Project, job: &Job, remote: &Remote) -> Result<(), Cause> {
+    let ups: Vec<Fingerprint> = job.ups.iter().map(|(_, r)| r.fingerprint).collect();
+    let t = crate::remote::push(&proj.cache, &ups, remote)?;
+    if t.missing.is_empty() && t.incomplete.is_empty() {
+        return Ok(());
+    }
+    Err(Cause::Transfer(format!(
+        "cannot push the upstream records {} to {}: not complete in the local store",
+        t.missing
+            .iter()
+            .chain(&t.incomplete)
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        remote.describe()
+    )))
+}
+
+/// The project files a job receives, uploaded as content-addressed objects.
+struct Uploads<'a> {
+    remote: &'a Remote,
+    files: Vec<ManifestFile>,
+}
+
+impl Uploads<'_> {
+    /// Uploads `src` as the job's `rel` (once).
+    fn put(&mut self, src: &Path, rel: &str) -> Result<(), Cause> {
+        if !self.files.iter().any(|f| f.path == rel) {
+            self.files.push(manifest::put_file(self.remote, src, rel)?);
+        }
+        Ok(())
+    }
+
+    /// The `--params` file; one outside the project travels under a name of its own. Its path
+    /// in the job.
+    fn params_file(&mut self, root: &Path, p: &Path) -> Result<String, Cause> {
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            root.join(p)
+        };
+        let rel = project_rel(root, &full, "the --params file").unwrap_or_else(|_| {
+            let name = full
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "params.yaml".into());
+            format!(".pipe-job/params/{name}")
+        });
+        self.put(&full, &rel)?;
+        Ok(rel)
+    }
+
+    /// The instance's declared inputs (`deps`), files or folders; an absent one is an
+    /// upstream's output, restored in the job from the upstream record.
+    fn deps(&mut self, proj: &Project, i: usize) -> Result<(), Cause> {
+        let n = &proj.pipeline.nodes[i];
+        let root = &proj.pipeline.root;
+        for dep in n.kind.external_inputs(&n.params) {
+            let rel = project_rel(root, &dep, &format!("input of stage `{}`", n.id))?;
+            let full = root.join(&rel);
+            if full.is_dir() {
+                let listed = crate::cache::walk(&full)
+                    .map_err(|e| Cause::Transfer(format!("{}: {e}", full.display())))?;
+                for f in listed {
+                    self.put(&full.join(&f), &format!("{rel}/{f}"))?;
+                }
+            } else if full.is_file() {
+                self.put(&full, &rel)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Pulls the record of `fp` (and its objects) from the remote, if it has one, and

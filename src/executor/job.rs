@@ -5,6 +5,7 @@
 //! project lock, so the job does not take it.
 
 use crate::cache::RunRecord;
+use crate::config::Node;
 use crate::digest::Fingerprint;
 use crate::error::{PipeError, Result};
 use crate::instance::staging::Staging;
@@ -19,6 +20,41 @@ pub enum JobEnd {
     Done(Box<RunRecord>),
     /// Stopped by a signal: the exit code to leave with.
     Interrupted(i32),
+}
+
+/// The upstream records the driver named for instance `i` (`ups`: id → fingerprint), each
+/// from the store; a missing one is a configuration error naming it.
+fn upstream_records(
+    proj: &Project,
+    i: usize,
+    ups: &BTreeMap<String, Fingerprint>,
+    forced: bool,
+) -> std::result::Result<Vec<(Node, RunRecord)>, InstanceError> {
+    let probe = Job {
+        index: i,
+        ups: &[],
+        forced,
+        echo: false,
+        threads: 1,
+    };
+    let all = proj.pipeline.nodes[i].kind.info().reads_measurements;
+    let mut recs = Vec::new();
+    for u in proj.dag.fingerprint_upstream(i, all) {
+        let un = &proj.pipeline.nodes[u];
+        let fp = ups.get(&un.id);
+        let rec = fp.and_then(|fp| proj.cache.record(fp)).ok_or_else(|| {
+            probe.error(
+                proj,
+                Cause::NoUpstreamRecord {
+                    upstream: un.id.clone(),
+                    fingerprint: fp.copied(),
+                    store: proj.cache.dir().to_path_buf(),
+                },
+            )
+        })?;
+        recs.push((un.clone(), rec));
+    }
+    Ok(recs)
 }
 
 /// Runs instance `id` of a loaded project. `ups` maps each upstream id to the fingerprint of
@@ -46,29 +82,7 @@ pub fn run_instance(
     };
     let n = &proj.pipeline.nodes[i];
     let info = n.kind.info();
-    let probe = Job {
-        index: i,
-        ups: &[],
-        forced,
-        echo: false,
-        threads: 1,
-    };
-    let mut recs = Vec::new();
-    for u in proj.dag.fingerprint_upstream(i, info.reads_measurements) {
-        let un = &proj.pipeline.nodes[u];
-        let fp = ups.get(&un.id);
-        let rec = fp.and_then(|fp| proj.cache.record(fp)).ok_or_else(|| {
-            probe.error(
-                proj,
-                Cause::NoUpstreamRecord {
-                    upstream: un.id.clone(),
-                    fingerprint: fp.copied(),
-                    store: proj.cache.dir().to_path_buf(),
-                },
-            )
-        })?;
-        recs.push((un.clone(), rec));
-    }
+    let recs = upstream_records(proj, i, ups, forced)?;
     let threads = std::env::var("SLURM_CPUS_PER_TASK")
         .ok()
         .and_then(|c| c.parse().ok())

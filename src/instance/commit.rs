@@ -113,7 +113,6 @@ pub fn commit(
     dirs: &Staged,
     duration: f64,
 ) -> Result<RunRecord, CommitError> {
-    let root = &proj.pipeline.root;
     let stats = &proj.stats;
     let metrics: BTreeMap<String, Value> = std::fs::read(dirs.out.join("metrics.json"))
         .ok()
@@ -122,47 +121,8 @@ pub fn commit(
         .map(|m| m.into_iter().collect())
         .unwrap_or_default();
     let files = collect(proj, dirs)?;
-    let mut outputs = Vec::with_capacity(files.len());
-    let mut hashes = Vec::with_capacity(files.len());
-    for f in &files {
-        let io = |source| CommitError::Store {
-            path: f.rel.clone(),
-            source,
-        };
-        let size = std::fs::metadata(&f.src).map_err(io)?.len();
-        let h = hash_file(&f.src).map_err(io)?;
-        let o = Output {
-            area: f.area,
-            path: f.rel.clone(),
-            blake3: h,
-            size,
-            measure: f.measure,
-        };
-        proj.cache
-            .store(&f.src, &h, &proj.display(n, &o), stats)
-            .map_err(io)?;
-        hashes.push(h);
-        outputs.push(o);
-    }
-    // Into the tree: the results folder is replaced wholesale; checkpoints file by file.
-    let rd = proj.results_dir(n);
-    fsafe::remove(root, &rd)?;
-    for (f, (o, h)) in files.iter().zip(outputs.iter().zip(&hashes)) {
-        if !f.staged {
-            stats.remember(&f.src, h);
-            continue;
-        }
-        let dest = proj.dest(n, o);
-        let shown = proj.display(n, o);
-        let parent = dest.parent().unwrap_or(root);
-        fsafe::create_dir_all(root, parent)?;
-        fsafe::remove(root, &dest)?;
-        place(&f.src, &dest).map_err(|source| CommitError::Place {
-            path: shown,
-            source,
-        })?;
-        stats.remember(&dest, h);
-    }
+    let mut outputs = store_outputs(proj, n, &files)?;
+    place_outputs(proj, n, &files, &outputs)?;
     outputs.sort_by(|a, b| (a.area, &a.path).cmp(&(b.area, &b.path)));
     // The log, as it stands now, is kept with the run (it holds timings: no hash sees it).
     let log = match hash_file(dirs.log) {
@@ -185,6 +145,60 @@ pub fn commit(
     };
     proj.cache.write_record(&rec).map_err(CommitError::Record)?;
     Ok(rec)
+}
+
+/// Hashes every file and copies it into the store (verifying and replacing a corrupt existing
+/// object): the outputs, in the order of `files`.
+fn store_outputs(proj: &Project, n: &Node, files: &[File]) -> Result<Vec<Output>, CommitError> {
+    let mut outputs = Vec::with_capacity(files.len());
+    for f in files {
+        let io = |source| CommitError::Store {
+            path: f.rel.clone(),
+            source,
+        };
+        let size = std::fs::metadata(&f.src).map_err(io)?.len();
+        let h = hash_file(&f.src).map_err(io)?;
+        let o = Output {
+            area: f.area,
+            path: f.rel.clone(),
+            blake3: h,
+            size,
+            measure: f.measure,
+        };
+        proj.cache
+            .store(&f.src, &h, &proj.display(n, &o), &proj.stats)
+            .map_err(io)?;
+        outputs.push(o);
+    }
+    Ok(outputs)
+}
+
+/// Moves the staged files into the tree: the results folder is replaced wholesale, checkpoints
+/// file by file; project files are already in place.
+fn place_outputs(
+    proj: &Project,
+    n: &Node,
+    files: &[File],
+    outputs: &[Output],
+) -> Result<(), CommitError> {
+    let root = &proj.pipeline.root;
+    let stats = &proj.stats;
+    fsafe::remove(root, &proj.results_dir(n))?;
+    for (f, o) in files.iter().zip(outputs) {
+        if !f.staged {
+            stats.remember(&f.src, &o.blake3);
+            continue;
+        }
+        let dest = proj.dest(n, o);
+        fsafe::create_dir_all(root, dest.parent().unwrap_or(root))?;
+        fsafe::remove(root, &dest)?;
+        place(&f.src, &dest).map_err(|source| CommitError::Place {
+            path: proj.display(n, o),
+            source,
+        })?;
+        stats.remember(&dest, &o.blake3);
+    }
+    Ok(())
 }
 
 /// Moves a staged file into the tree (a copy across filesystems) with the mode a restored copy

@@ -15,69 +15,84 @@ use std::collections::BTreeSet;
 /// from intact working files, removes files the run did not produce from its output folders,
 /// and places verified copies of everything else.
 pub fn restore(proj: &Project, n: &Node, rec: &RunRecord) -> Result<(), RestoreError> {
-    let root = &proj.pipeline.root;
-    let stats = &proj.stats;
-    let io = |path: &str, e: std::io::Error| RestoreError::Io {
+    repair_store(proj, n, rec)?;
+    remove_strays(proj, n, rec)?;
+    place(proj, n, rec)
+}
+
+fn io(path: &str, source: std::io::Error) -> RestoreError {
+    RestoreError::Io {
         path: path.to_string(),
-        source: e,
-    };
-    // 1. The store: every object intact, repaired from the tree where needed.
+        source,
+    }
+}
+
+/// The store: every object intact, repaired from the tree where needed.
+fn repair_store(proj: &Project, n: &Node, rec: &RunRecord) -> Result<(), RestoreError> {
+    let stats = &proj.stats;
     for o in &rec.outputs {
         let shown = proj.display(n, o);
-        match proj.cache.object_state(&o.blake3, stats, false) {
-            ObjectState::Ok => {}
-            state => {
-                if state == ObjectState::Corrupt {
-                    proj.cache.quarantine(&o.blake3, &shown, stats);
-                }
-                let dest = proj.dest(n, o);
-                let repaired = fsafe::check_parent(root, &dest).is_ok()
-                    && proj
-                        .cache
-                        .repair_from(&dest, &o.blake3, &shown, stats)
-                        .unwrap_or(false);
-                if !repaired {
-                    return Err(RestoreError::Unrestorable(shown));
-                }
-            }
+        let state = proj.cache.object_state(&o.blake3, stats, false);
+        if state == ObjectState::Ok {
+            continue;
+        }
+        if state == ObjectState::Corrupt {
+            proj.cache.quarantine(&o.blake3, &shown, stats);
+        }
+        let dest = proj.dest(n, o);
+        let repaired = fsafe::check_parent(&proj.pipeline.root, &dest).is_ok()
+            && proj
+                .cache
+                .repair_from(&dest, &o.blake3, &shown, stats)
+                .unwrap_or(false);
+        if !repaired {
+            return Err(RestoreError::Unrestorable(shown));
         }
     }
-    // 2. Output folders: remove what the run did not produce.
+    Ok(())
+}
+
+/// Output folders: remove what the run did not produce.
+fn remove_strays(proj: &Project, n: &Node, rec: &RunRecord) -> Result<(), RestoreError> {
+    let root = &proj.pipeline.root;
     let rd = proj.results_dir(n);
     fsafe::check_dir(root, &rd).map_err(|e| {
         io(
-            &format!("results/{}/{}", proj.pipeline.name, n.id),
+            &proj.dirs().area_rel(Area::Results, &n.id, &n.ckpt_name),
             e.into(),
         )
     })?;
-    let listed: BTreeSet<String> = rec
-        .outputs
-        .iter()
-        .filter(|o| o.area == Area::Results)
-        .map(|o| o.path.clone())
-        .collect();
+    let listed = |area: Area| -> BTreeSet<&str> {
+        rec.outputs
+            .iter()
+            .filter(|o| o.area == area)
+            .map(|o| o.path.as_str())
+            .collect()
+    };
+    let results = listed(Area::Results);
     for f in walk(&rd).unwrap_or_default() {
-        if !listed.contains(&f) {
+        if !results.contains(f.as_str()) {
             let p = rd.join(&f);
             fsafe::remove(root, &p).map_err(|e| io(&f, e.into()))?;
-            stats.forget(&p);
+            proj.stats.forget(&p);
         }
     }
-    let project: BTreeSet<String> = rec
-        .outputs
-        .iter()
-        .filter(|o| o.area == Area::Project)
-        .map(|o| o.path.clone())
-        .collect();
+    let project = listed(Area::Project);
     for d in declared_dirs(proj, n) {
         for f in walk(&root.join(&d)).unwrap_or_default() {
             let rel = format!("{d}/{f}");
-            if !project.contains(&rel) {
+            if !project.contains(rel.as_str()) {
                 fsafe::remove(root, &root.join(&rel)).map_err(|e| io(&rel, e.into()))?;
             }
         }
     }
-    // 3. Place every output that is not intact.
+    Ok(())
+}
+
+/// Places every output that is not intact.
+fn place(proj: &Project, n: &Node, rec: &RunRecord) -> Result<(), RestoreError> {
+    let root = &proj.pipeline.root;
+    let stats = &proj.stats;
     for o in &rec.outputs {
         let dest = proj.dest(n, o);
         let shown = proj.display(n, o);
