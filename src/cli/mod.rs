@@ -126,7 +126,11 @@ impl PipelineArgs {
     /// Loads the project the current folder belongs to.
     pub fn load(&self) -> crate::error::Result<crate::project::Project> {
         let (root, file) = self.resolve()?;
-        crate::project::Project::load(&root, &file, &self.overrides())
+        Ok(crate::project::Project::load(
+            &root,
+            &file,
+            &self.overrides(),
+        )?)
     }
 }
 

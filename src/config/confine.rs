@@ -3,10 +3,10 @@
 //! no two instances claim one output (or one inside the other); `deps` never name pipe's own
 //! folders or the project root.
 
+use super::error::Result;
 use super::ids::shown;
 use super::parse::cfg;
 use super::Node;
-use crate::error::Result;
 use std::collections::HashMap;
 use std::path::{Component, Path};
 
@@ -170,7 +170,7 @@ fn overlap(
     b: &Node,
     b_out: &str,
     same: bool,
-) -> crate::error::PipeError {
+) -> super::ConfigError {
     let what = if same && a_out == b_out {
         format!("both declare output `{a_out}`")
     } else if same {

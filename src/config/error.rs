@@ -2,6 +2,9 @@
 //! lock file. Every configuration error is built by `parse::cfg(msg)`; the message names where
 //! (`file:line:col`, the stage, the key or the flag) and how to fix it. Exit code 2.
 
+/// What the loader returns.
+pub type Result<T> = std::result::Result<T, ConfigError>;
+
 /// A configuration error, with its message.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

@@ -2,11 +2,11 @@
 //! a stage's matrix, and one node per epoch for per-epoch kinds, with `${key}` substitution,
 //! parameter checks blamed on the layer the bad value came from, and safe ids.
 
+use super::error::{ConfigError, Result};
 use super::ids::{instance_id, natural_cmp, scalar_text, shown, unsafe_part, MAX_ID_BYTES};
 use super::layer::Layers;
 use super::parse::{cfg, to_json, RawStage, Source};
 use super::Node;
-use crate::error::{PipeError, Result};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -292,7 +292,7 @@ fn check_error(
     msg: &str,
     id: &str,
     origin: impl Fn(&str) -> String,
-) -> PipeError {
+) -> ConfigError {
     let (kind, kd) = &layers.kinds[kind_name];
     let msg = msg.replace('\n', " ");
     let mut culprit = None;

@@ -3,11 +3,11 @@
 //! `--params FILE` → environment `PIPE_<STAGE>__<KEY>` → `--set`. Each layer remembers where
 //! its values came from, so a bad value is blamed on its real source.
 
+use super::error::Result;
 use super::locate::at;
 use super::names::nearest;
 use super::parse::{cfg, map_to_json, parse_value, yaml_error, Source};
 use super::Overrides;
-use crate::error::Result;
 use crate::stage::{self, StageKind};
 use figment::providers::{Format, Serialized, Yaml};
 use figment::Figment;

@@ -21,9 +21,9 @@ pub use locate::{at_best, locate};
 pub use names::{closest, levenshtein, nearest};
 pub use settings::{ExecutorKind, ExecutorSettings, Settings};
 
-use crate::error::Result;
 use crate::graph::stages::{missing_kind, stage_order, Decl, StageGraphError};
 use crate::stage::StageKind;
+pub use error::Result;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

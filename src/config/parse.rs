@@ -1,15 +1,15 @@
 //! Reading a pipeline file: the serde types of its YAML, syntax errors with `file:line:col`,
 //! YAML-to-JSON conversion that refuses non-finite numbers, and stage-name rules.
 
+use super::error::{ConfigError, Result};
 use super::ids::{shown, unsafe_part};
 use super::locate::at;
-use crate::error::{PipeError, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::path::Path;
 
-pub(crate) fn cfg(msg: impl Into<String>) -> PipeError {
-    PipeError::Config(super::ConfigError::new(msg))
+pub(crate) fn cfg(msg: impl Into<String>) -> ConfigError {
+    ConfigError::new(msg)
 }
 
 #[derive(Deserialize)]
@@ -74,7 +74,7 @@ impl Source {
 }
 
 /// A serde_yaml error as `file:line:col: invalid pipeline YAML: …`.
-pub(crate) fn yaml_error(file: &str, e: &serde_yaml::Error) -> PipeError {
+pub(crate) fn yaml_error(file: &str, e: &serde_yaml::Error) -> ConfigError {
     let loc = e
         .location()
         .map(|l| format!(":{}:{}", l.line(), l.column()))

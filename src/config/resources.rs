@@ -3,9 +3,9 @@
 //! `file:line:col`, and layered built-in kind default → `defaults.<kind>.resources` → the
 //! stage's `resources:`. Resources never enter a fingerprint or the lock file.
 
+use super::error::Result;
 use super::names::nearest;
 use super::parse::{cfg, Source};
-use crate::error::Result;
 use std::collections::BTreeMap;
 
 /// Resources of one job; unset fields take the kind's default.

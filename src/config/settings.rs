@@ -3,8 +3,8 @@
 //! the pipeline file once, with the file's other keys. Resources are per stage (`resources:`),
 //! not here.
 
+use super::error::Result;
 use super::parse::{cfg, Source};
-use crate::error::Result;
 use std::path::Path;
 
 /// Where instances that must compute run.

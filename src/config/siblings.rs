@@ -2,8 +2,8 @@
 //! its `name:`, since two pipelines with one name would share `results/<name>/`. Only the
 //! top-level `name:` and `stages:` lines of the other files are read, so this stays cheap.
 
+use super::error::Result;
 use super::parse::{cfg, default_name};
-use crate::error::Result;
 use std::path::{Path, PathBuf};
 
 /// The pipeline name a file claims, if it looks like a pipeline (has a top-level `stages:`).

@@ -7,8 +7,7 @@ mod paths;
 use crate::cache::lockfile::LockFile;
 use crate::cache::stat::StatCache;
 use crate::cache::Cache;
-use crate::config::{self, natural_cmp, Node, Overrides, Pipeline};
-use crate::error::{PipeError, Result};
+use crate::config::{self, natural_cmp, ConfigError, Node, Overrides, Pipeline};
 use crate::graph::{Dag, Shown};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,17 +24,17 @@ pub struct Project {
 
 impl Project {
     /// Loads and validates a pipeline (configuration errors exit 2; nothing is written).
-    pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Project> {
+    pub fn load(root: &Path, file: &Path, ov: &Overrides) -> config::Result<Project> {
         let pipeline = config::load(root, file, ov)?;
         Self::from_pipeline(pipeline)
     }
 
     /// A project around a loaded pipeline.
-    pub fn from_pipeline(pipeline: Pipeline) -> Result<Project> {
+    pub fn from_pipeline(pipeline: Pipeline) -> config::Result<Project> {
         let dag = dag(&pipeline.nodes);
         let cache = Cache::new(&pipeline.root);
         let stats = StatCache::load(&cache.layout().stat());
-        let lock = LockFile::read(&pipeline.lock_path()).map_err(PipeError::config)?;
+        let lock = LockFile::read(&pipeline.lock_path()).map_err(ConfigError::new)?;
         Ok(Project {
             pipeline,
             dag,
@@ -47,8 +46,8 @@ impl Project {
     }
 
     /// Re-reads the lock file (another run may have just finished).
-    pub fn reload_lock(&mut self) -> Result<()> {
-        self.lock = LockFile::read(&self.pipeline.lock_path()).map_err(PipeError::config)?;
+    pub fn reload_lock(&mut self) -> config::Result<()> {
+        self.lock = LockFile::read(&self.pipeline.lock_path()).map_err(ConfigError::new)?;
         Ok(())
     }
 
