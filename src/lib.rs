@@ -25,7 +25,7 @@ pub mod interrupt;
 pub mod layout;
 pub mod metrics;
 pub mod model;
-pub mod plan;
+pub(crate) mod plan;
 pub mod plot;
 pub mod progress;
 pub mod project;

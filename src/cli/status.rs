@@ -41,13 +41,13 @@ pub fn run(args: StatusArgs) -> Result<i32> {
 }
 
 /// The status text (or JSON) of a plan, in topological order.
-pub fn render(proj: &Project, plans: &[Option<plan::Planned>], json: bool) -> String {
+pub(crate) fn render(proj: &Project, plans: &[Option<plan::Planned>], json: bool) -> String {
     render_with(proj, plans, json, false)
 }
 
 /// [`render`], with a `resources:` line under each instance when `resources` (JSON always
 /// has them).
-pub fn render_with(
+pub(crate) fn render_with(
     proj: &Project,
     plans: &[Option<plan::Planned>],
     json: bool,

@@ -13,7 +13,7 @@ mod slot;
 mod summary;
 mod sweep;
 
-pub use select::Selection;
+pub(crate) use select::Selection;
 pub use summary::{Failure, Interruption, LockUpdate, Outcome, RunSummary, StageSummary};
 
 use crate::cache::project_lock::{LockError, ProjectLock};
@@ -77,7 +77,7 @@ fn load(root: &Path, file: &Path, opts: &RunOptions) -> Result<Project> {
 }
 
 /// What `run --dry-run` shows: the project and the plan, nothing taken or written.
-pub fn dry_run(
+pub(crate) fn dry_run(
     root: &Path,
     file: &Path,
     opts: &RunOptions,
@@ -166,7 +166,7 @@ pub fn run(root: &Path, file: &Path, opts: &RunOptions) -> Result<RunSummary> {
 
 /// Takes the project lock in `cache_dir`, waiting for it (saying so once) unless `wait` is
 /// false: every command that writes the store holds it.
-pub fn lock_project(cache_dir: &Path, wait: bool) -> Result<ProjectLock> {
+pub(crate) fn lock_project(cache_dir: &Path, wait: bool) -> Result<ProjectLock> {
     let dir = cache_dir;
     ProjectLock::acquire(dir, wait, |pid| {
         eprintln!(

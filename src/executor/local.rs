@@ -6,13 +6,9 @@ use std::sync::mpsc::Sender;
 use std::thread::Scope;
 
 /// Runs instances on this machine.
-pub struct Local;
+pub(crate) struct Local;
 
 impl Executor for Local {
-    fn name(&self) -> &'static str {
-        "local"
-    }
-
     fn on_this_machine(&self) -> bool {
         true
     }

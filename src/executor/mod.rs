@@ -13,7 +13,7 @@ pub(crate) mod scratch;
 pub mod slurm;
 
 pub use crate::config::ExecutorKind;
-pub use local::Local;
+pub(crate) use local::Local;
 
 use crate::cache::RunRecord;
 use crate::config::{Node, Overrides};
@@ -26,7 +26,7 @@ use std::thread::Scope;
 
 /// One instance handed to an executor: its index, the upstream records its fingerprint reads,
 /// and what the engine holds for it while it runs (the compute slot of a heavy kind).
-pub struct Task<'a> {
+pub(crate) struct Task<'a> {
     pub index: usize,
     /// Attempt number, from 1.
     pub attempt: u32,
@@ -62,26 +62,23 @@ impl Task<'_> {
 }
 
 /// What one attempt of an instance came to.
-pub type Attempt = std::result::Result<Completed, InstanceError>;
+pub(crate) type Attempt = std::result::Result<Completed, InstanceError>;
 
 /// The end of one attempt of one instance.
-pub struct Finished {
+pub(crate) struct Finished {
     pub index: usize,
     pub attempt: u32,
     pub result: Attempt,
 }
 
 /// What every task of a run shares.
-pub struct Env<'a> {
+pub(crate) struct Env<'a> {
     pub proj: &'a Project,
     pub staging: &'a Staging,
 }
 
 /// Where instances run.
-pub trait Executor: Sync {
-    /// `local` or `slurm`, for messages.
-    fn name(&self) -> &'static str;
-
+pub(crate) trait Executor: Sync {
     /// True when instances it runs compute on this machine (heavy kinds then take the engine's
     /// compute slot and every core).
     fn on_this_machine(&self) -> bool;
@@ -111,7 +108,7 @@ pub trait Executor: Sync {
 
 /// What the executor of a run is chosen from: `--executor`, the run's overrides (passed on to
 /// each job) and `--remote` (jobs without a shared folder need a remote).
-pub struct Choice<'a> {
+pub(crate) struct Choice<'a> {
     pub cli: Option<ExecutorKind>,
     pub overrides: &'a Overrides,
     pub remote: Option<&'a str>,
@@ -119,7 +116,7 @@ pub struct Choice<'a> {
 
 /// The executor for instances that must compute: `--executor` wins over the pipeline's
 /// `executor:` block; the block's settings apply to Slurm either way.
-pub fn select(proj: &Project, choice: &Choice) -> Result<Box<dyn Executor>> {
+pub(crate) fn select(proj: &Project, choice: &Choice) -> Result<Box<dyn Executor>> {
     let settings = &proj.pipeline.settings;
     let kind = choice
         .cli

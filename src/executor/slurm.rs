@@ -19,7 +19,7 @@ use std::thread::Scope;
 
 /// Settings of a run on Slurm.
 #[derive(Debug, Clone, Default)]
-pub struct SlurmConfig {
+pub(crate) struct SlurmConfig {
     /// The pipeline file and the run's overrides, passed on to each job.
     pub run: RunArgs,
     pub partition: Option<String>,
@@ -31,13 +31,9 @@ pub struct SlurmConfig {
 }
 
 /// The Slurm executor.
-pub struct Slurm(pub SlurmConfig);
+pub(crate) struct Slurm(pub SlurmConfig);
 
 impl Executor for Slurm {
-    fn name(&self) -> &'static str {
-        "slurm"
-    }
-
     fn on_this_machine(&self) -> bool {
         false
     }
@@ -80,7 +76,7 @@ pub fn slurm_log(proj: &Project, i: usize) -> PathBuf {
 /// Runs one instance on Slurm: an instance whose real fingerprint already has a record is
 /// restored here; otherwise its job (an earlier driver's if it is still queued or running, else
 /// a new one) is waited for and its record read.
-pub fn run(proj: &Project, job: &Job, cfg: &SlurmConfig, staging: &Staging) -> Attempt {
+pub(crate) fn run(proj: &Project, job: &Job, cfg: &SlurmConfig, staging: &Staging) -> Attempt {
     let fp = crate::instance::fingerprint(proj, job)?;
     if !job.forced && proj.cache.record(&fp).is_some() {
         return crate::instance::run(proj, job, staging);

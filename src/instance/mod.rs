@@ -22,7 +22,7 @@ use std::time::Instant;
 
 /// How an instance completed.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Done {
+pub(crate) enum Done {
     /// Its outputs were in place: nothing to do.
     UpToDate,
     /// Its outputs were placed from the store; nothing was recomputed.
@@ -33,13 +33,13 @@ pub enum Done {
 
 /// A completed instance: how, and its run record.
 #[derive(Debug, Clone)]
-pub struct Completed {
+pub(crate) struct Completed {
     pub done: Done,
     pub record: RunRecord,
 }
 
 /// Everything `run` needs besides the project.
-pub struct Job<'a> {
+pub(crate) struct Job<'a> {
     pub index: usize,
     /// The records that enter the fingerprint: direct upstreams, or every ancestor for kinds
     /// that read measurements, in the DAG's canonical order (sorted by id).
@@ -114,12 +114,16 @@ fn prepare(proj: &Project, job: &Job) -> Result<FingerprintKey, InstanceError> {
 
 /// The fingerprint an instance has now (its upstreams' outputs verified and restored first):
 /// what a Slurm job is submitted for.
-pub fn fingerprint(proj: &Project, job: &Job) -> Result<Fingerprint, InstanceError> {
+pub(crate) fn fingerprint(proj: &Project, job: &Job) -> Result<Fingerprint, InstanceError> {
     Ok(prepare(proj, job)?.fingerprint())
 }
 
 /// Runs (or restores) one instance.
-pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<Completed, InstanceError> {
+pub(crate) fn run(
+    proj: &Project,
+    job: &Job,
+    staging: &Staging,
+) -> Result<Completed, InstanceError> {
     let tstart = Instant::now();
     let key = prepare(proj, job)?;
     let fp = key.fingerprint();

@@ -30,11 +30,6 @@ impl Staging {
         }
     }
 
-    /// The folder holding every slot.
-    pub fn base(&self) -> &Path {
-        &self.base
-    }
-
     /// An empty slot with `out/`, `ckpt/` and `meas/`.
     pub fn take(&self) -> std::io::Result<Slot<'_>> {
         if let Some(p) = self.free.lock().ok().and_then(|mut f| f.pop()) {
