@@ -3,7 +3,7 @@
 //!
 //! # How a stage's process tree dies with pipe
 //!
-//! [`spawn_group`] starts `pipe __supervise -- COMMAND` with `posix_spawn` (no copy of the
+//! [`spawn_group`] starts `pipe-supervise -- COMMAND` with `posix_spawn` (no copy of the
 //! driver's memory, whatever its size) as the leader of a new process group, with a control
 //! pipe on its standard input whose write end only the driver holds (close-on-exec). The
 //! supervisor is a child subreaper: every process the command starts, including those that
@@ -104,7 +104,6 @@ pub fn spawn_group(cmd: &std::process::Command, io: GroupIo) -> std::io::Result<
     // SAFETY: both descriptors were just created and are owned here only.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let mut sup = std::process::Command::new(supervisor::program()?);
-    sup.arg(supervisor::ARG);
     if let Some(d) = &io.cleanup {
         sup.arg("--cleanup").arg(d);
     }

@@ -258,8 +258,8 @@ fn interrupt_child() {
     let root = std::path::PathBuf::from(std::env::var(CHILD_DIR).expect("run by a parent test"));
     let cmd = std::env::var(CHILD_CMD).unwrap();
     interrupt::install().unwrap();
-    // The stage's supervisor is the pipe executable in its supervisor mode.
-    interrupt::supervisor::set_program(env!("CARGO_BIN_EXE_pipe").into());
+    // The stage's supervisor, as cargo built it (pipe finds it beside itself).
+    interrupt::supervisor::set_program(env!("CARGO_BIN_EXE_pipe-supervise").into());
     assert_eq!(interrupt::requested(), None);
     let ctx = |id: &str, cmd: &str| -> StageCtx {
         CtxBuilder::new(&root, &pipe::stage::command::Command)
