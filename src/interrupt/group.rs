@@ -3,15 +3,15 @@
 //!
 //! # How a stage's process tree dies with pipe
 //!
-//! [`spawn_group`] starts `pipe-supervise -- COMMAND` with `posix_spawn` (no copy of the
-//! driver's memory, whatever its size) as the leader of a new process group, with a control
-//! pipe on its standard input whose write end only the driver holds (close-on-exec). The
-//! supervisor is a child subreaper: every process the command starts, including those that
-//! leave the group with `setsid`, stays its descendant. It kills them all when the command
-//! exits (so no descendant keeps the stage's output pipe open and `pipe` never waits on it),
-//! when the driver writes `K` (the second step of stopping a stage after Ctrl-C/SIGTERM), and
-//! when the control pipe reaches end-of-file: the driver is gone (exit, panic, SIGTERM or
-//! `kill -9`). [`Group::wait`] reaps the supervisor, which exits with the command's status.
+//! [`spawn_group`] starts `pipe-supervise -- COMMAND` (or `pipe __supervise -- COMMAND`) with
+//! `posix_spawn` (no copy of the driver's memory, whatever its size) as the leader of a new
+//! process group, with a control pipe on its standard input whose write end only the driver
+//! holds (close-on-exec). The supervisor is a child subreaper: every process the command
+//! starts, including those that leave the group with `setsid`, stays its descendant. It kills
+//! them all when the command exits (so no descendant keeps the stage's output pipe open and
+//! `pipe` never waits on it), when the driver writes `K` (the second step of stopping a stage
+//! after Ctrl-C/SIGTERM), and when the control pipe reaches end-of-file: the driver is gone
+//! (exit, panic, SIGTERM or `kill -9`). [`Group::wait`] reaps the supervisor, which exits with the command's status.
 
 use super::supervisor::{self, KILL};
 use super::{requested, wake_watcher};
@@ -103,7 +103,9 @@ pub fn spawn_group(cmd: &std::process::Command, io: GroupIo) -> std::io::Result<
     }
     // SAFETY: both descriptors were just created and are owned here only.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let mut sup = std::process::Command::new(supervisor::program()?);
+    let (program, mode) = supervisor::program()?;
+    let mut sup = std::process::Command::new(program);
+    sup.args(mode);
     if let Some(d) = &io.cleanup {
         sup.arg("--cleanup").arg(d);
     }

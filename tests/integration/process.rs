@@ -406,10 +406,15 @@ fn a_setsid_grandchild_dies_with_pipe_on_sigterm() {
     setsid_grandchild_dies_with(libc::SIGTERM, "SIGTERM");
 }
 
-#[test]
-fn a_setsid_grandchild_dies_when_the_command_exits() {
-    let d = detached_grandchild(">/dev/null 2>&1", "echo ok > $PIPE_OUT/x.txt");
-    let o = pipe_cmd(d.path(), &["run", "pipelines/p.yaml"])
+/// Runs a command that starts a setsid grandchild and records its supervisor's command line
+/// (`sup.cmd`) with `pipe` (the binary named) and asserts the grandchild is gone within 2 s of
+/// the command's normal exit; the supervisor's command line.
+fn grandchild_gone_after_normal_exit(pipe: &Path) -> String {
+    let d = detached_grandchild(
+        ">/dev/null 2>&1",
+        "tr '\\0' ' ' < /proc/$PPID/cmdline > sup.cmd; echo ok > $PIPE_OUT/x.txt",
+    );
+    let o = pipe_cmd_of(pipe, d.path(), &["run", "pipelines/p.yaml"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -419,6 +424,32 @@ fn a_setsid_grandchild_dies_when_the_command_exits() {
         .parse()
         .unwrap();
     gone_within_2s(gc, "normal exit");
+    std::fs::read_to_string(d.path().join("sup.cmd")).unwrap()
+}
+
+#[test]
+fn a_setsid_grandchild_dies_when_the_command_exits() {
+    let sup = grandchild_gone_after_normal_exit(Path::new(PIPE));
+    // The small supervisor installed beside pipe, not pipe itself.
+    assert!(
+        sup.split(' ').next().unwrap().ends_with("/pipe-supervise"),
+        "supervisor: {sup}"
+    );
+}
+
+/// Without `pipe-supervise` beside it (say after `cargo run`, which builds `pipe` only), pipe
+/// is its own supervisor (`pipe __supervise`), with the same guarantees.
+#[test]
+fn without_the_small_supervisor_pipe_supervises_with_itself() {
+    let dir = tempfile::tempdir_in(Path::new(PIPE).parent().unwrap()).unwrap();
+    let alone = dir.path().join("pipe");
+    if std::fs::hard_link(PIPE, &alone).is_err() {
+        std::fs::copy(PIPE, &alone).unwrap();
+    }
+    let sup = grandchild_gone_after_normal_exit(&alone);
+    let mut words = sup.split(' ');
+    assert_eq!(words.next(), Some(alone.to_str().unwrap()), "{sup}");
+    assert_eq!(words.next(), Some("__supervise"), "{sup}");
 }
 
 /// A grandchild that keeps the stage's output open never keeps pipe waiting: the run ends

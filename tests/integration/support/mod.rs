@@ -16,6 +16,8 @@ pub use model::{
     WORDS,
 };
 pub use proj::{Proj, CHAIN};
-pub use run::{code, pipe, pipe_cmd, pipe_env, pipe_stdin, stderr, stdout, text, wait_until};
+pub use run::{
+    code, pipe, pipe_cmd, pipe_cmd_of, pipe_env, pipe_stdin, stderr, stdout, text, wait_until, PIPE,
+};
 pub use slurm::{cluster, jobcomp, max_at_once, private_cluster, Cluster, Wrappers};
 pub use tree::{files, outputs_of, png_size, snapshot, walk, writable, write, Node};

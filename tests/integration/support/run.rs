@@ -16,7 +16,12 @@ const KEPT: [&str; 2] = ["PIPE_NO_AVX512", "PIPE_TRACE"];
 /// (`PIPE_MIRROR`, `PIPE_REMOTE`, `PIPE_LINK`, `PIPE_<STAGE>__<KEY>`, the `PIPE_TEST_*` server
 /// variables) and `NO_COLOR` removed, stdin empty. A test adds what it needs with `.env(..)`.
 pub fn pipe_cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(PIPE);
+    pipe_cmd_of(Path::new(PIPE), dir, args)
+}
+
+/// [`pipe_cmd`] with another copy of the `pipe` executable.
+pub fn pipe_cmd_of(pipe: &Path, dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(pipe);
     c.args(args).current_dir(dir).stdin(Stdio::null());
     for (k, _) in std::env::vars_os() {
         if let Some(k) = k.to_str() {
