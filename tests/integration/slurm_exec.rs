@@ -790,17 +790,17 @@ fn ci_yaml_on_slurm_gives_the_local_lock_file() {
     );
     // every instance computed as a job of its own
     assert_eq!(t.matches(" as Slurm job ").count(), sa.len(), "{t}");
-    // outside the measurement kinds (whose outputs, and so the fingerprints of the reports
-    // that read them, differ between any two runs), as `pipe reproduce` compares
+    // every fingerprint, and outputs and metrics outside the measurement kinds (whose outputs
+    // differ between any two runs), as `pipe reproduce` compares
     let mut compared = 0;
     for (id, ea) in sa {
         let eb = &sb[id];
         let kind = ea["kind"].as_str().unwrap();
+        assert_eq!(ea["fingerprint"], eb["fingerprint"], "fingerprint of {id}");
         if pipe::compare::measure::is_measurement_kind(kind) {
             continue;
         }
         compared += 1;
-        assert_eq!(ea["fingerprint"], eb["fingerprint"], "fingerprint of {id}");
         assert_eq!(ea["outputs"], eb["outputs"], "outputs of {id} ({kind})");
         for (k, v) in ea["metrics"].as_object().into_iter().flatten() {
             if !pipe::compare::measure::is_measurement_key(k) {
