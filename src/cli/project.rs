@@ -46,6 +46,18 @@ pub fn project_root() -> Result<PathBuf> {
     Ok(find_root(&cwd))
 }
 
+/// The remote a command on `pipeline` uses (see `remote::select::remote_url`), opened.
+pub fn open_remote(
+    root: &Path,
+    pipeline: &Path,
+    cli: Option<&str>,
+) -> Result<crate::remote::Remote> {
+    let settings = crate::config::settings::read(root, pipeline)?;
+    let url =
+        crate::remote::select::remote_url(cli, settings.remote.as_deref(), &root.join(pipeline))?;
+    Ok(crate::remote::Remote::open(&url, root)?)
+}
+
 /// Reads `<root>/pipe.yaml` (an absent file is the empty config).
 pub fn load_config(root: &Path) -> Result<ProjectConfig> {
     let path = root.join(CONFIG_FILE);

@@ -16,13 +16,7 @@ pub struct PullArgs {
 
 pub fn run(a: PullArgs) -> Result<i32> {
     let root = std::env::current_dir().map_err(PipeError::current_dir)?;
-    let settings = crate::config::settings::read(&root, &a.pipeline)?;
-    let url = crate::remote::select::remote_url(
-        a.remote.as_deref(),
-        settings.remote.as_deref(),
-        &root.join(&a.pipeline),
-    )?;
-    let remote = crate::remote::Remote::open(&url, &root)?;
+    let remote = super::project::open_remote(&root, &a.pipeline, a.remote.as_deref())?;
     let lock_path = crate::layout::Layout::new(&root).lock_file(&a.pipeline);
     let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::config)?;
     let fps = crate::remote::sync::lock_fingerprints(&lock);

@@ -20,12 +20,8 @@ impl Executor for Local {
         tasks: Vec<Task<'env>>,
         done: &Sender<Finished>,
     ) {
-        for task in tasks {
-            let done = done.clone();
-            scope.spawn(move || {
-                let r = crate::instance::run(env.proj, &task.job(), env.staging);
-                task.finish(&done, r);
-            });
-        }
+        super::spawn_each(scope, tasks, done, move |job| {
+            crate::instance::run(env.proj, job, env.staging)
+        });
     }
 }

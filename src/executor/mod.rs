@@ -106,6 +106,23 @@ pub(crate) trait Executor: Sync {
     }
 }
 
+/// Runs each task on a thread of `scope` through `run` (the executor's way of running one
+/// instance) and reports its end on `done`.
+fn spawn_each<'scope, 'env>(
+    scope: &'scope Scope<'scope, 'env>,
+    tasks: Vec<Task<'env>>,
+    done: &Sender<Finished>,
+    run: impl Fn(&Job) -> Attempt + Send + Sync + Copy + 'env,
+) {
+    for task in tasks {
+        let done = done.clone();
+        scope.spawn(move || {
+            let r = run(&task.job());
+            task.finish(&done, r);
+        });
+    }
+}
+
 /// What the executor of a run is chosen from: `--executor`, the run's overrides (passed on to
 /// each job) and `--remote` (jobs without a shared folder need a remote).
 pub(crate) struct Choice<'a> {

@@ -45,13 +45,9 @@ impl Executor for Slurm {
         tasks: Vec<Task<'env>>,
         done: &Sender<Finished>,
     ) {
-        for task in tasks {
-            let done = done.clone();
-            scope.spawn(move || {
-                let r = run(env.proj, &task.job(), &self.0, env.staging);
-                task.finish(&done, r);
-            });
-        }
+        super::spawn_each(scope, tasks, done, move |job| {
+            run(env.proj, job, &self.0, env.staging)
+        });
     }
 }
 

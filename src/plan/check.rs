@@ -77,12 +77,7 @@ pub fn check(proj: &Project, n: &Node, rec: &RunRecord, rehash: bool) -> Check {
         }
     }
     // Output folders hold only the run's files.
-    let listed: BTreeSet<&str> = rec
-        .outputs
-        .iter()
-        .filter(|o| o.area == Area::Results)
-        .map(|o| o.path.as_str())
-        .collect();
+    let listed = paths_in(Area::Results, [rec]);
     for f in walk(&proj.results_dir(n)).unwrap_or_default() {
         if !listed.contains(f.as_str()) {
             c.reasons.push(Reason::OutputExtra {
@@ -93,12 +88,7 @@ pub fn check(proj: &Project, n: &Node, rec: &RunRecord, rehash: bool) -> Check {
             break;
         }
     }
-    let project: BTreeSet<&str> = rec
-        .outputs
-        .iter()
-        .filter(|o| o.area == Area::Project)
-        .map(|o| o.path.as_str())
-        .collect();
+    let project = paths_in(Area::Project, [rec]);
     for d in declared_dirs(proj, n) {
         for f in walk(&proj.pipeline.root.join(&d)).unwrap_or_default() {
             let p = format!("{d}/{f}");
@@ -109,6 +99,15 @@ pub fn check(proj: &Project, n: &Node, rec: &RunRecord, rehash: bool) -> Check {
         }
     }
     c
+}
+
+/// The paths the records list in `area`.
+fn paths_in<'a>(area: Area, recs: impl IntoIterator<Item = &'a RunRecord>) -> BTreeSet<&'a str> {
+    recs.into_iter()
+        .flat_map(|r| r.outputs.iter())
+        .filter(|o| o.area == area)
+        .map(|o| o.path.as_str())
+        .collect()
 }
 
 /// Files in the checkpoint folders of the planned instances that no current instance's record
@@ -153,12 +152,7 @@ pub fn stray_checkpoints(
         else {
             continue;
         };
-        let listed: BTreeSet<&str> = recs
-            .iter()
-            .flat_map(|r| r.outputs.iter())
-            .filter(|o| o.area == Area::Checkpoints)
-            .map(|o| o.path.as_str())
-            .collect();
+        let listed = paths_in(Area::Checkpoints, recs);
         let stray: Vec<String> = walk(&base.join(folder))
             .unwrap_or_default()
             .into_iter()
