@@ -65,6 +65,12 @@ export PIPE_TEST_RCLONE_KEY=$RCLONE_AK PIPE_TEST_RCLONE_SECRET=$RCLONE_SK
 include=(--include-ignored --skip process::interrupt_child)
 if [ "${PIPE_TEST_NO_SLURM:-0}" = 1 ]; then
   include+=(--skip slurm:: --skip slurm_exec:: --skip slurm_trouble::)
+  echo "skipped (PIPE_TEST_NO_SLURM=1): the slurm::, slurm_exec:: and slurm_trouble:: tests"
+fi
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+    && ! command -v google-chrome >/dev/null 2>&1 && ! command -v google-chrome-stable >/dev/null 2>&1; then
+  include+=(--skip stage_report::full_report_renders_in_chromium)
+  echo "skipped (no chromium on PATH): stage_report::full_report_renders_in_chromium"
 fi
 case " $* " in
   *" -- "*) cargo test --release "$@" "${include[@]}" ;;
