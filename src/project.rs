@@ -3,11 +3,19 @@
 
 use crate::cache::lockfile::LockFile;
 use crate::cache::stat::StatCache;
-use crate::cache::Cache;
+use crate::cache::{Cache, FingerprintKey};
 use crate::config::{self, Overrides, Pipeline};
 use crate::error::{PipeError, Result};
 use crate::graph::Dag;
 use std::path::{Path, PathBuf};
+
+/// The store of the project at `root`, checking every run record's project outputs against
+/// the `outs` its stage kind declares (`cache::trust`).
+pub fn open_cache(root: &Path) -> Cache {
+    Cache::new(root).with_owners(std::sync::Arc::new(|key: &FingerprintKey| {
+        crate::stage::find(&key.kind).map(|k| k.declared_outputs(&key.params))
+    }))
+}
 
 pub struct Project {
     pub pipeline: Pipeline,
@@ -24,8 +32,8 @@ impl Project {
     pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Project> {
         let pipeline = config::load(root, file, ov)?;
         let dag = Dag::new(&pipeline);
-        let cache = Cache::new(root);
-        let stats = StatCache::load(&cache.layout().stat());
+        let cache = open_cache(root);
+        let stats = StatCache::load(root);
         let lock = LockFile::read(&pipeline.lock_path()).map_err(PipeError::Config)?;
         Ok(Project {
             pipeline,

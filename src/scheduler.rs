@@ -107,7 +107,10 @@ pub fn execute(
     let mut holds_slot = vec![false; nn];
     let mut stop = false;
     let (tx, rx) = mpsc::channel::<(usize, Result<(Outcome, RunRecord), Outcome>)>();
-    let staging = Staging::new(proj.cache.layout().staging(std::process::id()));
+    let staging = Staging::new(
+        proj.pipeline.root.clone(),
+        proj.cache.layout().staging(std::process::id()),
+    );
     let staging = &staging;
 
     std::thread::scope(|s| {
@@ -213,7 +216,7 @@ pub fn execute(
         }
     });
     progress.finish();
-    let _ = std::fs::remove_dir_all(&staging.base);
+    staging.remove();
     (outcomes, records)
 }
 
@@ -395,7 +398,7 @@ mod tests {
         let dag = Dag::new(&pipeline);
         let cache = Cache::new(dir.path());
         let proj = Project {
-            stats: StatCache::load(&cache.layout().stat()),
+            stats: StatCache::load(dir.path()),
             cache,
             dag,
             pipeline,

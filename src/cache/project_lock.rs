@@ -1,15 +1,18 @@
 //! The project lock: an advisory `flock` on `cache/lock` holding the holder's pid. The OS drops
 //! the lock when its holder dies (even by `kill -9`), so a stale lock is taken over without any
-//! manual unlock step.
+//! manual unlock step. Taking it sweeps what dead processes left (`super::tmp::sweep`); a holder
+//! that ends normally closes its temp-file journal when it lets go.
 
+use super::{fsafe, Cache};
 use fs4::fs_std::FileExt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::PathBuf;
 
 /// A held project lock; released on drop.
 pub struct ProjectLock {
     file: File,
+    root: PathBuf,
 }
 
 /// Why the lock could not be taken.
@@ -23,14 +26,15 @@ impl ProjectLock {
     /// Takes the lock. With `wait`, blocks until it is free (calling `on_wait` once with the
     /// holder's pid first); otherwise returns `Busy`.
     pub fn acquire(
-        cache_dir: &Path,
+        cache: &Cache,
         wait: bool,
         on_wait: impl FnOnce(Option<u32>),
     ) -> Result<Self, LockError> {
-        std::fs::create_dir_all(cache_dir).map_err(LockError::Io)?;
+        let root = cache.root();
+        fsafe::create_dir_all(root, cache.dir()).map_err(|e| LockError::Io(e.into()))?;
         use std::os::unix::fs::OpenOptionsExt;
         // O_NOFOLLOW: a link planted at `cache/lock` is refused, never followed and truncated.
-        let path = crate::layout::CacheLayout::at(cache_dir).lock();
+        let path = cache.layout().lock();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -61,7 +65,11 @@ impl ProjectLock {
         file.seek(SeekFrom::Start(0)).map_err(LockError::Io)?;
         write!(file, "{}", std::process::id()).map_err(LockError::Io)?;
         let _ = file.flush();
-        Ok(ProjectLock { file })
+        super::tmp::sweep(root);
+        Ok(ProjectLock {
+            file,
+            root: root.to_path_buf(),
+        })
     }
 }
 
@@ -74,6 +82,9 @@ fn read_pid(file: &mut File) -> Option<u32> {
 
 impl Drop for ProjectLock {
     fn drop(&mut self) {
+        if !std::thread::panicking() {
+            super::tmp::finish(&self.root);
+        }
         let _ = self.file.set_len(0);
         let _ = FileExt::unlock(&self.file);
     }

@@ -3,7 +3,7 @@
 
 use crate::cache::lockfile::LockFile;
 use crate::cache::project_lock::{LockError, ProjectLock};
-use crate::cache::{walk, Cache};
+use crate::cache::walk;
 use crate::digest::{Blake3, Fingerprint};
 use crate::error::{PipeError, Result};
 use std::collections::BTreeSet;
@@ -97,7 +97,7 @@ pub fn run(args: CleanArgs) -> Result<i32> {
     let root = super::project::project_root()?;
     let cwd = std::env::current_dir()
         .map_err(|e| PipeError::Failed(format!("cannot read the current folder: {e}")))?;
-    let cache = Cache::new(&root);
+    let cache = crate::project::open_cache(&root);
     if !args.cache && args.pipeline.is_none() {
         return Err(PipeError::Config(
             "pipe clean: give a pipeline file, or --cache --unreferenced".into(),
@@ -108,7 +108,7 @@ pub fn run(args: CleanArgs) -> Result<i32> {
             "pipe clean --cache: add --unreferenced (only unreferenced objects are removed)".into(),
         ));
     }
-    let _lock = match ProjectLock::acquire(cache.dir(), !args.no_wait, |pid| {
+    let _lock = match ProjectLock::acquire(&cache, !args.no_wait, |pid| {
         eprintln!(
             "waiting for the project lock held by {}",
             pid.map(|p| format!("pid {p}"))

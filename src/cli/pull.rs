@@ -1,6 +1,9 @@
 //! `pipe pull PIPELINE`: downloads from the remote store the run records and objects of the
-//! pipeline's lock file that are missing locally, each object verified by blake3.
+//! pipeline's lock file that are missing locally, each record validated and each object
+//! verified by blake3 before it enters the store. Takes the project lock, as `run` does.
 
+use crate::cache::project_lock::{LockError, ProjectLock};
+use crate::cache::Cache;
 use crate::error::{PipeError, Result};
 use std::path::PathBuf;
 
@@ -12,6 +15,9 @@ pub struct PullArgs {
     /// pipeline's top-level `remote:`.
     #[arg(long, value_name = "URL")]
     pub remote: Option<String>,
+    /// Exit at once when another `pipe` holds the project lock.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 pub fn run(a: PullArgs) -> Result<i32> {
@@ -27,7 +33,8 @@ pub fn run(a: PullArgs) -> Result<i32> {
             lock_path.display()
         )));
     }
-    let cache = crate::cache::Cache::new(&root);
+    let cache = crate::project::open_cache(&root);
+    let _lock = take_lock(&cache, !a.no_wait)?;
     let t = crate::remote::pull(&cache, &fps, &remote)?;
     println!(
         "pulled {} records and {} objects ({}) from {}; {} records and {} objects already here; {} runs not on the remote",
@@ -49,5 +56,28 @@ pub fn run(a: PullArgs) -> Result<i32> {
         0
     } else {
         1
+    })
+}
+
+/// The project lock, waiting (with one line saying for whom) unless `wait` is false.
+fn take_lock(cache: &Cache, wait: bool) -> Result<ProjectLock> {
+    ProjectLock::acquire(cache, wait, |pid| {
+        eprintln!(
+            "waiting for the project lock held by {}",
+            pid.map(|p| format!("pid {p}"))
+                .unwrap_or_else(|| "another process".into())
+        )
+    })
+    .map_err(|e| match e {
+        LockError::Busy(pid) => PipeError::Failed(format!(
+            "another `pipe` ({}) holds the project lock {}; wait for it or pull without --no-wait",
+            pid.map(|p| format!("pid {p}"))
+                .unwrap_or_else(|| "unknown pid".into()),
+            cache.layout().lock().display()
+        )),
+        LockError::Io(e) => PipeError::Failed(format!(
+            "cannot take the project lock in {}: {e}",
+            cache.dir().display()
+        )),
     })
 }

@@ -28,7 +28,7 @@ pub fn run(a: PushArgs) -> Result<i32> {
             a.pipeline.display()
         )));
     }
-    let cache = crate::cache::Cache::new(&root);
+    let cache = crate::project::open_cache(&root);
     let t = crate::remote::push(&cache, &fps, &remote)?;
     println!(
         "pushed {} records and {} objects ({}) to {}; {} records and {} objects already there",

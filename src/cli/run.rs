@@ -132,7 +132,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     check_own_folders(&proj)?;
 
     // The project lock; then re-read the lock file (another run may have just finished).
-    let _lock = match ProjectLock::acquire(proj.cache.dir(), !args.no_wait, |pid| {
+    let _lock = match ProjectLock::acquire(&proj.cache, !args.no_wait, |pid| {
         eprintln!(
             "waiting for the project lock held by {}",
             pid.map(|p| format!("pid {p}"))
@@ -156,7 +156,6 @@ pub fn run(args: RunArgs) -> Result<i32> {
         }
     };
     proj.reload_lock()?;
-    sweep_leftovers(&proj);
 
     let remote = if args.pull || args.push {
         let url = crate::remote::select::remote_url(
@@ -236,7 +235,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             }
         }
     }
-    if let Err(e) = lock.write(&p.lock_path()) {
+    if let Err(e) = lock.write(&p.root, &p.lock_path()) {
         eprintln!("warning: cannot write {}: {e}", p.lock_path().display());
     }
 
@@ -420,43 +419,6 @@ fn check_own_folders(proj: &plan::Project) -> Result<()> {
         crate::cache::fsafe::check_dir(root, &d).map_err(|e| PipeError::Config(e.to_string()))?;
     }
     Ok(())
-}
-
-/// Removes what killed runs left: staging folders and temporary files of dead processes.
-fn sweep_leftovers(proj: &plan::Project) {
-    // Every run removes its staging folder (`cache/tmp/<pid>`) when it ends, so `cache/tmp`
-    // holds something only after a killed run: only then are the store's folders searched for
-    // its temporary files (a no-op run reads no more folders than it must).
-    let leftover = std::fs::read_dir(proj.cache.layout().tmp())
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false);
-    if !leftover {
-        return;
-    }
-    let _ = std::fs::remove_dir_all(proj.cache.layout().tmp());
-    let mut dirs = vec![
-        proj.cache.dir().to_path_buf(),
-        proj.cache.layout().runs(),
-        proj.pipeline
-            .lock_path()
-            .parent()
-            .map(|p| p.to_path_buf())
-            .unwrap_or_default(),
-    ];
-    if let Ok(rd) = std::fs::read_dir(proj.cache.layout().objects()) {
-        dirs.extend(rd.flatten().map(|e| e.path()));
-    }
-    for d in dirs {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if crate::cache::is_stale_tmp(&name) && e.file_type().is_ok_and(|t| t.is_file()) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
 }
 
 /// Removes the results and checkpoint folders of instances no longer in the pipeline (a value

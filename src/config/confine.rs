@@ -85,6 +85,14 @@ fn bad_output(root: &Path, c: &[String], protected: &[Vec<String>]) -> Option<St
     None
 }
 
+/// The rules of `outs` for one path relative to the project root (also applied to the paths
+/// of run records from a store or a remote): its normal components, or why it may not be an
+/// output.
+pub fn output_rule(root: &Path, path: &Path) -> std::result::Result<Vec<String>, String> {
+    let c = normalise(path).map_err(str::to_string)?;
+    bad_output(root, &c, &[]).map_or(Ok(c), Err)
+}
+
 /// Checks every instance's declared outputs and `deps`. `pipeline_file` is the pipeline path
 /// as given; `blame(node, key)` is where the node's `key` parameter was set.
 pub(crate) fn check(

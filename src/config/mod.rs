@@ -12,7 +12,7 @@ mod parse;
 pub mod resources;
 mod siblings;
 
-pub use confine::normalise;
+pub use confine::{normalise, output_rule};
 pub use ids::{instance_id, natural_cmp, scalar_text, MAX_ID_BYTES};
 pub use locate::{at_best, locate};
 pub use names::{closest, levenshtein, nearest};

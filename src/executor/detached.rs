@@ -172,7 +172,8 @@ pub fn collect(
     fp: &Fingerprint,
 ) -> Result<Option<RunRecord>, String> {
     if job.forced {
-        let Some(bytes) = crate::remote::fetch_record(remote, fp).map_err(|e| e.to_string())?
+        let Some((_, bytes)) =
+            crate::remote::fetch_record(remote, &proj.cache, fp).map_err(|e| e.to_string())?
         else {
             return Ok(None);
         };
@@ -186,9 +187,9 @@ pub fn collect(
         if !rep.missing.is_empty() || !rep.corrupt.is_empty() {
             return Ok(None);
         }
-        let path = proj.cache.record_path(fp);
-        crate::cache::write_atomic(&path, &bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        proj.cache
+            .admit_record(fp, &bytes)
+            .map_err(|e| format!("{}: {e}", proj.cache.record_path(fp).display()))?;
     }
     // Materialised from the record now in the store, never recomputed here.
     let unforced = Job {
@@ -211,7 +212,7 @@ pub fn fetch_log(
 ) -> Option<String> {
     let n = &proj.pipeline.nodes[job.index];
     let bytes = remote
-        .get_bytes(&manifest::job_log_key(fp, &id.to_string()))
+        .get_bytes(&manifest::job_log_key(fp, &id.to_string()), 64 << 20)
         .ok()
         .flatten()?;
     let root = &proj.pipeline.root;

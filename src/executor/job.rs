@@ -80,10 +80,13 @@ pub fn run_instance(
     }
     let tag = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| std::process::id().to_string());
     // Not under cache/tmp: a restarted driver sweeps that folder while this job may still run.
-    let staging = Staging::new(proj.cache.layout().jobs().join(tag));
+    let staging = Staging::new(
+        proj.pipeline.root.clone(),
+        proj.cache.layout().jobs().join(tag),
+    );
     let r = crate::instance::run(proj, &job, &staging);
     proj.stats.save();
-    let _ = std::fs::remove_dir_all(&staging.base);
+    staging.remove();
     match r {
         Ok((o, rec)) => {
             eprintln!("{}: {o:?}, record {}", n.id, rec.fingerprint);

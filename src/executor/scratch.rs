@@ -5,7 +5,6 @@
 //! its objects pushed and its run record last. A failed job leaves its log on the remote.
 
 use super::job::{run_instance, JobEnd};
-use crate::cache::Cache;
 use crate::config::Overrides;
 use crate::digest::Fingerprint;
 use crate::error::{PipeError, Result};
@@ -37,7 +36,7 @@ pub fn run(key: &str, url: &str, mirrors: Vec<PathBuf>) -> Result<i32> {
 
 fn run_in(root: &Path, remote: &Remote, m: &JobManifest, mirrors: Vec<PathBuf>) -> Result<i32> {
     manifest::materialise(remote, m, root)?;
-    let cache = Cache::new(root);
+    let cache = crate::project::open_cache(root);
     let fps: Vec<Fingerprint> = m.ups.iter().map(|(_, fp)| *fp).collect();
     let t = crate::remote::pull(&cache, &fps, remote)?;
     let lacking: Vec<String> = t

@@ -1,37 +1,42 @@
 //! Reusable staging folders (`cache/tmp/<pid>/<k>/{out,ckpt,meas}`), one per running job,
 //! emptied after each stage: creating fresh folders per stage costs more than the stage's
-//! bookkeeping.
+//! bookkeeping. Created and emptied through `cache::fsafe`, never through a link.
 
+use crate::cache::fsafe;
 use std::path::PathBuf;
 
-/// Reusable staging folders (`cache/tmp/<pid>/<k>/{out,ckpt}`), one per running job, emptied
-/// after each stage: creating fresh folders per stage costs more than the stage's bookkeeping.
+/// Reusable staging folders (`cache/tmp/<pid>/<k>/{out,ckpt,meas}`), one per running job,
+/// emptied after each stage.
 pub struct Staging {
+    /// The project root (nothing is written through a link below it).
+    root: PathBuf,
     pub base: PathBuf,
     free: std::sync::Mutex<Vec<PathBuf>>,
     next: std::sync::atomic::AtomicUsize,
 }
 
 impl Staging {
-    pub fn new(base: PathBuf) -> Self {
+    /// Staging folders under `base`, a folder of the project at `root`.
+    pub fn new(root: PathBuf, base: PathBuf) -> Self {
         Staging {
+            root,
             base,
             free: std::sync::Mutex::new(Vec::new()),
             next: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
-    /// An empty slot with `out/` and `ckpt/`.
+    /// An empty slot with `out/`, `ckpt/` and `meas/`.
     pub fn take(&self) -> std::io::Result<PathBuf> {
         if let Some(p) = self.free.lock().ok().and_then(|mut f| f.pop()) {
             return Ok(p);
         }
         let k = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let slot = self.base.join(k.to_string());
-        let _ = std::fs::remove_dir_all(&slot);
-        std::fs::create_dir_all(slot.join("out"))?;
-        std::fs::create_dir_all(slot.join("ckpt"))?;
-        std::fs::create_dir_all(slot.join("meas"))?;
+        fsafe::remove(&self.root, &slot)?;
+        for d in ["out", "ckpt", "meas"] {
+            fsafe::create_dir_all(&self.root, &slot.join(d))?;
+        }
         Ok(slot)
     }
 
@@ -42,12 +47,7 @@ impl Staging {
             match std::fs::read_dir(slot.join(d)) {
                 Ok(rd) => {
                     for e in rd.flatten() {
-                        let p = e.path();
-                        let r = match e.file_type() {
-                            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),
-                            _ => std::fs::remove_file(&p),
-                        };
-                        ok &= r.is_ok();
+                        ok &= fsafe::remove(&self.root, &e.path()).is_ok();
                     }
                 }
                 Err(_) => ok = false,
@@ -59,6 +59,11 @@ impl Staging {
                 return;
             }
         }
-        let _ = std::fs::remove_dir_all(&slot);
+        let _ = fsafe::remove(&self.root, &slot);
+    }
+
+    /// Removes every slot (the run is over).
+    pub fn remove(&self) {
+        let _ = fsafe::remove(&self.root, &self.base);
     }
 }

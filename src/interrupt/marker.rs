@@ -21,24 +21,14 @@ fn marker_path(cache_dir: &Path, stage_id: &str) -> PathBuf {
         .join(name)
 }
 
-/// Records that stage `stage_id` was stopped by `sig`, for `pipe status`. Written atomically;
-/// a planted symlink at `cache/interrupted` is refused, never followed.
+/// Records that stage `stage_id` was stopped by `sig`, for `pipe status`. Written atomically
+/// through `cache::fsafe`: a planted symlink at `cache/` or `cache/interrupted` is refused,
+/// never followed.
 pub fn mark(cache_dir: &Path, stage_id: &str, sig: Signal) -> std::io::Result<()> {
     let path = marker_path(cache_dir, stage_id);
-    let dir = path.parent().expect("marker paths have a parent");
-    match std::fs::symlink_metadata(dir) {
-        Ok(m) if !m.is_dir() => {
-            return Err(std::io::Error::other(format!(
-            "{} is not a folder (a symlink or a file): refusing to write interrupted markers there",
-            dir.display()
-        )))
-        }
-        Ok(_) => {}
-        Err(_) => std::fs::create_dir_all(dir)?,
-    }
-    let tmp = dir.join(format!(".tmp{}", std::process::id()));
-    std::fs::write(&tmp, format!("interrupted by {sig}\n"))?;
-    std::fs::rename(&tmp, &path)
+    let root = cache_dir.parent().unwrap_or(cache_dir);
+    let text = format!("interrupted by {sig}\n");
+    Ok(crate::cache::fsafe::write_atomic(root, &path, text.as_bytes())?)
 }
 
 /// Whether `stage_id` was interrupted since its last completed run.
@@ -48,10 +38,11 @@ pub fn was_interrupted(cache_dir: &Path, stage_id: &str) -> bool {
 
 /// Removes the marker of `stage_id` (after it completes); absent markers are fine.
 pub fn clear(cache_dir: &Path, stage_id: &str) -> std::io::Result<()> {
-    match std::fs::remove_file(marker_path(cache_dir, stage_id)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
+    let root = cache_dir.parent().unwrap_or(cache_dir);
+    Ok(crate::cache::fsafe::remove(
+        root,
+        &marker_path(cache_dir, stage_id),
+    )?)
 }
 
 #[cfg(test)]

@@ -32,6 +32,16 @@ pub enum RemoteError {
         expected: String,
         got: String,
     },
+    /// A run record on the remote that is not a valid record for the fingerprint it is
+    /// filed under (see `cache::trust`): never used.
+    #[error("remote run record `{key}` is refused: {why}")]
+    BadRecord { key: String, why: String },
+    /// A file on the remote larger than pipe reads for its kind: never used.
+    #[error("remote file `{key}` is over the limit of {limit} bytes")]
+    TooLarge { key: String, limit: u64 },
+    /// A write or read pipe refuses (a link in the way, not a regular file), naming the path.
+    #[error("{0}")]
+    Unsafe(#[from] crate::cache::fsafe::FsError),
     /// Any other unexpected answer.
     #[error("remote {endpoint}: {op} `{key}` answered HTTP {status}: {detail}")]
     Http {
@@ -63,7 +73,10 @@ impl RemoteError {
 
     /// A corrupt (or truncated) remote object: the caller treats it as missing.
     pub fn is_corrupt(&self) -> bool {
-        matches!(self, RemoteError::Corrupt { .. })
+        matches!(
+            self,
+            RemoteError::Corrupt { .. } | RemoteError::BadRecord { .. } | RemoteError::TooLarge { .. }
+        )
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

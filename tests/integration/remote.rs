@@ -197,12 +197,12 @@ fn corrupt_record(remote: &Remote) {
     pipe::remote::push(&ca, &fps, remote).unwrap();
     let other = std::fs::read(ca.record_path(&fps[1])).unwrap();
     remote.put_bytes(&record_key(&fps[0]), &other).unwrap();
-    let err = pipe::remote::fetch_record(remote, &fps[0]).unwrap_err();
+    let err = pipe::remote::fetch_record(remote, &ca, &fps[0]).unwrap_err();
     assert!(
         err.is_corrupt() && err.to_string().contains(&record_key(&fps[0])),
         "{err}"
     );
-    assert!(pipe::remote::fetch_record(remote, &fps[1])
+    assert!(pipe::remote::fetch_record(remote, &ca, &fps[1])
         .unwrap()
         .is_some());
 }
