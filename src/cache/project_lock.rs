@@ -32,6 +32,7 @@ impl ProjectLock {
     ) -> Result<Self, LockError> {
         let root = cache.root();
         fsafe::create_dir_all(root, cache.dir()).map_err(|e| LockError::Io(e.into()))?;
+        cache.check_links().map_err(|e| LockError::Io(e.into()))?;
         use std::os::unix::fs::OpenOptionsExt;
         // O_NOFOLLOW: a link planted at `cache/lock` is refused, never followed and truncated.
         let path = cache.layout().lock();

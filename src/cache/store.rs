@@ -61,6 +61,8 @@ pub struct Cache {
     owners: Option<Arc<Owners>>,
     /// Objects and records already warned about in this process (one warning each).
     warned: Arc<Mutex<HashSet<String>>>,
+    /// Move nothing (`status --verify`): an invalid record is only warned about.
+    read_only: bool,
 }
 
 impl std::fmt::Debug for Cache {
@@ -84,7 +86,37 @@ impl Cache {
             link,
             owners: None,
             warned: Arc::default(),
+            read_only: false,
         }
+    }
+
+    /// From now on nothing is moved aside: an invalid record is warned about and ignored
+    /// (for commands that report and change nothing).
+    pub fn set_read_only(&mut self) {
+        self.read_only = true;
+    }
+
+    /// Refuses a store whose folder, or one of its folders (`objects/`, `runs/`, `tmp/`,
+    /// `quarantine/`, `downloads/`, `interrupted/`, `jobs/`, `experiments/`), is a symbolic
+    /// link: pipe never writes through a link it did not create. Cheap: a few `lstat`s.
+    pub fn check_links(&self) -> Result<(), FsError> {
+        fsafe::check_dir(&self.root, self.dir())?;
+        let l = &self.layout;
+        for d in [
+            l.objects(),
+            l.runs(),
+            l.tmp(),
+            l.quarantine(),
+            l.downloads(),
+            l.interrupted(),
+            l.jobs(),
+            l.experiments(),
+        ] {
+            if std::fs::symlink_metadata(&d).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(FsError::Symlink(d));
+            }
+        }
+        Ok(())
     }
 
     /// Checks the project outputs of every record against the `outs` its stage declares
@@ -184,6 +216,15 @@ impl Cache {
     /// Moves an invalid record aside, with one warning.
     fn quarantine_record(&self, fp: &Fingerprint, why: &RecordError) {
         let path = self.record_path(fp);
+        if self.read_only {
+            self.warn_once(format!("record {fp}"), || {
+                format!(
+                    "the run record {} is refused: {why}; its stage would run again",
+                    self.rel(&path).display()
+                )
+            });
+            return;
+        }
         let dest = self.quarantine_dest(&format!("{fp}.json"));
         let moved = dest
             .as_ref()

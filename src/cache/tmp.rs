@@ -141,9 +141,31 @@ fn sweep_dir(root: &Path, dir: &Path) -> usize {
     n
 }
 
+/// The store's own folders, swept whenever a dead process left anything in `cache/tmp/` (its
+/// journal may have been cut short by the kill): `cache/`, `runs/`, every `objects/<ab>/`,
+/// `quarantine/`, `interrupted/` and `pipelines/`.
+fn store_dirs(root: &Path) -> Vec<PathBuf> {
+    let l = Layout::new(root);
+    let c = l.cache();
+    let mut dirs = vec![
+        c.dir().to_path_buf(),
+        c.runs(),
+        c.quarantine(),
+        c.interrupted(),
+        l.pipelines(),
+    ];
+    if fsafe::check_dir(root, &c.objects()).is_ok() {
+        if let Ok(rd) = std::fs::read_dir(c.objects()) {
+            dirs.extend(rd.flatten().map(|e| e.path()));
+        }
+    }
+    dirs
+}
+
 /// Removes what dead processes left in the project at `root`: their staging folders and
-/// journals under `cache/tmp/`, and their temporary files in every folder a journal names.
-/// Returns how many entries were removed. Cheap when nothing was left: one folder read.
+/// journals under `cache/tmp/`, and their temporary files in every folder a journal names and
+/// in the store's own folders. Returns how many entries were removed. Cheap when nothing was
+/// left: one folder read.
 pub fn sweep(root: &Path) -> usize {
     let tmp = Layout::new(root).cache().tmp();
     if fsafe::check_dir(root, &tmp).is_err() {
@@ -153,6 +175,7 @@ pub fn sweep(root: &Path) -> usize {
         return 0;
     };
     let mut n = 0;
+    let mut any = false;
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let path = e.path();
@@ -175,9 +198,13 @@ pub fn sweep(root: &Path) -> usize {
         } else if !(name.parse().is_ok_and(dead) || is_stale_tmp(&name)) {
             continue;
         }
+        any = true;
         if fsafe::remove(root, &path).is_ok() {
             n += 1;
         }
+    }
+    if any {
+        n += store_dirs(root).iter().map(|d| sweep_dir(root, d)).sum::<usize>();
     }
     n
 }

@@ -24,6 +24,9 @@ pub fn run(a: PullArgs) -> Result<i32> {
     let root = std::env::current_dir()?;
     let url = crate::remote::select::remote_url(a.remote.as_deref(), &root, &a.pipeline)?;
     let remote = crate::remote::Remote::open(&url, &root)?;
+    // The project lock first: a run may be writing the lock file and the store.
+    let cache = crate::project::open_cache(&root);
+    let _lock = take_lock(&cache, !a.no_wait)?;
     let lock_path = crate::layout::Layout::new(&root).lock_file(&a.pipeline);
     let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::Config)?;
     let fps = crate::remote::sync::lock_fingerprints(&lock);
@@ -33,8 +36,6 @@ pub fn run(a: PullArgs) -> Result<i32> {
             lock_path.display()
         )));
     }
-    let cache = crate::project::open_cache(&root);
-    let _lock = take_lock(&cache, !a.no_wait)?;
     let t = crate::remote::pull(&cache, &fps, &remote)?;
     println!(
         "pulled {} records and {} objects ({}) from {}; {} records and {} objects already here; {} runs not on the remote",

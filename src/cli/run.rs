@@ -409,6 +409,9 @@ fn pull_what_the_plan_needs(
 /// Refuses to run when one of pipe's own folders is a symlink (pipe never writes through a
 /// link it did not create).
 fn check_own_folders(proj: &plan::Project) -> Result<()> {
+    proj.cache
+        .check_links()
+        .map_err(|e| PipeError::Config(e.to_string()))?;
     let root = &proj.pipeline.root;
     let dirs = proj.dirs();
     for d in [

@@ -27,7 +27,13 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: StatusArgs) -> Result<i32> {
-    let proj = args.pipeline.load()?;
+    let mut proj = args.pipeline.load()?;
+    proj.cache
+        .check_links()
+        .map_err(|e| crate::error::PipeError::Config(e.to_string()))?;
+    if args.verify {
+        proj.cache.set_read_only();
+    }
     let nn = proj.pipeline.nodes.len();
     let interrupted = |id: &str| crate::interrupt::was_interrupted(proj.cache.dir(), id);
     let plans = plan::plan(

@@ -37,7 +37,7 @@ pub enum RemoteError {
     #[error("remote run record `{key}` is refused: {why}")]
     BadRecord { key: String, why: String },
     /// A file on the remote larger than pipe reads for its kind: never used.
-    #[error("remote file `{key}` is over the limit of {limit} bytes")]
+    #[error("remote file `{key}` is refused: it is over the limit of {limit} bytes")]
     TooLarge { key: String, limit: u64 },
     /// A write or read pipe refuses (a link in the way, not a regular file), naming the path.
     #[error("{0}")]

@@ -28,3 +28,5 @@ mod stage_fetch;
 mod stage_report;
 mod stage_tokenize;
 mod stage_train;
+mod store;
+mod untrusted;
