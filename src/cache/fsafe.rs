@@ -16,7 +16,9 @@ pub enum FsError {
     Symlink(PathBuf),
     #[error("refusing to touch {0}: it is outside the project")]
     Outside(PathBuf),
-    #[error("refusing to read {0}: it is not a regular file (a link, a folder, a FIFO or a device)")]
+    #[error(
+        "refusing to read {0}: it is not a regular file (a link, a folder, a FIFO or a device)"
+    )]
     NotFile(PathBuf),
     #[error("refusing to read {path}: it is over {limit} bytes")]
     TooLarge { path: PathBuf, limit: u64 },

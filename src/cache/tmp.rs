@@ -37,11 +37,40 @@ fn journalled() -> &'static Mutex<HashSet<PathBuf>> {
     SET.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
+/// This machine's name: a journal is only ever swept on the machine that wrote it (a Slurm
+/// job on another node of a shared folder has pids this machine cannot check).
+fn host() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: `buf` is writable for its whole length, which is passed.
+        let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let name = String::from_utf8_lossy(&buf[..end]);
+        let safe: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .collect();
+        if r == 0 && !safe.is_empty() {
+            safe
+        } else {
+            "localhost".into()
+        }
+    })
+}
+
+/// `cache/tmp/<pid>@<host>.journal`.
 fn journal_path(root: &Path, pid: u32) -> PathBuf {
     Layout::new(root)
         .cache()
         .tmp()
-        .join(format!("{pid}.journal"))
+        .join(format!("{pid}@{}.journal", host()))
+}
+
+/// The pid of one of this machine's journals, from its file name.
+fn journal_pid(name: &str) -> Option<u32> {
+    let (pid, h) = name.strip_suffix(".journal")?.split_once('@')?;
+    (h == host()).then(|| pid.parse().ok())?
 }
 
 /// Records (once per process) that temporary files may be created in `dir`, a folder of the
@@ -59,8 +88,7 @@ fn record(root: &Path, dir: &Path) {
     };
     let journal = journal_path(root, std::process::id());
     let Some(jdir) = journal.parent() else { return };
-    if fsafe::create_dir_all(root, jdir).is_err() || fsafe::check_parent(root, &journal).is_err()
-    {
+    if fsafe::create_dir_all(root, jdir).is_err() || fsafe::check_parent(root, &journal).is_err() {
         return;
     }
     let line = serde_json::to_string(&rel.to_string_lossy()).unwrap_or_default();
@@ -179,7 +207,10 @@ pub fn sweep(root: &Path) -> usize {
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let path = e.path();
-        if let Some(pid) = name.strip_suffix(".journal").and_then(|p| p.parse().ok()) {
+        if name.ends_with(".journal") {
+            let Some(pid) = journal_pid(&name) else {
+                continue; // another machine's
+            };
             if !dead(pid) {
                 continue;
             }
@@ -204,7 +235,10 @@ pub fn sweep(root: &Path) -> usize {
         }
     }
     if any {
-        n += store_dirs(root).iter().map(|d| sweep_dir(root, d)).sum::<usize>();
+        n += store_dirs(root)
+            .iter()
+            .map(|d| sweep_dir(root, d))
+            .sum::<usize>();
     }
     n
 }
@@ -246,7 +280,7 @@ mod tests {
             std::fs::write(f, "x").unwrap();
         }
         std::fs::write(
-            tmp.join(format!("{ghost}.journal")),
+            tmp.join(format!("{ghost}@{}.journal", host())),
             "\"results/p/a\"\n\"pipelines\"\n\"../outside\"\nnot json\n",
         )
         .unwrap();

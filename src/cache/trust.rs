@@ -160,7 +160,7 @@ pub fn check(
         }
         if o.measure && o.area != Area::Results {
             return Err(bad(
-                "is a measurement outside the stage's results folder".into(),
+                "is a measurement outside the stage's results folder".into()
             ));
         }
         if o.area != Area::Project {

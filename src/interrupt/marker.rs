@@ -28,7 +28,11 @@ pub fn mark(cache_dir: &Path, stage_id: &str, sig: Signal) -> std::io::Result<()
     let path = marker_path(cache_dir, stage_id);
     let root = cache_dir.parent().unwrap_or(cache_dir);
     let text = format!("interrupted by {sig}\n");
-    Ok(crate::cache::fsafe::write_atomic(root, &path, text.as_bytes())?)
+    Ok(crate::cache::fsafe::write_atomic(
+        root,
+        &path,
+        text.as_bytes(),
+    )?)
 }
 
 /// Whether `stage_id` was interrupted since its last completed run.

@@ -75,7 +75,9 @@ impl RemoteError {
     pub fn is_corrupt(&self) -> bool {
         matches!(
             self,
-            RemoteError::Corrupt { .. } | RemoteError::BadRecord { .. } | RemoteError::TooLarge { .. }
+            RemoteError::Corrupt { .. }
+                | RemoteError::BadRecord { .. }
+                | RemoteError::TooLarge { .. }
         )
     }
 

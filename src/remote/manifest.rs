@@ -108,10 +108,12 @@ pub fn get(remote: &Remote, key: &str) -> Result<JobManifest> {
             url: remote.describe(),
             msg: format!("`{key}` is not a job manifest key (jobs/<blake3>.json)"),
         })?;
-    let bytes = remote.get_bytes(key, MAX_MANIFEST_BYTES)?.ok_or_else(|| RemoteError::Config {
-        url: remote.describe(),
-        msg: format!("no job manifest `{key}`"),
-    })?;
+    let bytes = remote
+        .get_bytes(key, MAX_MANIFEST_BYTES)?
+        .ok_or_else(|| RemoteError::Config {
+            url: remote.describe(),
+            msg: format!("no job manifest `{key}`"),
+        })?;
     let got = Blake3::of(&bytes);
     if got != hash {
         return Err(RemoteError::Corrupt {

@@ -238,7 +238,12 @@ pub fn pull(cache: &Cache, fps: &[Fingerprint], remote: &Remote) -> Result<Trans
     for fp in fps {
         // A valid local record is kept (an invalid one is quarantined and pulled again).
         if let Some(bytes) = cache.record_bytes(fp) {
-            needed.extend(record_objects(&bytes).unwrap_or_default().iter().map(|o| o.0));
+            needed.extend(
+                record_objects(&bytes)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|o| o.0),
+            );
             t.records_skipped += 1;
             continue;
         }

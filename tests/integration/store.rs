@@ -46,7 +46,10 @@ fn a_1_gib_output_is_handled_in_bounded_memory() {
         ("compute and store", &["run", "pipelines/p.yaml"]),
         ("verify after touch", &["run", "pipelines/p.yaml"]),
         ("restore after deletion", &["run", "pipelines/p.yaml"]),
-        ("push to a folder remote", &["push", "pipelines/p.yaml", "--remote", "REMOTE"]),
+        (
+            "push to a folder remote",
+            &["push", "pipelines/p.yaml", "--remote", "REMOTE"],
+        ),
     ];
     for (what, args) in steps {
         match what {
@@ -70,7 +73,12 @@ fn a_1_gib_output_is_handled_in_bounded_memory() {
             rss >> 20,
             t0.elapsed().as_secs_f64()
         ));
-        assert!(rss < LIMIT, "{what}: peak RSS {} MB: {}", rss >> 20, report.join("; "));
+        assert!(
+            rss < LIMIT,
+            "{what}: peak RSS {} MB: {}",
+            rss >> 20,
+            report.join("; ")
+        );
     }
     eprintln!("1 GiB output: {}", report.join("; "));
     assert_eq!(std::fs::metadata(&big).unwrap().len(), 1 << 30);
@@ -96,7 +104,9 @@ fn temp_files(root: &Path) -> Vec<PathBuf> {
             if e.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(e.path());
             } else if n.contains(".tmp")
-                && n.rsplit('-').next().is_some_and(|d| d.parse::<u64>().is_ok())
+                && n.rsplit('-')
+                    .next()
+                    .is_some_and(|d| d.parse::<u64>().is_ok())
             {
                 out.push(e.path());
             }
@@ -116,7 +126,11 @@ fn temp_files_of_a_killed_run_are_swept_by_the_next_run() {
     for _ in 0..5 {
         let _ = std::fs::remove_dir_all(p.path("results"));
         let _ = std::fs::remove_dir_all(p.path("cache"));
-        let mut child = p.cmd(&["run", "pipelines/p.yaml"]).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = p
+            .cmd(&["run", "pipelines/p.yaml"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(60) {
             if !temp_files(p.root()).is_empty() || child.try_wait().unwrap().is_some() {
@@ -132,7 +146,10 @@ fn temp_files_of_a_killed_run_are_swept_by_the_next_run() {
             break;
         }
     }
-    assert!(killed_with_temps, "never caught the run with a temporary file");
+    assert!(
+        killed_with_temps,
+        "never caught the run with a temporary file"
+    );
     let o = p.pipe(&["run", "pipelines/p.yaml"]);
     assert_eq!(code(&o), Some(0), "{}", text(&o));
     let left = temp_files(p.root());
@@ -163,18 +180,28 @@ fn a_dead_process_journal_leads_the_sweep_to_checkpoints_and_lock_files() {
         .iter()
         .map(|d| format!("\"{d}\"\n"))
         .collect();
-    p.write(&format!("cache/tmp/{dead}.journal"), &journal);
+    let journal_file = format!("cache/tmp/{dead}@{}.journal", host());
+    p.write(&journal_file, &journal);
     p.ok(&["run", "pipelines/p.yaml"]);
     for f in &left {
         assert!(!p.path(f).exists(), "{f} is still there");
     }
-    assert!(!p.path(&format!("cache/tmp/{dead}.journal")).exists());
+    assert!(!p.path(&journal_file).exists());
     // A run that ended normally leaves no journal behind.
     let tmp = p.path("cache/tmp");
     let journals: Vec<_> = std::fs::read_dir(&tmp)
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(journals.is_empty(), "{journals:?}");
+}
+
+/// This machine's name as pipe writes it in journal names.
+fn host() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    name.trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .collect()
 }
 
 const ONE: &str = "name: p\nstages:\n  a: { kind: command, params: { cmd: \"echo a >> runs.log; echo a > $PIPE_OUT/a.txt\" } }\n";
@@ -209,7 +236,10 @@ fn pull_takes_the_project_lock() {
     p.write("go", "");
     run.wait().unwrap();
     assert_eq!(code(&o), Some(1), "{e}");
-    assert!(e.contains("holds the project lock") && e.contains(&holder), "{e}");
+    assert!(
+        e.contains("holds the project lock") && e.contains(&holder),
+        "{e}"
+    );
 }
 
 #[test]
@@ -218,7 +248,10 @@ fn other_tools_lock_files_never_stop_clean() {
     p.ok(&["run", "pipelines/p.yaml"]);
     p.write("poetry.lock", "[[package]]\nname = \"x\"\n");
     p.write("uv.lock", "version = 1\n[[package]]\n");
-    p.write("web/yarn.lock", "# yarn lockfile v1\n\"a@^1\":\n  version \"1\"\n");
+    p.write(
+        "web/yarn.lock",
+        "# yarn lockfile v1\n\"a@^1\":\n  version \"1\"\n",
+    );
     p.write("web/package-lock.json", "{\"lockfileVersion\": 3}\n");
     p.write("tools/deps.lock", "{\"packages\": {}}\n");
     let objects = walk(&p.path("cache/objects")).len();
@@ -227,7 +260,10 @@ fn other_tools_lock_files_never_stop_clean() {
     assert_eq!(walk(&p.path("cache/objects")).len(), objects);
     // Our own lock file broken by a merge conflict still stops it.
     let lock = p.read("pipelines/p.lock");
-    p.write("pipelines/p.lock", &format!("<<<<<<< HEAD\n{lock}=======\n>>>>>>> other\n"));
+    p.write(
+        "pipelines/p.lock",
+        &format!("<<<<<<< HEAD\n{lock}=======\n>>>>>>> other\n"),
+    );
     let e = p.expect_err(&["clean", "--cache", "--unreferenced"], 2);
     assert!(e.contains("p.lock") && e.contains("refuses"), "{e}");
 }
@@ -255,7 +291,10 @@ fn stat_json_is_written_only_when_it_changed() {
     p.ok(&["run", "pipelines/p.yaml"]);
     let stat = p.path("cache/stat.json");
     let before = std::fs::metadata(&stat).unwrap();
-    for args in [&["run", "pipelines/p.yaml"][..], &["status", "pipelines/p.yaml"]] {
+    for args in [
+        &["run", "pipelines/p.yaml"][..],
+        &["status", "pipelines/p.yaml"],
+    ] {
         p.ok(args);
         let now = std::fs::metadata(&stat).unwrap();
         assert_eq!(

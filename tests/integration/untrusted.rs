@@ -72,7 +72,10 @@ impl World {
             serde_json::from_slice(&std::fs::read(col.join("pipelines/p.lock")).unwrap()).unwrap();
         let mut records = Vec::new();
         for s in ["a", "b", "c"] {
-            let fp = lock["stages"][s]["fingerprint"].as_str().unwrap().to_string();
+            let fp = lock["stages"][s]["fingerprint"]
+                .as_str()
+                .unwrap()
+                .to_string();
             let path = w.path(&format!("remote/runs/{fp}.json"));
             let bytes = std::fs::read(&path).unwrap();
             records.push((s.to_string(), path, bytes));
@@ -152,9 +155,12 @@ fn tamper(path: &Path, edit: impl FnOnce(&mut Value)) {
 }
 
 fn add_output(v: &mut Value, area: &str, path: &str, hash: &str, size: usize) {
-    v["outputs"].as_array_mut().unwrap().push(serde_json::json!({
-        "area": area, "path": path, "blake3": hash, "size": size
-    }));
+    v["outputs"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "area": area, "path": path, "blake3": hash, "size": size
+        }));
 }
 
 /// Runs the victim's `pipe run --pull` and checks the verdict: exit 0, a warning naming the
@@ -167,7 +173,13 @@ fn expect_refused(w: &World, what: &str, before: &[(PathBuf, Node)]) -> String {
     );
     let e = text(&o);
     assert_eq!(code(&o), Some(0), "{what}: {e}");
-    let fp_b = w.record("b").1.file_stem().unwrap().to_string_lossy().into_owned();
+    let fp_b = w
+        .record("b")
+        .1
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     assert!(
         e.contains("refused") && e.contains(&format!("runs/{fp_b}.json")),
         "{what}: no warning naming the record: {e}"
@@ -178,7 +190,10 @@ fn expect_refused(w: &World, what: &str, before: &[(PathBuf, Node)]) -> String {
         "{what}: only b recomputes: {e}"
     );
     assert!(w.guarded() == before, "{what}: a guarded file changed");
-    assert_eq!(std::fs::read_to_string(v.join("cdir/c.txt")).unwrap(), "c\n");
+    assert_eq!(
+        std::fs::read_to_string(v.join("cdir/c.txt")).unwrap(),
+        "c\n"
+    );
     assert_eq!(
         std::fs::read_to_string(v.join("results/demo/b/b.txt")).unwrap(),
         "b\n"
@@ -191,7 +206,13 @@ fn tampered_remote_records_are_refused_and_recomputed() {
     let w = World::new();
     let evil = w.plant_object(b"[core]\n\tfsmonitor = touch /tmp/pwned\n");
     let outside = w.path("outside/victim/keep.txt").display().to_string();
-    let fp_a = w.record("a").1.file_stem().unwrap().to_string_lossy().into_owned();
+    let fp_a = w
+        .record("a")
+        .1
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let paths: Vec<(&str, String)> = vec![
         ("project", ".git/config".into()),
         ("project", ".git/hooks/pre-commit".into()),
@@ -205,14 +226,22 @@ fn tampered_remote_records_are_refused_and_recomputed() {
     ];
     for (area, p) in &paths {
         w.reset_remote();
-        tamper(&w.record("b").1, |v| add_output(v, area, p, evil.as_str(), 40));
+        tamper(&w.record("b").1, |v| {
+            add_output(v, area, p, evil.as_str(), 40)
+        });
         w.victim();
         let before = w.guarded();
         expect_refused(&w, &format!("{area} {p}"), &before);
         assert!(!w.path("victim/.git/hooks/pre-commit").exists());
     }
     // Hashes that are not hashes: a panic, a hang, a file moved out of `outside/`, all before.
-    let hashes = ["a", "", "../..", "../srv/data/file.txt", &format!("..//{outside}")];
+    let hashes = [
+        "a",
+        "",
+        "../..",
+        "../srv/data/file.txt",
+        &format!("..//{outside}"),
+    ];
     for h in hashes {
         w.reset_remote();
         tamper(&w.record("b").1, |v| {
@@ -262,7 +291,13 @@ fn tampered_local_records_are_quarantined_and_recomputed() {
         (
             "outside",
             Box::new(|r: &mut Value| {
-                add_output(r, "project", "../outside/victim/keep.txt", evil_hash.as_str(), 5)
+                add_output(
+                    r,
+                    "project",
+                    "../outside/victim/keep.txt",
+                    evil_hash.as_str(),
+                    5,
+                )
             }),
         ),
         (
@@ -278,16 +313,28 @@ fn tampered_local_records_are_quarantined_and_recomputed() {
         let o = run_bounded(&v, &["run", "pipelines/p.yaml"]);
         let e = text(&o);
         assert_eq!(code(&o), Some(0), "{what}: {e}");
-        assert!(e.contains("refused") && e.contains("quarantine"), "{what}: {e}");
-        assert_eq!(e.matches("is refused").count(), 1, "{what}: one warning: {e}");
+        assert!(
+            e.contains("refused") && e.contains("quarantine"),
+            "{what}: {e}"
+        );
+        assert_eq!(
+            e.matches("is refused").count(),
+            1,
+            "{what}: one warning: {e}"
+        );
         assert_eq!(std::fs::read_to_string(v.join("runs.log")).unwrap(), "b\n");
         assert!(w.guarded() == before, "{what}: a guarded file changed");
-        assert_eq!(std::fs::read_to_string(v.join(".git/config")).unwrap(), GIT_CONFIG);
+        assert_eq!(
+            std::fs::read_to_string(v.join(".git/config")).unwrap(),
+            GIT_CONFIG
+        );
         // The recomputed run wrote a valid record again.
         let o = run_bounded(&v, &["status", "pipelines/p.yaml"]);
         assert!(!text(&o).contains("refused"), "{what}: {}", text(&o));
     }
-    let quarantined = std::fs::read_dir(v.join("cache/quarantine")).unwrap().count();
+    let quarantined = std::fs::read_dir(v.join("cache/quarantine"))
+        .unwrap()
+        .count();
     assert_eq!(quarantined, 3);
 }
 
@@ -310,7 +357,10 @@ fn linked_project(at: &str) -> (tempfile::TempDir, PathBuf) {
         .next()
         .unwrap()
         .file_name();
-    let at = at.replace("SHARD", &format!("cache/objects/{}", shard.to_string_lossy()));
+    let at = at.replace(
+        "SHARD",
+        &format!("cache/objects/{}", shard.to_string_lossy()),
+    );
     let link = root.join(at);
     if std::fs::symlink_metadata(&link).is_ok_and(|m| m.is_dir()) {
         std::fs::remove_dir_all(&link).unwrap();

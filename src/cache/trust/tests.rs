@@ -41,12 +41,23 @@ fn record(outs: &[&str], outputs: Vec<Output>) -> RunRecord {
 
 fn owners(k: &FingerprintKey) -> Option<Vec<PathBuf>> {
     let outs = k.params.get("outs")?.as_array()?;
-    Some(outs.iter().filter_map(|v| v.as_str()).map(PathBuf::from).collect())
+    Some(
+        outs.iter()
+            .filter_map(|v| v.as_str())
+            .map(PathBuf::from)
+            .collect(),
+    )
 }
 
 fn verdict(rec: &RunRecord) -> Result<(), RecordError> {
     let bytes = serde_json::to_vec(rec).unwrap();
-    parse(&bytes, &rec.fingerprint, Path::new("/nonexistent-root"), Some(&owners)).map(|_| ())
+    parse(
+        &bytes,
+        &rec.fingerprint,
+        Path::new("/nonexistent-root"),
+        Some(&owners),
+    )
+    .map(|_| ())
 }
 
 #[test]
@@ -109,11 +120,17 @@ fn records_bound_to_their_fingerprint_and_outputs() {
     // A key that does not hash to the fingerprint named.
     let mut forged = good.clone();
     forged.key.seed = 2;
-    assert!(matches!(verdict(&forged), Err(RecordError::KeyMismatch { .. })));
+    assert!(matches!(
+        verdict(&forged),
+        Err(RecordError::KeyMismatch { .. })
+    ));
     // Outputs changed without their hash.
     let mut swapped = good.clone();
     swapped.outputs[0].blake3 = Blake3::of(b"other");
-    assert!(matches!(verdict(&swapped), Err(RecordError::OutputsHash { .. })));
+    assert!(matches!(
+        verdict(&swapped),
+        Err(RecordError::OutputsHash { .. })
+    ));
     // The same output twice, a measurement outside results.
     let twice = record(&[], vec![out(Area::Results, "x"), out(Area::Results, "x")]);
     assert!(verdict(&twice).is_err());
