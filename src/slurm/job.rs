@@ -1,8 +1,14 @@
 //! Submitting and cancelling jobs: `sbatch --parsable` with a batch script on standard input,
-//! `scancel`.
+//! `scancel`, both retried while the controller is busy or restarting. A submission whose
+//! answer was lost (the controller took the job, then the reply timed out) is not submitted
+//! twice: each carries a token in its `--comment`, and before trying again the client looks
+//! for a job with that token.
 
-use super::{run, Result, SlurmError};
+use super::command::{run, shown, CallOpts};
+use super::retry::{retrying, Patience};
+use super::{Result, SlurmError};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One batch job to submit.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +51,12 @@ pub fn sh_quote(s: &str) -> String {
 impl JobSpec {
     /// The `sbatch` arguments (the script comes on standard input).
     pub fn args(&self) -> Vec<String> {
+        self.args_with_token("")
+    }
+
+    /// The arguments with a submission token as `--comment` (none when empty; a `--comment` in
+    /// `extra` comes later and wins).
+    fn args_with_token(&self, token: &str) -> Vec<String> {
         let mut a = vec![
             "--parsable".to_string(),
             format!("--job-name={}", self.name),
@@ -76,6 +88,9 @@ impl JobSpec {
         if let Some(d) = &self.workdir {
             a.push(format!("--chdir={}", d.display()));
         }
+        if !token.is_empty() {
+            a.push(format!("--comment={token}"));
+        }
         a.extend(self.extra.iter().cloned());
         a
     }
@@ -87,7 +102,70 @@ impl JobSpec {
     }
 }
 
-/// Submits a job; its id.
+/// A token no other submission of any process carries: pid, a counter and the clock.
+fn token() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "pipe-submit-{}-{}-{t}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Parses `sbatch --parsable`'s `id` or `id;cluster`.
+fn parse_id(out: &str) -> Result<u64> {
+    let first = out.trim().split(';').next().unwrap_or("").trim();
+    first.parse().map_err(|_| SlurmError::Parse {
+        cmd: "sbatch --parsable".into(),
+        output: out.trim().to_string(),
+    })
+}
+
+/// The job an earlier attempt of this submission created, if the controller has it: the
+/// job of this user and name whose comment is `token` (or, when `extra` replaced the comment,
+/// the newest unfinished job of that name).
+fn submitted_before(spec: &JobSpec, token: &str) -> Result<Option<u64>> {
+    let args: Vec<String> = [
+        "-h",
+        "--me",
+        "-t",
+        "all",
+        &format!("--name={}", spec.name),
+        "-O",
+        "JobID:|,State:|,Comment:",
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = run("squeue", &args, None, CallOpts::write())?;
+    let own_comment = spec.extra.iter().any(|e| e.starts_with("--comment"));
+    let mut found = None;
+    for l in out.lines() {
+        let f: Vec<&str> = l.splitn(3, '|').collect();
+        let (Some(id), Some(state), Some(comment)) = (
+            f.first().and_then(|i| i.trim().parse::<u64>().ok()),
+            f.get(1),
+            f.get(2),
+        ) else {
+            continue;
+        };
+        let ours = if own_comment {
+            !super::JobState::parse(state).is_terminal()
+        } else {
+            comment.trim() == token
+        };
+        if ours {
+            found = found.max(Some(id));
+        }
+    }
+    Ok(found)
+}
+
+/// Submits a job; its id. Retried while the controller is busy or restarting (for
+/// `PIPE_SLURM_PATIENCE`); an attempt whose reply was lost is found by its token, not repeated.
 pub fn submit(spec: &JobSpec) -> Result<u64> {
     if spec.command.is_empty() {
         return Err(SlurmError::Parse {
@@ -101,26 +179,53 @@ pub fn submit(spec: &JobSpec) -> Result<u64> {
             source,
         })?;
     }
-    let out = run("sbatch", &spec.args(), Some(&spec.script()))?;
-    // `--parsable` prints `id` or `id;cluster`
-    let first = out.trim().split(';').next().unwrap_or("").trim();
-    first.parse().map_err(|_| SlurmError::Parse {
-        cmd: "sbatch --parsable".into(),
-        output: out.trim().to_string(),
-    })
+    let token = token();
+    let args = spec.args_with_token(&token);
+    let script = spec.script();
+    let mut tried = false;
+    retrying(
+        &format!("sbatch --job-name={}", spec.name),
+        Patience::from_env(),
+        false,
+        || {
+            if tried {
+                if let Some(id) = submitted_before(spec, &token)? {
+                    eprintln!(
+                        "slurm: job {id} ({}) was submitted by an earlier attempt",
+                        spec.name
+                    );
+                    return Ok(id);
+                }
+            }
+            tried = true;
+            parse_id(&run("sbatch", &args, Some(&script), CallOpts::write())?)
+        },
+    )
 }
 
-/// Cancels jobs (`scancel`); unknown or finished ones are not an error.
+/// Cancels jobs (`scancel`); unknown or finished ones are not an error. Retried while the
+/// controller is busy or restarting.
 pub fn cancel(ids: &[u64]) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
     let args: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
-    match run("scancel", &args, None) {
-        Ok(_) => Ok(()),
-        Err(SlurmError::Command { stderr, .. }) if stderr.contains("Invalid job id") => Ok(()),
-        Err(e) => Err(e),
-    }
+    retrying(
+        &shown("scancel", &args),
+        Patience::from_env(),
+        false,
+        || match run("scancel", &args, None, CallOpts::write()) {
+            Ok(_) => Ok(()),
+            Err(SlurmError::Command { stderr, .. })
+                if stderr
+                    .lines()
+                    .all(|l| l.trim().is_empty() || l.contains("Invalid job id")) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -108,6 +108,18 @@ pub struct JobStatus {
     pub exit_code: Option<i32>,
     /// The signal that ended it, where known and non-zero.
     pub signal: Option<i32>,
+    /// The node(s) it runs or ran on (Slurm's host list); empty while pending.
+    pub node: String,
+}
+
+/// Parses the raw wait status `squeue -O exit_code` prints (`768` is exit code 3, `9` is
+/// signal 9): (exit code, signal), the signal only when non-zero.
+pub fn parse_wait_status(s: &str) -> (Option<i32>, Option<i32>) {
+    match s.trim().parse::<i32>() {
+        Ok(w) if w & 0x7f != 0 => (Some(0), Some(w & 0x7f)),
+        Ok(w) => (Some((w >> 8) & 0xff), None),
+        Err(_) => (None, None),
+    }
 }
 
 /// Parses Slurm's `ExitCode` form `code:signal`.
@@ -134,5 +146,9 @@ mod tests {
         assert!(JobState::Failed.is_terminal() && !JobState::Completing.is_terminal());
         assert_eq!(parse_exit("3:0"), (Some(3), None));
         assert_eq!(parse_exit("0:15"), (Some(0), Some(15)));
+        assert_eq!(parse_wait_status("768"), (Some(3), None));
+        assert_eq!(parse_wait_status("9"), (Some(0), Some(9)));
+        assert_eq!(parse_wait_status("0"), (Some(0), None));
+        assert_eq!(parse_wait_status("N/A"), (None, None));
     }
 }

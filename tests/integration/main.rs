@@ -22,6 +22,7 @@ mod remote;
 mod safety;
 mod slurm;
 mod slurm_exec;
+mod slurm_trouble;
 mod stage_embed;
 mod stage_eval;
 mod stage_fetch;
