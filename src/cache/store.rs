@@ -168,7 +168,7 @@ impl Cache {
 
     /// Validates record bytes filed under `fp` (see [`trust`]).
     pub fn validate(&self, fp: &Fingerprint, bytes: &[u8]) -> Result<RunRecord, RecordError> {
-        trust::parse(bytes, fp, &self.root, self.owners.as_deref())
+        trust::parse(bytes, fp, self.owners.as_deref())
     }
 
     /// The run record for a fingerprint and its file's bytes: `Ok(None)` when there is none,

@@ -92,12 +92,11 @@ fn plain_relative(path: &str) -> Option<String> {
     None
 }
 
-/// Parses and validates the bytes of the run record filed under `filed` in the project at
-/// `root`. With `owners`, project outputs must lie inside the stage's declared `outs`.
+/// Parses and validates the bytes of the run record filed under `filed`. With `owners`,
+/// project outputs must lie inside the stage's declared `outs`.
 pub fn parse(
     bytes: &[u8],
     filed: &Fingerprint,
-    root: &Path,
     owners: Option<&Owners>,
 ) -> Result<RunRecord, RecordError> {
     if bytes.len() as u64 > MAX_RECORD_BYTES {
@@ -107,7 +106,7 @@ pub fn parse(
     }
     let rec: RunRecord =
         serde_json::from_slice(bytes).map_err(|e| RecordError::Parse(shown(&e.to_string())))?;
-    check(&rec, filed, root, owners)?;
+    check(&rec, filed, owners)?;
     Ok(rec)
 }
 
@@ -115,7 +114,6 @@ pub fn parse(
 pub fn check(
     rec: &RunRecord,
     filed: &Fingerprint,
-    root: &Path,
     owners: Option<&Owners>,
 ) -> Result<(), RecordError> {
     if rec.fingerprint != *filed {
@@ -166,7 +164,7 @@ pub fn check(
         if o.area != Area::Project {
             continue; // inside the instance's own folder, by construction
         }
-        let c = crate::config::output_rule(root, Path::new(&o.path))
+        let c = crate::config::output_rule(Path::new(&o.path))
             .map_err(|why| bad(format!("{why}, which no stage may write")))?;
         if let Some(owned) = &owned {
             if !owned.iter().any(|d| c.starts_with(d)) {

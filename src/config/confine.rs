@@ -49,8 +49,9 @@ fn relative(root: &Path, p: &Path) -> Option<Vec<String>> {
     normalise(rel).ok()
 }
 
-/// Why an output (normalised) may not be written, if it may not.
-fn bad_output(root: &Path, c: &[String], protected: &[Vec<String>]) -> Option<String> {
+/// Why an output (normalised) may not be written, if it may not: the path rules, then (with
+/// `root`) a linked parent folder on disk.
+fn bad_output(root: Option<&Path>, c: &[String], protected: &[Vec<String>]) -> Option<String> {
     if c.is_empty() {
         return Some("is the project root".into());
     }
@@ -68,7 +69,7 @@ fn bad_output(root: &Path, c: &[String], protected: &[Vec<String>]) -> Option<St
             ));
         }
     }
-    let mut at = root.to_path_buf();
+    let mut at = root?.to_path_buf();
     for (k, part) in c[..c.len() - 1].iter().enumerate() {
         at.push(part);
         match std::fs::symlink_metadata(&at) {
@@ -85,12 +86,12 @@ fn bad_output(root: &Path, c: &[String], protected: &[Vec<String>]) -> Option<St
     None
 }
 
-/// The rules of `outs` for one path relative to the project root (also applied to the paths
-/// of run records from a store or a remote): its normal components, or why it may not be an
-/// output.
-pub fn output_rule(root: &Path, path: &Path) -> std::result::Result<Vec<String>, String> {
+/// The path rules of `outs` for one path relative to the project root (also applied to the
+/// paths of run records from a store or a remote; links on disk are refused when writing):
+/// its normal components, or why it may not be an output.
+pub fn output_rule(path: &Path) -> std::result::Result<Vec<String>, String> {
     let c = normalise(path).map_err(str::to_string)?;
-    bad_output(root, &c, &[]).map_or(Ok(c), Err)
+    bad_output(None, &c, &[]).map_or(Ok(c), Err)
 }
 
 /// Checks every instance's declared outputs and `deps`. `pipeline_file` is the pipeline path
@@ -119,7 +120,7 @@ pub(crate) fn check(
                     n.id
                 ))
             })?;
-            if let Some(why) = bad_output(root, &c, &protected) {
+            if let Some(why) = bad_output(Some(root), &c, &protected) {
                 return Err(cfg(format!(
                     "{}: stage `{}`: output `{shown_o}` {why}; {rule}",
                     blame(n, "outs"),

@@ -33,14 +33,52 @@ fn run_measured(mut cmd: Command) -> (Option<i32>, String, u64) {
     (code, text, ru.ru_maxrss as u64 * 1024)
 }
 
+/// Where [`rss_child`] works.
+const RSS_DIR: &str = "PIPE_STORE_RSS_TEST_DIR";
+
+/// Runs [`rss_child`] in a fresh process of this test binary: a forked child's peak RSS
+/// starts at its parent's (the kernel keeps the high-water mark across `exec`), so the
+/// measuring parent must be small, not this binary with every other test running in it.
 #[test]
 fn a_1_gib_output_is_handled_in_bounded_memory() {
+    let d = tempfile::tempdir().unwrap();
+    let o = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "store::rss_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(RSS_DIR, d.path())
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "rss_child failed:\n{out}");
+    assert!(out.contains("1 passed"), "rss_child did not run:\n{out}");
+    eprintln!(
+        "{}",
+        out.lines()
+            .find(|l| l.starts_with("1 GiB output"))
+            .unwrap_or("")
+    );
+}
+
+/// A 1 GiB output stored, verified after `touch`, restored after deletion and pushed to a
+/// folder remote, each by a `pipe` whose peak RSS (`wait4`) stays under 200 MB. Run only by
+/// the test above, in a process of its own.
+#[test]
+#[ignore = "run by a_1_gib_output_is_handled_in_bounded_memory in a process of its own"]
+fn rss_child() {
     const LIMIT: u64 = 200 << 20;
-    let p = Proj::new(
+    let dir = PathBuf::from(std::env::var(RSS_DIR).expect("run by a parent test"));
+    let root = dir.join("proj");
+    write(
+        &root.join("pipelines/p.yaml"),
         "name: p\nstages:\n  big: { kind: command, params: { cmd: \"head -c 1073741824 /dev/urandom > $PIPE_OUT/big.bin\" } }\n",
     );
-    let remote = p.tmp().join("remote");
-    let big = p.path("results/p/big/big.bin");
+    let remote = dir.join("remote");
+    let big = root.join("results/p/big/big.bin");
     let mut report = Vec::new();
     let steps: [(&str, &[&str]); 4] = [
         ("compute and store", &["run", "pipelines/p.yaml"]),
@@ -66,7 +104,7 @@ fn a_1_gib_output_is_handled_in_bounded_memory() {
             .collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let t0 = Instant::now();
-        let (code, err, rss) = run_measured(p.cmd(&args));
+        let (code, err, rss) = run_measured(pipe_cmd(&root, &args));
         assert_eq!(code, Some(0), "{what}: {err}");
         report.push(format!(
             "{what}: peak RSS {} MB in {:.1} s",

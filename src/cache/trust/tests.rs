@@ -51,13 +51,7 @@ fn owners(k: &FingerprintKey) -> Option<Vec<PathBuf>> {
 
 fn verdict(rec: &RunRecord) -> Result<(), RecordError> {
     let bytes = serde_json::to_vec(rec).unwrap();
-    parse(
-        &bytes,
-        &rec.fingerprint,
-        Path::new("/nonexistent-root"),
-        Some(&owners),
-    )
-    .map(|_| ())
+    parse(&bytes, &rec.fingerprint, Some(&owners)).map(|_| ())
 }
 
 #[test]
@@ -115,7 +109,7 @@ fn records_bound_to_their_fingerprint_and_outputs() {
     let other = record(&["y"], vec![]);
     // Filed under another fingerprint.
     let bytes = serde_json::to_vec(&good).unwrap();
-    let e = parse(&bytes, &other.fingerprint, Path::new("/r"), None).unwrap_err();
+    let e = parse(&bytes, &other.fingerprint, None).unwrap_err();
     assert!(matches!(e, RecordError::Misfiled { .. }), "{e}");
     // A key that does not hash to the fingerprint named.
     let mut forged = good.clone();
@@ -139,7 +133,7 @@ fn records_bound_to_their_fingerprint_and_outputs() {
     assert!(verdict(&record(&[], vec![m])).is_err());
     // Size and count limits.
     let huge = vec![b' '; MAX_RECORD_BYTES as usize + 1];
-    let e = parse(&huge, &good.fingerprint, Path::new("/r"), None).unwrap_err();
+    let e = parse(&huge, &good.fingerprint, None).unwrap_err();
     assert!(matches!(e, RecordError::TooLarge { .. }));
     let many: Vec<Output> = (0..=MAX_OUTPUTS)
         .map(|i| out(Area::Results, &format!("f{i}")))
@@ -157,7 +151,7 @@ fn bad_hashes_are_refused_at_parse_time() {
     let h = good.outputs[0].blake3.to_string();
     for bad in ["a", "", "../..", "../srv/data/file.txt", "..//etc/passwd"] {
         let t = text.replace(&h, bad);
-        let e = parse(t.as_bytes(), &good.fingerprint, Path::new("/r"), None).unwrap_err();
+        let e = parse(t.as_bytes(), &good.fingerprint, None).unwrap_err();
         assert!(matches!(e, RecordError::Parse(_)), "{bad}: {e}");
         assert!(e.to_string().contains("blake3"), "{e}");
     }
@@ -167,8 +161,8 @@ fn bad_hashes_are_refused_at_parse_time() {
 fn without_owners_project_outputs_follow_the_outs_rules_only() {
     let rec = record(&[], vec![out(Area::Project, "anything/else.txt")]);
     let bytes = serde_json::to_vec(&rec).unwrap();
-    parse(&bytes, &rec.fingerprint, Path::new("/r"), None).unwrap();
+    parse(&bytes, &rec.fingerprint, None).unwrap();
     let rec = record(&[], vec![out(Area::Project, ".git/config")]);
     let bytes = serde_json::to_vec(&rec).unwrap();
-    assert!(parse(&bytes, &rec.fingerprint, Path::new("/r"), None).is_err());
+    assert!(parse(&bytes, &rec.fingerprint, None).is_err());
 }
