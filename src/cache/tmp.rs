@@ -202,11 +202,16 @@ pub fn sweep(root: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(&tmp) else {
         return 0;
     };
+    let entries: Vec<(String, PathBuf)> = rd
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    let journalled: HashSet<u32> = entries.iter().filter_map(|(n, _)| journal_pid(n)).collect();
     let mut n = 0;
-    let mut any = false;
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let path = e.path();
+    // A dead process's staging folder without a journal (written by an older pipe, or the
+    // journal could not be written): its temporary files can be anywhere in the store.
+    let mut unjournalled = false;
+    for (name, path) in entries {
         if name.ends_with(".journal") {
             let Some(pid) = journal_pid(&name) else {
                 continue; // another machine's
@@ -226,15 +231,19 @@ pub fn sweep(root: &Path) -> usize {
                     n += sweep_dir(root, &root.join(&rel));
                 }
             }
-        } else if !(name.parse().is_ok_and(dead) || is_stale_tmp(&name)) {
+        } else if let Ok(pid) = name.parse::<u32>() {
+            if !dead(pid) {
+                continue;
+            }
+            unjournalled |= !journalled.contains(&pid);
+        } else if !is_stale_tmp(&name) {
             continue;
         }
-        any = true;
         if fsafe::remove(root, &path).is_ok() {
             n += 1;
         }
     }
-    if any {
+    if unjournalled {
         n += store_dirs(root)
             .iter()
             .map(|d| sweep_dir(root, d))

@@ -1,3 +1,6 @@
+//! Run-record validation: well-formed records pass; tampered paths, hashes, fingerprint
+//! bindings and sizes are refused.
+
 use super::*;
 use crate::cache::record::Output;
 use std::collections::BTreeMap;
