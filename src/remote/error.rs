@@ -39,6 +39,10 @@ pub enum RemoteError {
     /// A file on the remote larger than pipe reads for its kind: never used.
     #[error("remote file `{key}` is refused: it is over the limit of {limit} bytes")]
     TooLarge { key: String, limit: u64 },
+    /// A file on the remote that is not a regular file (a link, a folder, a FIFO, a device):
+    /// never read, treated as missing.
+    #[error("remote file `{key}` is refused: it is not a regular file (a link, a folder, a FIFO or a device)")]
+    NotFile { key: String },
     /// A write or read pipe refuses (a link in the way, not a regular file), naming the path.
     #[error("{0}")]
     Unsafe(#[from] crate::cache::fsafe::FsError),
@@ -78,6 +82,7 @@ impl RemoteError {
             RemoteError::Corrupt { .. }
                 | RemoteError::BadRecord { .. }
                 | RemoteError::TooLarge { .. }
+                | RemoteError::NotFile { .. }
         )
     }
 

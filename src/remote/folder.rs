@@ -36,7 +36,16 @@ impl FolderRemote {
         self.root.join(key)
     }
 
-    /// Every file under `dir` with its size; a link at `dir` or above it is refused.
+    /// The path of `key` for reading: refused when a folder between the remote's root and it
+    /// is a link (a link at the file itself is refused when it is opened).
+    fn read_path(&self, key: &str) -> Result<PathBuf> {
+        let p = self.path(key);
+        fsafe::check_parent(&self.root, &p).map_err(fs_err)?;
+        Ok(p)
+    }
+
+    /// Every regular file under `dir` with its size; a link at `dir` or above it is refused,
+    /// links below it are not followed and not listed (a push replaces them with the file).
     pub fn list(&self, dir: &str) -> Result<BTreeMap<String, u64>> {
         let base = self.path(dir);
         fsafe::check_dir(&self.root, &base).map_err(fs_err)?;
@@ -48,29 +57,32 @@ impl FolderRemote {
                 continue;
             }
             let p = base.join(&rel);
-            let n = std::fs::symlink_metadata(&p).map(|m| m.len()).unwrap_or(0);
-            out.insert(format!("{dir}/{rel}"), n);
+            if let Ok(m) = std::fs::symlink_metadata(&p) {
+                if m.is_file() {
+                    out.insert(format!("{dir}/{rel}"), m.len());
+                }
+            }
         }
         Ok(out)
     }
 
+    /// Whether `key` is a regular file reached without a link.
     pub fn exists(&self, key: &str) -> bool {
-        std::fs::symlink_metadata(self.path(key)).is_ok_and(|m| m.is_file())
+        self.read_path(key)
+            .is_ok_and(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
     }
 
     /// A file's bytes when it is a regular file of at most `limit` bytes.
     pub fn get_bytes(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>> {
-        let p = self.path(key);
+        let p = self.read_path(key)?;
         match fsafe::read_regular(&p, limit) {
             Ok(b) => Ok(b),
             Err(FsError::TooLarge { limit, .. }) => Err(RemoteError::TooLarge {
                 key: p.display().to_string(),
                 limit,
             }),
-            Err(FsError::NotFile(_)) => Err(RemoteError::Corrupt {
+            Err(FsError::NotFile(_)) => Err(RemoteError::NotFile {
                 key: p.display().to_string(),
-                expected: "a regular file".into(),
-                got: "a link, a folder, a FIFO or a device".into(),
             }),
             Err(e) => Err(fs_err(e)),
         }
@@ -129,17 +141,15 @@ impl FolderRemote {
         dest: &Path,
         progress: &dyn Fn(u64),
     ) -> Result<Option<Blake3>> {
-        let p = self.path(key);
+        let p = self.read_path(key)?;
         let input = match fsafe::open_regular(&p) {
             Ok(f) => f,
             Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(None)
             }
             Err(FsError::NotFile(_)) => {
-                return Err(RemoteError::Corrupt {
+                return Err(RemoteError::NotFile {
                     key: p.display().to_string(),
-                    expected: "a regular file".into(),
-                    got: "a link, a folder, a FIFO or a device".into(),
                 })
             }
             Err(e) => return Err(fs_err(e)),

@@ -446,3 +446,62 @@ fn push_never_follows_links_inside_a_folder_remote() {
         assert!(snapshot(&target) == before, "{at}: pushed through the link");
     }
 }
+
+#[test]
+fn pull_never_follows_links_inside_a_folder_remote() {
+    // A remote whose `objects`, `runs`, `objects/<ab>` or record file is a link to a folder
+    // (or file) outside holding exactly what pull wants: pipe refuses to read through it.
+    let shard = pipe::digest::Blake3::of(b"a\n").split().0.to_string();
+    for at in ["objects", "runs", "objects/SHARD", "RECORD"] {
+        let d = tempfile::tempdir().unwrap();
+        let col = d.path().join("colleague");
+        let pipeline =
+            "name: p\nstages:\n  a: { kind: command, params: { cmd: \"echo a > $PIPE_OUT/a.txt\" } }\n";
+        write(&col.join("pipelines/p.yaml"), pipeline);
+        let o = run_bounded(&col, &["run", "pipelines/p.yaml"]);
+        assert_eq!(code(&o), Some(0), "{}", text(&o));
+        let remote = d.path().join("remote");
+        let url = remote.display().to_string();
+        let o = run_bounded(&col, &["push", "pipelines/p.yaml", "--remote", &url]);
+        assert_eq!(code(&o), Some(0), "{}", text(&o));
+        let record = std::fs::read_dir(remote.join("runs"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let rel = match at {
+            "RECORD" => format!("runs/{record}"),
+            a => a.replace("SHARD", &shard),
+        };
+        // Move the real thing outside and leave a link in its place.
+        let link = remote.join(&rel);
+        let target = d.path().join("outside").join(&rel);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::rename(&link, &target).unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let me = d.path().join("me");
+        std::fs::create_dir_all(me.join("pipelines")).unwrap();
+        for f in ["pipelines/p.yaml", "pipelines/p.lock"] {
+            std::fs::copy(col.join(f), me.join(f)).unwrap();
+        }
+        let o = run_bounded(&me, &["pull", "pipelines/p.yaml", "--remote", &url]);
+        let e = text(&o);
+        assert!(matches!(code(&o), Some(0 | 1)), "{at}: {e}");
+        assert!(!e.contains("panicked"), "{at}: {e}");
+        assert!(
+            !me.join("results/p/a/a.txt").exists(),
+            "{at}: pulled through the link: {e}"
+        );
+        let runs = me.join("cache/runs");
+        let pulled = std::fs::read_dir(&runs).map(|r| r.count()).unwrap_or(0);
+        assert_eq!(pulled, 0, "{at}: a record came through the link: {e}");
+        if at == "RECORD" {
+            assert!(e.contains("regular file"), "{at}: {e}");
+        } else {
+            assert!(e.contains("symbolic link"), "{at}: {e}");
+        }
+    }
+}
