@@ -2,8 +2,6 @@
 //! pipeline's lock file that are missing locally, each record validated and each object
 //! verified by blake3 before it enters the store. Takes the project lock, as `run` does.
 
-use crate::cache::project_lock::{LockError, ProjectLock};
-use crate::cache::Cache;
 use crate::error::{PipeError, Result};
 use std::path::PathBuf;
 
@@ -21,17 +19,22 @@ pub struct PullArgs {
 }
 
 pub fn run(a: PullArgs) -> Result<i32> {
-    let root = std::env::current_dir()?;
-    let url = crate::remote::select::remote_url(a.remote.as_deref(), &root, &a.pipeline)?;
+    let root = std::env::current_dir().map_err(PipeError::current_dir)?;
+    let settings = crate::config::settings::read(&root, &a.pipeline)?;
+    let url = crate::remote::select::remote_url(
+        a.remote.as_deref(),
+        settings.remote.as_deref(),
+        &root.join(&a.pipeline),
+    )?;
     let remote = crate::remote::Remote::open(&url, &root)?;
     // The project lock first: a run may be writing the lock file and the store.
     let cache = crate::project::open_cache(&root);
-    let _lock = take_lock(&cache, !a.no_wait)?;
+    let _lock = crate::engine::lock_project(&cache, !a.no_wait)?;
     let lock_path = crate::layout::Layout::new(&root).lock_file(&a.pipeline);
-    let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::Config)?;
+    let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::config)?;
     let fps = crate::remote::sync::lock_fingerprints(&lock);
     if fps.is_empty() {
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::config(format!(
             "{}: no lock file entries to pull (the lock file names the runs to fetch)",
             lock_path.display()
         )));
@@ -57,28 +60,5 @@ pub fn run(a: PullArgs) -> Result<i32> {
         0
     } else {
         1
-    })
-}
-
-/// The project lock, waiting (with one line saying for whom) unless `wait` is false.
-fn take_lock(cache: &Cache, wait: bool) -> Result<ProjectLock> {
-    ProjectLock::acquire(cache, wait, |pid| {
-        eprintln!(
-            "waiting for the project lock held by {}",
-            pid.map(|p| format!("pid {p}"))
-                .unwrap_or_else(|| "another process".into())
-        )
-    })
-    .map_err(|e| match e {
-        LockError::Busy(pid) => PipeError::Failed(format!(
-            "another `pipe` ({}) holds the project lock {}; wait for it or pull without --no-wait",
-            pid.map(|p| format!("pid {p}"))
-                .unwrap_or_else(|| "unknown pid".into()),
-            cache.layout().lock().display()
-        )),
-        LockError::Io(e) => PipeError::Failed(format!(
-            "cannot take the project lock in {}: {e}",
-            cache.dir().display()
-        )),
     })
 }

@@ -19,6 +19,7 @@ mod load;
 mod plot_stage;
 mod process;
 mod remote;
+mod run_loop;
 mod safety;
 mod slurm;
 mod slurm_exec;

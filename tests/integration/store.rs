@@ -318,6 +318,19 @@ fn hardlink_mode_keeps_no_second_copy() {
     let out = std::fs::metadata(p.path("results/p/a/a.txt")).unwrap();
     let obj = std::fs::metadata(p.object_of(b"a\n")).unwrap();
     assert_eq!((out.ino(), out.nlink()), (obj.ino(), 2));
+    // The shared file stays read-only (placing the output never makes the object writable).
+    assert!(obj.permissions().readonly(), "{:o}", obj.mode());
+    // A restored output is the same link; the next run finds everything up to date.
+    std::fs::remove_dir_all(p.path("results")).unwrap();
+    let o = p
+        .cmd(&["run", "pipelines/p.yaml"])
+        .env("PIPE_LINK", "hardlink")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    let out = std::fs::metadata(p.path("results/p/a/a.txt")).unwrap();
+    assert_eq!(out.ino(), obj.ino());
+    assert_eq!(p.runs().len(), 1, "the stage ran again");
 }
 
 #[test]
