@@ -17,6 +17,7 @@ pub mod embedding;
 pub mod error;
 pub mod executor;
 pub mod graph;
+pub mod input_file;
 pub mod instance;
 pub mod interrupt;
 pub mod metrics;
