@@ -14,7 +14,7 @@ use crate::error::Result;
 use std::path::{Component, Path, PathBuf};
 
 /// pipe's own folders, which no input may name.
-const OWN: [&str; 3] = ["cache", "results", "checkpoints"];
+const OWN: [&str; 3] = crate::layout::OWN_DIRS;
 
 /// `p` made absolute against `base` with `.` and `..` resolved by name (`..` at `/` stays).
 fn lexical(base: &Path, p: &Path) -> PathBuf {
