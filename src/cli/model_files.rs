@@ -25,12 +25,12 @@ fn cfg(msg: String) -> PipeError {
     PipeError::Config(msg)
 }
 
-/// Loads `checkpoint` and `vocab` (or the vocabulary its sidecar names) for decoding up to
-/// `batch(config)` sequences at once; a model that cannot fit is refused before it is read.
+/// Loads `checkpoint` and `vocab` (or the vocabulary its sidecar names) for the decoding
+/// `work(config)` describes; a workload that cannot fit is refused before the model is read.
 pub fn load(
     checkpoint: &Path,
     vocab: Option<&Path>,
-    batch: impl FnOnce(&crate::model::ModelConfig) -> usize,
+    work: impl FnOnce(&crate::model::ModelConfig) -> crate::decode::memory::Workload,
 ) -> Result<Model> {
     let shown = checkpoint.display();
     if !checkpoint.exists() {
@@ -58,7 +58,7 @@ pub fn load(
         None => find_vocab(checkpoint, &side)?,
     };
     let (ck, vocab) =
-        load_model(checkpoint, &vocab_path, batch).map_err(|e| PipeError::Config(e.to_string()))?;
+        load_model(checkpoint, &vocab_path, work).map_err(|e| PipeError::Config(e.to_string()))?;
     Ok(Model {
         ck,
         vocab,

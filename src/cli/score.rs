@@ -21,8 +21,8 @@ pub struct ScoreArgs {
     /// Text file: each non-empty line is one document.
     #[arg(long)]
     pub text: PathBuf,
-    /// Threads (default: all available).
-    #[arg(long)]
+    /// Threads (default: all available; at most 4 per core).
+    #[arg(long, value_parser = super::threads_arg, allow_negative_numbers = true)]
     pub threads: Option<usize>,
 }
 
@@ -33,8 +33,8 @@ pub fn run(a: ScoreArgs) -> Result<i32> {
             a.text.display()
         )));
     }
-    let m = super::model_files::load(&a.checkpoint, a.vocab.as_deref(), |c| {
-        crate::decode::scoring_batch(c.context)
+    let m = super::model_files::load(&a.checkpoint, a.vocab.as_deref(), |_| {
+        crate::decode::memory::Workload::scoring()
     })?;
     let text = std::fs::read_to_string(&a.text)
         .map_err(|e| PipeError::Config(format!("{}: cannot read: {e}", a.text.display())))?;
