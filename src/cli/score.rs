@@ -27,9 +27,9 @@ pub struct ScoreArgs {
 }
 
 pub fn run(a: ScoreArgs) -> Result<i32> {
-    if !a.text.is_file() {
+    if let Some(why) = crate::input_file::not_a_file(&a.text) {
         return Err(PipeError::Config(format!(
-            "text {}: no such file",
+            "text {}: {why}",
             a.text.display()
         )));
     }
