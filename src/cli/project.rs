@@ -42,8 +42,7 @@ pub fn find_root(start: &Path) -> PathBuf {
 
 /// The project root for the current folder (after `-C`): see the module documentation.
 pub fn project_root() -> Result<PathBuf> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| PipeError::Failed(format!("cannot read the current folder: {e}")))?;
+    let cwd = std::env::current_dir().map_err(PipeError::current_dir)?;
     Ok(find_root(&cwd))
 }
 
@@ -55,7 +54,7 @@ pub fn load_config(root: &Path) -> Result<ProjectConfig> {
     }
     let limit = crate::config::limits::MAX_YAML_BYTES;
     let text = crate::input_file::read_text(&path, "a YAML file", limit)
-        .map_err(|e| PipeError::Config(format!("{}: cannot read: {e}", path.display())))?;
+        .map_err(|e| PipeError::config(format!("{}: cannot read: {e}", path.display())))?;
     if text.trim().is_empty() {
         return Ok(ProjectConfig::default());
     }
@@ -64,7 +63,7 @@ pub fn load_config(root: &Path) -> Result<ProjectConfig> {
             .location()
             .map(|l| format!(":{}:{}", l.line(), l.column()))
             .unwrap_or_default();
-        PipeError::Config(format!(
+        PipeError::config(format!(
             "{}{at}: {e} (the project config takes `default: pipelines/<file>.yaml`)",
             path.display()
         ))
@@ -126,7 +125,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
                 continue;
             }
             if let Some(why) = crate::input_file::not_a_file(&at) {
-                return Err(PipeError::Config(format!(
+                return Err(PipeError::config(format!(
                     "cannot read pipeline file {}: {why}",
                     p.display()
                 )));
@@ -142,7 +141,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
                 root.display()
             )
         };
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::config(format!(
             "cannot read pipeline file {}: no such file{where_}",
             p.display()
         )));
@@ -150,7 +149,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
     let cfg = load_config(root)?;
     if let Some(d) = cfg.default {
         if let Some(why) = crate::input_file::not_a_file(&root.join(&d)) {
-            return Err(PipeError::Config(format!(
+            return Err(PipeError::config(format!(
                 "{}: `default: {}`: {why} (in {})",
                 root.join(CONFIG_FILE).display(),
                 d.display(),
@@ -162,7 +161,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
         return Ok(file);
     }
     if !is_root(root) {
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::config(format!(
             "no pipeline given, and no folder from {} upwards holds pipelines/ or {CONFIG_FILE}; \
              give a pipeline file, or create a project with `pipe init`",
             root.display()
@@ -170,7 +169,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
     }
     let files = pipeline_files(root);
     match files.len() {
-        0 => Err(PipeError::Config(format!(
+        0 => Err(PipeError::config(format!(
             "no pipeline given, and {} holds no .yaml file; give a pipeline file",
             crate::layout::Layout::new(root).pipelines().display()
         ))),
@@ -178,7 +177,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
             announce(&files[0], "the only file in pipelines/");
             Ok(files[0].clone())
         }
-        n => Err(PipeError::Config(format!(
+        n => Err(PipeError::config(format!(
             "no pipeline given, and pipelines/ holds {n} files ({}); name one, or set \
              `default: pipelines/<file>.yaml` in {}",
             files

@@ -96,6 +96,36 @@ fn env_name(s: &str) -> String {
     s.to_uppercase().replace(['-', '.'], "_")
 }
 
+/// The stage of `names` and the key a `PIPE_<STAGE>__<KEY>` variable sets, if it is one (the
+/// environment is ambient: variables for stages of other pipelines are not).
+pub(crate) fn env_target<'a>(var: &str, names: &'a [String]) -> Option<(&'a String, String)> {
+    let (st, key) = var.strip_prefix("PIPE_")?.split_once("__")?;
+    let sname = names.iter().find(|n| env_name(n) == st)?;
+    Some((sname, key.to_lowercase()))
+}
+
+/// Warns about a `PIPE_<STAGE>__<KEY>` variable naming no stage of pipeline `fname` (with
+/// stages `names`): the environment is ambient (it may hold variables for another pipeline's
+/// stages), so it is a warning naming the variable, not an error like `--set`'s.
+fn warn_unknown_stage(var: &str, names: &[String], fname: &str) {
+    let Some((st, key)) = var
+        .strip_prefix("PIPE_")
+        .and_then(|r| r.split_once("__"))
+    else {
+        return;
+    };
+    let env_names: Vec<String> = names.iter().map(|n| env_name(n)).collect();
+    let hint = match super::names::closest(st, &env_names) {
+        Some(c) => format!("did you mean PIPE_{c}__{key}?"),
+        None => format!("its stages are {}", names.join(", ")),
+    };
+    eprintln!(
+        "warning: {var}: {fname} has no stage `{}`, so this override (PIPE_<STAGE>__<KEY>) is \
+         ignored; {hint}",
+        st.to_lowercase(),
+    );
+}
+
 impl Layers {
     /// Resolves kinds, reads the defaults, the params file, the environment and `--set`.
     pub fn build(root: &Path, src: &Source, ov: &Overrides) -> Result<Layers> {
@@ -215,26 +245,8 @@ impl Layers {
         let mut vars: Vec<&(String, String)> = ov.env.iter().collect();
         vars.sort();
         for (k, v) in vars {
-            let Some(rest) = k.strip_prefix("PIPE_") else {
-                continue;
-            };
-            let Some((st, key)) = rest.split_once("__") else {
-                continue;
-            };
-            // The environment is ambient (it may hold variables for another pipeline's
-            // stages): a variable naming no stage of this one is a warning, not an error.
-            let Some(sname) = names.iter().find(|n| env_name(n) == st) else {
-                let env_names: Vec<String> = names.iter().map(|n| env_name(n)).collect();
-                let hint = match super::names::closest(st, &env_names) {
-                    Some(c) => format!("did you mean PIPE_{c}__{key}?"),
-                    None => format!("its stages are {}", names.join(", ")),
-                };
-                eprintln!(
-                    "warning: {k}: {} has no stage `{}`, so this override \
-                     (PIPE_<STAGE>__<KEY>) is ignored; {hint}",
-                    src.fname,
-                    st.to_lowercase(),
-                );
+            let Some((sname, key)) = env_target(k, &names) else {
+                warn_unknown_stage(k, &names, &src.fname);
                 continue;
             };
             let origin = format!("{k}={v}");
@@ -245,7 +257,6 @@ impl Layers {
                     e.sentence()
                 ))
             })?;
-            let key = key.to_lowercase();
             env_origin.insert((sname.clone(), key.clone()), origin);
             env.entry(sname.clone()).or_default().insert(key, value);
         }

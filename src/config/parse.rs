@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use std::path::Path;
 
 pub(crate) fn cfg(msg: impl Into<String>) -> PipeError {
-    PipeError::Config(msg.into())
+    PipeError::Config(super::ConfigError::new(msg))
 }
 
 #[derive(Deserialize)]
@@ -23,13 +23,11 @@ pub(crate) struct RawPipeline {
     pub defaults: serde_yaml::Mapping,
     pub stages: serde_yaml::Mapping,
     /// The remote store for `push`, `pull` and `run --pull/--push` (`s3://bucket/prefix` or a
-    /// folder); read by `remote::select`.
+    /// folder); checked by `settings`.
     #[serde(default)]
-    #[allow(dead_code)] // accepted here; `remote::select` reads it with the file's other keys
-    pub remote: Option<String>,
-    /// How stages are executed (`{ kind: local | slurm, … }`), read by the executor.
+    pub remote: Option<serde_yaml::Value>,
+    /// How stages are executed (`{ kind: local | slurm, … }`); checked by `settings`.
     #[serde(default)]
-    #[allow(dead_code)] // accepted here; `executor::select` reads it from the file itself
     pub executor: Option<serde_yaml::Value>,
     /// Folders outside the project that stages may read inputs from (`config::inputs`).
     #[serde(default)]
@@ -64,6 +62,9 @@ pub(crate) struct Source {
     pub stages: Vec<(String, RawStage)>,
     /// `allow_outside:` as written.
     pub allow_outside: Vec<String>,
+    /// The top-level `remote:` and `executor:` values, as written (see `settings`).
+    pub remote: Option<serde_yaml::Value>,
+    pub executor: Option<serde_yaml::Value>,
 }
 
 impl Source {
@@ -340,6 +341,8 @@ pub(crate) fn read(root: &Path, file: &Path) -> Result<Source> {
         kind_resources,
         stages,
         allow_outside: raw.allow_outside,
+        remote: raw.remote,
+        executor: raw.executor,
     })
 }
 
