@@ -30,3 +30,4 @@ mod stage_fetch;
 mod stage_report;
 mod stage_tokenize;
 mod stage_train;
+mod untrusted_inputs;
