@@ -108,10 +108,7 @@ pub(crate) fn env_target<'a>(var: &str, names: &'a [String]) -> Option<(&'a Stri
 /// stages `names`): the environment is ambient (it may hold variables for another pipeline's
 /// stages), so it is a warning naming the variable, not an error like `--set`'s.
 fn warn_unknown_stage(var: &str, names: &[String], fname: &str) {
-    let Some((st, key)) = var
-        .strip_prefix("PIPE_")
-        .and_then(|r| r.split_once("__"))
-    else {
+    let Some((st, key)) = var.strip_prefix("PIPE_").and_then(|r| r.split_once("__")) else {
         return;
     };
     let env_names: Vec<String> = names.iter().map(|n| env_name(n)).collect();

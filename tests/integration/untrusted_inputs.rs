@@ -77,7 +77,8 @@ fn refused(p: &Proj, args: &[&str], env: &[(&str, &str)], needles: &[&str]) -> S
 fn a_pipeline_file_outside_the_project_is_refused() {
     let p = nested();
     p.write("pipelines/ok.yaml", "stages: {}\n");
-    let evil = "name: evil\nstages:\n  a: { kind: command, params: { cmd: \"echo > $PIPE_OUT/f\" } }\n";
+    let evil =
+        "name: evil\nstages:\n  a: { kind: command, params: { cmd: \"echo > $PIPE_OUT/f\" } }\n";
     let outside = p.tmp().join("outside/victim");
     crate::support::write(&outside.join("evil.yaml"), evil);
     std::os::unix::fs::symlink(&outside, p.path("pipelines/linked")).unwrap();
@@ -112,8 +113,15 @@ fn inputs_outside_the_project_need_allow_outside() {
     let outside = p.tmp().join("outside");
     let abs = outside.join("victim/keep.txt").display().to_string();
     std::os::unix::fs::symlink(outside.join("victim"), p.path("linked")).unwrap();
-    for dep in [abs.as_str(), "../outside/victim/keep.txt", "linked/keep.txt"] {
-        p.write("pipelines/p.yaml", &format!("stages:\n{}", reader("a", dep)));
+    for dep in [
+        abs.as_str(),
+        "../outside/victim/keep.txt",
+        "linked/keep.txt",
+    ] {
+        p.write(
+            "pipelines/p.yaml",
+            &format!("stages:\n{}", reader("a", dep)),
+        );
         refused(
             &p,
             &["run", "pipelines/p.yaml"],
@@ -130,7 +138,10 @@ fn inputs_outside_the_project_need_allow_outside() {
         for allowed in ["../outside", outside.to_str().unwrap()] {
             p.write(
                 "pipelines/p.yaml",
-                &format!("allow_outside: ['{allowed}']\nstages:\n{}", reader("a", dep)),
+                &format!(
+                    "allow_outside: ['{allowed}']\nstages:\n{}",
+                    reader("a", dep)
+                ),
             );
             p.ok(&["run", "pipelines/p.yaml"]);
             assert_eq!(p.read("out/a"), "precious\n", "{dep} with {allowed}");
@@ -155,7 +166,9 @@ fn inputs_outside_the_project_need_allow_outside() {
     // Other kinds' input paths obey the same rule.
     p.write(
         "pipelines/p.yaml",
-        &format!("stages:\n  tok: {{ kind: tokenize, params: {{ path: '{abs}', format: text }} }}\n"),
+        &format!(
+            "stages:\n  tok: {{ kind: tokenize, params: {{ path: '{abs}', format: text }} }}\n"
+        ),
     );
     refused(
         &p,
@@ -254,7 +267,10 @@ fn the_empty_key_is_an_error_not_a_hang() {
         "pipelines/p.yaml",
         "stages:\n  a: { kind: command, params: { cmd: \"true\" } }\n",
     );
-    for (params, line) in [("'': { x: 1 }\n", "q.yaml:1:"), ("a: { '': 1 }\n", "q.yaml:1:")] {
+    for (params, line) in [
+        ("'': { x: 1 }\n", "q.yaml:1:"),
+        ("a: { '': 1 }\n", "q.yaml:1:"),
+    ] {
         p.write("q.yaml", params);
         refused(
             &p,
@@ -302,7 +318,12 @@ fn the_instance_count_is_capped_before_expansion() {
         &p,
         &["run", "pipelines/p.yaml"],
         &[],
-        &["stage `train`", "epochs: 1000000", "1,000,000 instances", "10,000"],
+        &[
+            "stage `train`",
+            "epochs: 1000000",
+            "1,000,000 instances",
+            "10,000",
+        ],
     );
     // The limit is configurable, and counts across stages.
     p.write(
@@ -351,9 +372,17 @@ fn params_files_pipeline_files_and_values_are_capped() {
         &p,
         &["run", "pipelines/p.yaml", "--params", "big.yaml"],
         &[],
-        &["big.yaml", "16.0 MiB", "16777216 bytes", "limit for a --params file"],
+        &[
+            "big.yaml",
+            "16.0 MiB",
+            "16777216 bytes",
+            "limit for a --params file",
+        ],
     );
-    p.write("pipelines/huge.yaml", &format!("stages: {{}}\n# {}\n", "x".repeat(17 << 20)));
+    p.write(
+        "pipelines/huge.yaml",
+        &format!("stages: {{}}\n# {}\n", "x".repeat(17 << 20)),
+    );
     refused(
         &p,
         &["run", "pipelines/huge.yaml"],
@@ -386,7 +415,12 @@ fn params_files_pipeline_files_and_values_are_capped() {
         &["FIFO"],
     );
     refused(&p, &["run", "pipelines/f.yaml"], &[], &["FIFO"]);
-    refused(&p, &["run", "pipelines"], &[], &["pipelines", "is a folder"]);
+    refused(
+        &p,
+        &["run", "pipelines"],
+        &[],
+        &["pipelines", "is a folder"],
+    );
 }
 
 /// Item 9: `--threads` is capped at a multiple of the cores: exit 2 naming the value and the
@@ -404,7 +438,12 @@ fn threads_are_capped() {
             &p,
             &args,
             &[],
-            &["--threads", "100000 is more than", "the limit", "cores available"],
+            &[
+                "--threads",
+                "100000 is more than",
+                "the limit",
+                "cores available",
+            ],
         );
     }
 }
@@ -422,7 +461,11 @@ fn huge_numbers_and_unknown_env_overrides_are_named() {
         &p,
         &["status", "pipelines/p.yaml"],
         &[],
-        &["p.yaml:2:", "the whole number 18446744073709551616", "64-bit range"],
+        &[
+            "p.yaml:2:",
+            "the whole number 18446744073709551616",
+            "64-bit range",
+        ],
     );
     p.write(
         "pipelines/p.yaml",
@@ -430,9 +473,17 @@ fn huge_numbers_and_unknown_env_overrides_are_named() {
     );
     refused(
         &p,
-        &["status", "pipelines/p.yaml", "--set", "tok.min_count=18446744073709551616"],
+        &[
+            "status",
+            "pipelines/p.yaml",
+            "--set",
+            "tok.min_count=18446744073709551616",
+        ],
         &[],
-        &["--set tok.min_count=18446744073709551616", "the whole number 18446744073709551616"],
+        &[
+            "--set tok.min_count=18446744073709551616",
+            "the whole number 18446744073709551616",
+        ],
     );
     let o = bounded(
         &p,
@@ -447,7 +498,8 @@ fn huge_numbers_and_unknown_env_overrides_are_named() {
         "{e}"
     );
     assert!(
-        e.contains("warning: PIPE_TOKK__MIN_COUNT") && e.contains("did you mean PIPE_TOK__MIN_COUNT"),
+        e.contains("warning: PIPE_TOKK__MIN_COUNT")
+            && e.contains("did you mean PIPE_TOK__MIN_COUNT"),
         "{e}"
     );
     // An unknown key of a known stage stays an error, as with --set.
@@ -520,7 +572,10 @@ fn decoding_that_cannot_fit_is_refused() {
     // project untouched.
     for (set, needle) in [
         ("beam.beam_width=30000", "beam_width 30000"),
-        ("kv.new_tokens=1000000000000", "new tokens up to 1000000000000"),
+        (
+            "kv.new_tokens=1000000000000",
+            "new tokens up to 1000000000000",
+        ),
     ] {
         let before = std::fs::read(p.path(CK)).unwrap();
         let o = bounded(&p, &["run", "pipelines/p.yaml", "--set", set], &[], 120);
@@ -561,7 +616,13 @@ fn folders_and_devices_are_named_as_such() {
             &["/dev/zero", "character device"][..],
         ),
         (
-            &["generate", "--checkpoint", "none.safetensors", "--prompt", "a"][..],
+            &[
+                "generate",
+                "--checkpoint",
+                "none.safetensors",
+                "--prompt",
+                "a",
+            ][..],
             &["none.safetensors", "no such file"][..],
         ),
         (
