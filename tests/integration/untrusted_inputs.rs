@@ -146,7 +146,7 @@ fn inputs_outside_the_project_need_allow_outside() {
             p.ok(&["run", "pipelines/p.yaml"]);
             assert_eq!(p.read("out/a"), "precious\n", "{dep} with {allowed}");
             std::fs::remove_dir_all(p.path("out")).unwrap();
-            std::fs::remove_file(p.path("runs.log")).unwrap();
+            let _ = std::fs::remove_file(p.path("runs.log"));
         }
     }
     // A listed folder allows only what lies under it.
@@ -431,6 +431,7 @@ fn threads_are_capped() {
     for cmd in [
         &["generate", "--checkpoint", "x.safetensors", "--prompt", "a"][..],
         &["score", "--checkpoint", "x.safetensors", "--text", "in.txt"][..],
+        &["bench", "decode1"][..],
     ] {
         let mut args = cmd.to_vec();
         args.extend_from_slice(&["--threads", "100000"]);
