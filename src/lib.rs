@@ -20,6 +20,7 @@ pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod graph;
+pub mod input_file;
 pub mod instance;
 pub mod interrupt;
 pub mod layout;

@@ -130,6 +130,29 @@ impl PipelineArgs {
     }
 }
 
+/// Threads a `--threads` flag may ask for per available core: beyond that, more threads only
+/// add start-up time (each is created and given a stack) and contention, never speed.
+pub const THREADS_PER_CORE: usize = 4;
+
+/// Parses `--threads N` (`generate`, `score`, `bench`): a whole number from 1 to
+/// [`THREADS_PER_CORE`] × the cores available to pipe.
+pub fn threads_arg(s: &str) -> std::result::Result<usize, String> {
+    parse_threads(s, crate::decode::default_threads())
+}
+
+fn parse_threads(s: &str, cores: usize) -> std::result::Result<usize, String> {
+    let limit = THREADS_PER_CORE * cores.max(1);
+    match s.trim().parse::<i128>() {
+        Ok(v) if v < 1 => Err(format!("must be at least 1, got {v}")),
+        Ok(v) if v > limit as i128 => Err(format!(
+            "{v} is more than {limit}, the limit ({THREADS_PER_CORE} × the {cores} cores \
+             available); give at most {limit}"
+        )),
+        Ok(v) => Ok(v as usize),
+        Err(_) => Err(format!("expected a whole number, got {s:?}")),
+    }
+}
+
 /// The last `--color VALUE` / `--color=VALUE` among the arguments, read before clap parses.
 fn color_flag(args: &[std::ffi::OsString]) -> Option<style::ColorChoice> {
     let mut found = None;
@@ -208,5 +231,30 @@ pub fn main() -> i32 {
             eprintln!("{} {e}", style::err("error:"));
             e.exit_code()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_capped_at_a_multiple_of_the_cores() {
+        assert_eq!(parse_threads("8", 2), Ok(8));
+        assert_eq!(parse_threads(" 1", 2), Ok(1));
+        let e = parse_threads("100000", 2).unwrap_err();
+        assert_eq!(
+            e,
+            "100000 is more than 8, the limit (4 × the 2 cores available); give at most 8"
+        );
+        assert_eq!(
+            parse_threads("0", 2).unwrap_err(),
+            "must be at least 1, got 0"
+        );
+        assert!(parse_threads("-3", 2).is_err());
+        assert!(parse_threads("99999999999999999999999999", 2).is_err());
+        assert!(parse_threads("many", 2)
+            .unwrap_err()
+            .contains("whole number"));
     }
 }

@@ -49,16 +49,12 @@ pub fn project_root() -> Result<PathBuf> {
 /// Reads `<root>/pipe.yaml` (an absent file is the empty config).
 pub fn load_config(root: &Path) -> Result<ProjectConfig> {
     let path = root.join(CONFIG_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProjectConfig::default()),
-        Err(e) => {
-            return Err(PipeError::config(format!(
-                "{}: cannot read: {e}",
-                path.display()
-            )))
-        }
-    };
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(ProjectConfig::default());
+    }
+    let limit = crate::config::limits::MAX_YAML_BYTES;
+    let text = crate::input_file::read_text(&path, "a YAML file", limit)
+        .map_err(|e| PipeError::config(format!("{}: cannot read: {e}", path.display())))?;
     if text.trim().is_empty() {
         return Ok(ProjectConfig::default());
     }
@@ -121,12 +117,20 @@ pub fn pipeline_files(root: &Path) -> Vec<PathBuf> {
 /// is announced on stderr ("using pipelines/ci.yaml").
 pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = given {
-        let from_cwd = cwd.join(p);
-        if from_cwd.is_file() {
-            return Ok(relative_to_root(root, &from_cwd));
-        }
-        if p.is_relative() && root.join(p).is_file() {
-            return Ok(relative_to_root(root, &root.join(p)));
+        let from_root = p.is_relative().then(|| root.join(p));
+        // The first place where something exists is the one meant: a folder or a device
+        // there is named as what it is.
+        for at in std::iter::once(cwd.join(p)).chain(from_root) {
+            if std::fs::symlink_metadata(&at).is_err() {
+                continue;
+            }
+            if let Some(why) = crate::input_file::not_a_file(&at) {
+                return Err(PipeError::config(format!(
+                    "cannot read pipeline file {}: {why}",
+                    p.display()
+                )));
+            }
+            return Ok(relative_to_root(root, &at));
         }
         let where_ = if cwd == root || p.is_absolute() {
             String::new()
@@ -144,9 +148,9 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
     }
     let cfg = load_config(root)?;
     if let Some(d) = cfg.default {
-        if !root.join(&d).is_file() {
+        if let Some(why) = crate::input_file::not_a_file(&root.join(&d)) {
             return Err(PipeError::config(format!(
-                "{}: `default: {}`: no such file in {}",
+                "{}: `default: {}`: {why} (in {})",
                 root.join(CONFIG_FILE).display(),
                 d.display(),
                 root.display()

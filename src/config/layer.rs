@@ -3,11 +3,14 @@
 //! `--params FILE` → environment `PIPE_<STAGE>__<KEY>` → `--set`. Each layer remembers where
 //! its values came from, so a bad value is blamed on its real source.
 
+use super::ids::shown;
+use super::limits::{check_value, MAX_YAML_BYTES};
 use super::locate::at;
 use super::names::nearest;
 use super::parse::{cfg, map_to_json, parse_value, yaml_error, Source};
 use super::Overrides;
 use crate::error::Result;
+use crate::input_file::read_text;
 use crate::stage::{self, StageKind};
 use figment::providers::{Format, Serialized, Yaml};
 use figment::Figment;
@@ -51,9 +54,9 @@ fn kind_defaults(root: &Path, kind: &dyn StageKind) -> Result<KindDefaults> {
     let compiled = defaults_value(info.defaults_yaml, &builtin)?;
     let mut keys: BTreeSet<String> = compiled.keys().cloned().collect();
     let local = root.join("stages").join(format!("{}.yaml", info.name));
-    let (source, local, local_text) = if local.is_file() {
+    let (source, local, local_text) = if local.exists() {
         let source = format!("stages/{}.yaml", info.name);
-        let t = std::fs::read_to_string(&local)
+        let t = read_text(&local, "a YAML file", MAX_YAML_BYTES)
             .map_err(|e| cfg(format!("cannot read {source}: {e}")))?;
         keys.extend(defaults_value(&t, &source)?.keys().cloned());
         (source, Some(local), Some(t))
@@ -101,6 +104,25 @@ pub(crate) fn env_target<'a>(var: &str, names: &'a [String]) -> Option<(&'a Stri
     Some((sname, key.to_lowercase()))
 }
 
+/// Warns about a `PIPE_<STAGE>__<KEY>` variable naming no stage of pipeline `fname` (with
+/// stages `names`): the environment is ambient (it may hold variables for another pipeline's
+/// stages), so it is a warning naming the variable, not an error like `--set`'s.
+fn warn_unknown_stage(var: &str, names: &[String], fname: &str) {
+    let Some((st, key)) = var.strip_prefix("PIPE_").and_then(|r| r.split_once("__")) else {
+        return;
+    };
+    let env_names: Vec<String> = names.iter().map(|n| env_name(n)).collect();
+    let hint = match super::names::closest(st, &env_names) {
+        Some(c) => format!("did you mean PIPE_{c}__{key}?"),
+        None => format!("its stages are {}", names.join(", ")),
+    };
+    eprintln!(
+        "warning: {var}: {fname} has no stage `{}`, so this override (PIPE_<STAGE>__<KEY>) is \
+         ignored; {hint}",
+        st.to_lowercase(),
+    );
+}
+
 impl Layers {
     /// Resolves kinds, reads the defaults, the params file, the environment and `--set`.
     pub fn build(root: &Path, src: &Source, ov: &Overrides) -> Result<Layers> {
@@ -132,8 +154,9 @@ impl Layers {
             let kname = k.as_str().unwrap_or_default().to_string();
             let Some(kind) = stage::find(&kname) else {
                 return Err(cfg(format!(
-                    "{}: `defaults` names unknown kind `{kname}`; {}",
+                    "{}: `defaults` names unknown kind `{}`; {}",
                     src.at(&["defaults", &kname]),
+                    shown(&kname),
                     nearest(&kname, &all_kinds)
                 )));
             };
@@ -159,8 +182,9 @@ impl Layers {
             for key in obj.keys() {
                 if !kd.keys.contains(key) {
                     return Err(cfg(format!(
-                        "{}: `defaults.{kname}`: unknown parameter `{key}` of kind `{kname}`; {} (see {})",
+                        "{}: `defaults.{kname}`: unknown parameter `{}` of kind `{kname}`; {} (see {})",
                         src.at(&["defaults", &kname, key]),
+                        shown(key),
                         nearest(key, &kd.keys),
                         kd.source
                     )));
@@ -173,7 +197,7 @@ impl Layers {
         let mut file = None;
         if let Some(pf) = &ov.params_file {
             let pname = pf.display().to_string();
-            let t = std::fs::read_to_string(root.join(pf))
+            let t = read_text(&root.join(pf), "a --params file", MAX_YAML_BYTES)
                 .map_err(|e| cfg(format!("cannot read --params file {pname}: {e}")))?;
             let m: serde_yaml::Mapping =
                 match serde_yaml::from_str::<Option<serde_yaml::Mapping>>(&t) {
@@ -185,8 +209,9 @@ impl Layers {
                 let sname = k.as_str().unwrap_or_default().to_string();
                 if !names.contains(&sname) {
                     return Err(cfg(format!(
-                        "{}: stage `{sname}` is not in {}; {}",
+                        "{}: stage `{}` is not in {}; {}",
                         at(&pname, &t, &[&sname]),
+                        shown(&sname),
                         src.fname,
                         nearest(&sname, &names)
                     )));
@@ -218,9 +243,11 @@ impl Layers {
         vars.sort();
         for (k, v) in vars {
             let Some((sname, key)) = env_target(k, &names) else {
+                warn_unknown_stage(k, &names, &src.fname);
                 continue;
             };
             let origin = format!("{k}={v}");
+            check_value(k, v)?;
             let value = parse_value(v).map_err(|e| {
                 cfg(format!(
                     "{origin}: stage `{sname}`: parameter {}",
@@ -235,6 +262,7 @@ impl Layers {
         let mut set: HashMap<String, Map<String, Value>> = HashMap::new();
         let mut set_origin = HashMap::new();
         for s in &ov.sets {
+            check_value(&format!("--set {}", shown(s)), s)?;
             let Some((lhs, val)) = s.split_once('=') else {
                 return Err(cfg(format!("--set {s}: expected `stage.key=value`")));
             };
@@ -245,7 +273,8 @@ impl Layers {
             let Some(sname) = found else {
                 let st = lhs.split('.').next().unwrap_or(lhs);
                 return Err(cfg(format!(
-                    "--set {s}: no stage `{st}` in {}; {}",
+                    "--set {s}: no stage `{}` in {}; {}",
+                    shown(st),
                     src.fname,
                     nearest(st, &names)
                 )));
@@ -299,8 +328,9 @@ impl Layers {
             for key in layer.keys() {
                 if !allowed(key) {
                     return Err(cfg(format!(
-                        "{}: stage `{sname}`: unknown parameter `{key}` of kind `{}`; {} (see {})",
+                        "{}: stage `{sname}`: unknown parameter `{}` of kind `{}`; {} (see {})",
                         self.origin(src, sname, kind, stage_params, &BTreeMap::new(), key),
+                        shown(key),
                         info.name,
                         nearest(key, &kd.keys),
                         kd.source

@@ -4,6 +4,7 @@
 
 use super::eval_inputs::{load_inputs, md_cell, pick_examples, text_of};
 use super::{Kind, KindInfo, StageCtx};
+use crate::decode::memory::Workload;
 use crate::decode::{
     beam_search, generate_cached, with_threads, BeamConfig, Decoder, GenOptions, Sampler,
     SamplerConfig,
@@ -23,6 +24,20 @@ pub struct Params {
     max_new: usize,
     alpha: f32,
     temperature: f32,
+}
+
+impl Params {
+    /// What one prompt's decoding holds at once (checked against the available memory).
+    fn workload(&self) -> Workload {
+        let w = match self.beam_width {
+            0 => Workload::sample(1, self.max_new),
+            k => Workload::beam(k, self.max_new),
+        };
+        w.described(format!(
+            "beam_width {}, max_new {}",
+            self.beam_width, self.max_new
+        ))
+    }
 }
 
 impl Kind for BeamEval {
@@ -53,7 +68,7 @@ impl Kind for BeamEval {
     }
 
     fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
-        let inp = load_inputs(ctx, |_| p.beam_width.max(1))?;
+        let inp = load_inputs(ctx, |_| p.workload())?;
         let w = &inp.ckpt.weights;
         let threads = ctx.threads.max(1);
         // Same prompts for every instance of the sweep: the base stage's seed.

@@ -50,9 +50,11 @@ impl StageKind for Command {
 
     fn check(&self, params: &serde_json::Value) -> Result<(), String> {
         let p: Params = super::check_as(params)?;
+        // Where `deps` may lie is the loader's rule (inside the project or an `allow_outside`
+        // folder, `..` or absolute alike).
         for (key, list) in [("deps", &p.deps), ("outs", &p.outs)] {
             for x in list {
-                if x.is_empty() || x.split('/').any(|c| c == "..") {
+                if x.is_empty() || (key == "outs" && x.split('/').any(|c| c == "..")) {
                     return Err(format!(
                         "`{key}` entry `{x}` must be a non-empty path inside the project"
                     ));

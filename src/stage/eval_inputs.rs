@@ -21,11 +21,11 @@ pub(crate) struct LmInputs {
 
 /// Loads the last-epoch checkpoint of the `train` upstream and the vocabulary and validation
 /// split of the `tokenize` upstream, refusing a vocabulary that is not the checkpoint's, and a
-/// model that cannot decode `batch(config)` sequences at once in the available memory (checked
-/// before the weights are read).
+/// decoding workload `work(config)` that cannot fit in the available memory (checked before the
+/// weights are read).
 pub(crate) fn load_inputs(
     ctx: &StageCtx,
-    batch: impl FnOnce(&crate::model::ModelConfig) -> usize,
+    work: impl FnOnce(&crate::model::ModelConfig) -> crate::decode::memory::Workload,
 ) -> anyhow::Result<LmInputs> {
     let train = ctx.one_upstream("train")?;
     let epoch = train
@@ -36,7 +36,7 @@ pub(crate) fn load_inputs(
     let ckpt_path = train.checkpoints.join(format!("epoch_{epoch}.safetensors"));
     let tok = ctx.one_upstream("tokenize")?;
     let vocab_path = tok.results.join("vocab.json");
-    let (ckpt, vocab) = crate::decode::load_model(&ckpt_path, &vocab_path, batch)
+    let (ckpt, vocab) = crate::decode::load_model(&ckpt_path, &vocab_path, work)
         .with_context(|| format!("loading {}", ckpt_path.display()))?;
     let valid_base = tok.results.join("valid");
     let valid = TokenFile::load(&valid_base)

@@ -32,3 +32,4 @@ mod stage_tokenize;
 mod stage_train;
 mod store;
 mod untrusted;
+mod untrusted_inputs;

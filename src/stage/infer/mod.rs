@@ -57,9 +57,16 @@ impl Kind for Infer {
     }
 
     fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
-        // The prompts in one batch, then the perplexity passes.
+        // The samples in one batch (each continued for at most its reference, shorter than
+        // the context, plus `extra_tokens`), then the perplexity passes.
         let inp = load_inputs(ctx, |c| {
-            p.samples.max(crate::decode::scoring_batch(c.context))
+            let new = c.context.saturating_add(p.extra_tokens);
+            crate::decode::memory::Workload::sample(p.samples, new)
+                .and_scoring()
+                .described(format!(
+                    "samples {}, extra_tokens {}",
+                    p.samples, p.extra_tokens
+                ))
         })?;
         let w = &inp.ckpt.weights;
         let cfg = &w.config;
