@@ -25,7 +25,7 @@ impl Project {
         let pipeline = config::load(root, file, ov)?;
         let dag = Dag::new(&pipeline);
         let cache = Cache::new(root);
-        let stats = StatCache::load(&cache.dir);
+        let stats = StatCache::load(&cache.layout().stat());
         let lock = LockFile::read(&pipeline.lock_path()).map_err(PipeError::Config)?;
         Ok(Project {
             pipeline,

@@ -107,7 +107,7 @@ pub fn execute(
     let mut holds_slot = vec![false; nn];
     let mut stop = false;
     let (tx, rx) = mpsc::channel::<(usize, Result<(Outcome, RunRecord), Outcome>)>();
-    let staging = Staging::new(proj.cache.tmp_dir().join(std::process::id().to_string()));
+    let staging = Staging::new(proj.cache.layout().staging(std::process::id()));
     let staging = &staging;
 
     std::thread::scope(|s| {
@@ -395,7 +395,7 @@ mod tests {
         let dag = Dag::new(&pipeline);
         let cache = Cache::new(dir.path());
         let proj = Project {
-            stats: StatCache::load(&cache.dir),
+            stats: StatCache::load(&cache.layout().stat()),
             cache,
             dag,
             pipeline,

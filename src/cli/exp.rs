@@ -53,7 +53,7 @@ fn show(a: ShowArgs) -> Result<i32> {
     };
     let current: BTreeSet<String> = lockfile
         .iter()
-        .flat_map(|l| l.stages.values().map(|e| e.fingerprint.clone()))
+        .flat_map(|l| l.stages.values().map(|e| e.fingerprint.to_string()))
         .collect();
     let pfile = lock::pipeline_path(&a.pipeline);
     let mut stages = runs::pipeline_stages(&pfile, lockfile.as_ref())?;
@@ -80,7 +80,11 @@ fn show(a: ShowArgs) -> Result<i32> {
         stages.retain(|(n, _)| a.stage.contains(n));
     }
     let root = std::env::current_dir()?;
-    let (all, skipped) = runs::load(&root.join("cache"), &stages, &current)?;
+    let (all, skipped) = runs::load(
+        crate::layout::Layout::new(&root).cache().dir(),
+        &stages,
+        &current,
+    )?;
     if skipped > 0 {
         eprintln!("note: {skipped} unreadable run record(s) in cache/runs skipped");
     }

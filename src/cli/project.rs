@@ -28,7 +28,7 @@ pub struct ProjectConfig {
 }
 
 fn is_root(dir: &Path) -> bool {
-    dir.join("pipelines").is_dir() || dir.join(CONFIG_FILE).is_file()
+    dir.join(crate::layout::PIPELINES).is_dir() || dir.join(CONFIG_FILE).is_file()
 }
 
 /// The nearest folder from `start` upwards holding `pipelines/` or `pipe.yaml`, else `start`.
@@ -101,14 +101,17 @@ fn relative_to_root(root: &Path, path: &Path) -> PathBuf {
 
 /// The `.yaml`/`.yml` files directly in `<root>/pipelines/`, sorted, relative to the root.
 pub fn pipeline_files(root: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root.join("pipelines"))
+    let mut v: Vec<PathBuf> = std::fs::read_dir(crate::layout::Layout::new(root).pipelines())
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_file())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .filter_map(|p| p.file_name().map(|n| Path::new("pipelines").join(n)))
+        .filter_map(|p| {
+            p.file_name()
+                .map(|n| Path::new(crate::layout::PIPELINES).join(n))
+        })
         .collect();
     v.sort();
     v
@@ -165,7 +168,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
     match files.len() {
         0 => Err(PipeError::Config(format!(
             "no pipeline given, and {} holds no .yaml file; give a pipeline file",
-            root.join("pipelines").display()
+            crate::layout::Layout::new(root).pipelines().display()
         ))),
         1 => {
             announce(&files[0], "the only file in pipelines/");

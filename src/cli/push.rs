@@ -18,7 +18,7 @@ pub fn run(a: PushArgs) -> Result<i32> {
     let root = std::env::current_dir()?;
     let url = crate::remote::select::remote_url(a.remote.as_deref(), &root, &a.pipeline)?;
     let remote = crate::remote::Remote::open(&url, &root)?;
-    let lock_path = crate::remote::select::lock_path(&root, &a.pipeline);
+    let lock_path = crate::layout::Layout::new(&root).lock_file(&a.pipeline);
     let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::Config)?;
     let fps = crate::remote::sync::lock_fingerprints(&lock);
     if fps.is_empty() {

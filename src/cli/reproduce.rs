@@ -6,6 +6,7 @@ use crate::cache::Cache;
 use crate::compare::lock::{self, LockFile};
 use crate::compare::scratch::copy_project;
 use crate::compare::verdict::{judge, StageReport, Verdict};
+use crate::digest::Blake3;
 use crate::error::{PipeError, Result};
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -25,12 +26,9 @@ pub struct ReproduceArgs {
 }
 
 /// The content of an object if it is present and intact.
-fn object(cache: &Cache, hash: &str) -> Option<Vec<u8>> {
-    if hash.len() < 3 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
+fn object(cache: &Cache, hash: &Blake3) -> Option<Vec<u8>> {
     let bytes = std::fs::read(cache.object_path(hash)).ok()?;
-    (blake3::hash(&bytes).to_hex().as_str() == hash).then_some(bytes)
+    (Blake3::of(&bytes) == *hash).then_some(bytes)
 }
 
 pub fn run(a: ReproduceArgs) -> Result<i32> {
@@ -96,11 +94,11 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
     }
     let fresh: LockFile = lock::read(&dir.join(&lock_path), &pfile)?;
     let (old_cache, new_cache) = (Cache::new(&root), Cache::new(&dir));
-    let old_objects = |_: &str, h: &str| object(&old_cache, h);
-    let new_objects = |p: &str, h: &str| {
+    let old_objects = |_: &str, h: &Blake3| object(&old_cache, h);
+    let new_objects = |p: &str, h: &Blake3| {
         object(&new_cache, h).or_else(|| {
             let b = std::fs::read(dir.join(p)).ok()?;
-            (blake3::hash(&b).to_hex().as_str() == h).then_some(b)
+            (Blake3::of(&b) == *h).then_some(b)
         })
     };
     let ids: BTreeSet<&String> = committed.stages.keys().chain(fresh.stages.keys()).collect();

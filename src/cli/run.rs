@@ -3,6 +3,7 @@
 
 use super::PipelineArgs;
 use crate::cache::project_lock::{LockError, ProjectLock};
+use crate::digest::Fingerprint;
 use crate::error::{PipeError, Result};
 use crate::plan::{self, State};
 use crate::scheduler::{self, Outcome, RunOptions};
@@ -120,7 +121,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         args.pipeline.params.as_deref(),
         args.remote.as_deref(),
     )?;
-    let interrupted = |id: &str| crate::interrupt::was_interrupted(&proj.cache.dir, id);
+    let interrupted = |id: &str| crate::interrupt::was_interrupted(proj.cache.dir(), id);
     if args.dry_run {
         let plans = plan::plan(&proj, &selected, &force, args.verify, &interrupted);
         print!("{}", super::status::render(&proj, &plans, false));
@@ -131,7 +132,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     check_own_folders(&proj)?;
 
     // The project lock; then re-read the lock file (another run may have just finished).
-    let _lock = match ProjectLock::acquire(&proj.cache.dir, !args.no_wait, |pid| {
+    let _lock = match ProjectLock::acquire(proj.cache.dir(), !args.no_wait, |pid| {
         eprintln!(
             "waiting for the project lock held by {}",
             pid.map(|p| format!("pid {p}"))
@@ -144,13 +145,13 @@ pub fn run(args: RunArgs) -> Result<i32> {
             "another `pipe` ({}) holds the project lock {}; wait for it or run without --no-wait",
             pid.map(|p| format!("pid {p}"))
                 .unwrap_or_else(|| "unknown pid".into()),
-            proj.cache.dir.join("lock").display()
+            proj.cache.layout().lock().display()
         )))
         }
         Err(LockError::Io(e)) => {
             return Err(PipeError::Failed(format!(
                 "cannot take the project lock in {}: {e}",
-                proj.cache.dir.display()
+                proj.cache.dir().display()
             )))
         }
     };
@@ -167,7 +168,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     } else {
         None
     };
-    let interrupted = |id: &str| crate::interrupt::was_interrupted(&proj.cache.dir, id);
+    let interrupted = |id: &str| crate::interrupt::was_interrupted(proj.cache.dir(), id);
     let mut plans = plan::plan(&proj, &selected, &force, args.verify, &interrupted);
     if let (true, Some(r)) = (args.pull, &remote) {
         plans = pull_what_the_plan_needs(&proj, r, &selected, &force, args.verify)?;
@@ -360,20 +361,20 @@ fn pull_what_the_plan_needs(
     force: &[bool],
     rehash: bool,
 ) -> Result<Vec<Option<plan::Planned>>> {
-    let interrupted = |id: &str| crate::interrupt::was_interrupted(&proj.cache.dir, id);
+    let interrupted = |id: &str| crate::interrupt::was_interrupted(proj.cache.dir(), id);
     let fps = crate::remote::sync::lock_fingerprints(&proj.lock);
     let mut total = crate::remote::pull(&proj.cache, &fps, remote)?;
-    let mut tried: std::collections::BTreeSet<String> = fps.into_iter().collect();
+    let mut tried: std::collections::BTreeSet<Fingerprint> = fps.into_iter().collect();
     loop {
         let plans = plan::plan(proj, selected, force, rehash, &interrupted);
-        let want: Vec<String> = plans
+        let want: Vec<Fingerprint> = plans
             .iter()
             .enumerate()
             .filter(|(i, _)| !force[*i])
             .filter_map(|(_, pl)| pl.as_ref())
             .filter(|pl| pl.state == State::Run)
-            .filter_map(|pl| pl.fingerprint.clone())
-            .filter(|fp| tried.insert(fp.clone()))
+            .filter_map(|pl| pl.fingerprint)
+            .filter(|fp| tried.insert(*fp))
             .collect();
         if want.is_empty() {
             eprintln!(
@@ -410,11 +411,11 @@ fn pull_what_the_plan_needs(
 /// link it did not create).
 fn check_own_folders(proj: &plan::Project) -> Result<()> {
     let root = &proj.pipeline.root;
-    let name = &proj.pipeline.name;
+    let dirs = proj.dirs();
     for d in [
-        root.join("cache"),
-        root.join("results").join(name),
-        root.join("checkpoints").join(name),
+        proj.cache.dir().to_path_buf(),
+        dirs.results(),
+        dirs.checkpoints(),
     ] {
         crate::cache::fsafe::check_dir(root, &d).map_err(|e| PipeError::Config(e.to_string()))?;
     }
@@ -426,23 +427,23 @@ fn sweep_leftovers(proj: &plan::Project) {
     // Every run removes its staging folder (`cache/tmp/<pid>`) when it ends, so `cache/tmp`
     // holds something only after a killed run: only then are the store's folders searched for
     // its temporary files (a no-op run reads no more folders than it must).
-    let leftover = std::fs::read_dir(proj.cache.tmp_dir())
+    let leftover = std::fs::read_dir(proj.cache.layout().tmp())
         .map(|mut d| d.next().is_some())
         .unwrap_or(false);
     if !leftover {
         return;
     }
-    let _ = std::fs::remove_dir_all(proj.cache.tmp_dir());
+    let _ = std::fs::remove_dir_all(proj.cache.layout().tmp());
     let mut dirs = vec![
-        proj.cache.dir.clone(),
-        proj.cache.dir.join("runs"),
+        proj.cache.dir().to_path_buf(),
+        proj.cache.layout().runs(),
         proj.pipeline
             .lock_path()
             .parent()
             .map(|p| p.to_path_buf())
             .unwrap_or_default(),
     ];
-    if let Ok(rd) = std::fs::read_dir(proj.cache.dir.join("objects")) {
+    if let Ok(rd) = std::fs::read_dir(proj.cache.layout().objects()) {
         dirs.extend(rd.flatten().map(|e| e.path()));
     }
     for d in dirs {
@@ -466,20 +467,21 @@ fn remove_dropped_instances(proj: &plan::Project) {
     let ids: std::collections::BTreeSet<&str> = p.nodes.iter().map(|n| n.id.as_str()).collect();
     let ckpts: std::collections::BTreeSet<&str> =
         p.nodes.iter().map(|n| n.ckpt_name.as_str()).collect();
-    for (area, keep) in [("results", &ids), ("checkpoints", &ckpts)] {
-        let dir = root.join(area).join(&p.name);
+    let dirs = proj.dirs();
+    for (dir, keep) in [(dirs.results(), &ids), (dirs.checkpoints(), &ckpts)] {
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
         };
         for e in rd.flatten() {
+            let path = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
-            if (area == "results" && name == "logs") || keep.contains(name.as_str()) {
+            if path == dirs.logs() || keep.contains(name.as_str()) {
                 continue;
             }
-            if crate::cache::fsafe::remove(root, &e.path()).is_ok() {
+            if crate::cache::fsafe::remove(root, &path).is_ok() {
                 eprintln!(
-                    "removed {area}/{}/{name} (no longer in {})",
-                    p.name,
+                    "removed {} (no longer in {})",
+                    path.strip_prefix(root).unwrap_or(&path).display(),
                     p.file.display()
                 );
             }

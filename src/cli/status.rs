@@ -29,7 +29,7 @@ pub struct StatusArgs {
 pub fn run(args: StatusArgs) -> Result<i32> {
     let proj = args.pipeline.load()?;
     let nn = proj.pipeline.nodes.len();
-    let interrupted = |id: &str| crate::interrupt::was_interrupted(&proj.cache.dir, id);
+    let interrupted = |id: &str| crate::interrupt::was_interrupted(proj.cache.dir(), id);
     let plans = plan::plan(
         &proj,
         &vec![true; nn],

@@ -109,15 +109,10 @@ impl Pipeline {
         })
     }
 
-    /// The `<stem>.lock` file beside the pipeline file.
+    /// The pipeline's lock file (`crate::layout::Layout::lock_file`: `<stem>.lock` beside
+    /// the pipeline file, or in `pipelines/` for a file outside the project).
     pub fn lock_path(&self) -> PathBuf {
-        let stem = self
-            .file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "pipe".into());
-        let p = self.root.join(&self.file);
-        p.with_file_name(format!("{stem}.lock"))
+        crate::layout::Layout::new(&self.root).lock_file(&self.file)
     }
 }
 

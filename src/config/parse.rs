@@ -200,7 +200,7 @@ pub(crate) fn parse_value(s: &str) -> std::result::Result<Value, ConvError> {
 
 /// Why a stage name cannot be used, if it can't.
 fn bad_stage_name(s: &str) -> Option<String> {
-    if s == "logs" {
+    if s == crate::layout::LOGS {
         return Some(
             "is reserved (results/<pipeline>/logs/ holds the logs); rename the stage".into(),
         );

@@ -6,6 +6,7 @@
 
 use super::slurm::SlurmConfig;
 use crate::cache::RunRecord;
+use crate::digest::{Blake3, Fingerprint};
 use crate::instance::staging::Staging;
 use crate::instance::{Job, Outcome};
 use crate::project::Project;
@@ -41,13 +42,13 @@ pub fn prepare(
     proj: &Project,
     cfg: &SlurmConfig,
     job: &Job,
-    fp: &str,
+    fp: &Fingerprint,
     remote: &Remote,
 ) -> Result<String, String> {
     let n = &proj.pipeline.nodes[job.index];
     let root = &proj.pipeline.root;
     // The upstream records (and their objects), objects first.
-    let ups: Vec<String> = job.ups.iter().map(|(_, r)| r.fingerprint.clone()).collect();
+    let ups: Vec<Fingerprint> = job.ups.iter().map(|(_, r)| r.fingerprint).collect();
     let t = crate::remote::push(&proj.cache, &ups, remote).map_err(|e| e.to_string())?;
     if !t.missing.is_empty() || !t.incomplete.is_empty() {
         return Err(format!(
@@ -55,7 +56,7 @@ pub fn prepare(
             t.missing
                 .iter()
                 .chain(&t.incomplete)
-                .cloned()
+                .map(|f| f.to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
             remote.describe()
@@ -113,11 +114,11 @@ pub fn prepare(
     let m = JobManifest {
         pipeline,
         id: n.id.clone(),
-        fingerprint: fp.to_string(),
+        fingerprint: *fp,
         ups: job
             .ups
             .iter()
-            .map(|(u, r)| (u.id.clone(), r.fingerprint.clone()))
+            .map(|(u, r)| (u.id.clone(), r.fingerprint))
             .collect(),
         sets: cfg.sets.clone(),
         params,
@@ -141,10 +142,9 @@ pub fn restore(
     job: &Job,
     staging: &Staging,
     remote: &Remote,
-    fp: &str,
+    fp: &Fingerprint,
 ) -> Result<Option<(Outcome, RunRecord)>, String> {
-    let t =
-        crate::remote::pull(&proj.cache, &[fp.to_string()], remote).map_err(|e| e.to_string())?;
+    let t = crate::remote::pull(&proj.cache, &[*fp], remote).map_err(|e| e.to_string())?;
     if !t.corrupt.is_empty() {
         eprintln!(
             "warning: corrupt on the remote, not used: {}",
@@ -169,14 +169,14 @@ pub fn collect(
     job: &Job,
     staging: &Staging,
     remote: &Remote,
-    fp: &str,
+    fp: &Fingerprint,
 ) -> Result<Option<RunRecord>, String> {
     if job.forced {
         let Some(bytes) = crate::remote::fetch_record(remote, fp).map_err(|e| e.to_string())?
         else {
             return Ok(None);
         };
-        let objs: Vec<String> = crate::remote::record_objects(&bytes)
+        let objs: Vec<Blake3> = crate::remote::record_objects(&bytes)
             .unwrap_or_default()
             .into_iter()
             .map(|(h, _)| h)
@@ -202,7 +202,13 @@ pub fn collect(
 }
 
 /// The log a failed job left on the remote, written to the stage's log path; its last line.
-pub fn fetch_log(proj: &Project, job: &Job, remote: &Remote, fp: &str, id: u64) -> Option<String> {
+pub fn fetch_log(
+    proj: &Project,
+    job: &Job,
+    remote: &Remote,
+    fp: &Fingerprint,
+    id: u64,
+) -> Option<String> {
     let n = &proj.pipeline.nodes[job.index];
     let bytes = remote
         .get_bytes(&manifest::job_log_key(fp, &id.to_string()))

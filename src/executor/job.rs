@@ -5,6 +5,7 @@
 //! project lock, so the job does not take it.
 
 use crate::cache::RunRecord;
+use crate::digest::Fingerprint;
 use crate::error::{PipeError, Result};
 use crate::instance::staging::Staging;
 use crate::instance::{Job, Outcome};
@@ -25,8 +26,8 @@ pub enum JobEnd {
 pub fn run_instance(
     proj: &Project,
     id: &str,
-    submitted: &str,
-    ups: &BTreeMap<String, String>,
+    submitted: &Fingerprint,
+    ups: &BTreeMap<String, Fingerprint>,
     forced: bool,
 ) -> Result<JobEnd> {
     let file = proj.pipeline.file.display().to_string();
@@ -52,7 +53,7 @@ pub fn run_instance(
                 "__instance {}: upstream `{}` has no run record {fp} in {}",
                 n.id,
                 un.id,
-                proj.cache.dir.display()
+                proj.cache.dir().display()
             ))
         })?;
         recs.push((un.clone(), rec));
@@ -70,7 +71,7 @@ pub fn run_instance(
         threads: if info.heavy { threads } else { 1 },
     };
     let fp = crate::instance::fingerprint(proj, &job).map_err(|o| outcome_error(&n.id, o))?;
-    if fp != submitted {
+    if fp != *submitted {
         return Err(PipeError::Config(format!(
             "__instance {}: the fingerprint is {fp} here, not {submitted} as submitted (an input or \
              parameter of {file} changed since); refusing to run",
@@ -79,7 +80,7 @@ pub fn run_instance(
     }
     let tag = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| std::process::id().to_string());
     // Not under cache/tmp: a restarted driver sweeps that folder while this job may still run.
-    let staging = Staging::new(proj.cache.dir.join("jobs").join(tag));
+    let staging = Staging::new(proj.cache.layout().jobs().join(tag));
     let r = crate::instance::run(proj, &job, &staging);
     proj.stats.save();
     let _ = std::fs::remove_dir_all(&staging.base);

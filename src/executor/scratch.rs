@@ -7,6 +7,7 @@
 use super::job::{run_instance, JobEnd};
 use crate::cache::Cache;
 use crate::config::Overrides;
+use crate::digest::Fingerprint;
 use crate::error::{PipeError, Result};
 use crate::project::Project;
 use crate::remote::manifest::{self, JobManifest};
@@ -37,9 +38,14 @@ pub fn run(key: &str, url: &str, mirrors: Vec<PathBuf>) -> Result<i32> {
 fn run_in(root: &Path, remote: &Remote, m: &JobManifest, mirrors: Vec<PathBuf>) -> Result<i32> {
     manifest::materialise(remote, m, root)?;
     let cache = Cache::new(root);
-    let fps: Vec<String> = m.ups.iter().map(|(_, fp)| fp.clone()).collect();
+    let fps: Vec<Fingerprint> = m.ups.iter().map(|(_, fp)| *fp).collect();
     let t = crate::remote::pull(&cache, &fps, remote)?;
-    let lacking: Vec<String> = t.missing.iter().chain(&t.incomplete).cloned().collect();
+    let lacking: Vec<String> = t
+        .missing
+        .iter()
+        .chain(&t.incomplete)
+        .map(|f| f.to_string())
+        .collect();
     if !lacking.is_empty() {
         return Err(PipeError::Failed(format!(
             "{}: the remote {} lacks the upstream run record(s) {} (or their objects){}",
@@ -56,7 +62,7 @@ fn run_in(root: &Path, remote: &Remote, m: &JobManifest, mirrors: Vec<PathBuf>) 
     let ov = Overrides::with_env(m.sets.clone(), m.params.as_ref().map(PathBuf::from));
     let mut proj = Project::load(root, Path::new(&m.pipeline), &ov)?;
     proj.mirrors = mirrors;
-    let ups: BTreeMap<String, String> = m.ups.iter().cloned().collect();
+    let ups: BTreeMap<String, Fingerprint> = m.ups.iter().cloned().collect();
     match run_instance(&proj, &m.id, &m.fingerprint, &ups, m.forced)? {
         JobEnd::Done(rec) => {
             // Objects first, the record last: a driver never sees a record pointing at nothing.
@@ -98,13 +104,7 @@ fn leave_log(root: &Path, remote: &Remote, m: &JobManifest, err: &str) {
     .ok();
     let mut text = name
         .and_then(|p| {
-            std::fs::read_to_string(
-                root.join("results")
-                    .join(p)
-                    .join("logs")
-                    .join(format!("{}.log", m.id)),
-            )
-            .ok()
+            std::fs::read_to_string(crate::layout::Layout::new(root).pipeline(&p).log(&m.id)).ok()
         })
         .unwrap_or_default();
     text.push_str(&format!("error: {err}\n"));

@@ -7,6 +7,7 @@
 
 use super::detached;
 use crate::cache::RunRecord;
+use crate::digest::Fingerprint;
 use crate::instance::staging::Staging;
 use crate::instance::{Job, Outcome};
 use crate::project::Project;
@@ -29,10 +30,15 @@ pub struct SlurmConfig {
     pub remote: Option<String>,
 }
 
-/// The job name of an instance fingerprint in a project: `pipe-<8 hex>-<fp[..16]>`.
-pub fn job_name(root: &Path, fp: &str) -> String {
+/// The start of every job name of a project: `pipe-<8 hex>-`.
+pub fn job_prefix(root: &Path) -> String {
     let h = blake3::hash(root.as_os_str().as_encoded_bytes()).to_hex();
-    format!("pipe-{}-{}", &h[..8], &fp[..fp.len().min(16)])
+    format!("pipe-{}-", &h[..8])
+}
+
+/// The job name of an instance fingerprint in a project: `pipe-<8 hex>-<fp[..16]>`.
+pub fn job_name(root: &Path, fp: &Fingerprint) -> String {
+    format!("{}{}", job_prefix(root), &fp.as_str()[..16])
 }
 
 /// The Slurm output file of an instance (beside its stage log).
@@ -64,7 +70,12 @@ pub(super) fn pipe_command(args: Vec<String>, mirrors: &[PathBuf]) -> Result<Vec
 }
 
 /// The `pipe __instance` command line of an instance.
-fn command(proj: &Project, cfg: &SlurmConfig, job: &Job, fp: &str) -> Result<Vec<String>, String> {
+fn command(
+    proj: &Project,
+    cfg: &SlurmConfig,
+    job: &Job,
+    fp: &Fingerprint,
+) -> Result<Vec<String>, String> {
     let n = &proj.pipeline.nodes[job.index];
     let mut c = vec![
         "-C".into(),

@@ -7,6 +7,7 @@ use crate::cache::{
     fsafe, hash_file, manifest_hash, walk, Area, FingerprintKey, Output, RunRecord,
 };
 use crate::config::Node;
+use crate::digest::Fingerprint;
 use crate::project::Project;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -117,7 +118,7 @@ pub fn commit(
     proj: &Project,
     n: &Node,
     key: FingerprintKey,
-    fp: &str,
+    fp: &Fingerprint,
     dirs: &Staged,
     duration: f64,
 ) -> Result<RunRecord, String> {
@@ -139,7 +140,7 @@ pub fn commit(
         let o = Output {
             area: f.area,
             path: f.rel.clone(),
-            blake3: h.clone(),
+            blake3: h,
             size,
             measure: f.measure,
         };
@@ -178,7 +179,7 @@ pub fn commit(
         Err(_) => None,
     };
     let rec = RunRecord {
-        fingerprint: fp.to_string(),
+        fingerprint: *fp,
         key,
         outputs_hash: manifest_hash(&outputs),
         outputs,

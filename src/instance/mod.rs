@@ -82,10 +82,10 @@ fn prepare(
             ensure_upstream(proj, u, r).map_err(|e| failed(log_rel, e))?;
         }
     }
-    let upstream_hashes: Vec<(String, String)> = job
+    let upstream_hashes: Vec<(String, crate::digest::Blake3)> = job
         .ups
         .iter()
-        .map(|(u, r)| (u.id.clone(), r.outputs_hash.clone()))
+        .map(|(u, r)| (u.id.clone(), r.outputs_hash))
         .collect();
     let up_recs: Vec<&RunRecord> = job.ups.iter().map(|(_, r)| r).collect();
     let (key, missing) = proj.key(n, upstream_hashes, &up_recs);
@@ -103,7 +103,7 @@ fn prepare(
 
 /// The fingerprint an instance has now (its upstreams' outputs verified and restored first):
 /// what a Slurm job is submitted for.
-pub fn fingerprint(proj: &Project, job: &Job) -> Result<String, Outcome> {
+pub fn fingerprint(proj: &Project, job: &Job) -> Result<crate::digest::Fingerprint, Outcome> {
     let n = &proj.pipeline.nodes[job.index];
     let log = proj.log_path(n);
     let log_rel = log
@@ -178,7 +178,7 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, Run
         results: proj.results_dir(u),
         checkpoints: proj.ckpt_dir(u),
         params: u.params.clone(),
-        fingerprint: r.fingerprint.clone(),
+        fingerprint: r.fingerprint.to_string(),
         duration_s: Some(r.duration_s),
     };
     // `ups` holds every ancestor for kinds that read measurements; the direct ones in `needs` order.
@@ -202,18 +202,18 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, Run
         params: n.params.clone(),
         upstream,
         ancestors,
-        fingerprint: fp.clone(),
+        fingerprint: fp.to_string(),
         out_dir: out_dir.clone(),
         ckpt_dir: ckpt_dir.clone(),
         meas_dir: meas_dir.clone(),
         root: root.clone(),
-        cache_dir: proj.cache.dir.clone(),
+        cache_dir: proj.cache.dir().to_path_buf(),
         threads: job.threads,
         mirrors: proj.mirrors.clone(),
         reporter: reporter.clone(),
     };
     let t0 = Instant::now();
-    let guard = crate::interrupt::running_stage(&proj.cache.dir, &n.id);
+    let guard = crate::interrupt::running_stage(proj.cache.dir(), &n.id);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| n.kind.run(&ctx)));
     let duration = t0.elapsed().as_secs_f64();
     drop(guard);
@@ -232,7 +232,7 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, Run
         staging.give_back(stage_dir);
         if let Some(sig) = crate::interrupt::requested() {
             reporter.log(format!("stopped by {sig}"));
-            let _ = crate::interrupt::mark(&proj.cache.dir, &n.id, sig);
+            let _ = crate::interrupt::mark(proj.cache.dir(), &n.id, sig);
             return Err(Outcome::Interrupted { log: log_rel });
         }
         // On the terminal the scheduler's `FAILED` line says it: the log alone gets it here.
@@ -262,7 +262,7 @@ pub fn run(proj: &Project, job: &Job, staging: &Staging) -> Result<(Outcome, Run
     staging.give_back(stage_dir);
     match result {
         Ok(rec) => {
-            let _ = crate::interrupt::clear(&proj.cache.dir, &n.id);
+            let _ = crate::interrupt::clear(proj.cache.dir(), &n.id);
             Ok((Outcome::Ran(duration), rec))
         }
         Err(e) => {

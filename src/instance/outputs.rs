@@ -86,7 +86,9 @@ pub fn check(proj: &Project, n: &Node, rec: &RunRecord, rehash: bool) -> Check {
     for f in walk(&proj.results_dir(n)).unwrap_or_default() {
         if !listed.contains(f.as_str()) {
             c.reasons.push(Reason::OutputExtra {
-                path: format!("results/{}/{}/{f}", proj.pipeline.name, n.id),
+                path: proj
+                    .dirs()
+                    .output_rel(Area::Results, &n.id, &n.ckpt_name, &f),
             });
             break;
         }
@@ -180,9 +182,9 @@ pub fn restore(proj: &Project, n: &Node, rec: &RunRecord) -> Result<(), RestoreE
     for o in &rec.outputs {
         let dest = proj.dest(n, o);
         let shown = proj.display(n, o);
-        if stats.known(&dest).as_deref() == Some(o.blake3.as_str())
+        if stats.known(&dest) == Some(o.blake3)
             || (std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == o.size)
-                && stats.hash(&dest, false).ok().as_deref() == Some(o.blake3.as_str()))
+                && stats.hash(&dest, false).ok() == Some(o.blake3))
         {
             continue;
         }

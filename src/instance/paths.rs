@@ -1,53 +1,43 @@
-//! Where an instance's outputs and log live in the working tree: `results/<pipeline>/<id>/`,
-//! `checkpoints/<pipeline>/<stage>/`, project files, and `results/<pipeline>/logs/<id>.log`.
+//! Where an instance's outputs and log live in the working tree (named by
+//! `crate::layout::PipelineLayout`): `results/<pipeline>/<id>/`, `checkpoints/<pipeline>/<stage>/`,
+//! project files, and `results/<pipeline>/logs/<id>.log`.
 
-use crate::cache::{Area, Output};
+use crate::cache::Output;
 use crate::config::Node;
+use crate::layout::{Layout, PipelineLayout};
 use crate::project::Project;
 use std::path::PathBuf;
 
 impl Project {
+    /// The project's layout.
+    pub fn layout(&self) -> Layout {
+        Layout::new(&self.pipeline.root)
+    }
+
+    /// The folders of this pipeline.
+    pub fn dirs(&self) -> PipelineLayout {
+        self.layout().pipeline(&self.pipeline.name)
+    }
+
     pub fn results_dir(&self, n: &Node) -> PathBuf {
-        self.pipeline
-            .root
-            .join("results")
-            .join(&self.pipeline.name)
-            .join(&n.id)
+        self.dirs().instance(&n.id)
     }
 
     pub fn ckpt_dir(&self, n: &Node) -> PathBuf {
-        self.pipeline
-            .root
-            .join("checkpoints")
-            .join(&self.pipeline.name)
-            .join(&n.ckpt_name)
+        self.dirs().stage_checkpoints(&n.ckpt_name)
     }
 
     pub fn log_path(&self, n: &Node) -> PathBuf {
-        self.pipeline
-            .root
-            .join("results")
-            .join(&self.pipeline.name)
-            .join("logs")
-            .join(format!("{}.log", n.id))
+        self.dirs().log(&n.id)
     }
 
     /// Where an output file lives once materialised.
     pub fn dest(&self, n: &Node, o: &Output) -> PathBuf {
-        match o.area {
-            Area::Results => self.results_dir(n).join(&o.path),
-            Area::Checkpoints => self.ckpt_dir(n).join(&o.path),
-            Area::Project => self.pipeline.root.join(&o.path),
-        }
+        self.dirs().output(o.area, &n.id, &n.ckpt_name, &o.path)
     }
 
     /// The output's path relative to the project root, for messages and the lock file.
     pub fn display(&self, n: &Node, o: &Output) -> String {
-        let p = &self.pipeline.name;
-        match o.area {
-            Area::Results => format!("results/{p}/{}/{}", n.id, o.path),
-            Area::Checkpoints => format!("checkpoints/{p}/{}/{}", n.ckpt_name, o.path),
-            Area::Project => o.path.clone(),
-        }
+        self.dirs().output_rel(o.area, &n.id, &n.ckpt_name, &o.path)
     }
 }

@@ -16,7 +16,9 @@ fn marker_path(cache_dir: &Path, stage_id: &str) -> PathBuf {
             name.push_str(&format!("%{b:02X}"));
         }
     }
-    cache_dir.join("interrupted").join(name)
+    crate::layout::CacheLayout::at(cache_dir)
+        .interrupted()
+        .join(name)
 }
 
 /// Records that stage `stage_id` was stopped by `sig`, for `pipe status`. Written atomically;

@@ -11,6 +11,7 @@ pub use reason::Reason;
 use crate::cache::lockfile::LockEntry;
 use crate::cache::{Area, FingerprintKey, RunRecord};
 use crate::config::Node;
+use crate::digest::{Blake3, Fingerprint};
 use std::collections::BTreeMap;
 
 impl Project {
@@ -22,7 +23,7 @@ impl Project {
     pub fn key(
         &self,
         n: &Node,
-        upstream: Vec<(String, String)>,
+        upstream: Vec<(String, Blake3)>,
         upstream_records: &[&RunRecord],
     ) -> (FingerprintKey, Vec<String>) {
         let mut inputs = BTreeMap::new();
@@ -63,12 +64,12 @@ impl Project {
     pub fn lock_entry(&self, n: &Node, rec: &RunRecord) -> LockEntry {
         LockEntry {
             kind: n.kind_name.clone(),
-            fingerprint: rec.fingerprint.clone(),
+            fingerprint: rec.fingerprint,
             outputs: rec
                 .outputs
                 .iter()
                 .filter(|o| !o.measure)
-                .map(|o| (self.display(n, o), o.blake3.clone()))
+                .map(|o| (self.display(n, o), o.blake3))
                 .collect(),
             metrics: rec.metrics.clone(),
             params: n.params.clone(),
@@ -88,10 +89,10 @@ fn recorded_input_hash(path: &str, recs: &[&RunRecord]) -> Option<String> {
                 continue;
             }
             if o.path == path {
-                return Some(o.blake3.clone());
+                return Some(o.blake3.to_string());
             }
             if let Some(rest) = o.path.strip_prefix(&prefix) {
-                list.push((rest.to_string(), o.blake3.clone()));
+                list.push((rest.to_string(), o.blake3.to_string()));
             }
         }
     }
@@ -129,7 +130,7 @@ pub struct Planned {
     pub state: State,
     pub reasons: Vec<Reason>,
     /// Known when every upstream has a record.
-    pub fingerprint: Option<String>,
+    pub fingerprint: Option<Fingerprint>,
     /// The record of that fingerprint, when there is one.
     pub record: Option<RunRecord>,
 }
@@ -178,8 +179,8 @@ fn diff_reasons(prev: &FingerprintKey, key: &FingerprintKey) -> Vec<Reason> {
             r.push(Reason::InputRemoved { path: p.clone() });
         }
     }
-    let pu: BTreeMap<&String, &String> = prev.upstream.iter().map(|(a, b)| (a, b)).collect();
-    let ku: BTreeMap<&String, &String> = key.upstream.iter().map(|(a, b)| (a, b)).collect();
+    let pu: BTreeMap<&String, &Blake3> = prev.upstream.iter().map(|(a, b)| (a, b)).collect();
+    let ku: BTreeMap<&String, &Blake3> = key.upstream.iter().map(|(a, b)| (a, b)).collect();
     for (id, h) in &key.upstream {
         match pu.get(id) {
             Some(h0) if *h0 == h => {}
@@ -244,7 +245,7 @@ pub fn plan(
             let pl = out[u].as_ref();
             match pl.and_then(|pl| pl.record.as_ref().filter(|_| pl.state != State::Run)) {
                 Some(rec) => {
-                    ups.push((p.nodes[u].id.clone(), rec.outputs_hash.clone()));
+                    ups.push((p.nodes[u].id.clone(), rec.outputs_hash));
                     up_recs.push(rec);
                 }
                 None => waiting.push(p.nodes[u].id.clone()),
@@ -268,7 +269,7 @@ pub fn plan(
         }
         let (key, _missing) = proj.key(n, ups, &up_recs);
         let fp = key.fingerprint();
-        planned.fingerprint = Some(fp.clone());
+        planned.fingerprint = Some(fp);
         match proj.cache.record(&fp) {
             Some(rec) if !force[i] => {
                 let c = crate::instance::outputs::check(proj, n, &rec, rehash);

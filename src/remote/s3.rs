@@ -267,7 +267,7 @@ impl S3Remote {
         key: &str,
         dest: &Path,
         progress: &dyn Fn(u64),
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<crate::digest::Blake3>> {
         let Some(resp) = self.get(key)? else {
             return Ok(None);
         };

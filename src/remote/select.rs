@@ -1,8 +1,8 @@
 //! Which remote a command uses (`--remote`, else `PIPE_REMOTE`, else the pipeline file's
-//! top-level `remote:` key) and where a pipeline's lock file is.
+//! top-level `remote:` key).
 
 use super::RemoteError;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The remote URL for a pipeline: the command-line value, else `PIPE_REMOTE`, else the
 /// pipeline's top-level `remote:`; a config error naming all three when none is set.
@@ -35,13 +35,4 @@ pub fn remote_url(cli: Option<&str>, root: &Path, pipeline: &Path) -> Result<Str
             msg: format!("{}: key `remote` must be a string (s3://bucket/prefix or a folder)", file.display()),
         }),
     }
-}
-
-/// The `<stem>.lock` beside the pipeline file (the rule of `config::Pipeline::lock_path`).
-pub fn lock_path(root: &Path, pipeline: &Path) -> PathBuf {
-    let stem = pipeline
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "pipe".into());
-    root.join(pipeline).with_file_name(format!("{stem}.lock"))
 }

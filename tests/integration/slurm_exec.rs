@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// This user's queued or running jobs of a project.
 fn project_jobs(root: &Path) -> Vec<pipe::slurm::FoundJob> {
-    pipe::slurm::find_jobs(&pipe::executor::slurm::job_name(root, "")).unwrap()
+    pipe::slurm::find_jobs(&pipe::executor::slurm::job_prefix(root)).unwrap()
 }
 
 #[test]
@@ -549,7 +549,7 @@ fn instance_from_a_manifest_checks_everything_and_cleans_up() {
     let good = JobManifest {
         pipeline: "pipelines/p.yaml".into(),
         id: "a".into(),
-        fingerprint: fp.clone(),
+        fingerprint: fp.parse().unwrap(),
         ups: vec![],
         sets: vec![],
         params: None,
@@ -569,22 +569,22 @@ fn instance_from_a_manifest_checks_everything_and_cleans_up() {
     };
     // Another fingerprint than the job computes: refused, exit 2.
     let mut wrong = good.clone();
-    wrong.fingerprint = "0".repeat(64);
+    wrong.fingerprint = "0".repeat(64).parse().unwrap();
     let o = job(&manifest::put(&remote, &wrong).unwrap());
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("refusing to run"), "{}", text(&o));
     assert!(!remote.exists(&format!("runs/{fp}.json")).unwrap());
     // A tampered input object: refused by its blake3.
     let mut tampered = good.clone();
-    let real = tampered.files[1].blake3.clone();
-    let fake = blake3::hash(b"other\n").to_hex().to_string();
+    let real = tampered.files[1].blake3;
+    let fake = pipe::digest::Blake3::of(b"other\n");
     let obj = |h: &str| {
         remote_dir
             .path()
             .join(format!("objects/{}/{}", &h[..2], &h[2..]))
     };
-    std::fs::create_dir_all(obj(&fake).parent().unwrap()).unwrap();
-    std::fs::write(obj(&fake), "not other\n").unwrap();
+    std::fs::create_dir_all(obj(fake.as_str()).parent().unwrap()).unwrap();
+    std::fs::write(obj(fake.as_str()), "not other\n").unwrap();
     tampered.files[1].blake3 = fake;
     let o = job(&manifest::put(&remote, &tampered).unwrap());
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));
@@ -593,7 +593,7 @@ fn instance_from_a_manifest_checks_everything_and_cleans_up() {
     let o = job(&manifest::put(&remote, &good).unwrap());
     assert!(o.status.success(), "{}", text(&o));
     assert!(remote.exists(&format!("runs/{fp}.json")).unwrap());
-    assert!(!real.is_empty());
+    assert_ne!(real, fake);
     // Nothing was written into the project (`status` above saved only its stat cache).
     assert!(!root.join("results").exists() && !root.join("cache/runs").exists());
 }
@@ -695,7 +695,7 @@ fn jobcomp_n(prefix: &str, n: usize) -> Vec<std::collections::BTreeMap<String, S
 
 /// The name prefix of every job of a project.
 fn prefix_of(root: &Path) -> String {
-    pipe::executor::slurm::job_name(root, "")
+    pipe::executor::slurm::job_prefix(root)
 }
 
 /// The most jobs that held the node at once, from `StartTime`/`EndTime` (whole seconds, same
