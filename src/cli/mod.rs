@@ -1,6 +1,5 @@
 //! The command line: one file per subcommand; this file parses and dispatches.
 
-use crate::error::PipeError;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub mod bench;
@@ -97,8 +96,9 @@ pub enum Command {
 /// The pipeline file and parameter overrides, shared by `run`, `status` and `graph`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PipelineArgs {
-    /// The pipeline file (YAML), relative to the current folder or to the project root.
-    /// Default: `default:` in pipe.yaml, else the only file in pipelines/.
+    /// The pipeline: a file (relative to the current folder or to the project root), its name
+    /// (`ci` for pipelines/ci.yaml) or its lock file. Default: `default:` in pipe.yaml, else
+    /// the only file in pipelines/.
     pub pipeline: Option<std::path::PathBuf>,
     /// Override one parameter: `--set stage.key=value` (repeatable; the value is YAML).
     #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
@@ -112,11 +112,7 @@ impl PipelineArgs {
     /// The project root and the pipeline file (relative to the root), found from the current
     /// folder as [`project`] describes.
     pub fn resolve(&self) -> crate::error::Result<(std::path::PathBuf, std::path::PathBuf)> {
-        let cwd = std::env::current_dir()
-            .map_err(|e| PipeError::Failed(format!("cannot read the current folder: {e}")))?;
-        let root = project::find_root(&cwd);
-        let file = project::resolve_pipeline(&root, &cwd, self.pipeline.as_deref())?;
-        Ok((root, file))
+        project::locate(self.pipeline.as_deref())
     }
 
     /// Loads the project the current folder belongs to.
