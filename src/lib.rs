@@ -17,6 +17,7 @@ pub mod download;
 pub mod embedding;
 pub mod error;
 pub mod executor;
+pub mod experiment;
 pub mod graph;
 pub mod instance;
 pub mod interrupt;

@@ -103,7 +103,11 @@ fn show(a: ShowArgs) -> Result<i32> {
         ));
         for (i, (k, v)) in flat.iter().enumerate() {
             let stage = if i == 0 { id.clone() } else { String::new() };
-            rows.push(vec![stage, k.clone(), table::clip(&fmt_value_sig(v, 6), 60)]);
+            rows.push(vec![
+                stage,
+                k.clone(),
+                table::clip(&fmt_value_sig(v, 6), 60),
+            ]);
         }
     }
     if rows.is_empty() {

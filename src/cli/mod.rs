@@ -7,6 +7,7 @@ pub mod clean;
 pub mod completions;
 pub mod eval;
 pub mod exp;
+pub mod exp_record;
 pub mod generate;
 pub mod graph;
 pub mod init;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod mirrors;
 pub mod model_files;
 pub mod params;
+pub mod plots;
 pub mod project;
 pub mod pull;
 pub mod push;
@@ -79,9 +81,12 @@ pub enum Command {
     /// Parameter changes against a git revision or another lock file.
     #[command(subcommand)]
     Params(params::ParamsCommand),
-    /// Every recorded run of the pipeline's stages, side by side.
+    /// Experiments: show them side by side, diff, apply, remove, queue and run.
     #[command(subcommand)]
     Exp(exp::ExpCommand),
+    /// Training and declared curves of experiments overlaid (PNG and SVG).
+    #[command(subcommand)]
+    Plots(plots::PlotsCommand),
     /// Recompute every stage in a scratch copy and compare with the committed lock file.
     Reproduce(reproduce::ReproduceArgs),
     /// Upload the pipeline's run records and objects to the remote store.
@@ -190,6 +195,7 @@ pub fn main() -> i32 {
         Command::Metrics(a) => metrics::run(a),
         Command::Params(a) => params::run(a),
         Command::Exp(a) => exp::run(a),
+        Command::Plots(a) => plots::run(a),
         Command::Reproduce(a) => reproduce::run(a),
         Command::Push(a) => push::run(a),
         Command::Pull(a) => pull::run(a),

@@ -62,7 +62,10 @@ fn by_name(base: &Path, given: &Path) -> Option<PathBuf> {
             .collect(),
         _ => Vec::new(),
     };
-    candidates.into_iter().map(|c| base.join(c)).find(|p| p.is_file())
+    candidates
+        .into_iter()
+        .map(|c| base.join(c))
+        .find(|p| p.is_file())
 }
 
 /// The project root for the current folder (after `-C`): see the module documentation.

@@ -61,6 +61,9 @@ pub struct RunArgs {
     /// A mirror folder for downloads, prepended to PIPE_MIRROR (repeatable).
     #[arg(long, value_name = "DIR")]
     pub mirror: Vec<PathBuf>,
+    /// Name the experiment this run records (default: a generated `exp-…`); see `pipe exp`.
+    #[arg(short = 'n', long = "name", value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 /// Instances matching a stage name or an instance id.
@@ -86,6 +89,9 @@ fn matching(proj: &plan::Project, name: &str, flag: &str) -> Result<Vec<usize>> 
 
 pub fn run(args: RunArgs) -> Result<i32> {
     let t0 = Instant::now();
+    if let Some(n) = &args.name {
+        crate::experiment::check_name(n)?;
+    }
     let mut proj = args.pipeline.load()?;
     proj.mirrors = super::mirrors::from_cli(&args.mirror);
     let nn = proj.pipeline.nodes.len();
@@ -215,8 +221,16 @@ pub fn run(args: RunArgs) -> Result<i32> {
         echo: true,
         executor,
     };
+    let exp = super::exp_record::start(
+        &proj,
+        &args.pipeline.set,
+        args.pipeline.params.as_deref(),
+        args.name.clone(),
+        &plans,
+    );
     let (outcomes, records) = scheduler::execute(&proj, &plans, &opts);
     proj.stats.save();
+    super::exp_record::finish(&proj, exp, &plans, &outcomes, &records);
 
     // The lock file: current stages only, fresh entries for what completed.
     let p = &proj.pipeline;

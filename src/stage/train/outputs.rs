@@ -102,3 +102,54 @@ pub(super) fn write_measurements(
     std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
         .with_context(|| format!("writing {}", path.display()))
 }
+
+/// The live metrics of a training node while it runs: `step,epoch,loss` appended to
+/// `cache/live/<fingerprint>.csv` (flushed at most every half second) for `pipe exp show`
+/// and `pipe plots show`; removed when the node ends, however it ends. Never an output, so
+/// never part of a fingerprint. Failing to write it only stops the live view.
+pub(super) struct Live {
+    path: std::path::PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    flushed: std::time::Instant,
+}
+
+impl Live {
+    pub(super) fn new(ctx: &StageCtx) -> Live {
+        let path = crate::experiment::live_file(&ctx.cache_dir, &ctx.fingerprint);
+        let file = path
+            .parent()
+            .and_then(|d| std::fs::create_dir_all(d).ok())
+            .and_then(|_| std::fs::File::create(&path).ok())
+            .map(std::io::BufWriter::new);
+        let mut l = Live {
+            path,
+            file,
+            flushed: std::time::Instant::now(),
+        };
+        l.write("step,epoch,loss\n");
+        l
+    }
+
+    fn write(&mut self, line: &str) {
+        use std::io::Write;
+        if let Some(f) = &mut self.file {
+            if f.write_all(line.as_bytes()).is_err() {
+                self.file = None;
+            } else if self.flushed.elapsed().as_millis() >= 500 {
+                let _ = f.flush();
+                self.flushed = std::time::Instant::now();
+            }
+        }
+    }
+
+    pub(super) fn step(&mut self, step: u64, epoch: usize, loss: f32) {
+        self.write(&format!("{step},{epoch},{loss}\n"));
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.file = None;
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
