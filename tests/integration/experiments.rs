@@ -199,6 +199,16 @@ fn command_stages_take_parameters_metrics_and_plots() {
         "{d}"
     );
 
+    // Each run is an experiment: the one with `--set train.lr=0.2` has its row.
+    let show = p.ok(&["exp", "show", "--json"]);
+    let show: Value = serde_json::from_str(&show).unwrap();
+    let rows = show["experiments"].as_array().unwrap();
+    assert!(
+        rows.iter().any(|r| r["params"]["train.lr"] == 0.2
+            && (r["metrics"]["train.loss"].as_f64().unwrap() - 0.25).abs() < 1e-5),
+        "{show}"
+    );
+
     // Overrides may only set declared keys; near misses of the kind's keys are refused.
     let e = p.expect_err(&["run", "pipelines/p.yaml", "--set", "train.layer=3"], 2);
     assert!(e.contains("`layer`") && e.contains("`layers`"), "{e}");
@@ -210,5 +220,219 @@ fn command_stages_take_parameters_metrics_and_plots() {
     assert!(
         e.contains("unknown parameter `out`") && e.contains("`outs`"),
         "{e}"
+    );
+}
+
+/// A tiny language-model study: tokenize → train (2 epochs) → infer.
+const TINY: &str = r#"# A tiny study.
+name: tiny
+seed: 3
+stages:
+  tokenize:
+    kind: tokenize
+    params: { path: stories.txt, format: text, valid_fraction: 0.2 }
+  train:
+    kind: train
+    needs: [tokenize]
+    params:
+      d_model: 16
+      d_attn: 16
+      n_heads: 2
+      d_ff: 32
+      n_layers: 1
+      context: 16
+      batch_size: 4
+      epochs: 2
+      lr: 0.01   # the learning rate
+      freeze_embeddings: false
+  infer:
+    kind: infer
+    needs: [train, tokenize]
+    params: { samples: 2, attention_sentences: [] }
+"#;
+
+/// `pipelines/p.yaml` = [`TINY`] and 60 generated stories.
+fn tiny() -> Proj {
+    let p = Proj::new(TINY);
+    let words = [
+        "the", "cat", "dog", "sat", "ran", "on", "a", "mat", "home", "big", "small", "red",
+    ];
+    let mut text = String::new();
+    let mut x: u64 = 7;
+    for _ in 0..60 {
+        for i in 0..12 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            text.push_str(words[(x >> 33) as usize % words.len()]);
+            text.push(if i == 11 { '\n' } else { ' ' });
+        }
+        text.push('\n');
+    }
+    p.write("stories.txt", &text);
+    p
+}
+
+fn rows_of(p: &Proj, args: &[&str]) -> Vec<Value> {
+    let o = p.ok(args);
+    let v: Value = serde_json::from_str(&o).unwrap_or_else(|e| panic!("{e}: {o}"));
+    v["experiments"].as_array().unwrap().clone()
+}
+
+#[test]
+fn named_experiments_are_shown_diffed_applied_and_plotted() {
+    let p = tiny();
+    p.ok(&["run", "pipelines/p.yaml", "-n", "base"]);
+    let lock = p.read("pipelines/p.lock");
+    p.ok(&[
+        "run",
+        "pipelines/p.yaml",
+        "-n",
+        "fast",
+        "--set",
+        "train.lr=0.05",
+    ]);
+    p.ok(&[
+        "run",
+        "pipelines/p.yaml",
+        "-n",
+        "slow",
+        "--set",
+        "train.lr=0.001",
+    ]);
+    let rows = rows_of(&p, &["exp", "show", "--json", "--sort", "train.lr"]);
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["slow", "base", "fast"], "{rows:?}");
+    for (r, lr) in rows.iter().zip([0.001, 0.01, 0.05]) {
+        assert_eq!(r["params"]["train.lr"], lr, "{r}");
+        assert!(
+            r["metrics"]["infer.perplexity"].as_f64().unwrap() > 1.0,
+            "{r}"
+        );
+        assert!(r["metrics"]["train.val_loss"].is_number(), "{r}");
+        assert_eq!(r["status"], "done");
+    }
+    assert_eq!(rows[2]["overrides"][0]["origin"], "--set train.lr=0.05");
+    // Filters, and the text table.
+    let f = rows_of(&p, &["exp", "show", "--json", "--filter", "train.lr<0.01"]);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["name"], "slow");
+    let t = p.ok(&["exp", "show", "pipelines/p.yaml"]);
+    assert!(
+        t.contains("train.lr") && t.contains("infer.perplexity") && t.contains("fast"),
+        "{t}"
+    );
+    let d = p.ok(&["exp", "diff", "base", "fast"]);
+    assert!(
+        d.contains("train.lr") && d.contains("0.05") && d.contains("--set") == false,
+        "{d}"
+    );
+
+    // plots diff: one overlay per curve, both names in the legend.
+    let o = p.ok(&["plots", "diff", "base", "fast", "--out", "plots"]);
+    assert!(o.contains("base_vs_fast_val_loss.svg"), "{o}");
+    let svg = p.read("plots/base_vs_fast_train_loss.svg");
+    assert!(
+        svg.contains("base") && svg.contains("fast") && svg.contains("train.lr=0.05"),
+        "{svg}"
+    );
+    assert!(png_size(&p.path("plots/base_vs_fast_val_perplexity.png")).0 > 100);
+
+    // apply: the file edited in place (comments kept), results restored, nothing computed.
+    p.run_ok(&[]);
+    let o = p.pipe(&["exp", "apply", "fast"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("0 ran"), "{}", text(&o));
+    let yaml = p.read("pipelines/p.yaml");
+    assert!(
+        yaml.contains("      lr: 0.05   # the learning rate\n"),
+        "{yaml}"
+    );
+    assert!(yaml.starts_with("# A tiny study.\n"));
+    p.ok(&["run", "pipelines/p.yaml", "--frozen"]);
+    assert_ne!(p.read("pipelines/p.lock"), lock);
+    let rows = rows_of(&p, &["exp", "show", "--json"]);
+    assert_eq!(rows.len(), 3, "one row per experiment: {rows:?}");
+    p.ok(&["exp", "remove", "slow"]);
+    assert_eq!(rows_of(&p, &["exp", "show", "--json"]).len(), 2);
+    let e = p.expect_err(&["exp", "remove", "slw"], 2);
+    assert!(
+        e.contains("did you mean `slow`?") || e.contains("base"),
+        "{e}"
+    );
+}
+
+#[test]
+fn queued_experiments_run_in_turn_and_leave_the_workspace_as_it_was() {
+    let p = tiny();
+    p.ok(&["run", "pipelines/p.yaml"]);
+    let lock = p.read("pipelines/p.lock");
+    let metrics = p.read("results/tiny/train@epoch=2/metrics.json");
+    p.ok(&[
+        "exp",
+        "run",
+        "--queue",
+        "-n",
+        "q1",
+        "--set",
+        "train.lr=0.02",
+    ]);
+    p.ok(&[
+        "exp",
+        "run",
+        "--queue",
+        "-n",
+        "q2",
+        "--set",
+        "train.lr=0.03",
+    ]);
+    let rows = rows_of(&p, &["exp", "show", "--json"]);
+    let queued: Vec<&Value> = rows.iter().filter(|r| r["status"] == "queued").collect();
+    assert_eq!(queued.len(), 2, "{rows:?}");
+    p.ok(&["exp", "run", "--run-all", "-j", "1"]);
+    let rows = rows_of(&p, &["exp", "show", "--json", "--filter", "name~q"]);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (r, lr) in rows.iter().zip([0.02, 0.03]) {
+        assert_eq!(r["status"], "done", "{r}");
+        assert_eq!(r["params"]["train.lr"], lr);
+        assert!(r["metrics"]["infer.perplexity"].is_number(), "{r}");
+    }
+    assert_ne!(rows[0]["metrics"], rows[1]["metrics"]);
+    assert_eq!(p.read("pipelines/p.lock"), lock);
+    assert_eq!(p.read("results/tiny/train@epoch=2/metrics.json"), metrics);
+    assert!(!p.read("pipelines/p.yaml").contains("0.02"));
+}
+
+#[test]
+fn metrics_params_and_exp_find_the_project_from_a_subfolder() {
+    let p = Proj::new(CHAIN);
+    p.ok(&["run"]);
+    std::fs::create_dir_all(p.path("sub/deeper")).unwrap();
+    let sub = p.path("sub/deeper");
+    let o = pipe(&sub, &["metrics", "show"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        stdout(&o).contains("score") && stdout(&o).contains("1.5"),
+        "{}",
+        stdout(&o)
+    );
+    for args in [
+        &["metrics", "show", "p"][..],
+        &["metrics", "show", "pipelines/p.lock"],
+        &["status", "p"],
+        &["exp", "show", "p"],
+        &["params", "diff", "p", "--against", "../../pipelines/p.lock"],
+    ] {
+        let o = pipe(&sub, args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+    }
+    let o = pipe(
+        p.tmp().parent().unwrap(),
+        &["-C", p.root().to_str().unwrap(), "metrics", "show"],
+    );
+    assert!(
+        o.status.success() && stdout(&o).contains("score"),
+        "{}",
+        text(&o)
     );
 }
