@@ -1,7 +1,8 @@
 //! The table of `pipe exp show`: one row per experiment, with its parameters (dotted
 //! `stage.key`, read from the run records of its instances) and the headline metrics of every
 //! stage (`stage.metric`, or `instance.metric` for a swept stage; the last epoch for a
-//! per-epoch stage), a live loss for a running training; filters and sorting.
+//! per-epoch stage), a live loss for a running training; filters and sorting. A `command`
+//! stage's `cmd`, `deps`, `outs`, `metrics` and `plots` are not parameters here.
 
 use super::{Experiment, Status};
 use crate::compare::number::flatten;
@@ -22,6 +23,9 @@ fn headline(kind: &str) -> Option<&'static [&'static str]> {
         _ => return None,
     })
 }
+
+/// A `command` stage's own keys: what it runs, not parameters of the experiment.
+const COMMAND_KEYS: [&str; 5] = ["cmd", "deps", "outs", "metrics", "plots"];
 
 /// One experiment as a row.
 #[derive(Debug, Clone)]
@@ -88,7 +92,8 @@ pub fn row(cache: &crate::cache::Cache, e: &Experiment) -> Row {
         };
         if let Value::Object(m) = &rec.key.params {
             for (k, v) in m {
-                if k == "epoch" {
+                let own = i.kind == "command" && COMMAND_KEYS.contains(&k.as_str());
+                if k == "epoch" || own {
                     continue;
                 }
                 per_stage
