@@ -324,7 +324,7 @@ fn named_experiments_are_shown_diffed_applied_and_plotted() {
     );
     let d = p.ok(&["exp", "diff", "base", "fast"]);
     assert!(
-        d.contains("train.lr") && d.contains("0.05") && d.contains("--set") == false,
+        d.contains("train.lr") && d.contains("0.05") && !d.contains("--set"),
         "{d}"
     );
 
