@@ -6,6 +6,7 @@
 //!
 //! The library takes a small [`RunInput`] of its own, so it knows nothing of the run loop.
 
+pub mod charts;
 pub mod curves;
 pub mod git;
 pub mod overrides;

@@ -21,6 +21,29 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Escapes prose for HTML and shows `code` spans (between backticks) as `<code>`, so no
+/// backtick appears literally on the page; an unpaired backtick stays as it is.
+pub fn inline(s: &str) -> String {
+    let parts: Vec<&str> = s.split('`').collect();
+    if parts.len().is_multiple_of(2) {
+        return escape(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for (i, p) in parts.iter().enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<code>{}</code>", escape(p));
+        } else {
+            out.push_str(&escape(p));
+        }
+    }
+    out
+}
+
+/// Plain text without code backticks (for `<title>` and `alt`).
+pub fn plain(s: &str) -> String {
+    escape(&s.replace('`', ""))
+}
+
 /// A `data:` URI holding `bytes` of the given MIME type.
 pub fn data_uri(mime: &str, bytes: &[u8]) -> String {
     format!(
@@ -89,29 +112,29 @@ impl Page {
         let _ = writeln!(
             self.body,
             "<section id=\"{id}\">\n<h2>{}</h2>",
-            escape(title)
+            inline(title)
         );
         self.toc.push((id, title.to_string()));
     }
 
     /// A sub-heading inside a section.
     pub fn heading(&mut self, text: &str) {
-        let _ = writeln!(self.body, "<h3>{}</h3>", escape(text));
+        let _ = writeln!(self.body, "<h3>{}</h3>", inline(text));
     }
 
     /// A paragraph of plain text.
     pub fn para(&mut self, text: &str) {
-        let _ = writeln!(self.body, "<p>{}</p>", escape(text));
+        let _ = writeln!(self.body, "<p>{}</p>", inline(text));
     }
 
     /// A muted note, e.g. why a section is empty.
     pub fn note(&mut self, text: &str) {
-        let _ = writeln!(self.body, "<p class=\"note\">{}</p>", escape(text));
+        let _ = writeln!(self.body, "<p class=\"note\">{}</p>", inline(text));
     }
 
     /// A note saying that something is absent (a stage not in `needs`, a file not written).
     pub fn missing(&mut self, text: &str) {
-        let _ = writeln!(self.body, "<p class=\"note missing\">{}</p>", escape(text));
+        let _ = writeln!(self.body, "<p class=\"note missing\">{}</p>", inline(text));
     }
 
     /// A table; cells that hold numbers are right-aligned. `title` attributes can be given per
@@ -120,7 +143,7 @@ impl Page {
         self.body
             .push_str("<div class=\"scroll\"><table>\n<thead><tr>");
         for h in headers {
-            let _ = write!(self.body, "<th>{}</th>", escape(h));
+            let _ = write!(self.body, "<th>{}</th>", inline(h));
         }
         self.body.push_str("</tr></thead>\n<tbody>\n");
         for row in rows {
@@ -151,8 +174,8 @@ impl Page {
             self.body,
             "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
             escape(src),
-            escape(caption),
-            escape(caption)
+            plain(caption),
+            inline(caption)
         );
     }
 
@@ -163,8 +186,8 @@ impl Page {
             self.body,
             "<figure class=\"wide\"><div class=\"scroll\"><img src=\"{}\" alt=\"{}\"></div><figcaption>{}</figcaption></figure>",
             escape(src),
-            escape(caption),
-            escape(caption)
+            plain(caption),
+            inline(caption)
         );
     }
 
@@ -176,8 +199,8 @@ impl Page {
                 self.body,
                 "<figure onclick=\"this.classList.toggle('full')\" title=\"click to enlarge\"><div class=\"scroll\"><img src=\"{}\" alt=\"{}\"></div><figcaption>{}</figcaption></figure>",
                 escape(src),
-                escape(caption),
-                escape(caption)
+                plain(caption),
+                inline(caption)
             );
         }
         self.body.push_str("</div>\n");
@@ -185,7 +208,7 @@ impl Page {
 
     /// Opens a collapsed block whose `summary` line shows it; close it with `end_details`.
     pub fn begin_details(&mut self, summary: &str) {
-        let _ = writeln!(self.body, "<details><summary>{}</summary>", escape(summary));
+        let _ = writeln!(self.body, "<details><summary>{}</summary>", inline(summary));
     }
 
     pub fn end_details(&mut self) {
@@ -207,16 +230,16 @@ impl Page {
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
              <title>{}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<header>\n<h1>{}</h1>\n",
-            escape(&self.title),
-            escape(&self.title)
+            plain(&self.title),
+            inline(&self.title)
         );
         if !self.subtitle.is_empty() {
-            let _ = writeln!(out, "<p class=\"sub\">{}</p>", escape(&self.subtitle));
+            let _ = writeln!(out, "<p class=\"sub\">{}</p>", inline(&self.subtitle));
         }
         if !self.toc.is_empty() {
             out.push_str("<nav><ol>");
             for (id, title) in &self.toc {
-                let _ = write!(out, "<li><a href=\"#{id}\">{}</a></li>", escape(title));
+                let _ = write!(out, "<li><a href=\"#{id}\">{}</a></li>", plain(title));
             }
             out.push_str("</ol></nav>\n");
         }
@@ -280,6 +303,15 @@ figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 .md table { width: 100%; }
 .md pre, .md code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; }
 .md pre { background: var(--head); padding: 8px; overflow-x: auto; white-space: pre-wrap; }
+code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.9em;
+  background: var(--head); padding: 0 3px; border-radius: 3px; }
+.texts td { min-width: 9em; }
+@media (max-width: 600px) {
+  header, main { padding: 0 12px; }
+  h1 { font-size: 22px; }
+  .grid { grid-template-columns: minmax(0, 1fr); }
+  th, td { padding: 4px 6px; }
+}
 main { padding-bottom: 48px; }
 .grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 12px 16px; }
 .grid figure { margin: 0; cursor: zoom-in; }

@@ -97,6 +97,7 @@ pub(super) fn write_measurements(
     let doc = serde_json::json!({
         "tokens_per_s": last.get("tokens_per_s"),
         "epochs": epochs,
+        "measured_at": crate::experiment::now(),
     });
     let path = dir.join("measurements.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
