@@ -39,7 +39,7 @@ stages:
 
 /// pipe's outputs; lock files (`pipelines/*.lock`) are meant to be committed.
 pub const GITIGNORE: &str = "# pipe's outputs (the lock files pipelines/*.lock are committed)\n\
-/cache\n/results\n/checkpoints\n";
+/cache\n/results\n/checkpoints\n/pipe_plots\n";
 
 pub fn run(a: InitArgs) -> Result<i32> {
     let dir = a.dir.unwrap_or_else(|| PathBuf::from("."));

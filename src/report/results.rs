@@ -104,7 +104,7 @@ impl Builder<'_> {
                     let when = m
                         .get("measured_at")
                         .and_then(Value::as_str)
-                        .map(|t| format!(" (measured {t} by `{}`)", up.id))
+                        .map(|t| format!(" (measured {t} by {})", up.id))
                         .unwrap_or_default();
                     for key in keys {
                         let (mut l, s) = metric_label(key);

@@ -436,3 +436,37 @@ fn metrics_params_and_exp_find_the_project_from_a_subfolder() {
         text(&o)
     );
 }
+
+#[test]
+fn a_pipeline_of_command_stages_gets_a_useful_report() {
+    let pl = USER_PARAMS.to_string() + "  report:\n    kind: report\n    needs: [prep, train]\n";
+    let p = Proj::new(&pl);
+    p.ok(&["run", "pipelines/p.yaml", "-n", "a"]);
+    p.ok(&[
+        "run",
+        "pipelines/p.yaml",
+        "-n",
+        "b",
+        "--set",
+        "train.lr=0.2",
+    ]);
+    let html = p.read("results/demo/report/index.html");
+    // The stage's metrics and its declared curve, no empty study sections, no literal backticks.
+    assert!(html.contains("Stage <code>train</code>"), "{html}");
+    assert!(
+        html.contains(">loss<") && html.contains("0.25"),
+        "metrics table"
+    );
+    assert!(html.contains("data:image/png;base64,"), "the declared plot");
+    assert!(!html.contains("Attention maps") && !html.contains("KV cache"));
+    let text_only: String =
+        html.split("<style>").next().unwrap().to_string() + html.split("</style>").nth(1).unwrap();
+    assert!(!text_only.contains('`'), "literal backticks");
+    // report.compare overlays experiments.
+    p.ok(&["run", "pipelines/p.yaml", "--set", "report.compare=[a, b]"]);
+    let html = p.read("results/demo/report/index.html");
+    assert!(
+        html.contains("Experiments compared") && html.contains("of experiments a, b"),
+        "{html}"
+    );
+}
