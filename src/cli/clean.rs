@@ -2,7 +2,6 @@
 //! the store objects and run records that no `*.lock` file references. Takes the project lock.
 
 use crate::cache::lockfile::LockFile;
-use crate::cache::project_lock::{LockError, ProjectLock};
 use crate::cache::{walk, Cache};
 use crate::digest::{Blake3, Fingerprint};
 use crate::error::{PipeError, Result};
@@ -56,7 +55,7 @@ fn lock_files(root: &Path) -> Result<Vec<LockFile>> {
                     continue;
                 }
                 let l = LockFile::read(&p).map_err(|e| {
-                    PipeError::Config(format!(
+                    PipeError::config(format!(
                         "{e}; `pipe clean --cache` refuses to run while a lock file is unreadable"
                     ))
                 })?;
@@ -85,7 +84,7 @@ fn pipeline_name(root: &Path, cwd: &Path, arg: &Path) -> Result<String> {
     }
     let name = arg.to_string_lossy().into_owned();
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::config(format!(
             "pipe clean {name}: not a pipeline file or a pipeline name"
         )));
     }
@@ -95,35 +94,19 @@ fn pipeline_name(root: &Path, cwd: &Path, arg: &Path) -> Result<String> {
 pub fn run(args: CleanArgs) -> Result<i32> {
     // The project the current folder (after `-C`) belongs to, as for every other subcommand.
     let root = super::project::project_root()?;
-    let cwd = std::env::current_dir()
-        .map_err(|e| PipeError::Failed(format!("cannot read the current folder: {e}")))?;
+    let cwd = std::env::current_dir().map_err(PipeError::current_dir)?;
     let cache = Cache::new(&root);
     if !args.cache && args.pipeline.is_none() {
-        return Err(PipeError::Config(
-            "pipe clean: give a pipeline file, or --cache --unreferenced".into(),
+        return Err(PipeError::config(
+            "pipe clean: give a pipeline file, or --cache --unreferenced",
         ));
     }
     if args.cache && !args.unreferenced {
-        return Err(PipeError::Config(
-            "pipe clean --cache: add --unreferenced (only unreferenced objects are removed)".into(),
+        return Err(PipeError::config(
+            "pipe clean --cache: add --unreferenced (only unreferenced objects are removed)",
         ));
     }
-    let _lock = match ProjectLock::acquire(cache.dir(), !args.no_wait, |pid| {
-        eprintln!(
-            "waiting for the project lock held by {}",
-            pid.map(|p| format!("pid {p}"))
-                .unwrap_or_else(|| "another process".into())
-        )
-    }) {
-        Ok(l) => l,
-        Err(LockError::Busy(pid)) => {
-            return Err(PipeError::Failed(format!(
-                "another `pipe` (pid {}) holds the project lock; try again later",
-                pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
-            )))
-        }
-        Err(LockError::Io(e)) => return Err(PipeError::Failed(format!("project lock: {e}"))),
-    };
+    let _lock = crate::engine::lock_project(cache.dir(), !args.no_wait)?;
     let mut doomed: Vec<PathBuf> = Vec::new();
     if let Some(arg) = &args.pipeline {
         let name = pipeline_name(&root, &cwd, arg)?;
@@ -171,7 +154,7 @@ pub fn run(args: CleanArgs) -> Result<i32> {
         } else {
             // A link is removed as a link, never its target; nothing through a link.
             crate::cache::fsafe::remove(&root, d)
-                .map_err(|e| PipeError::Failed(format!("cannot remove {}: {e}", rel.display())))?;
+                .map_err(|e| PipeError::io("cannot remove", rel, e.into()))?;
             println!("removed {}", rel.display());
         }
     }

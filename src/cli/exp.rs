@@ -5,7 +5,7 @@
 
 use crate::compare::number::{fmt_value, fmt_value_sig};
 use crate::error::{PipeError, Result};
-use crate::experiment::{self, table, Experiment, Status};
+use crate::experiment::{self, table, ExpError, Experiment, Status};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -139,9 +139,9 @@ fn rows(root: &Path, file: &Path, a: &ShowArgs) -> Result<Vec<table::Row>> {
         .map(|e| table::row(&cache, e))
         .collect();
     for f in &a.filter {
-        let f: table::Filter = f.parse().map_err(PipeError::Config)?;
+        let f: table::Filter = f.parse().map_err(PipeError::usage)?;
         if !rows.is_empty() && !table::has_column(&rows, &f.col) {
-            return Err(PipeError::Config(format!(
+            return Err(PipeError::usage(format!(
                 "--filter {}: no column `{}`; {}",
                 a.filter.join(" "),
                 f.col,
@@ -152,7 +152,7 @@ fn rows(root: &Path, file: &Path, a: &ShowArgs) -> Result<Vec<table::Row>> {
     }
     if let Some(col) = &a.sort {
         if !rows.is_empty() && !table::has_column(&rows, col) {
-            return Err(PipeError::Config(format!(
+            return Err(PipeError::usage(format!(
                 "--sort {col}: no such column; {}",
                 columns_hint(&rows)
             )));
@@ -234,7 +234,7 @@ fn show(a: ShowArgs) -> Result<i32> {
             .to_vec();
         header.extend(params.iter().cloned());
         header.extend(metrics.iter().cloned());
-        let e = |e: ::csv::Error| PipeError::Failed(format!("writing CSV: {e}"));
+        let e = |e: ::csv::Error| PipeError::Tool(anyhow::anyhow!("writing CSV: {e}"));
         w.write_record(&header).map_err(e)?;
         for r in &rows {
             let mut rec = vec![
@@ -253,7 +253,7 @@ fn show(a: ShowArgs) -> Result<i32> {
         }
         let bytes = w
             .into_inner()
-            .map_err(|x| PipeError::Failed(format!("writing CSV: {x}")))?;
+            .map_err(|x| PipeError::Tool(anyhow::anyhow!("writing CSV: {x}")))?;
         out(&String::from_utf8_lossy(&bytes));
         return Ok(0);
     }
@@ -410,7 +410,11 @@ fn remove(a: RemoveArgs) -> Result<i32> {
 /// `pipe run FILE ARGS` as a child of this process, in its own process group (stopped with
 /// this process), with the `PIPE_<STAGE>__<KEY>` variables of the caller replaced by `env`.
 fn child_run(root: &Path, args: &[String], env: &[(String, String)]) -> Result<bool> {
-    let exe = std::env::current_exe()?;
+    let start = |source| PipeError::Io {
+        what: "cannot start `pipe run`".into(),
+        source,
+    };
+    let exe = std::env::current_exe().map_err(start)?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("run").args(args).current_dir(root);
     for (k, _) in std::env::vars() {
@@ -419,9 +423,13 @@ fn child_run(root: &Path, args: &[String], env: &[(String, String)]) -> Result<b
         }
     }
     cmd.envs(env.iter().cloned());
-    let group = crate::interrupt::spawn_group(&mut cmd)
-        .map_err(|e| PipeError::Failed(format!("cannot start `pipe run`: {e}")))?;
-    Ok(group.wait()?.success())
+    let io = crate::interrupt::GroupIo {
+        stdout: std::process::Stdio::inherit(),
+        stderr: std::process::Stdio::inherit(),
+        cleanup: None,
+    };
+    let group = crate::interrupt::spawn_group(&cmd, io).map_err(start)?;
+    Ok(group.wait().map_err(start)?.success())
 }
 
 fn apply(name: &str) -> Result<i32> {
@@ -429,16 +437,17 @@ fn apply(name: &str) -> Result<i32> {
     let e = experiment::load(&root, name)?;
     let path = root.join(&e.file);
     let mut text = std::fs::read_to_string(&path).map_err(|err| {
-        PipeError::Config(format!(
+        ExpError::Apply(format!(
             "experiment {name}: cannot read its pipeline file {}: {err}",
             e.file
         ))
     })?;
     for o in &e.overrides {
         text = experiment::yaml_edit::set(&e.file, &text, &o.stage, &o.key, &o.value)
-            .map_err(PipeError::Config)?;
+            .map_err(ExpError::Apply)?;
     }
-    crate::cache::write_atomic(&path, text.as_bytes())?;
+    crate::cache::write_atomic(&path, text.as_bytes())
+        .map_err(|err| PipeError::io("cannot write", &path, err))?;
     eprintln!(
         "{}: {} ({} override{} written)",
         e.file,
@@ -448,11 +457,11 @@ fn apply(name: &str) -> Result<i32> {
     );
     let ok = child_run(&root, &[e.file.clone(), "--frozen".into()], &[])?;
     if !ok {
-        return Err(PipeError::Failed(format!(
-            "{} now describes experiment {name}, but not all its results are in the store \
-             (see above); `pipe run {}` computes them",
-            e.file, e.file
-        )));
+        return Err(ExpError::NotRestored {
+            name: name.to_string(),
+            file: e.file.clone(),
+        }
+        .into());
     }
     println!(
         "applied experiment {name}: {} describes it and its results are restored",
@@ -467,8 +476,11 @@ fn queue(a: QueueArgs) -> Result<i32> {
         let proj = a.pipeline.load()?;
         let name = a.name.clone().expect("clap requires --name with --queue");
         experiment::check_name(&name)?;
-        let mut given =
-            super::exp_record::given(&proj, &a.pipeline.set, a.pipeline.params.as_deref());
+        let mut given = super::exp_record::given(
+            &proj.pipeline,
+            &a.pipeline.set,
+            a.pipeline.params.as_deref(),
+        );
         given.env.clear();
         let e = Experiment {
             name: name.clone(),
@@ -489,8 +501,8 @@ fn queue(a: QueueArgs) -> Result<i32> {
         return Ok(0);
     }
     if !a.run_all {
-        return Err(PipeError::Config(
-            "pipe exp run: give --queue -n NAME (with --set/--params) or --run-all".into(),
+        return Err(PipeError::usage(
+            "pipe exp run: give --queue -n NAME (with --set/--params) or --run-all",
         ));
     }
     let root = super::project::project_root()?;
@@ -507,8 +519,10 @@ fn queue(a: QueueArgs) -> Result<i32> {
         println!("no queued experiments");
         return Ok(0);
     }
-    crate::interrupt::install()
-        .map_err(|e| PipeError::Failed(format!("cannot install the signal handlers: {e}")))?;
+    crate::interrupt::install().map_err(|source| PipeError::Io {
+        what: "cannot install the signal handlers".into(),
+        source,
+    })?;
     let mut failed = Vec::new();
     let mut files: Vec<String> = Vec::new();
     for (n, e) in queued.iter().enumerate() {
@@ -527,7 +541,8 @@ fn queue(a: QueueArgs) -> Result<i32> {
             .join("cache/experiments")
             .join(format!("{}.params.yaml", e.name));
         if let Some((_, text)) = &e.given.params_file {
-            crate::cache::write_atomic(&params_copy, text.as_bytes())?;
+            crate::cache::write_atomic(&params_copy, text.as_bytes())
+                .map_err(|err| PipeError::io("cannot write", &params_copy, err))?;
             let rel = params_copy.strip_prefix(&root).unwrap_or(&params_copy);
             args.extend(["--params".into(), rel.display().to_string()]);
         }
@@ -561,9 +576,6 @@ fn queue(a: QueueArgs) -> Result<i32> {
         println!("{} experiment(s) run: see `pipe exp show`", queued.len());
         Ok(0)
     } else {
-        Err(PipeError::Failed(format!(
-            "experiments failed: {}",
-            failed.join(", ")
-        )))
+        Err(ExpError::RunsFailed(failed).into())
     }
 }

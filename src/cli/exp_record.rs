@@ -1,26 +1,28 @@
-//! The glue between `pipe run` and the experiment library: what a run tells it at its start
-//! (the planned instances) and at its end (outcomes and fingerprints). Kept apart from the run
-//! loop so that `cli/run.rs` makes two calls.
+//! The glue between `pipe run` and the experiment library: the experiment is recorded as
+//! running before `engine::run` (its overrides, no instances yet) and completed from the run's
+//! summary after it (every instance's id, kind, fingerprint and outcome). A run that ends in an
+//! error before any stage could run (a bad flag, `--frozen`, a busy project lock) records
+//! nothing; any other error records the experiment as failed (or interrupted), never as done.
 
+use crate::config::Pipeline;
+use crate::engine::{Outcome, RunSummary};
+use crate::error::PipeError;
 use crate::experiment::{self, Experiment, Given, InstanceRef, RunInput, Status};
-use crate::instance::Outcome;
-use crate::plan::{Planned, Project};
-use std::path::PathBuf;
 
 /// The overrides of this invocation: `--set`, the `--params` file (path and content) and the
 /// `PIPE_<STAGE>__<KEY>` variables naming a stage of the pipeline.
-pub fn given(proj: &Project, sets: &[String], params: Option<&std::path::Path>) -> Given {
+pub fn given(p: &Pipeline, sets: &[String], params: Option<&std::path::Path>) -> Given {
     let env_name = |s: &str| s.to_uppercase().replace(['-', '.'], "_");
     let env = std::env::vars()
         .filter(|(k, _)| {
             k.strip_prefix("PIPE_")
                 .and_then(|r| r.split_once("__"))
-                .is_some_and(|(st, _)| proj.pipeline.stages.iter().any(|n| env_name(n) == st))
+                .is_some_and(|(st, _)| p.stages.iter().any(|n| env_name(n) == st))
         })
         .collect();
-    let params_file = params.map(|p| {
-        let text = std::fs::read_to_string(proj.pipeline.root.join(p)).unwrap_or_default();
-        (p.display().to_string(), text)
+    let params_file = params.map(|f| {
+        let text = std::fs::read_to_string(p.root.join(f)).unwrap_or_default();
+        (f.display().to_string(), text)
     });
     Given {
         set: sets.to_vec(),
@@ -29,61 +31,77 @@ pub fn given(proj: &Project, sets: &[String], params: Option<&std::path::Path>) 
     }
 }
 
-/// The instances with what the plan (and, after the run, the outcomes) know.
-fn instances(
-    proj: &Project,
-    plans: &[Option<Planned>],
-    outcomes: Option<&[Option<Outcome>]>,
-    records: Option<&[Option<crate::cache::record::RunRecord>]>,
-) -> Vec<InstanceRef> {
-    proj.pipeline
-        .nodes
+/// The experiment's state: the run was stopped, a stage failed (or was skipped behind one), or
+/// everything it reached completed.
+fn status_of(s: &RunSummary) -> Status {
+    let any = |f: fn(&Outcome) -> bool| s.stages.iter().any(|st| f(&st.outcome));
+    if s.interrupted.is_some() || any(|o| matches!(o, Outcome::Interrupted { .. })) {
+        Status::Interrupted
+    } else if any(|o| matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. })) {
+        Status::Failed
+    } else {
+        Status::Done
+    }
+}
+
+/// The instances the run reached, with their kinds from the pipeline.
+fn instances(p: &Pipeline, s: &RunSummary) -> Vec<InstanceRef> {
+    s.stages
         .iter()
-        .enumerate()
-        .filter(|(i, _)| plans[*i].is_some())
-        .map(|(i, n)| {
-            let outcome = match outcomes.and_then(|o| o[i].as_ref()) {
-                None => "planned",
-                Some(Outcome::Ran(_)) => "ran",
-                Some(Outcome::Restored) => "restored",
-                Some(Outcome::UpToDate) => "up-to-date",
-                Some(Outcome::Failed { .. }) => "failed",
-                Some(Outcome::Interrupted { .. }) => "interrupted",
-                Some(Outcome::Skipped(_)) => "skipped",
+        .map(|st| {
+            let outcome = match &st.outcome {
+                Outcome::Ran { .. } => "ran",
+                Outcome::Restored => "restored",
+                Outcome::UpToDate => "up-to-date",
+                Outcome::Failed { .. } => "failed",
+                Outcome::Interrupted { .. } => "interrupted",
+                Outcome::Skipped { .. } => "skipped",
             };
-            let fingerprint = records
-                .and_then(|r| r[i].as_ref().map(|r| r.fingerprint))
-                .or_else(|| plans[i].as_ref().and_then(|p| p.fingerprint));
+            let kind = p
+                .nodes
+                .iter()
+                .find(|n| n.id == st.id)
+                .map(|n| n.kind_name.clone())
+                .unwrap_or_default();
             InstanceRef {
-                id: n.id.clone(),
-                stage: n.stage.clone(),
-                kind: n.kind_name.clone(),
-                fingerprint,
+                id: st.id.clone(),
+                stage: st.stage.clone(),
+                kind,
+                fingerprint: st.fingerprint,
                 outcome: outcome.to_string(),
             }
         })
         .collect()
 }
 
-/// Records the experiment a run is (status `Running`); a failure to record is a warning.
+/// What [`start`] recorded, and the record it replaced (a rerun of `-n NAME`).
+pub struct Started {
+    exp: Experiment,
+    replaced: Option<Experiment>,
+}
+
+/// Records the experiment a run is (status `Running`, no instances yet); a failure to record
+/// is a warning.
 pub fn start(
-    proj: &Project,
+    p: &Pipeline,
     sets: &[String],
     params: Option<&std::path::Path>,
     name: Option<String>,
-    plans: &[Option<Planned>],
-) -> Option<Experiment> {
+) -> Option<Started> {
+    let replaced = name
+        .as_deref()
+        .and_then(|n| experiment::load(&p.root, n).ok());
     let input = RunInput {
-        root: &proj.pipeline.root,
-        pipeline: &proj.pipeline.name,
-        file: &proj.pipeline.file,
-        stages: &proj.pipeline.stages,
-        given: given(proj, sets, params),
-        instances: instances(proj, plans, None, None),
+        root: &p.root,
+        pipeline: &p.name,
+        file: &p.file,
+        stages: &p.stages,
+        given: given(p, sets, params),
+        instances: Vec::new(),
         name,
     };
     match experiment::start(input) {
-        Ok(e) => Some(e),
+        Ok(exp) => Some(Started { exp, replaced }),
         Err(e) => {
             eprintln!("warning: the experiment was not recorded: {e}");
             None
@@ -91,37 +109,50 @@ pub fn start(
     }
 }
 
-/// Completes the experiment after the run and says its name.
-pub fn finish(
-    proj: &Project,
-    exp: Option<Experiment>,
-    plans: &[Option<Planned>],
-    outcomes: &[Option<Outcome>],
-    records: &[Option<crate::cache::record::RunRecord>],
-) {
-    let Some(e) = exp else { return };
-    let inst = instances(proj, plans, Some(outcomes), Some(records));
-    let status = if crate::interrupt::requested().is_some()
-        || inst.iter().any(|i| i.outcome == "interrupted")
-    {
-        Status::Interrupted
-    } else if inst
-        .iter()
-        .any(|i| i.outcome == "failed" || i.outcome == "skipped")
-    {
-        Status::Failed
-    } else {
-        Status::Done
-    };
-    match experiment::finish(&proj.pipeline.root, e, inst, status) {
-        Ok(e) => eprintln!("experiment: {}", e.name),
-        Err(e) => eprintln!("warning: the experiment was not recorded: {e}"),
+/// Completes the experiment from the run's summary, says its name on stderr and returns it.
+pub fn finish(p: &Pipeline, started: Option<Started>, s: &RunSummary) -> Option<String> {
+    let st = started?;
+    match experiment::finish(&p.root, st.exp, instances(p, s), status_of(s)) {
+        Ok(e) => {
+            eprintln!("experiment: {}", e.name);
+            Some(e.name)
+        }
+        Err(e) => {
+            eprintln!("warning: the experiment was not recorded: {e}");
+            None
+        }
     }
 }
 
-/// Where experiments live (for messages).
-pub fn dir(proj: &Project) -> PathBuf {
-    crate::layout::Layout::new(&proj.pipeline.root)
-        .cache()
-        .experiments()
+/// After a run that ended in error `err`: an error raised before any stage could run leaves
+/// the experiments as they were (the record [`start`] replaced comes back); any other records
+/// the experiment as failed, or interrupted when a signal stopped the run.
+pub fn abandon(p: &Pipeline, started: Option<Started>, err: &PipeError) {
+    let Some(st) = started else { return };
+    let nothing_ran = matches!(
+        err,
+        PipeError::Config(_)
+            | PipeError::Usage(_)
+            | PipeError::Frozen(_)
+            | PipeError::ProjectLock(_)
+    );
+    if nothing_ran && crate::interrupt::requested().is_none() {
+        let restored = match &st.replaced {
+            Some(old) => experiment::save(&p.root, old),
+            None => experiment::remove(&p.root, &st.exp.name),
+        };
+        if let Err(e) = restored {
+            eprintln!("warning: experiment {}: {e}", st.exp.name);
+        }
+        return;
+    }
+    let (status, word) = match crate::interrupt::requested() {
+        Some(_) => (Status::Interrupted, "interrupted"),
+        None => (Status::Failed, "failed"),
+    };
+    let name = st.exp.name.clone();
+    match experiment::finish(&p.root, st.exp, Vec::new(), status) {
+        Ok(e) => eprintln!("experiment: {} ({word})", e.name),
+        Err(e) => eprintln!("warning: experiment {name} was not recorded: {e}"),
+    }
 }

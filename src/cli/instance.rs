@@ -37,15 +37,17 @@ pub struct InstanceArgs {
 }
 
 pub fn run(args: InstanceArgs) -> Result<i32> {
-    crate::interrupt::install()
-        .map_err(|e| PipeError::Failed(format!("cannot install the signal handlers: {e}")))?;
+    crate::interrupt::install().map_err(|source| PipeError::Io {
+        what: "cannot install the signal handlers".into(),
+        source,
+    })?;
     if let (Some(key), Some(url)) = (&args.manifest, &args.remote) {
         let mirrors = super::mirrors::from_cli(&args.mirror);
         return crate::executor::scratch::run(key, url, mirrors);
     }
     let (Some(id), Some(fp)) = (&args.id, &args.fingerprint) else {
-        return Err(PipeError::Config(
-            "__instance: give --id and --fingerprint, or --manifest and --remote".into(),
+        return Err(PipeError::usage(
+            "__instance: give --id and --fingerprint, or --manifest and --remote",
         ));
     };
     let mut proj = args.pipeline.load()?;
@@ -56,7 +58,7 @@ pub fn run(args: InstanceArgs) -> Result<i32> {
             .rsplit_once('=')
             .and_then(|(id, fp)| Some((id, Fingerprint::parse(fp).ok()?)));
         let Some((id, fp)) = fp else {
-            return Err(PipeError::Config(format!(
+            return Err(PipeError::usage(format!(
                 "__instance: `--up {s}` is not ID=FINGERPRINT (64 hex digits)"
             )));
         };

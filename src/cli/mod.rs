@@ -120,11 +120,15 @@ impl PipelineArgs {
         project::locate(self.pipeline.as_deref())
     }
 
+    /// The overrides: `--set`, `--params` and the `PIPE_<STAGE>__<KEY>` environment.
+    pub fn overrides(&self) -> crate::config::Overrides {
+        crate::config::Overrides::with_env(self.set.clone(), self.params.clone())
+    }
+
     /// Loads the project the current folder belongs to.
-    pub fn load(&self) -> crate::error::Result<crate::plan::Project> {
+    pub fn load(&self) -> crate::error::Result<crate::project::Project> {
         let (root, file) = self.resolve()?;
-        let ov = crate::config::Overrides::with_env(self.set.clone(), self.params.clone());
-        crate::plan::Project::load(&root, &file, &ov)
+        crate::project::Project::load(&root, &file, &self.overrides())
     }
 }
 

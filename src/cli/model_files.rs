@@ -22,7 +22,7 @@ pub struct Model {
 }
 
 fn cfg(msg: String) -> PipeError {
-    PipeError::Config(msg)
+    PipeError::config(msg)
 }
 
 /// Loads `checkpoint` and `vocab` (or the vocabulary its sidecar names) for decoding up to
@@ -58,7 +58,7 @@ pub fn load(
         None => find_vocab(checkpoint, &side)?,
     };
     let (ck, vocab) =
-        load_model(checkpoint, &vocab_path, batch).map_err(|e| PipeError::Config(e.to_string()))?;
+        load_model(checkpoint, &vocab_path, batch).map_err(|e| PipeError::config(e.to_string()))?;
     Ok(Model {
         ck,
         vocab,

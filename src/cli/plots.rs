@@ -4,8 +4,8 @@
 //! differ, as PNG and SVG. `pipe plots show [NAME]`: one experiment's curves, a running
 //! training's so far. Charts go to `pipe_plots/` under the project root (or `--out DIR`).
 
-use crate::error::{PipeError, Result};
-use crate::experiment;
+use crate::error::Result;
+use crate::experiment::{self, ExpError};
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
@@ -50,26 +50,16 @@ pub fn run(cmd: PlotsCommand) -> Result<i32> {
                     .0
                     .into_iter()
                     .next_back()
-                    .ok_or_else(|| {
-                        PipeError::Config(
-                            "no experiments yet: `pipe run -n NAME` records one".into(),
-                        )
-                    })?,
+                    .ok_or(ExpError::NoneYet)?,
             };
             (vec![e], a.out)
         }
     };
     let out = out.unwrap_or_else(|| root.join("pipe_plots"));
-    let written = experiment::charts::draw(&root, &exps, &out)
-        .map_err(|e| PipeError::Failed(e.to_string()))?;
+    let written = experiment::charts::draw(&root, &exps, &out).map_err(ExpError::from)?;
     if written.is_empty() {
-        return Err(PipeError::Failed(format!(
-            "{}: no curves to draw (no train stage and no declared plots among their results)",
-            exps.iter()
-                .map(|e| e.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+        let names = exps.iter().map(|e| e.name.clone()).collect();
+        return Err(ExpError::NoCurves(names).into());
     }
     for w in written {
         println!("{}", w.display());

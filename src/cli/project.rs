@@ -44,8 +44,7 @@ pub fn find_root(start: &Path) -> PathBuf {
 /// The project root and the pipeline file (relative to the root) a command means, from the
 /// current folder (after `-C`): every subcommand that takes a pipeline resolves it here.
 pub fn locate(given: Option<&Path>) -> Result<(PathBuf, PathBuf)> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| PipeError::Failed(format!("cannot read the current folder: {e}")))?;
+    let cwd = std::env::current_dir().map_err(PipeError::current_dir)?;
     let root = find_root(&cwd);
     let file = resolve_pipeline(&root, &cwd, given)?;
     Ok((root, file))
@@ -70,8 +69,7 @@ fn by_name(base: &Path, given: &Path) -> Option<PathBuf> {
 
 /// The project root for the current folder (after `-C`): see the module documentation.
 pub fn project_root() -> Result<PathBuf> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| PipeError::Failed(format!("cannot read the current folder: {e}")))?;
+    let cwd = std::env::current_dir().map_err(PipeError::current_dir)?;
     Ok(find_root(&cwd))
 }
 
@@ -82,7 +80,7 @@ pub fn load_config(root: &Path) -> Result<ProjectConfig> {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProjectConfig::default()),
         Err(e) => {
-            return Err(PipeError::Config(format!(
+            return Err(PipeError::config(format!(
                 "{}: cannot read: {e}",
                 path.display()
             )))
@@ -96,7 +94,7 @@ pub fn load_config(root: &Path) -> Result<ProjectConfig> {
             .location()
             .map(|l| format!(":{}:{}", l.line(), l.column()))
             .unwrap_or_default();
-        PipeError::Config(format!(
+        PipeError::config(format!(
             "{}{at}: {e} (the project config takes `default: pipelines/<file>.yaml`)",
             path.display()
         ))
@@ -169,7 +167,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
                 root.display()
             )
         };
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::config(format!(
             "cannot read pipeline file {}: no such file{where_}",
             p.display()
         )));
@@ -177,7 +175,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
     let cfg = load_config(root)?;
     if let Some(d) = cfg.default {
         if !root.join(&d).is_file() {
-            return Err(PipeError::Config(format!(
+            return Err(PipeError::config(format!(
                 "{}: `default: {}`: no such file in {}",
                 root.join(CONFIG_FILE).display(),
                 d.display(),
@@ -189,7 +187,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
         return Ok(file);
     }
     if !is_root(root) {
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::config(format!(
             "no pipeline given, and no folder from {} upwards holds pipelines/ or {CONFIG_FILE}; \
              give a pipeline file, or create a project with `pipe init`",
             root.display()
@@ -197,7 +195,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
     }
     let files = pipeline_files(root);
     match files.len() {
-        0 => Err(PipeError::Config(format!(
+        0 => Err(PipeError::config(format!(
             "no pipeline given, and {} holds no .yaml file; give a pipeline file",
             crate::layout::Layout::new(root).pipelines().display()
         ))),
@@ -205,7 +203,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
             announce(&files[0], "the only file in pipelines/");
             Ok(files[0].clone())
         }
-        n => Err(PipeError::Config(format!(
+        n => Err(PipeError::config(format!(
             "no pipeline given, and pipelines/ holds {n} files ({}); name one, or set \
              `default: pipelines/<file>.yaml` in {}",
             files

@@ -16,13 +16,18 @@ pub struct PullArgs {
 
 pub fn run(a: PullArgs) -> Result<i32> {
     let (root, pipeline) = super::project::locate(a.pipeline.as_deref())?;
-    let url = crate::remote::select::remote_url(a.remote.as_deref(), &root, &pipeline)?;
+    let settings = crate::config::settings::read(&root, &pipeline)?;
+    let url = crate::remote::select::remote_url(
+        a.remote.as_deref(),
+        settings.remote.as_deref(),
+        &root.join(&pipeline),
+    )?;
     let remote = crate::remote::Remote::open(&url, &root)?;
     let lock_path = crate::layout::Layout::new(&root).lock_file(&pipeline);
-    let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::Config)?;
+    let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::config)?;
     let fps = crate::remote::sync::lock_fingerprints(&lock);
     if fps.is_empty() {
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::config(format!(
             "{}: no lock file entries to pull (the lock file names the runs to fetch)",
             lock_path.display()
         )));

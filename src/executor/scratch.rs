@@ -22,8 +22,9 @@ pub fn run(key: &str, url: &str, mirrors: Vec<PathBuf>) -> Result<i32> {
     let scratch = tempfile::Builder::new()
         .prefix("pipe-job-")
         .tempdir()
-        .map_err(|e| PipeError::Failed(format!("cannot create a scratch folder: {e}")))?;
-    let root = std::fs::canonicalize(scratch.path())?;
+        .map_err(|e| PipeError::io("cannot create a scratch folder in", std::env::temp_dir(), e))?;
+    let root = std::fs::canonicalize(scratch.path())
+        .map_err(|e| PipeError::io("cannot read", scratch.path(), e))?;
     eprintln!("scratch folder {}", root.display());
     let remote = Remote::open(url, &root)?;
     let m = manifest::get(&remote, key)?;
@@ -47,17 +48,19 @@ fn run_in(root: &Path, remote: &Remote, m: &JobManifest, mirrors: Vec<PathBuf>) 
         .map(|f| f.to_string())
         .collect();
     if !lacking.is_empty() {
-        return Err(PipeError::Failed(format!(
-            "{}: the remote {} lacks the upstream run record(s) {} (or their objects){}",
-            m.id,
-            remote.describe(),
-            lacking.join(", "),
-            if t.corrupt.is_empty() {
-                String::new()
-            } else {
-                format!("; corrupt: {}", t.corrupt.join("; "))
-            }
-        )));
+        return Err(transfer(
+            m,
+            format!(
+                "the remote {} lacks the upstream run record(s) {} (or their objects){}",
+                remote.describe(),
+                lacking.join(", "),
+                if t.corrupt.is_empty() {
+                    String::new()
+                } else {
+                    format!("; corrupt: {}", t.corrupt.join("; "))
+                }
+            ),
+        ));
     }
     let ov = Overrides::with_env(m.sets.clone(), m.params.as_ref().map(PathBuf::from));
     let mut proj = Project::load(root, Path::new(&m.pipeline), &ov)?;
@@ -69,15 +72,19 @@ fn run_in(root: &Path, remote: &Remote, m: &JobManifest, mirrors: Vec<PathBuf>) 
             let t =
                 crate::remote::push(&proj.cache, std::slice::from_ref(&rec.fingerprint), remote)?;
             if !t.missing.is_empty() || !t.incomplete.is_empty() {
-                return Err(PipeError::Failed(format!(
-                    "{}: cannot push run record {}: its objects are not all in the job's store",
-                    m.id, rec.fingerprint
-                )));
+                return Err(transfer(
+                    m,
+                    format!(
+                        "cannot push run record {}: its objects are not all in the job's store",
+                        rec.fingerprint
+                    ),
+                ));
             }
             if m.forced && t.records_skipped > 0 {
                 // A forced run's record replaces the one the remote had (its objects are there).
                 let path = proj.cache.record_path(&rec.fingerprint);
-                let bytes = std::fs::read(&path)?;
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| PipeError::io("cannot read the run record", &path, e))?;
                 remote.put_bytes(&crate::remote::record_key(&rec.fingerprint), &bytes)?;
             }
             eprintln!(
@@ -91,6 +98,18 @@ fn run_in(root: &Path, remote: &Remote, m: &JobManifest, mirrors: Vec<PathBuf>) 
         }
         JobEnd::Interrupted(code) => Ok(code),
     }
+}
+
+/// A job's instance whose input or output cannot go through the remote.
+fn transfer(m: &JobManifest, msg: String) -> PipeError {
+    PipeError::from(crate::instance::InstanceError::from(
+        crate::instance::Failure {
+            stage: m.id.clone(),
+            log: PathBuf::new(),
+            fingerprint: Some(m.fingerprint),
+            cause: crate::instance::Cause::Transfer(msg),
+        },
+    ))
 }
 
 /// Leaves the stage log (and the error) on the remote for the driver, best effort.

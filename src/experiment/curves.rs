@@ -57,6 +57,15 @@ pub fn of(cache: &Cache, e: &Experiment) -> Curves {
     // The last epoch of the first train stage holds the whole history.
     let train: Vec<&super::InstanceRef> =
         e.instances.iter().filter(|i| i.kind == "train").collect();
+    if train.is_empty() && super::is_running(e) {
+        // Its instances are recorded when the run ends: the training running now.
+        if let Some(t) =
+            super::latest_live(cache.dir(), e).and_then(|p| std::fs::read_to_string(p).ok())
+        {
+            c.train_loss = csv_points(&t, "step", "loss");
+            c.live = true;
+        }
+    }
     if let Some(first) = train.first() {
         let last_done = train
             .iter()
@@ -83,7 +92,7 @@ pub fn of(cache: &Cache, e: &Experiment) -> Curves {
             });
             let live = running.and_then(|i| match &i.fingerprint {
                 Some(fp) => Some(super::live_file(cache.dir(), fp.as_str())),
-                None => super::latest_live(cache.dir()),
+                None => super::latest_live(cache.dir(), e),
             });
             if let Some(live) = live {
                 if let Ok(t) = std::fs::read_to_string(live) {

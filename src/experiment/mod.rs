@@ -127,6 +127,39 @@ pub enum ExpError {
     },
     #[error("experiment name `{0}`: use letters, digits, `-`, `_` and `.` (at most 64, not starting with `.`)")]
     BadName(String),
+    /// `pipe exp apply` cannot write what the experiment changes into its pipeline file.
+    #[error("{0}")]
+    Apply(String),
+    /// `pipe exp apply` wrote the file, but `run --frozen` found results missing.
+    #[error(
+        "{file} now describes experiment {name}, but not all its results are in the store \
+         (see above); `pipe run {file}` computes them"
+    )]
+    NotRestored { name: String, file: String },
+    /// `pipe exp run --run-all`: these experiments' runs failed.
+    #[error("experiments failed: {}", .0.join(", "))]
+    RunsFailed(Vec<String>),
+    /// `pipe plots`: nothing to draw.
+    #[error("{}: no curves to draw (no train stage and no declared plots among their results)", .0.join(", "))]
+    NoCurves(Vec<String>),
+    /// `pipe plots show` without a name, and no experiment recorded.
+    #[error("no experiments yet: `pipe run -n NAME` records one")]
+    NoneYet,
+    #[error(transparent)]
+    Chart(#[from] charts::ChartError),
+}
+
+impl ExpError {
+    /// 2 for a name or request that cannot be met as given, 1 for a failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExpError::Unknown { .. }
+            | ExpError::BadName(_)
+            | ExpError::Apply(_)
+            | ExpError::NoneYet => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// Checks a user-given name (it becomes a file name).
@@ -251,13 +284,13 @@ pub fn alive(pid: u32) -> bool {
 
 /// `YYYY-MM-DD HH:MM:SS UTC` now.
 pub fn now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let day =
-        crate::compare::runs::utc(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
-    format!("{day}:{:02} UTC", secs % 60)
+    let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    format!("{} UTC", t.trim_end_matches('Z').replacen('T', " ", 1))
+}
+
+/// When an experiment was recorded, from its `created` (None if unreadable).
+pub fn created_at(e: &Experiment) -> Option<std::time::SystemTime> {
+    humantime::parse_rfc3339_weak(e.created.trim_end_matches(" UTC")).ok()
 }
 
 /// Records an experiment at the start of a run: `Running`, the instances as planned. The name
@@ -355,24 +388,16 @@ pub fn live_file(cache_dir: &Path, fp: &str) -> PathBuf {
     cache_dir.join("live").join(format!("{fp}.csv"))
 }
 
-impl From<ExpError> for crate::error::PipeError {
-    fn from(e: ExpError) -> Self {
-        match e {
-            ExpError::Unknown { .. } | ExpError::BadName(_) => {
-                crate::error::PipeError::Config(e.to_string())
-            }
-            _ => crate::error::PipeError::Failed(e.to_string()),
-        }
-    }
-}
-
-/// The live file of a running training whose fingerprint was not known when its experiment
-/// started (an upstream ran in the same run): the most recently written one.
-pub fn latest_live(cache_dir: &Path) -> Option<PathBuf> {
+/// The live file of the training a running experiment is in when its instances are not known
+/// yet (they are recorded when the run ends): the most recently written one, written since the
+/// experiment started (a file left by an older, killed run does not count).
+pub fn latest_live(cache_dir: &Path, e: &Experiment) -> Option<PathBuf> {
+    let since = created_at(e).unwrap_or(std::time::UNIX_EPOCH);
     std::fs::read_dir(cache_dir.join("live"))
         .ok()?
         .flatten()
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .filter_map(|f| Some((f.metadata().ok()?.modified().ok()?, f.path())))
+        .filter(|(t, _)| *t >= since)
         .max()
         .map(|(_, p)| p)
 }

@@ -119,12 +119,13 @@ pub fn row(cache: &crate::cache::Cache, e: &Experiment) -> Row {
             }
         }
     }
-    let unknown_train = e
-        .instances
-        .iter()
-        .any(|i| i.kind == "train" && i.fingerprint.is_none());
+    // While it runs its instances are not recorded yet (or a training's fingerprint is not).
+    let unknown_train = e.instances.is_empty()
+        || e.instances
+            .iter()
+            .any(|i| i.kind == "train" && i.fingerprint.is_none());
     if status == Status::Running && live.is_none() && unknown_train {
-        live = super::latest_live(cache.dir()).and_then(|p| live_line(&p));
+        live = super::latest_live(cache.dir(), e).and_then(|p| live_line(&p));
     }
     let mut params = BTreeMap::new();
     for (stage, keys) in per_stage {

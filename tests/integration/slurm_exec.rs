@@ -661,23 +661,14 @@ fn cancelled_job_without_a_shared_folder_removes_its_scratch_folder() {
 // within the node's CPUs, a time limit, an impossible dependency, kill -9 of the driver and a
 // rerun, Ctrl-C, and two drivers at once. Helpers below are used by these tests only.
 
-/// The finished jobs of the cluster's `jobcomp/filetxt` file (`JobCompLoc`), each as its
-/// `key=value` fields; with a name prefix, only the jobs so named. Empty when the file is not
-/// known (`PIPE_TEST_SLURM_BASE` unset).
+/// The finished jobs of the shared cluster's `jobcomp/filetxt` file whose name starts with
+/// `prefix` (see [`support::jobcomp`]); empty when the file is not known
+/// (`PIPE_TEST_SLURM_BASE` unset).
 fn jobcomp(prefix: &str) -> Vec<std::collections::BTreeMap<String, String>> {
-    let Some(base) = std::env::var_os("PIPE_TEST_SLURM_BASE") else {
-        return Vec::new();
-    };
-    let t = std::fs::read_to_string(Path::new(&base).join("log/jobcomp.log")).unwrap_or_default();
-    t.lines()
-        .map(|l| {
-            l.split(' ')
-                .filter_map(|f| f.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<std::collections::BTreeMap<_, _>>()
-        })
-        .filter(|m| m.get("Name").is_some_and(|n| n.starts_with(prefix)))
-        .collect()
+    match std::env::var_os("PIPE_TEST_SLURM_BASE") {
+        Some(base) => crate::support::jobcomp(Path::new(&base), prefix),
+        None => Vec::new(),
+    }
 }
 
 /// Polls `jobcomp` until `n` jobs of the prefix are there (the controller writes a line when a
@@ -696,25 +687,6 @@ fn jobcomp_n(prefix: &str, n: usize) -> Vec<std::collections::BTreeMap<String, S
 /// The name prefix of every job of a project.
 fn prefix_of(root: &Path) -> String {
     pipe::executor::slurm::job_prefix(root)
-}
-
-/// The most jobs that held the node at once, from `StartTime`/`EndTime` (whole seconds, same
-/// clock): intervals are half-open, so a job that ends in the second another starts does not
-/// count as overlapping it (truncating both times keeps their order).
-fn max_at_once(jobs: &[std::collections::BTreeMap<String, String>]) -> usize {
-    let mut ev: Vec<(String, i32)> = Vec::new();
-    for j in jobs {
-        ev.push((j["StartTime"].clone(), 1));
-        ev.push((j["EndTime"].clone(), -1));
-    }
-    // ISO times sort as strings; at the same second, ends before starts
-    ev.sort();
-    let (mut now, mut max) = (0i32, 0i32);
-    for (_, d) in ev {
-        now += d;
-        max = max.max(now);
-    }
-    max as usize
 }
 
 /// The node's CPUs as Slurm counts them.

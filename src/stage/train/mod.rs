@@ -57,7 +57,7 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
     // Measurements of this node only (speeds differ between two runs): never in the outputs.
     let mut speed_rows: Vec<String> = Vec::new();
     let mut epoch_speed: Vec<serde_json::Value> = Vec::new();
-    let mut live = outputs::Live::new(ctx);
+    let mut live = outputs::Live::new(ctx, &history);
     for epoch in epochs {
         let started = std::time::Instant::now();
         let n_batches = inp.train_ex.n_batches(p.batch_size);

@@ -106,7 +106,8 @@ pub(super) fn write_measurements(
 
 /// The live metrics of a training node while it runs: `step,epoch,loss` appended to
 /// `cache/live/<fingerprint>.csv` (flushed at most every half second) for `pipe exp show`
-/// and `pipe plots show`; removed when the node ends, however it ends. Never an output, so
+/// and `pipe plots show`, starting with the steps of the epochs it resumed from, so the file is
+/// the whole curve so far; removed when the node ends, however it ends. Never an output, so
 /// never part of a fingerprint. Failing to write it only stops the live view.
 pub(super) struct Live {
     path: std::path::PathBuf,
@@ -115,7 +116,7 @@ pub(super) struct Live {
 }
 
 impl Live {
-    pub(super) fn new(ctx: &StageCtx) -> Live {
+    pub(super) fn new(ctx: &StageCtx, resumed: &History) -> Live {
         let path = crate::experiment::live_file(&ctx.cache_dir, &ctx.fingerprint);
         let file = path
             .parent()
@@ -128,6 +129,12 @@ impl Live {
             flushed: std::time::Instant::now(),
         };
         l.write("step,epoch,loss\n");
+        for row in resumed.step_rows() {
+            let f: Vec<&str> = row.splitn(4, ',').collect();
+            if let [step, epoch, loss, ..] = f[..] {
+                l.write(&format!("{step},{epoch},{loss}\n"));
+            }
+        }
         l
     }
 

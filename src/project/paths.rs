@@ -2,10 +2,10 @@
 //! `crate::layout::PipelineLayout`): `results/<pipeline>/<id>/`, `checkpoints/<pipeline>/<stage>/`,
 //! project files, and `results/<pipeline>/logs/<id>.log`.
 
+use super::Project;
 use crate::cache::Output;
 use crate::config::Node;
 use crate::layout::{Layout, PipelineLayout};
-use crate::project::Project;
 use std::path::PathBuf;
 
 impl Project {
