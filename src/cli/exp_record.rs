@@ -3,10 +3,11 @@
 //! summary after it (every instance's id, kind, fingerprint and outcome). A run that ends in an
 //! error before any stage could run (a bad flag, `--frozen`, a busy project lock) records
 //! nothing; any other error records the experiment as failed (or interrupted), never as done.
+//! `pipe run --compare A,B` becomes `--set <report>.compare=[A, B]` here.
 
 use crate::config::Pipeline;
 use crate::engine::{Outcome, RunSummary};
-use crate::error::PipeError;
+use crate::error::{PipeError, Result};
 use crate::experiment::{self, Experiment, Given, InstanceRef, RunInput, Status};
 
 /// The overrides of this invocation: `--set`, the `--params` file (path and content) and the
@@ -74,10 +75,12 @@ fn instances(p: &Pipeline, s: &RunSummary) -> Vec<InstanceRef> {
         .collect()
 }
 
-/// What [`start`] recorded, and the record it replaced (a rerun of `-n NAME`).
+/// What [`start`] recorded, the record it replaced (a rerun of `-n NAME`) and the folders it
+/// created.
 pub struct Started {
     exp: Experiment,
     replaced: Option<Experiment>,
+    created: Vec<std::path::PathBuf>,
 }
 
 /// Records the experiment a run is (status `Running`, no instances yet); a failure to record
@@ -91,6 +94,7 @@ pub fn start(
     let replaced = name
         .as_deref()
         .and_then(|n| experiment::load(&p.root, n).ok());
+    let created = experiment::missing_dirs(&p.root);
     let input = RunInput {
         root: &p.root,
         pipeline: &p.name,
@@ -101,7 +105,11 @@ pub fn start(
         name,
     };
     match experiment::start(input) {
-        Ok(exp) => Some(Started { exp, replaced }),
+        Ok(exp) => Some(Started {
+            exp,
+            replaced,
+            created,
+        }),
         Err(e) => {
             eprintln!("warning: the experiment was not recorded: {e}");
             None
@@ -144,6 +152,10 @@ pub fn abandon(p: &Pipeline, started: Option<Started>, err: &PipeError) {
         if let Err(e) = restored {
             eprintln!("warning: experiment {}: {e}", st.exp.name);
         }
+        // The disk as it was: the folders the record needed go too (when still empty).
+        for d in &st.created {
+            let _ = std::fs::remove_dir(d);
+        }
         return;
     }
     let (status, word) = match crate::interrupt::requested() {
@@ -155,4 +167,34 @@ pub fn abandon(p: &Pipeline, started: Option<Started>, err: &PipeError) {
         Ok(e) => eprintln!("experiment: {} ({word})", e.name),
         Err(e) => eprintln!("warning: experiment {name} was not recorded: {e}"),
     }
+}
+
+/// `--compare A,B`: a `--set <stage>.compare=["A", "B"]` for every `report` stage of the
+/// pipeline; each name must be a recorded experiment, and the pipeline must have a report.
+pub fn compare_sets(args: &super::PipelineArgs, names: &[String]) -> Result<Vec<String>> {
+    let (root, file) = args.resolve()?;
+    for n in names {
+        experiment::load(&root, n)?;
+    }
+    let p = crate::config::load(&root, &file, &args.overrides())?;
+    let mut reports: Vec<&str> = Vec::new();
+    for n in p.nodes.iter().filter(|n| n.kind_name == "report") {
+        if !reports.contains(&n.stage.as_str()) {
+            reports.push(&n.stage);
+        }
+    }
+    if reports.is_empty() {
+        return Err(PipeError::usage(format!(
+            "--compare {}: {} has no `report` stage to draw the comparison in (`pipe plots \
+             diff {}` draws it without one)",
+            names.join(","),
+            file.display(),
+            names.join(" ")
+        )));
+    }
+    let list = serde_json::to_string(names).expect("names serialise");
+    Ok(reports
+        .into_iter()
+        .map(|s| format!("{s}.compare={list}"))
+        .collect())
 }

@@ -62,12 +62,20 @@ pub struct RunArgs {
     /// Name the experiment this run records (default: a generated `exp-…`); see `pipe exp`.
     #[arg(short = 'n', long = "name", value_name = "NAME")]
     pub name: Option<String>,
+    /// Overlay these experiments' curves in the report (`--compare base,top3`): sets
+    /// `compare` of every `report` stage, as `--set <report>.compare=[…]` would.
+    #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
+    pub compare: Vec<String>,
 }
 
-pub fn run(args: RunArgs) -> Result<i32> {
+pub fn run(mut args: RunArgs) -> Result<i32> {
     let (root, file) = args.pipeline.resolve()?;
     if let Some(n) = &args.name {
         crate::experiment::check_name(n)?;
+    }
+    if !args.compare.is_empty() {
+        let sets = super::exp_record::compare_sets(&args.pipeline, &args.compare)?;
+        args.pipeline.set.extend(sets);
     }
     let opts = RunOptions {
         overrides: args.pipeline.overrides(),
@@ -90,8 +98,13 @@ pub fn run(args: RunArgs) -> Result<i32> {
         print!("{}", super::status::render(&proj, &plans, false));
         return Ok(0);
     }
-    // The experiment this run is: recorded as running before, completed after.
-    let pipeline = crate::config::load(&root, &file, &opts.overrides)?;
+    // The experiment this run is: recorded as running before, completed after. A run the
+    // engine refuses before any stage runs (a bad pipeline, lock file, `--only`, a planted
+    // link in pipe's own folders) records nothing: its checks come first.
+    let proj = crate::project::Project::load(&root, &file, &opts.overrides)?;
+    engine::Selection::resolve(&proj, &opts.only, &opts.force)?;
+    engine::check_own_folders(&proj)?;
+    let pipeline = proj.pipeline;
     let exp = super::exp_record::start(
         &pipeline,
         &args.pipeline.set,

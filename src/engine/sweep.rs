@@ -9,7 +9,7 @@ use crate::project::Project;
 
 /// Refuses to run when one of pipe's own folders is a symlink (pipe never writes through a
 /// link it did not create).
-pub(crate) fn check_own_folders(proj: &Project) -> Result<()> {
+pub fn check_own_folders(proj: &Project) -> Result<()> {
     let root = &proj.pipeline.root;
     let dirs = proj.dirs();
     for d in [

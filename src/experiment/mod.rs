@@ -185,12 +185,27 @@ fn path_of(root: &Path, name: &str) -> PathBuf {
     dir(root).join(format!("{name}.json"))
 }
 
-/// Writes an experiment (atomically).
+/// Writes an experiment (atomically), never through a link planted in `cache/experiments/`
+/// or above it.
 pub fn save(root: &Path, e: &Experiment) -> Result<(), ExpError> {
     let path = path_of(root, &e.name);
+    crate::cache::fsafe::create_dir_all(root, &dir(root)).map_err(|err| ExpError::Io {
+        path: dir(root),
+        source: err.into(),
+    })?;
     let mut bytes = serde_json::to_vec_pretty(e).expect("serialises");
     bytes.push(b'\n');
     crate::cache::write_atomic(&path, &bytes).map_err(|source| ExpError::Io { path, source })
+}
+
+/// The folders [`save`] would create for `root` (`cache/`, `cache/experiments/`) that do not
+/// exist yet, deepest first: what to remove when a run that recorded nothing gives up.
+pub fn missing_dirs(root: &Path) -> Vec<PathBuf> {
+    let layout = crate::layout::Layout::new(root);
+    [dir(root), layout.cache().dir().to_path_buf()]
+        .into_iter()
+        .filter(|d| std::fs::symlink_metadata(d).is_err())
+        .collect()
 }
 
 /// Every readable experiment of the project, oldest first; unreadable files are named in the
@@ -368,17 +383,27 @@ pub fn finish(
     Ok(e)
 }
 
-/// Whether the experiment is still running (its process alive).
+/// Whether the experiment is still running (its process alive): a `pipe run`, or a queued
+/// experiment that `pipe exp run --run-all` (process `pid`) is running.
 pub fn is_running(e: &Experiment) -> bool {
-    e.status == Status::Running && e.pid.is_some_and(alive)
+    matches!(e.status, Status::Running | Status::Queued) && e.pid.is_some_and(alive)
 }
 
-/// The status shown: a `Running` experiment whose process is gone was interrupted.
+/// The status shown: a `Running` experiment whose process is gone was interrupted; a queued
+/// one being run is running (and queued again if its `--run-all` is gone).
 pub fn shown_status(e: &Experiment) -> Status {
     match e.status {
         Status::Running if !is_running(e) => Status::Interrupted,
+        Status::Queued if is_running(e) => Status::Running,
         s => s,
     }
+}
+
+/// The scratch copy in which `pipe exp run --run-all` (process `pid`) runs experiment `name`.
+pub fn scratch_dir(cache_dir: &Path, pid: u32, name: &str) -> PathBuf {
+    crate::layout::CacheLayout::at(cache_dir)
+        .experiment_runs()
+        .join(format!("{pid}-{name}"))
 }
 
 /// The live metrics file of a running training instance: `cache/live/<fingerprint>.csv`
@@ -393,7 +418,15 @@ pub fn live_file(cache_dir: &Path, fp: &str) -> PathBuf {
 /// experiment started (a file left by an older, killed run does not count).
 pub fn latest_live(cache_dir: &Path, e: &Experiment) -> Option<PathBuf> {
     let since = created_at(e).unwrap_or(std::time::UNIX_EPOCH);
-    std::fs::read_dir(cache_dir.join("live"))
+    // A queued experiment being run trains in its scratch copy, with a store of its own.
+    let live = match (e.status, e.pid) {
+        (Status::Queued, Some(pid)) => {
+            let scratch = crate::layout::Layout::new(&scratch_dir(cache_dir, pid, &e.name));
+            scratch.cache().dir().join("live")
+        }
+        _ => cache_dir.join("live"),
+    };
+    std::fs::read_dir(live)
         .ok()?
         .flatten()
         .filter_map(|f| Some((f.metadata().ok()?.modified().ok()?, f.path())))
