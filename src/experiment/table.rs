@@ -5,8 +5,7 @@
 //! stage's `cmd`, `deps`, `outs`, `metrics` and `plots` are not parameters here.
 
 use super::{Experiment, Status};
-use crate::compare::number::flatten;
-use crate::digest::Fingerprint;
+use crate::compare::number::{flatten, fmt_value};
 use serde_json::Value;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -189,7 +188,15 @@ pub fn cell(r: &Row, col: &str) -> Option<Value> {
 
 /// Numbers numerically, text naturally, absent last.
 pub fn cmp_cells(a: &Option<Value>, b: &Option<Value>) -> Ordering {
-    crate::compare::runs::cmp_cells(a, b)
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, _) => Ordering::Greater,
+        (_, None) => Ordering::Less,
+        (Some(x), Some(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(p), Some(q)) => p.partial_cmp(&q).unwrap_or(Ordering::Equal),
+            _ => crate::config::natural_cmp(&fmt_value(x), &fmt_value(y)),
+        },
+    }
 }
 
 /// `train.lr<0.01`, `infer.bleu>=2`, `status=done`, `name~base`: a column, an operator
@@ -254,14 +261,6 @@ impl Filter {
 /// Whether any row has a value in `col`.
 pub fn has_column(rows: &[Row], col: &str) -> bool {
     rows.iter().any(|r| cell(r, col).is_some())
-}
-
-/// The fingerprint of a stage's (last) instance in an experiment.
-pub fn instance_fp<'a>(e: &'a Experiment, id: &str) -> Option<&'a Fingerprint> {
-    e.instances
-        .iter()
-        .find(|i| i.id == id)
-        .and_then(|i| i.fingerprint.as_ref())
 }
 
 #[cfg(test)]
