@@ -1,11 +1,11 @@
 //! `pipe exp`: experiments, one per run of a pipeline with its overrides. `show` (one row per
 //! experiment: the parameters that vary as `stage.key` columns and the headline metrics of
 //! every stage), `diff A B`, `apply NAME` (the pipeline file edited to produce it, its results
-//! restored), `remove NAME`, and `run` (a queue: `--queue` adds one, `--run-all` runs them).
+//! restored), `remove NAME`, and `run` (the queue, in `exp_queue`).
 
 use crate::compare::number::{fmt_value, fmt_value_sig};
 use crate::error::{PipeError, Result};
-use crate::experiment::{self, table, ExpError, Experiment, Status};
+use crate::experiment::{self, table, ExpError, Experiment};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ pub enum ExpCommand {
     /// Forget experiments (their results stay in the store).
     Remove(RemoveArgs),
     /// Queue an experiment (`--queue -n NAME --set …`) or run the queue (`--run-all`).
-    Run(QueueArgs),
+    Run(super::exp_queue::QueueArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -72,34 +72,13 @@ pub struct RemoveArgs {
     pub names: Vec<String>,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct QueueArgs {
-    #[command(flatten)]
-    pub pipeline: super::PipelineArgs,
-    /// Add the experiment to the queue instead of running it.
-    #[arg(long, requires = "name", conflicts_with = "run_all")]
-    pub queue: bool,
-    /// The queued experiment's name.
-    #[arg(short = 'n', long = "name", value_name = "NAME")]
-    pub name: Option<String>,
-    /// Run every queued experiment (of the pipeline when one is named), one after another.
-    #[arg(long)]
-    pub run_all: bool,
-    /// Stages run in parallel inside each experiment (`pipe run -j`).
-    #[arg(short = 'j', long = "jobs")]
-    pub jobs: Option<usize>,
-    /// Where stages run (`pipe run --executor`).
-    #[arg(long, value_enum, value_name = "KIND")]
-    pub executor: Option<crate::executor::ExecutorKind>,
-}
-
 pub fn run(cmd: ExpCommand) -> Result<i32> {
     match cmd {
         ExpCommand::Show(a) => show(a),
         ExpCommand::Diff(a) => diff(a),
         ExpCommand::Apply(a) => apply(&a.name),
         ExpCommand::Remove(a) => remove(a),
-        ExpCommand::Run(a) => queue(a),
+        ExpCommand::Run(a) => super::exp_queue::run(a),
     }
 }
 
@@ -321,7 +300,7 @@ fn pair(root: &Path, a: &str, b: &str) -> Result<(table::Row, table::Row)> {
     Ok((table::row(&cache, &x), table::row(&cache, &y)))
 }
 
-fn overrides_text(e: &Experiment) -> String {
+pub(super) fn overrides_text(e: &Experiment) -> String {
     if e.overrides.is_empty() {
         return "(none)".into();
     }
@@ -468,114 +447,4 @@ fn apply(name: &str) -> Result<i32> {
         e.file
     );
     Ok(0)
-}
-
-/// `exp run --queue` and `exp run --run-all`.
-fn queue(a: QueueArgs) -> Result<i32> {
-    if a.queue {
-        let proj = a.pipeline.load()?;
-        let name = a.name.clone().expect("clap requires --name with --queue");
-        experiment::check_name(&name)?;
-        let mut given = super::exp_record::given(
-            &proj.pipeline,
-            &a.pipeline.set,
-            a.pipeline.params.as_deref(),
-        );
-        given.env.clear();
-        let e = Experiment {
-            name: name.clone(),
-            pipeline: proj.pipeline.name.clone(),
-            file: proj.pipeline.file.display().to_string(),
-            created: experiment::now(),
-            commit: None,
-            dirty: false,
-            status: Status::Queued,
-            pid: None,
-            overrides: experiment::overrides::resolve(&given, &proj.pipeline.stages),
-            given,
-            instances: Vec::new(),
-            named: true,
-        };
-        experiment::save(&proj.pipeline.root, &e)?;
-        println!("queued experiment {name}: {}", overrides_text(&e));
-        return Ok(0);
-    }
-    if !a.run_all {
-        return Err(PipeError::usage(
-            "pipe exp run: give --queue -n NAME (with --set/--params) or --run-all",
-        ));
-    }
-    let root = super::project::project_root()?;
-    let only = match &a.pipeline.pipeline {
-        Some(p) => Some(super::project::locate(Some(p))?.1.display().to_string()),
-        None => None,
-    };
-    let (all, _) = experiment::load_all(&root);
-    let queued: Vec<Experiment> = all
-        .into_iter()
-        .filter(|e| e.status == Status::Queued && only.as_ref().is_none_or(|f| &e.file == f))
-        .collect();
-    if queued.is_empty() {
-        println!("no queued experiments");
-        return Ok(0);
-    }
-    crate::interrupt::install().map_err(|source| PipeError::Io {
-        what: "cannot install the signal handlers".into(),
-        source,
-    })?;
-    let mut failed = Vec::new();
-    let mut files: Vec<String> = Vec::new();
-    for (n, e) in queued.iter().enumerate() {
-        eprintln!(
-            "== experiment {} ({}/{}): {}",
-            e.name,
-            n + 1,
-            queued.len(),
-            overrides_text(e)
-        );
-        let mut args = vec![e.file.clone(), "-n".into(), e.name.clone()];
-        for s in &e.given.set {
-            args.extend(["--set".into(), s.clone()]);
-        }
-        let params_copy = root
-            .join("cache/experiments")
-            .join(format!("{}.params.yaml", e.name));
-        if let Some((_, text)) = &e.given.params_file {
-            crate::cache::write_atomic(&params_copy, text.as_bytes())
-                .map_err(|err| PipeError::io("cannot write", &params_copy, err))?;
-            let rel = params_copy.strip_prefix(&root).unwrap_or(&params_copy);
-            args.extend(["--params".into(), rel.display().to_string()]);
-        }
-        if let Some(j) = a.jobs {
-            args.extend(["-j".into(), j.to_string()]);
-        }
-        if let Some(k) = a.executor {
-            args.extend(["--executor".into(), format!("{k:?}").to_lowercase()]);
-        }
-        let env: Vec<(String, String)> = e.given.env.clone().into_iter().collect();
-        let ok = child_run(&root, &args, &env)?;
-        let _ = std::fs::remove_file(&params_copy);
-        if let Some(sig) = crate::interrupt::requested() {
-            eprintln!("stopped by {sig}; the experiments that finished are recorded, the rest stay queued");
-            return Ok(crate::interrupt::exit_code(sig));
-        }
-        if !ok {
-            failed.push(e.name.clone());
-        }
-        if !files.contains(&e.file) {
-            files.push(e.file.clone());
-        }
-    }
-    // The workspace as it was: each pipeline's own results, restored from the store.
-    for f in &files {
-        if !child_run(&root, &[f.clone(), "--frozen".into()], &[])? {
-            eprintln!("note: the results of {f} are those of the last experiment; `pipe run {f}` brings back its own");
-        }
-    }
-    if failed.is_empty() {
-        println!("{} experiment(s) run: see `pipe exp show`", queued.len());
-        Ok(0)
-    } else {
-        Err(ExpError::RunsFailed(failed).into())
-    }
 }

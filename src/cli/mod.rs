@@ -7,6 +7,7 @@ pub mod clean;
 pub mod completions;
 pub mod eval;
 pub mod exp;
+pub mod exp_queue;
 pub mod exp_record;
 pub mod generate;
 pub mod graph;

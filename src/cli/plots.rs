@@ -62,7 +62,7 @@ pub fn run(cmd: PlotsCommand) -> Result<i32> {
         return Err(ExpError::NoCurves(names).into());
     }
     for w in written {
-        println!("{}", w.display());
+        println!("{}\n{}", w.png.display(), w.svg.display());
     }
     Ok(0)
 }

@@ -47,8 +47,15 @@ pub fn labels(root: &Path, exps: &[Experiment]) -> Vec<String> {
         .collect()
 }
 
-/// Draws every chart with at least one non-empty series; returns the files written.
-pub fn draw(root: &Path, exps: &[Experiment], out: &Path) -> Result<Vec<PathBuf>, ChartError> {
+/// One chart drawn: its title and its files.
+pub struct Drawn {
+    pub title: String,
+    pub png: PathBuf,
+    pub svg: PathBuf,
+}
+
+/// Draws every chart with at least one non-empty series; returns what was written.
+pub fn draw(root: &Path, exps: &[Experiment], out: &Path) -> Result<Vec<Drawn>, ChartError> {
     let cache = crate::cache::Cache::new(root);
     let all: Vec<curves::Curves> = exps.iter().map(|e| curves::of(&cache, e)).collect();
     let labels = labels(root, exps);
@@ -123,11 +130,18 @@ pub fn draw(root: &Path, exps: &[Experiment], out: &Path) -> Result<Vec<PathBuf>
     })?;
     let mut written = Vec::new();
     for (file, chart) in charts {
-        for ext in ["png", "svg"] {
-            let p = out.join(format!("{file}.{ext}"));
-            crate::plot::line_chart(&p, &chart, (1000, 600))?;
-            written.push(p);
+        let (png, svg) = (
+            out.join(format!("{file}.png")),
+            out.join(format!("{file}.svg")),
+        );
+        for p in [&png, &svg] {
+            crate::plot::line_chart(p, &chart, (1000, 600))?;
         }
+        written.push(Drawn {
+            title: chart.title,
+            png,
+            svg,
+        });
     }
     Ok(written)
 }

@@ -122,11 +122,6 @@ impl Page {
         let _ = writeln!(self.body, "<h3>{}</h3>", inline(text));
     }
 
-    /// A paragraph of plain text.
-    pub fn para(&mut self, text: &str) {
-        let _ = writeln!(self.body, "<p>{}</p>", inline(text));
-    }
-
     /// A muted note, e.g. why a section is empty.
     pub fn note(&mut self, text: &str) {
         let _ = writeln!(self.body, "<p class=\"note\">{}</p>", inline(text));
@@ -140,12 +135,16 @@ impl Page {
     /// A table; cells that hold numbers are right-aligned. `title` attributes can be given per
     /// cell by writing `text\u{1}tooltip`.
     pub fn table(&mut self, headers: &[&str], rows: &[Vec<String>]) {
-        self.body
-            .push_str("<div class=\"scroll\"><table>\n<thead><tr>");
-        for h in headers {
-            let _ = write!(self.body, "<th>{}</th>", inline(h));
+        self.body.push_str("<div class=\"scroll\"><table>\n");
+        // A key/value table (every header empty) has no header row.
+        if headers.iter().any(|h| !h.is_empty()) {
+            self.body.push_str("<thead><tr>");
+            for h in headers {
+                let _ = write!(self.body, "<th>{}</th>", inline(h));
+            }
+            self.body.push_str("</tr></thead>\n");
         }
-        self.body.push_str("</tr></thead>\n<tbody>\n");
+        self.body.push_str("<tbody>\n");
         for row in rows {
             self.body.push_str("<tr>");
             for cell in row {
@@ -173,18 +172,6 @@ impl Page {
         let _ = writeln!(
             self.body,
             "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
-            escape(src),
-            plain(caption),
-            inline(caption)
-        );
-    }
-
-    /// A figure shown at its natural size, scrolling sideways when wider than the page (for
-    /// images whose small labels must stay legible, such as attention maps).
-    pub fn figure_wide(&mut self, src: &str, caption: &str) {
-        let _ = writeln!(
-            self.body,
-            "<figure class=\"wide\"><div class=\"scroll\"><img src=\"{}\" alt=\"{}\"></div><figcaption>{}</figcaption></figure>",
             escape(src),
             plain(caption),
             inline(caption)
@@ -295,7 +282,6 @@ td.num { text-align: right; font-family: ui-monospace, "DejaVu Sans Mono", Menlo
 td[title] { cursor: help; }
 figure { margin: 12px 0 20px; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); }
-figure.wide img { max-width: none; }
 figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 .md { border-left: 3px solid var(--line); padding-left: 14px; }
 .md h1 { font-size: 18px; margin: 12px 0 8px; }
@@ -306,12 +292,6 @@ figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.9em;
   background: var(--head); padding: 0 3px; border-radius: 3px; }
 .texts td { min-width: 9em; }
-@media (max-width: 600px) {
-  header, main { padding: 0 12px; }
-  h1 { font-size: 22px; }
-  .grid { grid-template-columns: minmax(0, 1fr); }
-  th, td { padding: 4px 6px; }
-}
 main { padding-bottom: 48px; }
 .grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 12px 16px; }
 .grid figure { margin: 0; cursor: zoom-in; }
@@ -319,6 +299,15 @@ main { padding-bottom: 48px; }
 .grid figure.full img { max-width: none; }
 details { margin: 8px 0 16px; }
 summary { cursor: pointer; color: var(--accent); }
+/* A phone: one figure per row, each at least 600 px wide (its labels legible), scrolling sideways. */
+@media (max-width: 600px) {
+  header, main { padding: 0 12px; }
+  h1 { font-size: 22px; }
+  .grid { grid-template-columns: minmax(0, 1fr); }
+  th, td { padding: 4px 6px; }
+  figure { overflow-x: auto; }
+  figure img { min-width: 600px; }
+}
 "#;
 
 #[cfg(test)]

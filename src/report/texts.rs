@@ -58,8 +58,12 @@ impl Builder<'_> {
              lengths): compare their BLEU with care."
         });
         for (doc, (prompt, reference, outs)) in by_doc {
+            // The start-of-story token every prompt begins with says nothing to a reader.
+            let shown = prompt
+                .strip_prefix("<sos>")
+                .map_or(prompt.as_str(), str::trim_start);
             self.page
-                .heading(&format!("Story {doc}: \u{201c}{prompt}\u{201d}"));
+                .heading(&format!("Story {doc}: \u{201c}{shown} \u{2026}\u{201d}"));
             let mut rows = vec![vec!["reference".to_string(), reference]];
             for ((label, _), out) in methods.iter().zip(outs) {
                 rows.push(vec![label.clone(), out]);

@@ -29,7 +29,7 @@ impl Kind for Report {
         KindInfo {
             uses_pipeline_name: true,
             reads_measurements: true,
-            ..KindInfo::base("report", 4, include_str!("../../stages/report.yaml"))
+            ..KindInfo::base("report", 5, include_str!("../../stages/report.yaml"))
         }
     }
 
@@ -106,33 +106,18 @@ fn compared(ctx: &StageCtx, names: &[String]) -> anyhow::Result<Vec<(String, std
         exps.push(crate::experiment::load(&ctx.root, n)?);
     }
     let dir = ctx.out_dir.join("compare");
-    let files = crate::experiment::charts::draw(&ctx.root, &exps, &dir)?;
-    Ok(files
+    let drawn = crate::experiment::charts::draw(&ctx.root, &exps, &dir)?;
+    Ok(drawn
         .into_iter()
-        .filter(|f| f.extension().is_some_and(|x| x == "png"))
-        .map(|f| {
-            let what = f
-                .file_stem()
-                .map(|s| {
-                    s.to_string_lossy()
-                        .rsplit("_vs_")
-                        .next()
-                        .unwrap_or("")
-                        .to_string()
-                })
-                .unwrap_or_default();
-            let curve = what
-                .split_once('_')
-                .map(|x| x.1.to_string())
-                .unwrap_or(what);
+        .map(|d| {
             (
                 format!(
-                    "{} of experiments {} overlaid (as recorded when this report ran; \
+                    "{} of experiments {}, overlaid (as recorded when this report ran; \
                      `pipe exp show` lists them).",
-                    curve.replace('_', " "),
+                    d.title,
                     names.join(", ")
                 ),
-                f,
+                d.png,
             )
         })
         .collect())

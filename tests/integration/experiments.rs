@@ -71,6 +71,22 @@ fn ci_yaml_decodes_the_same_prompts_with_sampling_and_every_beam_width() {
             "doc {d} not among infer's {infer_docs:?}"
         );
     }
+    // A run with overrides is an experiment: the committed lock file stays byte-identical.
+    let lock = std::fs::read(root.join("pipelines/ci.lock")).unwrap();
+    let o = pipe_env(
+        &root,
+        &[
+            "run",
+            "pipelines/ci.yaml",
+            "--only",
+            "infer",
+            "--set",
+            "infer.samples=10",
+        ],
+        &[("PIPE_MIRROR", &m)],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(root.join("pipelines/ci.lock")).unwrap(), lock);
 }
 
 /// `p.yaml` of a stage `s` swept over `lr` that writes what it saw.
@@ -363,11 +379,11 @@ fn named_experiments_are_shown_diffed_applied_and_plotted() {
 }
 
 #[test]
-fn queued_experiments_run_in_turn_and_leave_the_workspace_as_it_was() {
+fn queued_experiments_run_two_at_a_time_and_leave_the_workspace_as_it_was() {
     let p = tiny();
     p.ok(&["run", "pipelines/p.yaml"]);
     let lock = p.read("pipelines/p.lock");
-    let metrics = p.read("results/tiny/train@epoch=2/metrics.json");
+    let before = p.snapshot();
     p.ok(&[
         "exp",
         "run",
@@ -377,19 +393,17 @@ fn queued_experiments_run_in_turn_and_leave_the_workspace_as_it_was() {
         "--set",
         "train.lr=0.02",
     ]);
-    p.ok(&[
-        "exp",
-        "run",
-        "--queue",
-        "-n",
-        "q2",
-        "--set",
-        "train.lr=0.03",
-    ]);
+    p.write("q2.yaml", "train: { lr: 0.03 }\n");
+    p.ok(&["exp", "run", "--queue", "-n", "q2", "--params", "q2.yaml"]);
+    std::fs::remove_file(p.path("q2.yaml")).unwrap();
     let rows = rows_of(&p, &["exp", "show", "--json"]);
     let queued: Vec<&Value> = rows.iter().filter(|r| r["status"] == "queued").collect();
     assert_eq!(queued.len(), 2, "{rows:?}");
-    p.ok(&["exp", "run", "--run-all", "-j", "1"]);
+    let o = p.pipe(&["exp", "run", "--run-all", "-j", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Two at a time: each one's lines carry its name.
+    let err = stderr(&o);
+    assert!(err.contains("[q1] ") && err.contains("[q2] "), "{err}");
     let rows = rows_of(&p, &["exp", "show", "--json", "--filter", "name~q"]);
     assert_eq!(rows.len(), 2, "{rows:?}");
     for (r, lr) in rows.iter().zip([0.02, 0.03]) {
@@ -398,9 +412,94 @@ fn queued_experiments_run_in_turn_and_leave_the_workspace_as_it_was() {
         assert!(r["metrics"]["infer.perplexity"].is_number(), "{r}");
     }
     assert_ne!(rows[0]["metrics"], rows[1]["metrics"]);
+    // The workspace as it was: lock, results and checkpoints untouched, no scratch copy left.
     assert_eq!(p.read("pipelines/p.lock"), lock);
-    assert_eq!(p.read("results/tiny/train@epoch=2/metrics.json"), metrics);
-    assert!(!p.read("pipelines/p.yaml").contains("0.02"));
+    let store = p.path("cache");
+    let now: Vec<_> = p
+        .snapshot()
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with(&store))
+        .collect();
+    let was: Vec<_> = before
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with(&store))
+        .collect();
+    assert_eq!(now, was);
+    let left: Vec<String> = std::fs::read_dir(p.path("cache/experiments/.run"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "lock")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // Their results are in the project's store: applying one computes nothing.
+    let o = p.pipe(&["exp", "apply", "q2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("0 ran"), "{}", text(&o));
+}
+
+/// A stage that sleeps `t` seconds, then writes `t`.
+const SLEEPY: &str = r#"
+name: sleepy
+stages:
+  s:
+    kind: command
+    params:
+      t: 0
+      cmd: "sleep ${t}; echo ${t} > $PIPE_OUT/t.txt"
+"#;
+
+/// Whether a process runs in `dir` (its current folder there or below, even deleted).
+fn sleeping(dir: &Path) -> bool {
+    let dir = dir.display().to_string();
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read_link(e.path().join("cwd"))
+            .is_ok_and(|c| c.display().to_string().starts_with(&dir))
+    })
+}
+
+/// The status `exp show --json` gives experiment `name`.
+fn status_of(p: &Proj, name: &str) -> String {
+    rows_of(p, &["exp", "show", "--json"])
+        .iter()
+        .find(|r| r["name"] == name)
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn stopping_the_queue_loses_no_finished_experiment() {
+    let p = Proj::new(SLEEPY);
+    p.ok(&["run"]);
+    let results = p.read("results/sleepy/s/t.txt");
+    p.ok(&["exp", "run", "--queue", "-n", "a1", "--set", "s.t=0"]);
+    p.ok(&["exp", "run", "--queue", "-n", "b2", "--set", "s.t=300"]);
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let child = p
+            .cmd(&["exp", "run", "--run-all"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until("b2 running", 120, || status_of(&p, "b2") == "running");
+        assert_eq!(status_of(&p, "a1"), "done");
+        // b2's stage is sleeping in its scratch copy.
+        let scratch = p.path(&format!("cache/experiments/.run/{}-b2", child.id()));
+        wait_until("b2's stage started", 60, || {
+            scratch.join("cache/tmp").is_dir()
+        });
+        // SAFETY: kill sends a signal to the child this test started.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = child.wait_with_output().unwrap();
+        if signal == libc::SIGTERM {
+            assert_eq!(out.status.code(), Some(143));
+        }
+        // a1 is recorded, b2 is queued again, its scratch copy removed, nothing left running.
+        wait_until("b2's scratch copy removed", 30, || !scratch.exists());
+        assert_eq!(status_of(&p, "a1"), "done");
+        assert_eq!(status_of(&p, "b2"), "queued");
+        wait_until("the stage's sleep gone", 30, || !sleeping(&scratch));
+    }
+    assert_eq!(p.read("results/sleepy/s/t.txt"), results);
 }
 
 #[test]
@@ -462,11 +561,19 @@ fn a_pipeline_of_command_stages_gets_a_useful_report() {
     let text_only: String =
         html.split("<style>").next().unwrap().to_string() + html.split("</style>").nth(1).unwrap();
     assert!(!text_only.contains('`'), "literal backticks");
-    // report.compare overlays experiments.
+    // report.compare overlays experiments, and so does `--compare`.
     p.ok(&["run", "pipelines/p.yaml", "--set", "report.compare=[a, b]"]);
     let html = p.read("results/demo/report/index.html");
     assert!(
         html.contains("Experiments compared") && html.contains("of experiments a, b"),
         "{html}"
     );
+    p.ok(&["run", "pipelines/p.yaml", "--compare", "b,a"]);
+    let html = p.read("results/demo/report/index.html");
+    assert!(html.contains("of experiments b, a"), "{html}");
+    let e = p.expect_err(&["run", "pipelines/p.yaml", "--compare", "a,c"], 2);
+    assert!(e.contains("no experiment `c`"), "{e}");
+    p.write("pipelines/p.yaml", USER_PARAMS);
+    let e = p.expect_err(&["run", "pipelines/p.yaml", "--compare", "a"], 2);
+    assert!(e.contains("no `report` stage"), "{e}");
 }
