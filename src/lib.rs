@@ -19,6 +19,7 @@ pub mod embedding;
 pub mod engine;
 pub mod error;
 pub mod executor;
+pub mod experiment;
 pub mod graph;
 pub mod input_file;
 pub mod instance;

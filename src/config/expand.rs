@@ -45,6 +45,24 @@ pub(crate) fn substitute(v: &mut Value, vars: &BTreeMap<String, Value>) {
     }
 }
 
+/// The `${key}` variables of an instance: its matrix point; for kinds with user parameters
+/// (`command`), every scalar parameter too (the merged value, overrides included).
+fn substitution_vars(
+    user_params: bool,
+    params: &Value,
+    point: &BTreeMap<String, Value>,
+) -> BTreeMap<String, Value> {
+    let mut vars = point.clone();
+    if let (true, Value::Object(m)) = (user_params, params) {
+        for (k, v) in m {
+            if !(v.is_object() || v.is_array() || v.is_null()) {
+                vars.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+    vars
+}
+
 /// A stage's `params` as JSON, non-finite numbers refused at their line.
 pub(crate) fn stage_params(src: &Source, sname: &str, st: &RawStage) -> Result<Map<String, Value>> {
     match to_json(&serde_yaml::Value::Mapping(st.params.clone())) {
@@ -142,6 +160,30 @@ fn matrix(
             )));
         }
         matrix.insert(key, jv);
+    }
+    // An override of a matrix key (`--set`, `--params`, `PIPE_<STAGE>__<KEY>`) runs exactly
+    // that point: its id, `${key}`, the parameters and the record all carry the value that ran.
+    for (key, vals) in matrix.iter_mut() {
+        let Some((v, origin)) = layers.override_of(sname, key) else {
+            continue;
+        };
+        if v.is_object() || v.is_array() || v.is_null() {
+            return Err(cfg(format!(
+                "{origin}: stage `{sname}`: `{key}` is a matrix key of this stage (values {}); \
+                 an override runs exactly one point, so give one scalar value, or change the \
+                 matrix in {}",
+                vals.iter().map(scalar_text).collect::<Vec<_>>().join(", "),
+                src.at(&["stages", sname, "matrix", key])
+            )));
+        }
+        if let Some(why) = unsafe_part(&scalar_text(v)) {
+            return Err(cfg(format!(
+                "{origin}: stage `{sname}`: matrix key `{key}`, value `{}`: the value {why}; \
+                 matrix values become part of instance ids and folder names",
+                shown(&scalar_text(v))
+            )));
+        }
+        *vals = vec![v.clone()];
     }
     Ok(matrix)
 }
@@ -259,7 +301,8 @@ fn points(
         let mut params = layers
             .merge(sname, &st.kind, params_map, &point)
             .map_err(|e| cfg(format!("{e} (stage `{sname}`)")))?;
-        substitute(&mut params, &point);
+        let vars = substitution_vars(info.free_matrix_keys, &params, &point);
+        substitute(&mut params, &vars);
         let epochs = if info.per_epoch {
             match params.get("epochs").and_then(Value::as_u64) {
                 Some(n) if n >= 1 => Some(n),

@@ -91,6 +91,17 @@ pub(crate) struct Layers {
     set_origin: HashMap<(String, String), String>,
 }
 
+/// The kind key that `key` misspells (one edit away, or equal but for case), if any.
+fn near_miss<'a>(key: &str, own: &'a [String]) -> Option<&'a String> {
+    if key.chars().count() < 3 || own.iter().any(|k| k == key) {
+        return None;
+    }
+    own.iter().find(|k| {
+        k.eq_ignore_ascii_case(key)
+            || super::names::levenshtein(&k.to_lowercase(), &key.to_lowercase()) <= 1
+    })
+}
+
 /// `PIPE_<STAGE>` part of an environment variable for a stage name.
 fn env_name(s: &str) -> String {
     s.to_uppercase().replace(['-', '.'], "_")
@@ -178,9 +189,10 @@ impl Layers {
             if !kinds.contains_key(&kname) {
                 kinds.insert(kname.clone(), (kind, kind_defaults(root, kind)?));
             }
-            let kd = &kinds[&kname].1;
+            let (kind, kd) = &kinds[&kname];
             for key in obj.keys() {
-                if !kd.keys.contains(key) {
+                let user = kind.info().free_matrix_keys && near_miss(key, &kd.keys).is_none();
+                if !kd.keys.contains(key) && !user {
                     return Err(cfg(format!(
                         "{}: `defaults.{kname}`: unknown parameter `{}` of kind `{kname}`; {} (see {})",
                         src.at(&["defaults", &kname, key]),
@@ -306,7 +318,9 @@ impl Layers {
         })
     }
 
-    /// Rejects keys (in any layer of stage `sname`) that are not parameters of its kind.
+    /// Rejects keys (in any layer of stage `sname`) that are not parameters of its kind. A kind
+    /// with user parameters (`command`) takes any key in the pipeline file, except one a typo
+    /// away from its own keys; the override layers may only set keys the file declares.
     pub fn check_keys(
         &self,
         src: &Source,
@@ -317,28 +331,89 @@ impl Layers {
     ) -> Result<()> {
         let (k, kd) = &self.kinds[kind];
         let info = k.info();
-        let allowed = |key: &String| {
-            kd.keys.contains(key) || (info.free_matrix_keys && matrix_keys.contains(key))
+        let unknown = |key: &str, valid: &[String]| {
+            cfg(format!(
+                "{}: stage `{sname}`: unknown parameter `{}` of kind `{}`; {} (see {})",
+                self.origin(src, sname, kind, stage_params, &BTreeMap::new(), key),
+                shown(key),
+                info.name,
+                nearest(key, valid),
+                kd.source
+            ))
         };
-        let mut layers: Vec<&Map<String, Value>> = vec![stage_params];
-        layers.extend(self.file.as_ref().and_then(|(_, _, m)| m.get(sname)));
-        layers.extend(self.env.get(sname));
-        layers.extend(self.set.get(sname));
-        for layer in layers {
-            for key in layer.keys() {
-                if !allowed(key) {
-                    return Err(cfg(format!(
-                        "{}: stage `{sname}`: unknown parameter `{}` of kind `{}`; {} (see {})",
-                        self.origin(src, sname, kind, stage_params, &BTreeMap::new(), key),
-                        shown(key),
-                        info.name,
-                        nearest(key, &kd.keys),
-                        kd.source
-                    )));
+        let overrides: Vec<&Map<String, Value>> = [
+            self.file.as_ref().and_then(|(_, _, m)| m.get(sname)),
+            self.env.get(sname),
+            self.set.get(sname),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !info.free_matrix_keys {
+            for key in std::iter::once(stage_params)
+                .chain(overrides)
+                .flat_map(|l| l.keys())
+            {
+                if !kd.keys.contains(key) {
+                    return Err(unknown(key, &kd.keys));
                 }
+            }
+            return Ok(());
+        }
+        // User parameters: any name in the file, but not a near miss of the kind's own keys.
+        let declared: Vec<String> = kd
+            .keys
+            .iter()
+            .chain(stage_params.keys())
+            .chain(matrix_keys)
+            .chain(self.defaults.get(kind).into_iter().flat_map(|d| d.keys()))
+            .cloned()
+            .collect();
+        for key in stage_params.keys().chain(matrix_keys) {
+            if near_miss(key, &kd.keys).is_some() {
+                return Err(cfg(format!(
+                    "{}: stage `{sname}`: unknown parameter `{}` of kind `{}`; {} (a user \
+                     parameter may have any name but one a letter away from {}) (see {})",
+                    self.origin(src, sname, kind, stage_params, &BTreeMap::new(), key),
+                    shown(key),
+                    info.name,
+                    nearest(key, &kd.keys),
+                    kd.keys
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    kd.source
+                )));
+            }
+        }
+        for key in overrides.iter().flat_map(|l| l.keys()) {
+            if !declared.contains(key) {
+                return Err(cfg(format!(
+                    "{}: stage `{sname}`: unknown parameter `{}` (not declared by the stage); \
+                     {} (declare it in the stage's `params` to set it from the command line)",
+                    self.origin(src, sname, kind, stage_params, &BTreeMap::new(), key),
+                    shown(key),
+                    nearest(key, &declared)
+                )));
             }
         }
         Ok(())
+    }
+
+    /// The value the override layers (`--params` file, environment, `--set`) give `key` of
+    /// stage `sname`, the highest one, with where it comes from.
+    pub fn override_of(&self, sname: &str, key: &str) -> Option<(&Value, String)> {
+        let sk = (sname.to_string(), key.to_string());
+        if let Some(v) = self.set.get(sname).and_then(|m| m.get(key)) {
+            return Some((v, self.set_origin.get(&sk).cloned().unwrap_or_default()));
+        }
+        if let Some(v) = self.env.get(sname).and_then(|m| m.get(key)) {
+            return Some((v, self.env_origin.get(&sk).cloned().unwrap_or_default()));
+        }
+        let (pname, t, m) = self.file.as_ref()?;
+        let v = m.get(sname)?.get(key)?;
+        Some((v, at(pname, t, &[sname, key])))
     }
 
     /// Merges every layer for one instance of stage `sname` at matrix `point`.

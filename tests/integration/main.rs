@@ -14,6 +14,7 @@ mod cli_eval;
 mod cli_everyday;
 mod compare;
 mod engine;
+mod experiments;
 mod layout;
 mod load;
 mod plot_stage;
