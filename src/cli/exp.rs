@@ -425,8 +425,8 @@ fn apply(name: &str) -> Result<i32> {
         text = experiment::yaml_edit::set(&e.file, &text, &o.stage, &o.key, &o.value)
             .map_err(ExpError::Apply)?;
     }
-    crate::cache::write_atomic(&path, text.as_bytes())
-        .map_err(|err| PipeError::io("cannot write", &path, err))?;
+    crate::cache::fsafe::write_atomic(&root, &path, text.as_bytes())
+        .map_err(|err| PipeError::io("cannot write", &path, err.into()))?;
     eprintln!(
         "{}: {} ({} override{} written)",
         e.file,

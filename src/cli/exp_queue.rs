@@ -119,7 +119,9 @@ fn run_all(a: &QueueArgs) -> Result<i32> {
     };
     let run_dir = crate::layout::Layout::new(&root).cache().experiment_runs();
     // One `--run-all` at a time (a second one waits, then finds what is left in the queue).
-    let _lock = crate::cache::project_lock::ProjectLock::acquire(&run_dir, true, |pid| {
+    crate::cache::fsafe::create_dir_all(&root, &run_dir)
+        .map_err(|e| PipeError::io("cannot create", &run_dir, e.into()))?;
+    let _lock = crate::cache::project_lock::FileLock::acquire(&run_dir.join("lock"), true, |pid| {
         eprintln!(
             "waiting for the `pipe exp run --run-all` of {} to finish",
             pid.map(|p| format!("pid {p}"))

@@ -195,7 +195,10 @@ pub fn save(root: &Path, e: &Experiment) -> Result<(), ExpError> {
     })?;
     let mut bytes = serde_json::to_vec_pretty(e).expect("serialises");
     bytes.push(b'\n');
-    crate::cache::write_atomic(&path, &bytes).map_err(|source| ExpError::Io { path, source })
+    crate::cache::fsafe::write_atomic(root, &path, &bytes).map_err(|err| ExpError::Io {
+        path,
+        source: err.into(),
+    })
 }
 
 /// The folders [`save`] would create for `root` (`cache/`, `cache/experiments/`) that do not
