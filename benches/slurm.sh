@@ -14,6 +14,9 @@
 # (in all, and the most in one second) and the most jobs in flight at once (jobcomp times), once
 # with the default `-j` and once with `-j SWEEP`. Asserts nothing.
 #
+# Snakemake's plugin removes every SLURM_* variable (SLURM_CONF too) inside its jobs, whose
+# `srun` then reads /etc/slurm/slurm.conf: the smk part needs the cluster that file names.
+#
 # Snakemake and the plugin are installed by this script into a venv outside the repository
 # ($PIPE_BENCH_VENV, default ~/.cache/pipe-bench/snakemake). Needs ../shared/data (the download
 # mirror) for the ci.yaml part, which is skipped without it.
@@ -22,7 +25,8 @@
 #   default binary: target/release/pipe (build it with `cargo build --release`)
 #   SLURM_BASE: the cluster (default /tmp/pipe-slurm; started and stopped here when not running;
 #   give it SLURM_CPUS=16 for a node where a 16-wide sweep fits). BENCH_PARTS ("ci chain smk
-#   sweep") picks parts: ci.yaml, pipe's chains, Snakemake's chains, the sweep.
+#   sweep") picks parts: ci.yaml, pipe's chains, Snakemake's chains, the sweep; SMK_MODES
+#   ("defaults squeue fast") the Snakemake settings.
 #   SNAKEMAKE_TIMEOUT (300 s): a Snakemake run still going after this is stopped (SIGTERM, then
 #   SIGKILL 20 s later: it ignores SIGTERM while a job is "running") and shown as such (its
 #   default sacct status checks wait forever on a cluster without accounting).
@@ -32,6 +36,7 @@ PIPE="$(realpath "${1:-$here/target/release/pipe}")"
 LENGTHS="${2:-5 10}"
 SWEEP="${3:-16}"
 PARTS="${BENCH_PARTS:-ci chain smk sweep}"
+SMK_MODES="${SMK_MODES:-defaults squeue fast}"
 VENV="${PIPE_BENCH_VENV:-$HOME/.cache/pipe-bench/snakemake}"
 SMK_TIMEOUT="${SNAKEMAKE_TIMEOUT:-300}"
 export SLURM_BASE="${SLURM_BASE:-/tmp/pipe-slurm}"
@@ -218,11 +223,12 @@ for n in $LENGTHS; do
   fi
   has smk || continue
   if [ "$first" = 1 ]; then
-    smk_chain "$n" "plugin defaults"
-    smk_chain "$n" "defaults + squeue status" --slurm-status-command squeue
+    case " $SMK_MODES " in *" defaults "*) smk_chain "$n" "plugin defaults" ;; esac
+    case " $SMK_MODES " in *" squeue "*)
+      smk_chain "$n" "defaults + squeue status" --slurm-status-command squeue ;; esac
     first=0
   fi
-  smk_chain "$n" "fast settings" "${SMK_FAST[@]}"
+  case " $SMK_MODES " in *" fast "*) smk_chain "$n" "fast settings" "${SMK_FAST[@]}" ;; esac
 done
 # --- 3. a SWEEP-wide matrix, squeue counted ---
 # sweep LABEL [pipe flags...]: one fresh run; prints one row of the sweep table

@@ -16,12 +16,12 @@ pub mod query;
 pub mod retry;
 pub mod state;
 
-pub use job::{cancel, submit, JobSpec};
+pub use job::{cancel, submit, submit_array, ArraySpec, JobSpec, Task};
 pub use monitor::Monitor;
 pub use poll::{wait_all, Poller};
 pub use query::{find_jobs, query, FoundJob};
 pub use retry::Patience;
-pub use state::{JobState, JobStatus};
+pub use state::{JobRef, JobState, JobStatus};
 
 /// A failure to talk to Slurm.
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +59,12 @@ pub enum SlurmError {
         waited_s: u64,
         last: String,
         /// Jobs that may still be queued or running.
-        jobs: Vec<u64>,
+        jobs: Vec<JobRef>,
     },
 }
 
 /// "; Slurm jobs 1, 2 may still be queued or running (…)" for a give-up message.
-fn jobs_out_there(jobs: &[u64]) -> String {
+fn jobs_out_there(jobs: &[JobRef]) -> String {
     if jobs.is_empty() {
         return String::new();
     }
@@ -80,7 +80,7 @@ fn jobs_out_there(jobs: &[u64]) -> String {
 
 impl SlurmError {
     /// The same error naming `jobs` as still out there (a give-up), or as it is.
-    pub fn with_jobs(self, jobs: &[u64]) -> SlurmError {
+    pub fn with_jobs(self, jobs: &[JobRef]) -> SlurmError {
         match self {
             SlurmError::GaveUp {
                 cmd,

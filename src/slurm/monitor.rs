@@ -11,9 +11,9 @@
 
 use super::query;
 use super::retry::{self, one_line, Patience};
-use super::state::JobStatus;
+use super::state::{JobRef, JobStatus};
 use super::{Result, SlurmError};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,10 @@ use std::time::{Duration, Instant};
 pub const MIN_INTERVAL: Duration = Duration::from_millis(200);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(5);
 
-/// One status query for a set of jobs.
-pub type QueryFn = dyn Fn(&BTreeSet<u64>) -> Result<BTreeMap<u64, JobStatus>> + Send + Sync;
+/// One status query for a set of jobs (each with its own job id when known, see
+/// [`query::once`]).
+pub type QueryFn =
+    dyn Fn(&BTreeMap<JobRef, Option<u64>>) -> Result<BTreeMap<JobRef, JobStatus>> + Send + Sync;
 
 /// The watcher.
 pub struct Monitor {
@@ -54,9 +56,9 @@ struct Failing {
 #[derive(Debug)]
 struct State {
     /// Watched jobs and how many waiters watch each.
-    watched: BTreeMap<u64, usize>,
+    watched: BTreeMap<JobRef, usize>,
     /// The last known status of each job ever queried.
-    known: BTreeMap<u64, JobStatus>,
+    known: BTreeMap<JobRef, JobStatus>,
     /// No query before this (unless a watched job has no status yet).
     next: Instant,
     interval: Duration,
@@ -120,7 +122,7 @@ impl Monitor {
 
     /// Starts watching `ids` (counted: each `watch` needs its `unwatch`). A new job makes the
     /// next query due within the shortest interval (jobs submitted together share it).
-    pub fn watch(&self, ids: &[u64]) {
+    pub fn watch(&self, ids: &[JobRef]) {
         let mut st = self.lock();
         for &id in ids {
             *st.watched.entry(id).or_insert(0) += 1;
@@ -132,7 +134,7 @@ impl Monitor {
     }
 
     /// Stops watching `ids` once.
-    pub fn unwatch(&self, ids: &[u64]) {
+    pub fn unwatch(&self, ids: &[JobRef]) {
         let mut st = self.lock();
         for id in ids {
             if let Some(n) = st.watched.get_mut(id) {
@@ -156,12 +158,12 @@ impl Monitor {
 
     /// The statuses of `ids` (which must be watched), from a query made after the last one was
     /// due: a query now when it is due and nobody else is asking, else the answer of the one in
-    /// progress or the current one. A job with no status yet (the controller has not answered
-    /// since it was watched) is absent. Errors: the controller has been unreachable for longer
+    /// progress or the current one; a job not asked about yet waits for the next query. While
+    /// the controller cannot be reached, a job it has not reported yet is absent. Errors: the controller has been unreachable for longer
     /// than the patience ([`SlurmError::GaveUp`], naming every watched job), a query failing
     /// the way that is not a busy controller's. A query stopped because pipe is interrupted
     /// gives the last known statuses: the caller checks the interrupt and cancels its jobs.
-    pub fn statuses(&self, ids: &[u64]) -> Result<BTreeMap<u64, JobStatus>> {
+    pub fn statuses(&self, ids: &[JobRef]) -> Result<BTreeMap<JobRef, JobStatus>> {
         let mut st = self.lock();
         loop {
             if let Some((waited_s, last)) = &st.gave_up {
@@ -172,8 +174,21 @@ impl Monitor {
                     jobs: st.watched.keys().copied().collect(),
                 });
             }
-            if Instant::now() < st.next {
-                return Ok(pick(&st.known, ids));
+            let now = Instant::now();
+            if now < st.next {
+                let missing = ids.iter().any(|i| !st.known.contains_key(i));
+                if !missing || st.failing.is_some() {
+                    return Ok(pick(&st.known, ids));
+                }
+                // a job not asked about yet: wait for the next query (made by whichever waiter
+                // finds it due), so the first poll of a job gives its status
+                let left = st.next - now;
+                st = self
+                    .answered
+                    .wait_timeout(st, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+                continue;
             }
             if st.querying {
                 st = self.answered.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -186,7 +201,12 @@ impl Monitor {
                 continue;
             }
             st.querying = true;
-            let all: BTreeSet<u64> = st.watched.keys().chain(ids).copied().collect();
+            let all: BTreeMap<JobRef, Option<u64>> = st
+                .watched
+                .keys()
+                .chain(ids)
+                .map(|r| (*r, st.known.get(r).map(|s| s.raw)))
+                .collect();
             drop(st);
             let r = (self.query)(&all);
             st = self.lock();
@@ -203,8 +223,8 @@ impl Monitor {
     fn answer(
         &self,
         st: &mut State,
-        r: Result<BTreeMap<u64, JobStatus>>,
-        asked: &BTreeSet<u64>,
+        r: Result<BTreeMap<JobRef, JobStatus>>,
+        asked: &BTreeMap<JobRef, Option<u64>>,
     ) -> Result<()> {
         let now = Instant::now();
         match r {
@@ -248,7 +268,7 @@ impl Monitor {
                         cmd: "squeue".into(),
                         waited_s: f.since.elapsed().as_secs(),
                         last: f.last.clone(),
-                        jobs: asked.iter().copied().collect(),
+                        jobs: asked.keys().copied().collect(),
                     });
                 }
                 st.next = now + Patience::pause(f.failures);
@@ -262,7 +282,7 @@ impl Monitor {
     }
 }
 
-fn pick(known: &BTreeMap<u64, JobStatus>, ids: &[u64]) -> BTreeMap<u64, JobStatus> {
+fn pick(known: &BTreeMap<JobRef, JobStatus>, ids: &[JobRef]) -> BTreeMap<JobRef, JobStatus> {
     ids.iter()
         .filter_map(|i| known.get(i).map(|s| (*i, s.clone())))
         .collect()
@@ -273,6 +293,7 @@ mod tests {
     use super::*;
     use crate::slurm::poll::Poller;
     use crate::slurm::state::JobState;
+    use std::collections::BTreeSet;
     use std::sync::Arc;
 
     /// A fake cluster: job `i` runs until `ends[i]`; queries fail the passing way inside
@@ -285,7 +306,10 @@ mod tests {
     }
 
     impl Fake {
-        fn query(&self, ids: &BTreeSet<u64>) -> Result<BTreeMap<u64, JobStatus>> {
+        fn query(
+            &self,
+            ids: &BTreeMap<JobRef, Option<u64>>,
+        ) -> Result<BTreeMap<JobRef, JobStatus>> {
             let now = self.t0.elapsed();
             self.log.lock().unwrap().push((now, ids.len()));
             if now >= self.down.0 && now < self.down.1 {
@@ -296,11 +320,14 @@ mod tests {
                 });
             }
             Ok(ids
-                .iter()
-                .map(|&id| {
+                .keys()
+                .map(|&r| {
+                    let id = r.job;
                     let done = now >= self.ends[&id];
                     let st = JobStatus {
                         id,
+                        task: None,
+                        raw: id,
                         state: if done {
                             JobState::Completed
                         } else {
@@ -311,7 +338,7 @@ mod tests {
                         signal: None,
                         node: "n1".into(),
                     };
-                    (id, st)
+                    (r, st)
                 })
                 .collect())
         }
@@ -332,7 +359,7 @@ mod tests {
         let f = fake.clone();
         let m = Monitor::with_query(
             Patience { total: patience },
-            Box::new(move |ids: &BTreeSet<u64>| f.query(ids)),
+            Box::new(move |ids: &BTreeMap<JobRef, Option<u64>>| f.query(ids)),
         )
         .intervals(ms(20), ms(200));
         (fake, Box::leak(Box::new(m)))
@@ -401,7 +428,7 @@ mod tests {
         let m: &'static Monitor = Box::leak(Box::new(
             Monitor::with_query(
                 Patience::default(),
-                Box::new(move |ids: &BTreeSet<u64>| f.query(ids)),
+                Box::new(move |ids: &BTreeMap<JobRef, Option<u64>>| f.query(ids)),
             )
             .intervals(ms(10), ms(80)),
         ));
@@ -449,7 +476,7 @@ mod tests {
             assert!(msg.contains("Unable to contact slurm controller"), "{msg}");
             assert!(msg.contains("may still be queued or running"), "{msg}");
             if let SlurmError::GaveUp { jobs, .. } = &e {
-                named.extend(jobs.iter().copied());
+                named.extend(jobs.iter().map(|r| r.job));
             }
         }
         // every waiter's error names its own job at least, and the jobs watched by then

@@ -4,7 +4,7 @@
 
 use super::monitor::Monitor;
 use super::retry;
-use super::state::JobStatus;
+use super::state::{JobRef, JobStatus};
 use super::Result;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,8 +14,8 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Poller {
     monitor: &'static Monitor,
-    watched: Vec<u64>,
-    last: BTreeMap<u64, JobStatus>,
+    watched: Vec<JobRef>,
+    last: BTreeMap<JobRef, JobStatus>,
 }
 
 impl Default for Poller {
@@ -45,8 +45,9 @@ impl Poller {
     /// The current statuses of `ids` (watched from now on, until the poller is dropped); the
     /// jobs whose status changed since this poller last looked. A job the controller has not
     /// reported yet is not in the list.
-    pub fn poll(&mut self, ids: &[u64]) -> Result<Vec<JobStatus>> {
-        let new: Vec<u64> = ids
+    pub fn poll<I: Copy + Into<JobRef>>(&mut self, ids: &[I]) -> Result<Vec<JobStatus>> {
+        let ids: Vec<JobRef> = ids.iter().map(|&i| i.into()).collect();
+        let new: Vec<JobRef> = ids
             .iter()
             .copied()
             .filter(|i| !self.watched.contains(i))
@@ -55,7 +56,7 @@ impl Poller {
             self.monitor.watch(&new);
             self.watched.extend(new);
         }
-        let now = self.monitor.statuses(ids)?;
+        let now = self.monitor.statuses(&ids)?;
         let mut changed = Vec::new();
         for (id, st) in now {
             if self.last.get(&id) != Some(&st) {
@@ -67,8 +68,8 @@ impl Poller {
     }
 
     /// The last status seen of a job.
-    pub fn status(&self, id: u64) -> Option<&JobStatus> {
-        self.last.get(&id)
+    pub fn status(&self, id: impl Into<JobRef>) -> Option<&JobStatus> {
+        self.last.get(&id.into())
     }
 
     /// Sleeps until the monitor's next query is due (at least a short moment, at most its
@@ -90,10 +91,10 @@ impl Drop for Poller {
 
 /// Waits until every job of `ids` is in a terminal state, calling `on_change` for each change
 /// seen; their final statuses.
-pub fn wait_all(
-    ids: &[u64],
+pub fn wait_all<I: Copy + Ord + Into<JobRef>>(
+    ids: &[I],
     mut on_change: impl FnMut(&JobStatus),
-) -> Result<BTreeMap<u64, JobStatus>> {
+) -> Result<BTreeMap<I, JobStatus>> {
     let mut p = Poller::new();
     loop {
         for st in p.poll(ids)? {

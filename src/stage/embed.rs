@@ -100,6 +100,10 @@ impl Kind for Embed {
                 };
                 let loaded = load_vectors(&path, &vocab, ctx.seed_for("missing-rows"))
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
+                if let Some(m) = &loaded.member {
+                    ctx.reporter
+                        .log(format!("read the vectors from {m} in {}", path.display()));
+                }
                 if loaded.embedding.dim != p.dim {
                     anyhow::bail!(
                         "the vectors in {} have {} dimensions but `dim` is {}; set `dim: {}`",

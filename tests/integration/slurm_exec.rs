@@ -4,7 +4,7 @@
 //! `slurm`: one lock, `support::cluster`).
 
 use crate::support::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -704,40 +704,6 @@ fn node_cpus() -> usize {
         .next()
         .and_then(|l| l.trim().trim_end_matches('+').parse().ok())
         .expect("sinfo shows the node's CPUs")
-}
-
-/// `../shared/data` beside the repository (the download mirror); the test fails without it.
-fn data_mirror() -> PathBuf {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    std::fs::canonicalize(&d).unwrap_or_else(|e| {
-        panic!(
-            "no data mirror at {} ({e}): this test needs it",
-            d.display()
-        )
-    })
-}
-
-/// A fresh copy of the repository's tracked files (as .ci/run makes one).
-fn tracked_copy() -> tempfile::TempDir {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let o = Command::new("git")
-        .args(["ls-files", "-z"])
-        .current_dir(repo)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "git ls-files: {}", text(&o));
-    let dir = tempfile::tempdir().unwrap();
-    for f in o.stdout.split(|&b| b == 0).filter(|f| !f.is_empty()) {
-        let rel = Path::new(std::str::from_utf8(f).unwrap());
-        let src = repo.join(rel);
-        if !src.is_file() {
-            continue; // deleted in the work tree
-        }
-        let dst = dir.path().join(rel);
-        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-        std::fs::copy(&src, &dst).unwrap();
-    }
-    dir
 }
 
 /// `pipe` in a folder, with a download mirror.
