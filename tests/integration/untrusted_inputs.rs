@@ -646,3 +646,34 @@ fn folders_and_devices_are_named_as_such() {
         refused(&p, args, &[], needles);
     }
 }
+
+/// Skip-gram settings whose matrices cannot fit (`dim: 1000000000`, a million shards) fail
+/// the embed stage with the estimate and the memory available, never abort the run; a sane
+/// setting still trains.
+#[test]
+fn an_absurd_embedding_fails_its_stage() {
+    let p = nested();
+    p.write("corpus.txt", &corpus(20));
+    p.write(
+        "pipelines/p.yaml",
+        "name: p\nstages:\n  tok: { kind: tokenize, params: { path: corpus.txt, format: text, valid_fraction: 0.3 } }\n  emb: { kind: embed, needs: [tok], params: { dim: 8, epochs: 1 } }\n",
+    );
+    for (set, needle) in [
+        ("emb.dim=1000000000", "× dim 1000000000 with 2 shards"),
+        ("emb.shards=100000000", "× dim 8 with 100000000 shards"),
+    ] {
+        let o = bounded(&p, &["run", "pipelines/p.yaml", "--set", set], &[], 120);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{set}: {e}");
+        assert!(
+            e.contains("FAILED")
+                && e.contains("skip-gram training of")
+                && e.contains(needle)
+                && e.contains("available"),
+            "{set}: {e}"
+        );
+        assert!(!p.path("results/p/emb/embedding.safetensors").exists());
+    }
+    p.ok(&["run", "pipelines/p.yaml"]);
+    assert!(p.path("results/p/emb/embedding.safetensors").is_file());
+}
