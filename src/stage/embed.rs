@@ -138,6 +138,16 @@ impl Kind for Embed {
                         tok.id
                     );
                 }
+                // The matrices, every shard's copies and the tables must fit before any is
+                // allocated (an absurd `dim` or `shards` fails the stage, never the run).
+                let tokens = train.ids.len() as u64 + 2 * train.n_docs() as u64;
+                crate::embedding::memory::check_sgns(
+                    v,
+                    tokens,
+                    &cfg,
+                    crate::model::memory::available(),
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let mut bar: Option<crate::progress::Bar> = None;
                 let mut last = 0u64;
                 let started = std::time::Instant::now();

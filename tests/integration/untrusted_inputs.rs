@@ -532,14 +532,14 @@ const CK: &str = "checkpoints/p/train/epoch_1.safetensors";
 
 /// Item 8: decoding settings whose buffers cannot fit (a 30,000-wide beam's candidates, 10¹²
 /// new tokens) are exit 2 from `generate` naming the value and the available memory, and fail
-/// their stage cleanly in `beam-eval` and `kv-eval`; a vanishing temperature is greedy.
+/// their stage cleanly in `beam-eval`, `kv-eval` and `infer`; a vanishing temperature is greedy.
 #[test]
 fn decoding_that_cannot_fit_is_refused() {
     let p = nested();
     p.write("corpus.txt", &corpus(40));
     p.write(
         "pipelines/p.yaml",
-        "name: p\nstages:\n  tok: { kind: tokenize, params: { path: corpus.txt, format: text, valid_fraction: 0.3 } }\n  train: { kind: train, needs: [tok], params: { d_model: 16, d_attn: 16, n_heads: 2, d_ff: 24, n_layers: 1, batch_size: 4, epochs: 1, context: 16, freeze_embeddings: false } }\n  beam: { kind: beam-eval, needs: [train, tok], params: { beam_width: 2, prompts: 2, prompt_len: 3, max_new: 4 } }\n  kv: { kind: kv-eval, needs: [train, tok], params: { batch: 2, prompt_len: 3, new_tokens: 4, sweep_new_tokens: [], repeats: 1 } }\n",
+        "name: p\nstages:\n  tok: { kind: tokenize, params: { path: corpus.txt, format: text, valid_fraction: 0.3 } }\n  train: { kind: train, needs: [tok], params: { d_model: 16, d_attn: 16, n_heads: 2, d_ff: 24, n_layers: 1, batch_size: 4, epochs: 1, context: 16, freeze_embeddings: false } }\n  beam: { kind: beam-eval, needs: [train, tok], params: { beam_width: 2, prompts: 2, prompt_len: 3, max_new: 4 } }\n  kv: { kind: kv-eval, needs: [train, tok], params: { batch: 2, prompt_len: 3, new_tokens: 4, sweep_new_tokens: [], repeats: 1 } }\n  infer: { kind: infer, needs: [train, tok], params: { samples: 2, prompt_len: 3, extra_tokens: 2, attention_sentences: [the dog ran] } }\n",
     );
     p.ok(&["run", "pipelines/p.yaml"]);
     assert!(p.path(CK).is_file());
@@ -576,6 +576,10 @@ fn decoding_that_cannot_fit_is_refused() {
         (
             "kv.new_tokens=1000000000000",
             "new tokens up to 1000000000000",
+        ),
+        (
+            "infer.extra_tokens=1000000000000",
+            "extra_tokens 1000000000000",
         ),
     ] {
         let before = std::fs::read(p.path(CK)).unwrap();
@@ -641,4 +645,35 @@ fn folders_and_devices_are_named_as_such() {
     ] {
         refused(&p, args, &[], needles);
     }
+}
+
+/// Skip-gram settings whose matrices cannot fit (`dim: 1000000000`, a million shards) fail
+/// the embed stage with the estimate and the memory available, never abort the run; a sane
+/// setting still trains.
+#[test]
+fn an_absurd_embedding_fails_its_stage() {
+    let p = nested();
+    p.write("corpus.txt", &corpus(20));
+    p.write(
+        "pipelines/p.yaml",
+        "name: p\nstages:\n  tok: { kind: tokenize, params: { path: corpus.txt, format: text, valid_fraction: 0.3 } }\n  emb: { kind: embed, needs: [tok], params: { dim: 8, epochs: 1 } }\n",
+    );
+    for (set, needle) in [
+        ("emb.dim=1000000000", "× dim 1000000000 with 2 shards"),
+        ("emb.shards=100000000", "× dim 8 with 100000000 shards"),
+    ] {
+        let o = bounded(&p, &["run", "pipelines/p.yaml", "--set", set], &[], 120);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{set}: {e}");
+        assert!(
+            e.contains("FAILED")
+                && e.contains("skip-gram training of")
+                && e.contains(needle)
+                && e.contains("available"),
+            "{set}: {e}"
+        );
+        assert!(!p.path("results/p/emb/embedding.safetensors").exists());
+    }
+    p.ok(&["run", "pipelines/p.yaml"]);
+    assert!(p.path("results/p/emb/embedding.safetensors").is_file());
 }
