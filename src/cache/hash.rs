@@ -8,6 +8,8 @@ use std::path::Path;
 
 /// Bytes read (and hashed) at a time.
 pub const CHUNK: usize = 8 << 20;
+/// The first read's size.
+const FIRST: usize = 64 << 10;
 /// Below this, a chunk is hashed on the calling thread (rayon costs more than it saves).
 const RAYON_MIN: usize = 1 << 20;
 
@@ -43,7 +45,9 @@ pub fn hash_reader(
     mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> std::io::Result<Blake3> {
     let mut h = StreamHasher::new();
-    let mut buf = vec![0u8; CHUNK];
+    // Small first: most files are, and a zeroed chunk costs a memset of its whole size (the
+    // heap keeps freed memory, see `alloc`). A file that fills it gets the full chunk.
+    let mut buf = vec![0u8; FIRST];
     loop {
         // Fill the chunk (reads may return less), so rayon gets large slices.
         let mut n = 0;
@@ -63,6 +67,7 @@ pub fn hash_reader(
         if n < buf.len() {
             return Ok(h.finish());
         }
+        buf.resize(CHUNK, 0);
     }
 }
 
@@ -94,6 +99,9 @@ mod tests {
         for len in [
             0usize,
             1,
+            FIRST - 1,
+            FIRST,
+            FIRST + 1,
             RAYON_MIN - 1,
             RAYON_MIN,
             CHUNK,
