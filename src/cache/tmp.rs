@@ -171,7 +171,7 @@ fn sweep_dir(root: &Path, dir: &Path) -> usize {
 
 /// The store's own folders, swept whenever a dead process left anything in `cache/tmp/` (its
 /// journal may have been cut short by the kill): `cache/`, `runs/`, every `objects/<ab>/`,
-/// `quarantine/`, `interrupted/` and `pipelines/`.
+/// `quarantine/`, `interrupted/`, `experiments/` and `pipelines/`.
 fn store_dirs(root: &Path) -> Vec<PathBuf> {
     let l = Layout::new(root);
     let c = l.cache();
@@ -180,6 +180,7 @@ fn store_dirs(root: &Path) -> Vec<PathBuf> {
         c.runs(),
         c.quarantine(),
         c.interrupted(),
+        c.experiments(),
         l.pipelines(),
     ];
     if fsafe::check_dir(root, &c.objects()).is_ok() {

@@ -195,7 +195,24 @@ pub fn save(root: &Path, e: &Experiment) -> Result<(), ExpError> {
     })?;
     let mut bytes = serde_json::to_vec_pretty(e).expect("serialises");
     bytes.push(b'\n');
-    crate::cache::fsafe::write_atomic(root, &path, &bytes).map_err(|err| ExpError::Io {
+    // Saved outside the project lock (before and after a run), so the temporary file is not
+    // journalled (a journal would outlive this process's lock); a kill between the write and
+    // the rename leaves a `.<name>.json.tmp…` that the store's sweep removes.
+    let tmp = crate::cache::tmp::name_beside(&path);
+    let written = crate::cache::fsafe::create_new(root, &tmp)
+        .and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(&bytes)
+                .map_err(|source| crate::cache::fsafe::FsError::Io {
+                    path: tmp.clone(),
+                    source,
+                })
+        })
+        .and_then(|()| crate::cache::fsafe::rename(root, &tmp, &path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(|err| ExpError::Io {
         path,
         source: err.into(),
     })
