@@ -60,9 +60,9 @@ export PIPE_TEST_RCLONE=http://127.0.0.1:$RCLONE_PORT PIPE_TEST_RCLONE_BUCKET=$R
 export PIPE_TEST_RCLONE_KEY=$RCLONE_AK PIPE_TEST_RCLONE_SECRET=$RCLONE_SK
 
 # The tests that need these servers are #[ignore]d (a plain `cargo test` reports them as
-# ignored, each with the reason); here they run too. `interrupt_child` is a helper that its
-# parent tests run in a process of their own.
-include=(--include-ignored --skip process::interrupt_child)
+# ignored, each with the reason); here they run too. `interrupt_child` and `rss_child` are helpers
+# that their parent tests run in a process of their own.
+include=(--include-ignored --skip process::interrupt_child --skip store::rss_child)
 if [ "${PIPE_TEST_NO_SLURM:-0}" = 1 ]; then
   include+=(--skip slurm:: --skip slurm_exec:: --skip slurm_trouble::)
   echo "skipped (PIPE_TEST_NO_SLURM=1): the slurm::, slurm_exec:: and slurm_trouble:: tests"
