@@ -191,6 +191,12 @@ impl Layers {
             }
             let (kind, kd) = &kinds[&kname];
             for key in obj.keys() {
+                if key.is_empty() {
+                    return Err(cfg(format!(
+                        "{}: `defaults.{kname}`: a parameter name is empty (`\"\"`); give it a name",
+                        src.at(&["defaults", &kname, key])
+                    )));
+                }
                 let user = kind.info().free_matrix_keys && near_miss(key, &kd.keys).is_none();
                 if !kd.keys.contains(key) && !user {
                     return Err(cfg(format!(
@@ -349,6 +355,15 @@ impl Layers {
         .into_iter()
         .flatten()
         .collect();
+        // An empty name (user parameters may have any other) could never be set or
+        // substituted.
+        let layers = std::iter::once(stage_params).chain(overrides.iter().copied());
+        if let Some(key) = layers.flat_map(|l| l.keys()).find(|k| k.is_empty()) {
+            return Err(cfg(format!(
+                "{}: stage `{sname}`: a parameter name is empty (`\"\"`); give it a name",
+                self.origin(src, sname, kind, stage_params, &BTreeMap::new(), key),
+            )));
+        }
         if !info.free_matrix_keys {
             for key in std::iter::once(stage_params)
                 .chain(overrides)
