@@ -1,13 +1,14 @@
 //! The fused layer ops and their operand types: linear (+ ReLU) over [`Lin`], LayerNorm over
-//! [`Ln`], and the residual add fused with dropout from a counter-based mask ([`DropMask`]).
+//! [`Ln`], and the residual add fused with dropout from a counter-based mask
+//! ([`super::mask::DropMask`]).
 //! Each computes over plain slices and accumulates its gradients straight into dfdx's
 //! gradients.
 
 use super::kernels::{add_slice, ln_affine, ln_dx, ln_normalize, ln_param_sums, residual_chunk};
+use super::mask::DropMask;
 use super::matmul::{add_col_sums, matmul, MatRef};
 use super::tape::{finish, grad_mut, Act, T1, T2};
 use crate::model::weights::{LayerNormWeights, LinearWeights};
-use crate::seed::mix;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -223,42 +224,6 @@ pub fn layer_norm<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Ln) -> Act<Tp> {
             });
         Ok(())
     })
-}
-
-/// The dropout mask of one site (the embedding, or one residual branch) of one training step:
-/// element `i` is dropped when a hash of `(seed, i)` falls below `p`, so any element's mask can
-/// be recomputed in any order on any thread.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DropMask {
-    pub p: f32,
-    pub seed: u64,
-}
-
-impl DropMask {
-    /// The factor element `i` is multiplied by: 0 or `1 / (1 − p)`.
-    #[inline]
-    pub fn factor(&self, i: usize) -> f32 {
-        let u = (mix(self.seed, i as u64) >> 40) as f32 * (1.0 / (1u64 << 24) as f32);
-        if u < self.p {
-            0.0
-        } else {
-            1.0 / (1.0 - self.p)
-        }
-    }
-
-    /// The mask of the first `n` elements.
-    pub fn to_vec(&self, n: usize) -> Vec<f32> {
-        (0..n).into_par_iter().map(|i| self.factor(i)).collect()
-    }
-
-    /// `x ⊙ mask` in place.
-    pub fn apply(&self, x: &mut [f32]) {
-        x.par_chunks_mut(1 << 12).enumerate().for_each(|(c, xs)| {
-            for (i, v) in xs.iter_mut().enumerate() {
-                *v *= self.factor(c * (1 << 12) + i);
-            }
-        });
-    }
 }
 
 /// The residual add `x + dropout(y)` (`x + y` without a mask).

@@ -1,8 +1,7 @@
 //! Matrix products for training: [`matmul`] through `gemm`, cut into parts by shape only (never
 //! by the thread count, so results are byte-identical with 1 or 2 threads), and column sums.
 
-use super::kernels::col_sums_chunk;
-use crate::simd::SharedMut;
+use crate::simd::{simd_kernel, SharedMut};
 use rayon::prelude::*;
 
 /// Columns per work item of column sums.
@@ -135,4 +134,21 @@ pub fn add_col_sums(acc: &mut [f32], x: &[f32], cols: usize, alpha: f32) {
         .par_chunks_mut(COL_CHUNK)
         .enumerate()
         .for_each(|(c, out)| col_sums_chunk(out, x, cols, c * COL_CHUNK, alpha));
+}
+
+simd_kernel! {
+    /// `out[j] += alpha · Σ_r x[r, c0 + j]`, rows in order.
+    fn col_sums_chunk(out: &mut [f32], x: &[f32], cols: usize, c0: usize, alpha: f32) {
+        let rows = x.len() / cols.max(1);
+        let mut s = vec![0.0f32; out.len()];
+        for r in 0..rows {
+            let row = &x[r * cols + c0..r * cols + c0 + out.len()];
+            for (a, v) in s.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+        for (o, v) in out.iter_mut().zip(s) {
+            *o += alpha * v;
+        }
+    }
 }
