@@ -73,6 +73,10 @@ pub struct GenerateArgs {
     /// (the continuation's ids), stopped_at_eos, unknown (words mapped to <unk>), dropped_words.
     #[arg(long)]
     pub json: bool,
+    /// Precision of the matrix products: f32, or bf16 (bf16 weights and inputs, f32
+    /// accumulation; AMX / AVX512-BF16 where the CPU has them).
+    #[arg(long, default_value = "f32")]
+    pub precision: crate::model::Precision,
 }
 
 /// How continuations are produced, checked before the model is loaded.
@@ -120,7 +124,7 @@ fn mode(a: &GenerateArgs) -> Result<Mode> {
     Ok(Mode::Sample(sc))
 }
 
-/// `samples` continuations of `prompt` (each may end with `<eos>`).
+/// `samples` continuations of `prompt` (each may end with `<eos>`), products in `a.precision`.
 fn continuations(
     w: &Weights,
     prompt: &[u32],
@@ -131,7 +135,7 @@ fn continuations(
     let n = a.samples;
     with_threads(threads, || match mode {
         Mode::Beam(cfg) => {
-            let mut dec = Decoder::new(w, cfg.width, threads);
+            let mut dec = Decoder::new_in(w, cfg.width, threads, a.precision);
             beam_search(&mut dec, prompt, cfg)
                 .into_iter()
                 .take(n)
@@ -139,7 +143,7 @@ fn continuations(
                 .collect()
         }
         Mode::Sample(sc) => {
-            let mut dec = Decoder::new(w, n, threads);
+            let mut dec = Decoder::new_in(w, n, threads, a.precision);
             let mut s = Sampler::new(sc.clone(), a.seed);
             let opts = GenOptions {
                 stop_at_eos: true,

@@ -4,7 +4,7 @@
 //! documents longer than the context are reported on stderr.
 
 use super::style;
-use crate::decode::{score_documents, with_threads};
+use crate::decode::{score_documents, with_threads, Model};
 use crate::error::{PipeError, Result};
 use crate::text::prompt::{encode_reporting, list_words};
 use std::path::PathBuf;
@@ -24,6 +24,10 @@ pub struct ScoreArgs {
     /// Threads (default: all available).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Precision of the matrix products: f32, or bf16 (bf16 weights and inputs, f32
+    /// accumulation; AMX / AVX512-BF16 where the CPU has them).
+    #[arg(long, default_value = "f32")]
+    pub precision: crate::model::Precision,
 }
 
 pub fn run(a: ScoreArgs) -> Result<i32> {
@@ -79,12 +83,8 @@ pub fn run(a: ScoreArgs) -> Result<i32> {
         .unwrap_or_else(crate::decode::default_threads)
         .max(1);
     let s = with_threads(threads, || {
-        score_documents(
-            &m.ck.weights,
-            docs.iter().map(|d| d.as_slice()),
-            threads,
-            |_| {},
-        )
+        let model = Model::new_in(&m.ck.weights, threads, a.precision);
+        score_documents(&model, docs.iter().map(|d| d.as_slice()), |_| {})
     });
     let out = serde_json::json!({
         "tokens": s.tokens,

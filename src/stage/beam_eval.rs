@@ -8,6 +8,7 @@ use crate::decode::{
     beam_search, generate_cached, with_threads, BeamConfig, Decoder, GenOptions, Sampler,
     SamplerConfig,
 };
+use crate::model::Precision;
 use crate::text::{EOS, PAD, SOS};
 use serde::Deserialize;
 use std::time::Instant;
@@ -23,6 +24,7 @@ pub struct Params {
     max_new: usize,
     alpha: f32,
     temperature: f32,
+    precision: Precision,
 }
 
 impl Kind for BeamEval {
@@ -68,7 +70,7 @@ impl Kind for BeamEval {
         let t0 = Instant::now();
         let outs: Vec<(Vec<u32>, Option<f64>)> = with_threads(threads, || {
             if p.beam_width == 0 {
-                let mut dec = Decoder::new(w, 1, threads);
+                let mut dec = Decoder::new_in(w, 1, threads, p.precision);
                 let mut s = Sampler::new(
                     SamplerConfig::temperature(p.temperature),
                     ctx.seed_for("sampling"),
@@ -91,7 +93,7 @@ impl Kind for BeamEval {
                     })
                     .collect()
             } else {
-                let mut dec = Decoder::new(w, p.beam_width, threads);
+                let mut dec = Decoder::new_in(w, p.beam_width, threads, p.precision);
                 let cfg = BeamConfig {
                     width: p.beam_width,
                     max_new: p.max_new,

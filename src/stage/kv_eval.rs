@@ -4,6 +4,7 @@
 use super::eval_inputs::load_inputs;
 use super::{Kind, KindInfo, StageCtx};
 use crate::decode::kv_compare::{compare, KvComparison, Throughput};
+use crate::model::Precision;
 use crate::text::SOS;
 use anyhow::Context;
 use serde::Deserialize;
@@ -18,6 +19,7 @@ pub struct Params {
     new_tokens: usize,
     sweep_new_tokens: Vec<usize>,
     repeats: usize,
+    precision: Precision,
 }
 
 impl Kind for KvEval {
@@ -83,7 +85,7 @@ impl Kind for KvEval {
             &lengths,
             p.new_tokens,
             p.repeats,
-            threads,
+            (threads, p.precision),
             || bar.inc(1),
         );
         bar.finish();

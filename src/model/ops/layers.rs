@@ -6,9 +6,10 @@
 
 use super::kernels::{add_slice, ln_affine, ln_dx, ln_normalize, ln_param_sums, residual_chunk};
 use super::mask::DropMask;
-use super::matmul::{add_col_sums, matmul, MatRef};
+use super::matmul::{add_col_sums, matmul_in, MatRef};
 use super::tape::{finish, grad_mut, Act, T1, T2};
 use crate::model::weights::{LayerNormWeights, LinearWeights};
+use crate::simd::Precision;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -23,11 +24,13 @@ fn add_into(a: &mut [f32], b: &[f32]) {
         .for_each(|(a, b)| add_slice(a, b));
 }
 
-/// Row-major host copies of a linear layer's parameters, shared with backward closures.
+/// Row-major host copies of a linear layer's parameters and the precision of its products,
+/// shared with backward closures.
 #[derive(Clone, Debug)]
 pub struct HostLin {
     pub w: Arc<Vec<f32>>,
     pub b: Arc<Vec<f32>>,
+    pub precision: Precision,
 }
 
 /// A linear layer: `w` `[out, in]`, `b` `[out]` (the tensors the tape keys gradients by), and
@@ -53,14 +56,15 @@ fn t1(dev: &Cpu, v: &[f32]) -> T1 {
 }
 
 impl Lin {
-    /// Uploads a linear layer's weights.
-    pub fn new(dev: &Cpu, l: &LinearWeights) -> Self {
+    /// Uploads a linear layer's weights; its products run in `precision`.
+    pub fn new(dev: &Cpu, l: &LinearWeights, precision: Precision) -> Self {
         Lin {
             w: dev.tensor_from_vec(l.weight.clone(), (l.out_dim, l.in_dim)),
             b: t1(dev, &l.bias),
             host: HostLin {
                 w: Arc::new(l.weight.clone()),
                 b: Arc::new(l.bias.clone()),
+                precision,
             },
         }
     }
@@ -72,6 +76,7 @@ impl Lin {
         self.host = HostLin {
             w: Arc::new(w.to_vec()),
             b: Arc::new(b.to_vec()),
+            precision: self.host.precision,
         };
     }
 }
@@ -96,18 +101,20 @@ impl Ln {
     }
 }
 
-/// `x·Wᵀ + b` (then ReLU when `relu`) for `x` `[n, in]`.
+/// `x·Wᵀ + b` (then ReLU when `relu`) for `x` `[n, in]`, products in the layer's precision.
 pub fn linear<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Lin, relu: bool) -> Act<Tp> {
     let (x, xd, tape) = x.split();
     let (n, n_in) = *x.shape();
     let n_out = l.w.shape().0;
     assert_eq!(l.w.shape().1, n_in, "linear layer input size");
     let host = l.host.clone();
+    let p = host.precision;
     let mut y = Vec::with_capacity(n * n_out);
     for _ in 0..n {
         y.extend_from_slice(&host.b);
     }
-    matmul(
+    matmul_in(
+        p,
         &mut y,
         (n, n_out, n_in),
         MatRef::rows(&xd, n_in),
@@ -140,7 +147,8 @@ pub fn linear<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Lin, relu: bool) -> Act<Tp> {
         }
         add_col_sums(grad_mut(grads, &b_t)?, &gy, n_out, 1.0);
         // ∂W += gyᵀ · x
-        matmul(
+        matmul_in(
+            p,
             grad_mut(grads, &w_t)?,
             (n_out, n_in, n),
             MatRef::transposed(&gy, n_out),
@@ -149,7 +157,8 @@ pub fn linear<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Lin, relu: bool) -> Act<Tp> {
             1.0,
         );
         // ∂x += gy · W
-        matmul(
+        matmul_in(
+            p,
             grad_mut(grads, &x)?,
             (n, n_in, n_out),
             MatRef::rows(&gy, n_out),

@@ -3,7 +3,7 @@
 
 use super::kernels::exp_fast;
 use super::layers::{HostLin, Lin};
-use super::matmul::{add_col_sums, matmul, MatRef};
+use super::matmul::{add_col_sums, matmul_in, MatRef};
 use super::tape::{grad_mut, Act};
 use crate::simd::{simd_kernel, sum8};
 use dfdx::prelude::*;
@@ -14,7 +14,8 @@ use rayon::prelude::*;
 fn head_logits(hc: &[f32], d: usize, head: &HostLin, v: usize) -> Vec<f32> {
     let m = hc.len() / d.max(1);
     let mut z = scratch(m * v);
-    matmul(
+    matmul_in(
+        head.precision,
         &mut z,
         (m, v, d),
         MatRef::rows(hc, d),
@@ -142,7 +143,8 @@ pub fn head_loss(
         let g = grads.get(&loss_t).as_vec()[0];
         // ∂h (compacted rows) = g · G·W, scattered back to the rows they came from.
         let mut dhc = vec![0.0f32; m * d];
-        matmul(
+        matmul_in(
+            host.precision,
             &mut dhc,
             (m, d, v),
             MatRef::rows(&z, v),
@@ -156,7 +158,8 @@ pub fn head_loss(
                 *a += x;
             }
         }
-        matmul(
+        matmul_in(
+            host.precision,
             grad_mut(grads, &w_t)?,
             (v, d, m),
             MatRef::transposed(&z, v),

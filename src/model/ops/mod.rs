@@ -20,5 +20,5 @@ pub use kernels::exp_fast;
 pub use layers::{dropout, layer_norm, linear, residual, HostLin, Lin, Ln};
 pub use loss::{head_loss, head_nll};
 pub use mask::DropMask;
-pub use matmul::{add_col_sums, matmul, MatRef};
+pub use matmul::{add_col_sums, matmul, matmul_in, MatRef};
 pub use tape::{Act, T1, T2};
