@@ -74,29 +74,20 @@ fn main() {
         for &kern in &kernels {
             let (pa, pb) = pool.install(|| (PackedA::new(am, m, k), PackedB::new(bm, k, n)));
             let run = |c: &mut Vec<f32>| {
-                let dst = Dst {
-                    data: c,
-                    ld: n,
-                    accumulate: false,
-                    alpha: 1.0,
-                    bias: None,
-                };
+                let dst = Dst::rows(c, n);
                 bf16::gemm(kern, &pa, &pb, dst, true)
             };
             let only = pool.install(|| best(|| run(&mut c)));
             let packed = pool.install(|| {
                 best(|| {
                     let (pa, pb) = (PackedA::new(am, m, k), PackedB::new(bm, k, n));
-                    let dst = Dst {
-                        data: &mut c,
-                        ld: n,
-                        accumulate: false,
-                        alpha: 1.0,
-                        bias: None,
-                    };
+                    let dst = Dst::rows(&mut c, n);
                     bf16::gemm(kern, &pa, &pb, dst, true)
                 })
             });
+            let pack_a = pool.install(|| best(|| drop(PackedA::new(am, m, k))));
+            let pack_b = pool.install(|| best(|| drop(PackedB::new(bm, k, n))));
+            line += &format!(" [pack A {:.2} ms, B {:.2} ms]", pack_a * 1e3, pack_b * 1e3);
             line += &format!(
                 "  {} {:7.1} / {:7.1}",
                 kern.name(),

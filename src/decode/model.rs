@@ -13,7 +13,7 @@ use super::kernels::{
     PackedLinear16,
 };
 use crate::model::{Block, LinearWeights, ModelConfig, Precision, Weights};
-use crate::simd::bf16::{self, Kernel};
+use crate::simd::bf16::{self, Kernel, Products};
 
 /// Row counts up to this use the packed few-row kernel; more (long prefills, scoring) use
 /// `gemm` over the plain weights.
@@ -31,16 +31,16 @@ pub enum Packed {
 }
 
 impl Packed {
-    /// Packs `lin` for `precision` with the bf16 `kernel` this CPU runs.
-    pub fn new(lin: &LinearWeights, precision: Precision, kernel: Kernel) -> Self {
-        match (precision, kernel) {
-            (Precision::F32, _) => Packed::F32(PackedLinear::new(lin)),
-            (Precision::Bf16, Kernel::Portable) => {
+    /// Packs `lin` for `products`.
+    pub fn new(lin: &LinearWeights, products: Products) -> Self {
+        match products {
+            Products::F32 => Packed::F32(PackedLinear::new(lin)),
+            Products::Bf16(Kernel::Portable) => {
                 let mut r = lin.clone();
                 bf16::round_slice(&mut r.weight);
                 Packed::Rounded(PackedLinear::new(&r))
             }
-            (Precision::Bf16, _) => Packed::Bf16(PackedLinear16::new(lin)),
+            Products::Bf16(_) => Packed::Bf16(PackedLinear16::new(lin)),
         }
     }
 
@@ -61,8 +61,7 @@ pub struct Model<'w> {
     packed: Vec<Block<Packed, ()>>,
     head: Packed,
     threads: usize,
-    precision: Precision,
-    kernel: Kernel,
+    products: Products,
 }
 
 /// Activation buffers of one pass over `rows` rows (sized once, reused by every block).
@@ -107,22 +106,25 @@ impl<'w> Model<'w> {
         Model::new_in(w, threads, Precision::F32)
     }
 
-    /// Packs the linear layers of `w` for products in `precision`.
+    /// Packs the linear layers of `w` for products in `precision` (with this CPU's kernel).
     pub fn new_in(w: &'w Weights, threads: usize, precision: Precision) -> Self {
-        let kernel = bf16::kernel();
-        let pack = |l: &LinearWeights| Packed::new(l, precision, kernel);
+        Model::with_products(w, threads, Products::of(precision))
+    }
+
+    /// Packs the linear layers of `w` for `products`.
+    pub fn with_products(w: &'w Weights, threads: usize, products: Products) -> Self {
+        let pack = |l: &LinearWeights| Packed::new(l, products);
         Model {
             w,
             packed: w.blocks.iter().map(|b| b.map(pack, |_| ())).collect(),
             head: pack(&w.head),
             threads: threads.max(1),
-            precision,
-            kernel,
+            products,
         }
     }
 
-    pub fn precision(&self) -> Precision {
-        self.precision
+    pub fn products(&self) -> Products {
+        self.products
     }
 
     /// Bytes of the packed copy of the weights.
@@ -152,7 +154,13 @@ impl<'w> Model<'w> {
         match packed {
             Packed::F32(p) if rows <= PACKED_ROWS => linear_packed(x, rows, p, y, self.threads),
             Packed::F32(_) => linear(x, rows, plain, y, self.threads),
-            Packed::Bf16(p) => linear16(x, rows, p, y, self.threads, self.kernel),
+            Packed::Bf16(p) => {
+                let kernel = self
+                    .products
+                    .packed()
+                    .expect("bf16 layers have a packed kernel");
+                linear16(x, rows, p, y, self.threads, kernel)
+            }
             Packed::Rounded(p) => {
                 let mut xr = x[..rows * p.in_dim].to_vec();
                 bf16::round_slice(&mut xr);

@@ -60,6 +60,7 @@ pub fn linear16(
     let dst = Dst {
         data: &mut y[..rows * n_out],
         ld: n_out,
+        transposed: false,
         accumulate: false,
         alpha: 1.0,
         bias: Some(&p.bias),

@@ -389,3 +389,6 @@ fn reorder_forks_histories_beyond_context() {
         }
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+mod bf16;

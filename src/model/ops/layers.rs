@@ -9,7 +9,7 @@ use super::mask::DropMask;
 use super::matmul::{add_col_sums, matmul_in, MatRef};
 use super::tape::{finish, grad_mut, Act, T1, T2};
 use crate::model::weights::{LayerNormWeights, LinearWeights};
-use crate::simd::Precision;
+use crate::simd::bf16::Products;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -24,13 +24,13 @@ fn add_into(a: &mut [f32], b: &[f32]) {
         .for_each(|(a, b)| add_slice(a, b));
 }
 
-/// Row-major host copies of a linear layer's parameters and the precision of its products,
-/// shared with backward closures.
+/// Row-major host copies of a linear layer's parameters and how its products run, shared with
+/// backward closures.
 #[derive(Clone, Debug)]
 pub struct HostLin {
     pub w: Arc<Vec<f32>>,
     pub b: Arc<Vec<f32>>,
-    pub precision: Precision,
+    pub products: Products,
 }
 
 /// A linear layer: `w` `[out, in]`, `b` `[out]` (the tensors the tape keys gradients by), and
@@ -56,15 +56,15 @@ fn t1(dev: &Cpu, v: &[f32]) -> T1 {
 }
 
 impl Lin {
-    /// Uploads a linear layer's weights; its products run in `precision`.
-    pub fn new(dev: &Cpu, l: &LinearWeights, precision: Precision) -> Self {
+    /// Uploads a linear layer's weights; its products run as `products` says.
+    pub fn new(dev: &Cpu, l: &LinearWeights, products: Products) -> Self {
         Lin {
             w: dev.tensor_from_vec(l.weight.clone(), (l.out_dim, l.in_dim)),
             b: t1(dev, &l.bias),
             host: HostLin {
                 w: Arc::new(l.weight.clone()),
                 b: Arc::new(l.bias.clone()),
-                precision,
+                products,
             },
         }
     }
@@ -76,7 +76,7 @@ impl Lin {
         self.host = HostLin {
             w: Arc::new(w.to_vec()),
             b: Arc::new(b.to_vec()),
-            precision: self.host.precision,
+            products: self.host.products,
         };
     }
 }
@@ -101,14 +101,14 @@ impl Ln {
     }
 }
 
-/// `x·Wᵀ + b` (then ReLU when `relu`) for `x` `[n, in]`, products in the layer's precision.
+/// `x·Wᵀ + b` (then ReLU when `relu`) for `x` `[n, in]`, products as the layer says.
 pub fn linear<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Lin, relu: bool) -> Act<Tp> {
     let (x, xd, tape) = x.split();
     let (n, n_in) = *x.shape();
     let n_out = l.w.shape().0;
     assert_eq!(l.w.shape().1, n_in, "linear layer input size");
     let host = l.host.clone();
-    let p = host.precision;
+    let p = host.products;
     let mut y = Vec::with_capacity(n * n_out);
     for _ in 0..n {
         y.extend_from_slice(&host.b);

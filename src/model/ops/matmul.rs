@@ -4,9 +4,9 @@
 //! [`crate::simd::bf16`], or bf16-rounded operands through `gemm` on other CPUs); and column
 //! sums.
 
-use crate::simd::bf16::{self, Kernel};
+use crate::simd::bf16::{self, Kernel, Products};
 pub use crate::simd::mat::MatRef;
-use crate::simd::{simd_kernel, Precision, SharedMut};
+use crate::simd::{simd_kernel, SharedMut};
 use rayon::prelude::*;
 
 /// Columns per work item of column sums.
@@ -98,11 +98,11 @@ pub fn matmul(
     }
 }
 
-/// [`matmul`] with the operands in `precision`: bf16 rounds them to bf16 (as the packed kernels
-/// read them) and accumulates in f32; the result is the same up to the order of additions on
-/// every CPU, and byte-identical with 1 or 2 threads on any one.
+/// [`matmul`] run as `products` says: bf16 rounds the operands to bf16 (as the packed kernels
+/// read them) and accumulates in f32; the result is the same up to the order of additions with
+/// every kernel, and byte-identical with 1 or 2 threads with any one.
 pub fn matmul_in(
-    precision: Precision,
+    products: Products,
     dst: &mut [f32],
     (m, n, k): (usize, usize, usize),
     a: MatRef,
@@ -110,10 +110,11 @@ pub fn matmul_in(
     accumulate: bool,
     alpha: f32,
 ) {
-    if precision == Precision::F32 || m == 0 || n == 0 || k == 0 {
-        return matmul(dst, (m, n, k), a, b, accumulate, alpha);
-    }
-    match bf16::kernel() {
+    let kernel = match products {
+        Products::Bf16(kernel) if m > 0 && n > 0 && k > 0 => kernel,
+        _ => return matmul(dst, (m, n, k), a, b, accumulate, alpha),
+    };
+    match kernel {
         Kernel::Portable => {
             let (mut ar, mut br) = (a.data.to_vec(), b.data.to_vec());
             bf16::round_slice(&mut ar);
@@ -128,6 +129,7 @@ pub fn matmul_in(
             let out = bf16::Dst {
                 data: dst,
                 ld: n,
+                transposed: false,
                 accumulate,
                 alpha,
                 bias: None,

@@ -11,6 +11,8 @@ pub mod attention;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
+#[cfg(target_arch = "x86_64")]
+pub mod loss16;
 pub mod mask;
 pub mod matmul;
 pub mod tape;

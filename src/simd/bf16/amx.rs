@@ -8,7 +8,7 @@
 //! Nothing else in the process uses them, so they keep their contents from one `asm!` block to
 //! the next.
 
-use super::pack::TILE_LEN;
+use super::pack::{TILE, TILE_LEN};
 use std::arch::asm;
 
 /// `arch_prctl` request: permission to use an extended state component.
@@ -81,12 +81,12 @@ impl Tiles {
         Tiles(std::marker::PhantomData)
     }
 
-    /// `c` (4 tiles of 16 × 16 f32, tile `2·ia + jb` at `c + 256·(2·ia + jb)`) = (`load` ? `c`
-    /// : 0) + Σ over `steps` of A tiles `a[ia] + 512·s` × B tiles `b[jb] + 512·s`.
+    /// C tiles `(ia, jb)` at `c + 16·ia·ldc + 16·jb` (rows `ldc` floats apart) = (`load` ?
+    /// C : 0) + Σ over `steps` of A tiles `a[ia] + 512·s` × B tiles `b[jb] + 512·s`.
     ///
     /// # Safety
     /// Every tile pointer is valid for `steps` consecutive tiles of [`TILE_LEN`] bf16; `c` is
-    /// valid for 1024 f32 (reads only when `load`).
+    /// valid for 32 rows of 32 f32 at stride `ldc` (read only when `load`).
     #[inline]
     pub unsafe fn block_2x2(
         &self,
@@ -94,20 +94,23 @@ impl Tiles {
         b: [*const u16; 2],
         steps: usize,
         c: *mut f32,
+        ldc: usize,
         load: bool,
     ) {
-        let st = 64usize;
+        let st = 4 * ldc;
         // SAFETY: the caller upholds the `# Safety` contract; the configuration is loaded
         // (`self` exists on this thread); every load and store below stays inside the tiles
-        // and `c` it names.
+        // and the C rows it names.
         unsafe {
+            let c = [c, c.add(TILE), c.add(TILE * ldc), c.add(TILE * ldc + TILE)];
             if load {
                 asm!(
-                    "tileloadd tmm0, [{c} + {st}*1]",
-                    "tileloadd tmm1, [{c} + {st}*1 + 1024]",
-                    "tileloadd tmm2, [{c} + {st}*1 + 2048]",
-                    "tileloadd tmm3, [{c} + {st}*1 + 3072]",
-                    c = in(reg) c, st = in(reg) st,
+                    "tileloadd tmm0, [{c0} + {st}*1]",
+                    "tileloadd tmm1, [{c1} + {st}*1]",
+                    "tileloadd tmm2, [{c2} + {st}*1]",
+                    "tileloadd tmm3, [{c3} + {st}*1]",
+                    c0 = in(reg) c[0], c1 = in(reg) c[1], c2 = in(reg) c[2], c3 = in(reg) c[3],
+                    st = in(reg) st,
                     options(nostack, readonly, preserves_flags)
                 );
             } else {
@@ -132,25 +135,26 @@ impl Tiles {
                     "tdpbf16ps tmm3, tmm5, tmm7",
                     a0 = in(reg) a[0].add(o), a1 = in(reg) a[1].add(o),
                     b0 = in(reg) b[0].add(o), b1 = in(reg) b[1].add(o),
-                    st = in(reg) st,
+                    st = in(reg) 64usize,
                     options(nostack, readonly, preserves_flags)
                 );
             }
             asm!(
-                "tilestored [{c} + {st}*1], tmm0",
-                "tilestored [{c} + {st}*1 + 1024], tmm1",
-                "tilestored [{c} + {st}*1 + 2048], tmm2",
-                "tilestored [{c} + {st}*1 + 3072], tmm3",
-                c = in(reg) c, st = in(reg) st,
+                "tilestored [{c0} + {st}*1], tmm0",
+                "tilestored [{c1} + {st}*1], tmm1",
+                "tilestored [{c2} + {st}*1], tmm2",
+                "tilestored [{c3} + {st}*1], tmm3",
+                c0 = in(reg) c[0], c1 = in(reg) c[1], c2 = in(reg) c[2], c3 = in(reg) c[3],
+                st = in(reg) st,
                 options(nostack, preserves_flags)
             );
         }
     }
 
-    /// [`Tiles::block_2x2`] for one row tile: `c` holds tiles `(0, 0)` and `(0, 1)` (512 f32).
+    /// [`Tiles::block_2x2`] for one row tile: C tiles `(0, 0)` and `(0, 1)` only.
     ///
     /// # Safety
-    /// As [`Tiles::block_2x2`], with `c` valid for 512 f32.
+    /// As [`Tiles::block_2x2`], with `c` valid for 16 rows.
     #[inline]
     pub unsafe fn block_1x2(
         &self,
@@ -158,16 +162,18 @@ impl Tiles {
         b: [*const u16; 2],
         steps: usize,
         c: *mut f32,
+        ldc: usize,
         load: bool,
     ) {
-        let st = 64usize;
+        let st = 4 * ldc;
         // SAFETY: as in `block_2x2`.
         unsafe {
+            let c = [c, c.add(TILE)];
             if load {
                 asm!(
-                    "tileloadd tmm0, [{c} + {st}*1]",
-                    "tileloadd tmm1, [{c} + {st}*1 + 1024]",
-                    c = in(reg) c, st = in(reg) st,
+                    "tileloadd tmm0, [{c0} + {st}*1]",
+                    "tileloadd tmm1, [{c1} + {st}*1]",
+                    c0 = in(reg) c[0], c1 = in(reg) c[1], st = in(reg) st,
                     options(nostack, readonly, preserves_flags)
                 );
             } else {
@@ -187,14 +193,14 @@ impl Tiles {
                     "tdpbf16ps tmm1, tmm4, tmm7",
                     a0 = in(reg) a.add(o),
                     b0 = in(reg) b[0].add(o), b1 = in(reg) b[1].add(o),
-                    st = in(reg) st,
+                    st = in(reg) 64usize,
                     options(nostack, readonly, preserves_flags)
                 );
             }
             asm!(
-                "tilestored [{c} + {st}*1], tmm0",
-                "tilestored [{c} + {st}*1 + 1024], tmm1",
-                c = in(reg) c, st = in(reg) st,
+                "tilestored [{c0} + {st}*1], tmm0",
+                "tilestored [{c1} + {st}*1], tmm1",
+                c0 = in(reg) c[0], c1 = in(reg) c[1], st = in(reg) st,
                 options(nostack, preserves_flags)
             );
         }

@@ -14,19 +14,21 @@ fn bh(v: __m512i) -> __m512bh {
     unsafe { std::mem::transmute::<__m512i, __m512bh>(v) }
 }
 
-/// Rows `r0..r0 + 8` of A tile row `ia` against B tiles `b[0]`, `b[1]`, into the C layout of
-/// the block kernels (tile `2·ia + jb` at `c + 256·(2·ia + jb)`).
+/// Rows `r0..r0 + 8` of one A tile against B tiles `b[0]`, `b[1]`: row `r` of C at
+/// `c + r·ldc` (32 floats).
 ///
 /// # Safety
 /// The CPU has AVX-512F and AVX512-BF16; the pointers are valid as for the AMX block kernel.
 #[target_feature(enable = "avx512f,avx512bf16")]
 #[inline]
+#[allow(clippy::too_many_arguments)]
 unsafe fn rows8(
     a: *const u16,
     r0: usize,
     b: [*const u16; 2],
     steps: usize,
     c: *mut f32,
+    ldc: usize,
     load: bool,
 ) {
     // SAFETY: the caller upholds this function's `# Safety` contract, which every pointer
@@ -36,7 +38,7 @@ unsafe fn rows8(
         if load {
             for (r, a) in acc.iter_mut().enumerate() {
                 for (jb, v) in a.iter_mut().enumerate() {
-                    *v = _mm512_loadu_ps(c.add(jb * 256 + (r0 + r) * TILE));
+                    *v = _mm512_loadu_ps(c.add((r0 + r) * ldc + jb * TILE));
                 }
             }
         }
@@ -58,7 +60,7 @@ unsafe fn rows8(
         }
         for (r, a) in acc.iter().enumerate() {
             for (jb, v) in a.iter().enumerate() {
-                _mm512_storeu_ps(c.add(jb * 256 + (r0 + r) * TILE), *v);
+                _mm512_storeu_ps(c.add((r0 + r) * ldc + jb * TILE), *v);
             }
         }
     }
@@ -74,13 +76,15 @@ pub unsafe fn block_2x2(
     b: [*const u16; 2],
     steps: usize,
     c: *mut f32,
+    ldc: usize,
     load: bool,
 ) {
-    // SAFETY: forwarded contract; C tiles of row tile `ia` start at `c + 512·ia`.
+    // SAFETY: forwarded contract; C rows of row tile `ia` start at `c + 16·ia·ldc`.
     unsafe {
         for (ia, &at) in a.iter().enumerate() {
-            rows8(at, 0, b, steps, c.add(512 * ia), load);
-            rows8(at, 8, b, steps, c.add(512 * ia), load);
+            let ct = c.add(TILE * ia * ldc);
+            rows8(at, 0, b, steps, ct, ldc, load);
+            rows8(at, 8, b, steps, ct, ldc, load);
         }
     }
 }
@@ -88,13 +92,20 @@ pub unsafe fn block_2x2(
 /// The AVX512-BF16 counterpart of the AMX `block_1x2`.
 ///
 /// # Safety
-/// As [`block_2x2`], with one A tile and `c` valid for 512 f32.
+/// As [`block_2x2`], with one A tile and `c` valid for 16 rows.
 #[target_feature(enable = "avx512f,avx512bf16")]
-pub unsafe fn block_1x2(a: *const u16, b: [*const u16; 2], steps: usize, c: *mut f32, load: bool) {
+pub unsafe fn block_1x2(
+    a: *const u16,
+    b: [*const u16; 2],
+    steps: usize,
+    c: *mut f32,
+    ldc: usize,
+    load: bool,
+) {
     // SAFETY: forwarded contract.
     unsafe {
-        rows8(a, 0, b, steps, c, load);
-        rows8(a, 8, b, steps, c, load);
+        rows8(a, 0, b, steps, c, ldc, load);
+        rows8(a, 8, b, steps, c, ldc, load);
     }
 }
 

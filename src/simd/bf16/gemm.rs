@@ -4,9 +4,12 @@
 //! callers do that, see [`super::round_slice`].)
 //!
 //! Each element of C is accumulated over `k` in the same order whatever the partition (blocks
-//! never split `k` between tasks; long `k` is cut into fixed blocks whose partial sums wait in a
-//! buffer), so results do not depend on the thread count. Operand order: the loop over blocks
-//! keeps the smaller operand's panels in cache and streams the larger one once per `k` block.
+//! never split `k` between tasks; long `k` is cut into fixed blocks), so results do not depend
+//! on the thread count. A whole block with `alpha = 1`, no bias and a row-major destination is
+//! accumulated in the destination itself (the tiles load and store it directly); any other
+//! block goes through a 32 × 32 buffer and a scalar epilogue. Operand order: the loop over
+//! blocks keeps the smaller operand's panels in cache and streams the larger one once per `k`
+//! block.
 
 use super::pack::{to_bf16, PackedA, PackedB, TILE, TILE_K};
 use super::{amx, avx512, Kernel};
@@ -19,20 +22,38 @@ const ONE_BLOCK_STEPS: usize = 128;
 const K_BLOCK_STEPS: usize = 32;
 /// Multiply-adds below which a product runs as one task.
 const PAR_MIN: usize = 1 << 20;
+/// Rows and columns of a block.
+const BLOCK: usize = 2 * TILE;
 
-/// Where a product goes: row `i`, column `j` of the result is `data[i·ld + j]`, set to
-/// `alpha · (A·B)[i][j]`, plus its previous value when `accumulate`, plus `bias[j]` if given.
+/// Where a product goes: element `(i, j)` of the result is `data[i·ld + j]` (`data[j·ld + i]`
+/// when `transposed`), set to `alpha · (A·B)[i][j]`, plus its previous value when
+/// `accumulate`, plus `bias[j]` if given.
 pub struct Dst<'a> {
     pub data: &'a mut [f32],
     pub ld: usize,
+    pub transposed: bool,
     pub accumulate: bool,
     pub alpha: f32,
     pub bias: Option<&'a [f32]>,
 }
 
-/// 4 C tiles (a 32 × 32 block), 64-byte aligned for the tile stores.
+impl<'a> Dst<'a> {
+    /// A row-major `[m × ld]` destination overwritten with `A·B`.
+    pub fn rows(data: &'a mut [f32], ld: usize) -> Self {
+        Dst {
+            data,
+            ld,
+            transposed: false,
+            accumulate: false,
+            alpha: 1.0,
+            bias: None,
+        }
+    }
+}
+
+/// A 32 × 32 block of C, row-major, 64-byte aligned for the tile stores.
 #[repr(C, align(64))]
-struct Block([f32; 1024]);
+struct Block([f32; BLOCK * BLOCK]);
 
 /// The kernel calls of one thread (the AMX configuration lives as long as this).
 enum Runner {
@@ -52,10 +73,12 @@ impl Runner {
     }
 
     /// Block `(ip, jp)` (row tiles `2ip, 2ip + 1`, column tiles `2jp, 2jp + 1`) over `k` steps
-    /// `s0..s1` into `c`; `one_row_tile`: only row tile `2ip` holds rows.
+    /// `s0..s1` into `c` (row stride `ldc` floats), added to it when `load`; `one_row_tile`:
+    /// only row tile `2ip` holds rows (and only its 16 rows of `c` are touched).
     ///
     /// # Safety
-    /// The tiles exist (`s1 ≤ ksteps`, tile pairs in range).
+    /// The tiles exist (`s1 ≤ ksteps`, tile pairs in range); `c` is valid for the block's rows
+    /// at stride `ldc`, 32 floats each.
     #[allow(clippy::too_many_arguments)]
     unsafe fn block(
         &self,
@@ -64,25 +87,25 @@ impl Runner {
         (ip, jp): (usize, usize),
         (s0, s1): (usize, usize),
         one_row_tile: bool,
-        c: *mut f32,
+        (c, ldc): (*mut f32, usize),
         load: bool,
     ) {
         let bt = [b.tile(2 * jp, s0), b.tile(2 * jp + 1, s0)];
         let steps = s1 - s0;
-        // SAFETY: tiles in range (the caller's contract); `c` is a 1024-float block; the
-        // runner's kernel can run here (checked when it was made).
+        // SAFETY: tiles in range and `c` valid (the caller's contract); the runner's kernel
+        // can run here (checked when it was made).
         unsafe {
             if one_row_tile {
                 let at = a.tile(2 * ip, s0);
                 match self {
-                    Runner::Amx(t) => t.block_1x2(at, bt, steps, c, load),
-                    Runner::Avx512 => avx512::block_1x2(at, bt, steps, c, load),
+                    Runner::Amx(t) => t.block_1x2(at, bt, steps, c, ldc, load),
+                    Runner::Avx512 => avx512::block_1x2(at, bt, steps, c, ldc, load),
                 }
             } else {
                 let at = [a.tile(2 * ip, s0), a.tile(2 * ip + 1, s0)];
                 match self {
-                    Runner::Amx(t) => t.block_2x2(at, bt, steps, c, load),
-                    Runner::Avx512 => avx512::block_2x2(at, bt, steps, c, load),
+                    Runner::Amx(t) => t.block_2x2(at, bt, steps, c, ldc, load),
+                    Runner::Avx512 => avx512::block_2x2(at, bt, steps, c, ldc, load),
                 }
             }
         }
@@ -95,57 +118,59 @@ struct Out<'a> {
     ld: usize,
     m: usize,
     n: usize,
+    transposed: bool,
     accumulate: bool,
     alpha: f32,
     bias: Option<&'a [f32]>,
 }
 
 impl Out<'_> {
-    /// Writes block `(ip, jp)` from `c`.
+    /// Where block `(ip, jp)` can be accumulated in the destination itself (whole block,
+    /// row-major, `alpha = 1`, no bias): its first element.
+    fn direct(&self, (ip, jp): (usize, usize)) -> Option<*mut f32> {
+        let whole = BLOCK * (ip + 1) <= self.m && BLOCK * (jp + 1) <= self.n;
+        (whole && !self.transposed && self.alpha == 1.0 && self.bias.is_none())
+            // SAFETY: the block lies inside the bounds-checked destination.
+            .then(|| unsafe { self.ptr.get().add(BLOCK * ip * self.ld + BLOCK * jp) })
+    }
+
+    /// Writes block `(ip, jp)` from `c` (row-major, 32 × 32).
     ///
     /// # Safety
     /// No other task writes these rows and columns; the destination was bounds-checked.
     unsafe fn store(&self, (ip, jp): (usize, usize), c: &[f32]) {
-        for ia in 0..2 {
-            for rr in 0..TILE {
-                let row = 32 * ip + TILE * ia + rr;
-                if row >= self.m {
-                    return;
-                }
-                for jb in 0..2 {
-                    let col0 = 32 * jp + TILE * jb;
-                    if col0 >= self.n {
-                        break;
-                    }
-                    let cols = TILE.min(self.n - col0);
-                    let src = &c[(2 * ia + jb) * 256 + rr * TILE..][..cols];
-                    // SAFETY: row < m, col0 + cols ≤ n, inside the checked destination; this
-                    // task owns the block (the caller's contract).
-                    let dst = unsafe {
-                        std::slice::from_raw_parts_mut(
-                            self.ptr.get().add(row * self.ld + col0),
-                            cols,
-                        )
-                    };
-                    let bias = self.bias.map(|b| &b[col0..col0 + cols]);
-                    for (i, (d, &v)) in dst.iter_mut().zip(src).enumerate() {
-                        let prev = if self.accumulate { *d } else { 0.0 };
-                        *d = prev + self.alpha * v + bias.map_or(0.0, |b| b[i]);
-                    }
-                }
+        let (r0, c0) = (BLOCK * ip, BLOCK * jp);
+        let rows = BLOCK.min(self.m - r0);
+        let cols = BLOCK.min(self.n - c0);
+        let at = |i: usize, j: usize| {
+            let (i, j) = (r0 + i, c0 + j);
+            if self.transposed {
+                j * self.ld + i
+            } else {
+                i * self.ld + j
+            }
+        };
+        for i in 0..rows {
+            for j in 0..cols {
+                // SAFETY: (r0 + i, c0 + j) is inside the checked destination; this task owns
+                // the block (the caller's contract).
+                let d = unsafe { &mut *self.ptr.get().add(at(i, j)) };
+                let prev = if self.accumulate { *d } else { 0.0 };
+                *d = prev + self.alpha * c[i * BLOCK + j] + self.bias.map_or(0.0, |b| b[c0 + j]);
             }
         }
     }
 }
 
-/// `dst = alpha · A·B (+ dst) (+ bias)` (see [`Dst`]) with `kernel`, in parallel on the current
-/// rayon pool when `parallel` and the product is large.
+/// `dst = alpha · A·B (+ dst) (+ bias)` (see [`Dst`]) with `kernel` (AMX or AVX512-BF16), in
+/// parallel on the current rayon pool when `parallel` and the product is large.
 ///
 /// # Panics
-/// When the operands' `k` differ or `dst` is too small, or `kernel` cannot run here.
+/// When the operands' `k` differ or `dst` is too small, or `kernel` cannot run here (or is
+/// the portable one, which has no packed kernel).
 pub fn gemm(kernel: Kernel, a: &PackedA, b: &PackedB, dst: Dst, parallel: bool) {
     assert!(
-        super::available(kernel),
+        kernel != Kernel::Portable && super::available(kernel),
         "bf16 kernel {kernel:?} unavailable"
     );
     assert_eq!(a.k, b.k, "inner dimensions");
@@ -153,8 +178,9 @@ pub fn gemm(kernel: Kernel, a: &PackedA, b: &PackedB, dst: Dst, parallel: bool) 
     if m == 0 || n == 0 {
         return;
     }
+    let (rows, cols) = if dst.transposed { (n, m) } else { (m, n) };
     assert!(
-        dst.ld >= n && dst.data.len() >= (m - 1) * dst.ld + n,
+        dst.ld >= cols && dst.data.len() >= (rows - 1) * dst.ld + cols,
         "destination too small"
     );
     if let Some(bias) = dst.bias {
@@ -165,11 +191,12 @@ pub fn gemm(kernel: Kernel, a: &PackedA, b: &PackedB, dst: Dst, parallel: bool) 
         ld: dst.ld,
         m,
         n,
+        transposed: dst.transposed,
         accumulate: dst.accumulate,
         alpha: dst.alpha,
         bias: dst.bias,
     };
-    let (ip_n, jp_n) = (m.div_ceil(32), n.div_ceil(32));
+    let (ip_n, jp_n) = (m.div_ceil(BLOCK), n.div_ceil(BLOCK));
     let along_m = ip_n >= jp_n;
     let units = if along_m { ip_n } else { jp_n };
     let parts = if parallel && m * n * a.k >= PAR_MIN {
@@ -181,7 +208,7 @@ pub fn gemm(kernel: Kernel, a: &PackedA, b: &PackedB, dst: Dst, parallel: bool) 
     let run = |p: usize| {
         let r = p * per..((p + 1) * per).min(units);
         let (ips, jps) = if along_m { (r, 0..jp_n) } else { (0..ip_n, r) };
-        // SAFETY: `available(kernel)` was asserted; parts own disjoint rows (or columns).
+        // SAFETY: the kernel can run here (asserted); parts own disjoint rows (or columns).
         unsafe { run_part(kernel, a, b, &out, ips, jps) }
     };
     if parts == 1 {
@@ -194,7 +221,7 @@ pub fn gemm(kernel: Kernel, a: &PackedA, b: &PackedB, dst: Dst, parallel: bool) 
 /// Blocks `ips × jps` of one task.
 ///
 /// # Safety
-/// `kernel` can run here; no other task writes these blocks.
+/// `kernel` is AMX or AVX512-BF16 and can run here; no other task writes these blocks.
 unsafe fn run_part(
     kernel: Kernel,
     a: &PackedA,
@@ -216,12 +243,12 @@ unsafe fn run_part(
     };
     let kblocks = ks.div_ceil(kblock).max(1);
     let (ni, nj) = (ips.len(), jps.len());
-    // Partial sums between k blocks (only when k is cut).
+    // Partial sums between k blocks of the blocks that go through a buffer.
     let mut partial: Vec<Block> = Vec::new();
     if kblocks > 1 {
-        partial.resize_with(ni * nj, || Block([0.0; 1024]));
+        partial.resize_with(ni * nj, || Block([0.0; BLOCK * BLOCK]));
     }
-    let mut c = Block([0.0; 1024]);
+    let mut scratch = Block([0.0; BLOCK * BLOCK]);
     // Keep the smaller operand's panels in cache: stream the larger one in the outer loop.
     let a_outer = ni > nj;
     for kb in 0..kblocks {
@@ -234,18 +261,27 @@ unsafe fn run_part(
                 } else {
                     (inner, outer)
                 };
-                let (ip, jp) = (ips.start + li, jps.start + lj);
-                let one = out.m - 32 * ip <= TILE;
+                let at = (ips.start + li, jps.start + lj);
+                let one = out.m - BLOCK * at.0 <= TILE;
+                let steps = (s0, s1);
+                if let Some(c) = out.direct(at) {
+                    let load = out.accumulate || kb > 0;
+                    // SAFETY: tiles in range; the whole block lies in the destination, owned
+                    // by this task.
+                    unsafe { runner.block(a, b, at, steps, one, (c, out.ld), load) };
+                    continue;
+                }
                 let cb = if kblocks > 1 {
                     &mut partial[li * nj + lj].0
                 } else {
-                    &mut c.0
+                    &mut scratch.0
                 };
-                // SAFETY: tiles in range; `cb` is a 1024-float block.
-                unsafe { runner.block(a, b, (ip, jp), (s0, s1), one, cb.as_mut_ptr(), kb > 0) };
+                let c = (cb.as_mut_ptr(), BLOCK);
+                // SAFETY: tiles in range; `cb` is a 32 × 32 block.
+                unsafe { runner.block(a, b, at, steps, one, c, kb > 0) };
                 if last {
                     // SAFETY: this task owns the block (the caller's contract).
-                    unsafe { out.store((ip, jp), cb) };
+                    unsafe { out.store(at, cb) };
                 }
             }
         }

@@ -17,7 +17,9 @@ mod pack_avx512;
 
 #[cfg(target_arch = "x86_64")]
 pub use gemm::{gemm, gemv, Dst};
-pub use pack::{from_bf16, round_bf16, round_slice, to_bf16, PackedA, PackedB};
+pub use pack::{
+    fill_a_block, from_bf16, round_bf16, round_slice, to_bf16, PackedA, PackedB, StepTiles,
+};
 
 /// The precision of the matrix products: `f32`, or bf16 operands with f32 accumulation (master
 /// weights, optimiser state, normalisation, softmax and loss stay f32 either way).
@@ -54,6 +56,39 @@ impl std::str::FromStr for Precision {
             "f32" => Ok(Precision::F32),
             "bf16" => Ok(Precision::Bf16),
             _ => Err(format!("unknown precision `{s}` (expected f32 or bf16)")),
+        }
+    }
+}
+
+/// How the matrix products of a model run: f32, or bf16 through a given kernel family
+/// ([`Products::of`] picks this CPU's best; tests name each one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Products {
+    F32,
+    Bf16(Kernel),
+}
+
+impl Products {
+    /// `precision` with the kernel this CPU runs ([`kernel`]).
+    pub fn of(precision: Precision) -> Self {
+        match precision {
+            Precision::F32 => Products::F32,
+            Precision::Bf16 => Products::Bf16(kernel()),
+        }
+    }
+
+    pub fn precision(self) -> Precision {
+        match self {
+            Products::F32 => Precision::F32,
+            Products::Bf16(_) => Precision::Bf16,
+        }
+    }
+
+    /// The packed bf16 kernel (AMX or AVX512-BF16), if these products use one.
+    pub fn packed(self) -> Option<Kernel> {
+        match self {
+            Products::Bf16(k) if k != Kernel::Portable => Some(k),
+            _ => None,
         }
     }
 }

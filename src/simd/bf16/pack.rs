@@ -111,11 +111,42 @@ impl PackedA {
         }
     }
 
+    /// Zeros for `[m × k]`, to be filled block by block ([`PackedA::blocks_mut`],
+    /// [`fill_a_block`]).
+    pub fn zeroed(m: usize, k: usize) -> Self {
+        let (mt, ksteps) = (tile_pairs(m), k.div_ceil(TILE_K));
+        PackedA {
+            m,
+            k,
+            mt,
+            ksteps,
+            data: vec![0u16; mt * ksteps * TILE_LEN],
+        }
+    }
+
+    /// The data of each block of 32 rows (two row tiles), in order: one per task that fills
+    /// its own rows with [`fill_a_block`].
+    pub fn blocks_mut(&mut self) -> std::slice::ChunksMut<'_, u16> {
+        let len = (2 * self.ksteps * TILE_LEN).max(1);
+        self.data.chunks_mut(len)
+    }
+
     /// Tile `(i, s)`.
     #[inline]
     pub fn tile(&self, i: usize, s: usize) -> *const u16 {
         self.data[(i * self.ksteps + s) * TILE_LEN..].as_ptr()
     }
+}
+
+/// Packs `rows` (≤ 32) rows of `src` (row-major, row stride `ld`, `k` columns) into `block`,
+/// one 32-row block of a [`PackedA`] of `k` columns ([`PackedA::blocks_mut`]).
+pub fn fill_a_block(block: &mut [u16], src: &[f32], ld: usize, rows: usize, k: usize) {
+    assert!(rows <= 2 * TILE && block.len() == 2 * k.div_ceil(TILE_K) * TILE_LEN);
+    let (src, half) = (MatRef::rows(src, ld), block.len() / 2);
+    src.check(rows, k);
+    let (t0, t1) = block.split_at_mut(half);
+    pack_a_strip(src, rows, k, 0, t0);
+    pack_a_strip(src, rows, k, 1, t1);
 }
 
 /// Whether the vector packers can run (AVX-512F/BW and AVX512-BF16).
@@ -195,6 +226,34 @@ impl PackedB {
         PackedB::new(MatRef::transposed(w, inp), inp, out)
     }
 
+    /// Zeros for `[k × n]`, to be filled one `k` step at a time ([`PackedB::steps_mut`]).
+    pub fn zeroed(k: usize, n: usize) -> Self {
+        let (nt, ksteps) = (tile_pairs(n), k.div_ceil(TILE_K));
+        PackedB {
+            k,
+            n,
+            nt,
+            ksteps,
+            data: vec![0u16; nt * ksteps * TILE_LEN],
+        }
+    }
+
+    /// One writer per `k` step (rows `32s…` of B: tile `(j, s)` of every column tile `j`), so
+    /// tasks that own distinct steps fill one operand together.
+    pub fn steps_mut(&mut self) -> Vec<StepTiles<'_>> {
+        let ptr = self.data.as_mut_ptr();
+        (0..self.ksteps)
+            .map(|s| StepTiles {
+                ptr,
+                nt: self.nt,
+                ksteps: self.ksteps,
+                s,
+                n: self.n,
+                _data: std::marker::PhantomData,
+            })
+            .collect()
+    }
+
     /// Tile `(j, s)`.
     #[inline]
     pub fn tile(&self, j: usize, s: usize) -> *const u16 {
@@ -204,6 +263,38 @@ impl PackedB {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         2 * self.data.len()
+    }
+}
+
+/// The tiles of one `k` step of a [`PackedB`] ([`PackedB::steps_mut`]).
+pub struct StepTiles<'a> {
+    ptr: *mut u16,
+    nt: usize,
+    ksteps: usize,
+    s: usize,
+    n: usize,
+    _data: std::marker::PhantomData<&'a mut [u16]>,
+}
+
+// SAFETY: a `StepTiles` writes only the tiles of its own step `s`; the values made by one
+// `steps_mut` call have distinct steps, so no two of them touch the same memory, and the
+// borrow of the operand keeps anything else from touching it meanwhile.
+unsafe impl Send for StepTiles<'_> {}
+
+impl StepTiles<'_> {
+    /// Packs `rows` (≤ 32) rows of `src` (row-major, row stride `ld`, the operand's `n`
+    /// columns) as rows `32s…` of B.
+    pub fn fill(&mut self, src: &[f32], ld: usize, rows: usize) {
+        assert!(rows <= TILE_K);
+        let b = MatRef::rows(src, ld);
+        b.check(rows, self.n);
+        for j in 0..self.nt {
+            let at = (j * self.ksteps + self.s) * TILE_LEN;
+            // SAFETY: tile (j, s) lies inside the operand's data (j < nt, s < ksteps), which
+            // outlives `self`; only this value writes step s (see the `Send` note).
+            let tile = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(at), TILE_LEN) };
+            pack_b_strip(b, rows, self.n, j, tile);
+        }
     }
 }
 

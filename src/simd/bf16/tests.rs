@@ -38,10 +38,13 @@ fn reference(a: MatRef, b: MatRef, k: usize, i: usize, j: usize) -> (f64, f64, f
 }
 
 #[test]
+#[allow(clippy::needless_range_loop)]
 fn gemm_matches_the_references_for_every_kernel_shape_and_layout() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     // Edges in every dimension; k = 4500 is cut into k blocks.
     let shapes = [
+        (64, 96, 640),
+        (32, 64, 4200),
         (1, 3, 7),
         (5, 31, 33),
         (17, 45, 64),
@@ -66,11 +69,20 @@ fn gemm_matches_the_references_for_every_kernel_shape_and_layout() {
                     MatRef::rows(&b, n)
                 };
                 let (pa, pb) = (PackedA::new(am, m, k), PackedB::new(bm, k, n));
-                for (acc, alpha, with_bias) in [(false, 1.0, false), (true, -0.5, true)] {
+                // Overwrite, accumulate with alpha and bias (through the buffer), accumulate
+                // (in place for whole blocks), and a transposed destination.
+                let cases = [
+                    (false, 1.0, false, false),
+                    (true, -0.5, true, false),
+                    (true, 1.0, false, false),
+                    (true, 0.5, false, true),
+                ];
+                for (acc, alpha, with_bias, tr) in cases {
                     let mut out = init.clone();
                     let dst = Dst {
                         data: &mut out,
-                        ld: n,
+                        ld: if tr { m } else { n },
+                        transposed: tr,
                         accumulate: acc,
                         alpha,
                         bias: with_bias.then_some(&bias[..]),
@@ -79,11 +91,12 @@ fn gemm_matches_the_references_for_every_kernel_shape_and_layout() {
                     for i in 0..m {
                         for j in 0..n {
                             let (e, p, mag) = reference(am, bm, k, i, j);
-                            let base = if acc { init[i * n + j] as f64 } else { 0.0 }
+                            let at = if tr { j * m + i } else { i * n + j };
+                            let base = if acc { init[at] as f64 } else { 0.0 }
                                 + if with_bias { bias[j] as f64 } else { 0.0 };
-                            let got = out[i * n + j] as f64;
+                            let got = out[at] as f64;
                             let what = format!(
-                                "{} {m}×{n}×{k} t{ta}{tb} acc {acc} ({i}, {j})",
+                                "{} {m}×{n}×{k} t{ta}{tb} acc {acc} tr {tr} ({i}, {j})",
                                 kernel.name()
                             );
                             let a = alpha as f64;
@@ -143,16 +156,7 @@ fn results_do_not_depend_on_the_thread_count() {
                     .num_threads(threads)
                     .build()
                     .unwrap();
-                pool.install(|| {
-                    let dst = Dst {
-                        data: &mut out,
-                        ld: n,
-                        accumulate: false,
-                        alpha: 1.0,
-                        bias: None,
-                    };
-                    gemm(kernel, &pa, &pb, dst, true)
-                });
+                pool.install(|| gemm(kernel, &pa, &pb, Dst::rows(&mut out, n), true));
                 out
             };
             let one = run(1);
