@@ -63,7 +63,7 @@ fn recycle(v: Vec<f32>) {
 /// Adds `bias` to a row of logits and turns it in place into `exp(z − max z)`; returns
 /// `z[y] − max z` and the sum of the exponentials (so `NLL = ln(sum) − (z[y] − max z)`).
 #[inline(always)]
-fn softmax_row(row: &mut [f32], bias: &[f32], y: usize) -> (f32, f32) {
+pub(super) fn softmax_row(row: &mut [f32], bias: &[f32], y: usize) -> (f32, f32) {
     let mut acc = [f32::NEG_INFINITY; 8];
     let mut chunks = row.chunks_exact_mut(8);
     let mut bchunks = bias.chunks_exact(8);

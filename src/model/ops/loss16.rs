@@ -1,67 +1,90 @@
 //! The output layer fused with cross-entropy for bf16 products on the packed kernels (AMX /
 //! AVX512-BF16). The logits never exist whole: blocks of [`ROWS`] rows are computed into a
-//! buffer that stays in cache, turned into `∂loss/∂logits` there (softmax in f32, as the f32
-//! path does), and written straight into the two bf16 layouts the backward products read
-//! (`∂h = G·W` reads G as a left operand, `∂Wᵀ = hᵀ·G` as a right one), with the bias
-//! gradient's column sums per block. So a step holds two bf16 copies of G (the size of the f32
-//! path's one f32 copy) and never packs G separately.
+//! per-thread buffer that stays in cache, turned into `∂loss/∂logits` there (softmax in f32,
+//! as the f32 path does), and written straight into the two bf16 layouts the backward products
+//! read (`∂h = G·W` reads G as a left operand, `∂Wᵀ = hᵀ·G` as a right one), with the bias
+//! gradient's column sums per block. A step holds two bf16 copies of G (the bytes of the f32
+//! path's one f32 copy), kept between steps in a small pool like the f32 path's logits.
 
-use super::kernels::exp_fast;
 use super::layers::Lin;
+use super::loss::softmax_row;
 use super::tape::{grad_mut, Act};
-use crate::simd::bf16::{self, fill_a_block, Dst, Kernel, PackedA, PackedB};
+use crate::simd::bf16::{self, scale_pack_pair, Dst, Kernel, PackedA, PackedB, TILE_LEN};
 use crate::simd::mat::MatRef;
-use crate::simd::{simd_kernel, sum8};
+use crate::simd::simd_kernel;
 use dfdx::prelude::*;
 use rayon::prelude::*;
+use std::cell::RefCell;
+use std::sync::Mutex;
 
-/// Rows of logits per block (one 32-row block of the left operand).
-const ROWS: usize = 32;
+/// Rows of logits per block (two 32-row blocks of the left operand).
+const ROWS: usize = 64;
 
-/// The logits `hc·Wᵀ` (bias not added) of rows `r0..r0 + rows` of `hc` into `z` (row stride
-/// `ld` ≥ V), on the current thread.
+thread_local! {
+    /// The logits of one block on this thread (reused: every value read is written first).
+    static LOGITS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Buffers of G kept between steps (at most two: its two layouts).
+static POOL: Mutex<Vec<Vec<u16>>> = Mutex::new(Vec::new());
+
+/// A buffer of `len` values with unspecified (initialised) contents, from [`POOL`] if one is
+/// large enough.
+fn take(len: usize) -> Vec<u16> {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut v = match pool.iter().position(|b| b.capacity() >= len) {
+        Some(i) => pool.swap_remove(i),
+        None => Vec::new(),
+    };
+    drop(pool);
+    v.resize(len, 0);
+    v.truncate(len);
+    v
+}
+
+fn recycle(v: Vec<u16>) {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < 2 {
+        pool.push(v);
+    }
+}
+
+/// The logits `hc·Wᵀ` (bias not added) of `rows` rows of `hc` into `z` (row stride: the
+/// padded width of `wt`), on the current thread.
 fn block_logits(kernel: Kernel, hc: &[f32], d: usize, rows: usize, wt: &PackedB, z: &mut [f32]) {
     let a = PackedA::new(MatRef::rows(hc, d), rows, d);
     let ld = wt.nt * 16;
     bf16::gemm(kernel, &a, wt, Dst::rows(&mut z[..rows * ld], ld), false);
 }
 
+/// Runs `f` with this thread's logits buffer of at least `len` floats.
+fn with_logits<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    LOGITS.with(|z| {
+        let mut z = z.borrow_mut();
+        if z.len() < len {
+            z.resize(len, 0.0);
+        }
+        f(&mut z[..len])
+    })
+}
+
 simd_kernel! {
-    /// Adds `bias` to a row of logits and turns it into `exp(z − max z)`; returns `z[y] − max z`
-    /// and the sum of the exponentials.
-    fn softmax_row(row: &mut [f32], bias: &[f32], y: usize) -> (f32, f32) {
-        let mut m = f32::NEG_INFINITY;
-        for (x, b) in row.iter_mut().zip(bias) {
-            *x += b;
-            m = m.max(*x);
-        }
-        let zy = row[y] - m;
-        for x in row.iter_mut() {
-            *x = exp_fast(*x - m);
-        }
-        (zy, sum8(row))
+    /// `ln Σ exp − (z[y] − max)` of one row of logits (bias not yet added).
+    fn nll_row(row: &mut [f32], bias: &[f32], y: usize) -> f32 {
+        let (zy, sum) = softmax_row(row, bias, y);
+        sum.ln() - zy
     }
 }
 
 simd_kernel! {
-    /// `row = w (softmax − onehot)` from `exp(z − max)` and its sum; also adds `row` into the
-    /// block's column sums `db`.
-    fn grad_row(row: &mut [f32], s: f32, y: usize, w: f32, db: &mut [f32]) {
-        let scale = w / s;
-        for x in row.iter_mut() {
-            *x *= scale;
-        }
-        row[y] -= w;
-        for (a, x) in db.iter_mut().zip(row.iter()) {
-            *a += x;
-        }
+    /// Turns a row of logits (bias not yet added) into `exp(z − max)` with `row[y]` lowered by
+    /// the sum, so that `w / sum` times it is `w (softmax − onehot)`; returns that scale and
+    /// the row's weighted NLL.
+    fn ce_row(row: &mut [f32], bias: &[f32], y: usize, w: f32) -> (f32, f64) {
+        let (zy, s) = softmax_row(row, bias, y);
+        row[y] -= s;
+        (w / s, (s.ln() - zy) as f64 * w as f64)
     }
-}
-
-/// One block of the fused forward pass: its rows' weighted NLL and the column sums of its G.
-struct BlockOut {
-    loss: f64,
-    db: Vec<f32>,
 }
 
 /// Negative log-likelihood of every row of `h` `[n, d]` at `targets` (validation), bf16
@@ -83,18 +106,110 @@ pub fn head_nll16<Tp: Tape<f32, Cpu>>(
         .into_par_iter()
         .map(|b| {
             let (r0, rows) = (b * ROWS, ROWS.min(n - b * ROWS));
-            let mut z = vec![0.0f32; rows * ld];
-            block_logits(kernel, &hd[r0 * d..], d, rows, &wt, &mut z);
-            (0..rows)
-                .map(|r| {
-                    let y = targets[r0 + r] as usize;
-                    let (zy, s) = softmax_row(&mut z[r * ld..r * ld + v], bias, y);
-                    s.ln() - zy
-                })
-                .collect()
+            with_logits(rows * ld, |z| {
+                block_logits(kernel, &hd[r0 * d..], d, rows, &wt, z);
+                (0..rows)
+                    .map(|r| nll_row(&mut z[r * ld..r * ld + v], bias, targets[r0 + r] as usize))
+                    .collect()
+            })
         })
         .collect();
     per_block.concat()
+}
+
+/// G's two layouts, written by the blocks of the forward pass.
+struct Sink {
+    a: *mut u16,
+    b: *mut u16,
+    /// `k` steps of the left layout (columns of G / 32) and of the right one (rows / 32).
+    a_steps: usize,
+    b_steps: usize,
+}
+
+// SAFETY: blocks write disjoint parts through it (see `Sink::pair`).
+unsafe impl Sync for Sink {}
+
+impl Sink {
+    /// Writes rows `g`, `g + 1` (`g` even) of G, `v` columns padded to `npad`, scaled, and adds
+    /// them into `db`.
+    ///
+    /// # Safety
+    /// Rows `g`, `g + 1` exist in both layouts and no other thread writes them (each block
+    /// owns its 64 rows: its two `k` steps of the right layout).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pair(
+        &self,
+        g: usize,
+        rows: (Option<&[f32]>, Option<&[f32]>),
+        scales: (f32, f32),
+        (v, npad): (usize, usize),
+        db: &mut [f32],
+    ) {
+        let a_row = |r: usize| {
+            let at = ((r / 16) * self.a_steps) * TILE_LEN + (r % 16) * 32;
+            // SAFETY: row r of the left layout exists (the caller's contract).
+            Some(unsafe { self.a.add(at) })
+        };
+        let b_at = (g / 32) * TILE_LEN + ((g % 32) / 2) * 32;
+        // SAFETY: as documented; the CPU has AVX512-BF16 (a packed kernel runs).
+        unsafe {
+            scale_pack_pair(
+                rows,
+                scales,
+                v,
+                npad,
+                db,
+                [a_row(g), a_row(g + 1)],
+                self.b.add(b_at),
+                self.b_steps * TILE_LEN,
+            )
+        }
+    }
+}
+
+/// The forward pass of one block of `ROWS` rows (from row `r0` of the `m` kept rows): the
+/// block's weighted NLL and the column sums of its G; G goes into `sink`.
+#[allow(clippy::too_many_arguments)]
+fn forward_block(
+    kernel: Kernel,
+    (hc, d): (&[f32], usize),
+    (r0, m): (usize, usize),
+    wt: &PackedB,
+    head: &Lin,
+    targets: impl Fn(usize) -> (usize, f32),
+    sink: &Sink,
+) -> (f64, Vec<f32>) {
+    let v = head.w.shape().0;
+    let (ld, nr) = (wt.nt * 16, ROWS.min(m - r0));
+    // Rows up to the padded height of G's layouts: those past `m` are zeros.
+    let padded = (m.div_ceil(32) * 32 - r0).min(ROWS);
+    with_logits(nr * ld, |z| {
+        block_logits(kernel, &hc[r0 * d..], d, nr, wt, z);
+        let mut loss = 0.0f64;
+        let mut scales = vec![0.0f32; nr];
+        for (r, sc) in scales.iter_mut().enumerate() {
+            let (y, w) = targets(r0 + r);
+            let (s, l) = ce_row(&mut z[r * ld..r * ld + v], &head.host.b, y, w);
+            *sc = s;
+            loss += l;
+        }
+        let mut db = vec![0.0f32; v];
+        for p in (0..padded).step_by(2) {
+            let row = |r: usize| (r < nr).then(|| &z[r * ld..r * ld + v]);
+            let sc = |r: usize| scales.get(r).copied().unwrap_or(0.0);
+            // SAFETY: rows r0 + p, r0 + p + 1 lie in this block's part of both layouts.
+            unsafe {
+                sink.pair(
+                    r0 + p,
+                    (row(p), row(p + 1)),
+                    (sc(p), sc(p + 1)),
+                    (v, ld),
+                    &mut db,
+                )
+            };
+        }
+        (loss, db)
+    })
 }
 
 /// [`super::head_loss`] with bf16 products on the packed kernels (same contract): blocks of
@@ -120,36 +235,28 @@ pub fn head_loss16(
         hc.extend_from_slice(&hd[r * d..(r + 1) * d]);
     }
     let wt = PackedB::weights(&head.host.w, v, d);
-    let (mut ga, mut gb) = (PackedA::zeroed(m, v), PackedB::zeroed(m, v));
-    let ld = wt.nt * 16;
-    let bias = &head.host.b;
-    let items: Vec<_> = ga.blocks_mut().zip(gb.steps_mut()).enumerate().collect();
-    let blocks: Vec<BlockOut> = items
+    // G as a left operand [m × V] and as a right one [m × V], every value written below.
+    let ga = PackedA::from_data(m, v, take);
+    let gb = PackedB::from_data(m, v, take);
+    let mut ga = ga;
+    let mut gb = gb;
+    let sink = Sink {
+        a: ga.data.as_mut_ptr(),
+        b: gb.data.as_mut_ptr(),
+        a_steps: ga.ksteps,
+        b_steps: gb.ksteps,
+    };
+    let target = |i: usize| (targets[rows[i]] as usize, weights[rows[i]]);
+    let blocks: Vec<(f64, Vec<f32>)> = (0..m.div_ceil(ROWS))
         .into_par_iter()
-        .map(|(b, (ga_block, mut gb_step))| {
-            let (r0, nr) = (b * ROWS, ROWS.min(m - b * ROWS));
-            let mut z = vec![0.0f32; nr * ld];
-            block_logits(kernel, &hc[r0 * d..], d, nr, &wt, &mut z);
-            let mut db = vec![0.0f32; v];
-            let mut loss = 0.0f64;
-            for r in 0..nr {
-                let (y, w) = (targets[rows[r0 + r]] as usize, weights[rows[r0 + r]]);
-                let row = &mut z[r * ld..r * ld + v];
-                let (zy, s) = softmax_row(row, bias, y);
-                loss += (s.ln() - zy) as f64 * w as f64;
-                grad_row(row, s, y, w, &mut db);
-            }
-            fill_a_block(ga_block, &z, ld, nr, v);
-            gb_step.fill(&z, ld, nr);
-            BlockOut { loss, db }
-        })
+        .map(|b| forward_block(kernel, (&hc, d), (b * ROWS, m), &wt, head, target, &sink))
         .collect();
-    drop(wt);
+    drop((wt, sink));
     // Loss and bias gradient summed in block order.
-    let total: f64 = blocks.iter().map(|b| b.loss).sum();
+    let total: f64 = blocks.iter().map(|b| b.0).sum();
     let mut db = vec![0.0f32; v];
     for b in &blocks {
-        for (a, x) in db.iter_mut().zip(&b.db) {
+        for (a, x) in db.iter_mut().zip(&b.1) {
             *a += x;
         }
     }
@@ -171,7 +278,8 @@ pub fn head_loss16(
             ..Dst::rows(&mut dhc, d)
         };
         bf16::gemm(kernel, &ga, &w_rows, out, true);
-        drop((ga, w_rows));
+        drop(w_rows);
+        recycle(std::mem::take(&mut ga.data));
         let dh = grad_mut(grads, &h)?;
         for (src, &r) in dhc.chunks(d).zip(&rows) {
             for (a, x) in dh[r * d..(r + 1) * d].iter_mut().zip(src) {
@@ -189,6 +297,7 @@ pub fn head_loss16(
             bias: None,
         };
         bf16::gemm(kernel, &hct, &gb, out, true);
+        recycle(std::mem::take(&mut gb.data));
         for (a, x) in grad_mut(grads, &b_t)?.iter_mut().zip(&db) {
             *a += g * x;
         }

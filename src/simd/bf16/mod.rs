@@ -19,7 +19,10 @@ mod pack_avx512;
 pub use gemm::{gemm, gemv, Dst};
 pub use pack::{
     fill_a_block, from_bf16, round_bf16, round_slice, to_bf16, PackedA, PackedB, StepTiles,
+    TILE_LEN,
 };
+#[cfg(target_arch = "x86_64")]
+pub use pack_avx512::scale_pack_pair;
 
 /// The precision of the matrix products: `f32`, or bf16 operands with f32 accumulation (master
 /// weights, optimiser state, normalisation, softmax and loss stay f32 either way).

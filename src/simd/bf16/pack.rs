@@ -124,6 +124,21 @@ impl PackedA {
         }
     }
 
+    /// The layout of `[m × k]` over `alloc(len)`, whose contents the caller overwrites
+    /// entirely before any product reads them.
+    pub fn from_data(m: usize, k: usize, alloc: impl FnOnce(usize) -> Vec<u16>) -> Self {
+        let (mt, ksteps) = (tile_pairs(m), k.div_ceil(TILE_K));
+        let data = alloc(mt * ksteps * TILE_LEN);
+        assert_eq!(data.len(), mt * ksteps * TILE_LEN);
+        PackedA {
+            m,
+            k,
+            mt,
+            ksteps,
+            data,
+        }
+    }
+
     /// The data of each block of 32 rows (two row tiles), in order: one per task that fills
     /// its own rows with [`fill_a_block`].
     pub fn blocks_mut(&mut self) -> std::slice::ChunksMut<'_, u16> {
@@ -235,6 +250,21 @@ impl PackedB {
             nt,
             ksteps,
             data: vec![0u16; nt * ksteps * TILE_LEN],
+        }
+    }
+
+    /// The layout of `[k × n]` over `alloc(len)`, whose contents the caller overwrites
+    /// entirely before any product reads them.
+    pub fn from_data(k: usize, n: usize, alloc: impl FnOnce(usize) -> Vec<u16>) -> Self {
+        let (nt, ksteps) = (tile_pairs(n), k.div_ceil(TILE_K));
+        let data = alloc(nt * ksteps * TILE_LEN);
+        assert_eq!(data.len(), nt * ksteps * TILE_LEN);
+        PackedB {
+            k,
+            n,
+            nt,
+            ksteps,
+            data,
         }
     }
 

@@ -185,3 +185,64 @@ pub unsafe fn b_strip(b: MatRef, k: usize, n: usize, j: usize, strip: &mut [u16]
         }
     }
 }
+
+/// Scales rows `x0` and `x1` (`n` floats each; `None`: a row of zeros) by `s0` and `s1`,
+/// adds both into `sums` (`n` floats), and writes them as bf16 over `npad` (≥ `n`, a multiple
+/// of 32) columns, zero beyond `n`: each row into its rows of the A tiles (`a[0]`, `a[1]`: the
+/// row's start in `k` step 0; step `s` is `TILE_LEN · s` further) and the pair into one pair
+/// row of the B tiles (`b`: its start in column tile 0; column tile `j` is `b_step · j`
+/// further).
+///
+/// # Safety
+/// AVX-512F/BW and AVX512-BF16; `a[r]` (when `Some`) valid for `npad / 32` tiles of A, `b`
+/// for `npad / 16` tiles of B at stride `b_step`, 32 u16 each from the given start; no other
+/// thread writes them.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn scale_pack_pair(
+    (x0, x1): (Option<&[f32]>, Option<&[f32]>),
+    (s0, s1): (f32, f32),
+    n: usize,
+    npad: usize,
+    sums: &mut [f32],
+    a: [Option<*mut u16>; 2],
+    b: *mut u16,
+    b_step: usize,
+) {
+    assert!(sums.len() >= n && npad >= n && npad % TILE_K == 0);
+    assert!(x0.is_none_or(|x| x.len() >= n) && x1.is_none_or(|x| x.len() >= n));
+    let (v0, v1) = (_mm512_set1_ps(s0), _mm512_set1_ps(s1));
+    let row = |x: Option<&[f32]>, j: usize, scale: __m512| match x {
+        // SAFETY: `j < n` is read at most `n − j` floats (masked).
+        Some(x) if j < n => {
+            _mm512_mul_ps(scale, unsafe { load(x.as_ptr().add(j), (n - j).min(16)) })
+        }
+        _ => _mm512_setzero_ps(),
+    };
+    for j in (0..npad).step_by(TILE_K) {
+        let (p0, p1) = (row(x0, j, v0), row(x0, j + 16, v0));
+        let (q0, q1) = (row(x1, j, v1), row(x1, j + 16, v1));
+        for (h, (p, q)) in [(p0, q0), (p1, q1)].into_iter().enumerate() {
+            let c = j + 16 * h;
+            if c < n {
+                let cnt = (n - c).min(16);
+                let mask: __mmask16 = if cnt == 16 { 0xFFFF } else { (1u16 << cnt) - 1 };
+                // SAFETY: columns c..c + cnt of `sums` exist (asserted n ≤ len).
+                unsafe {
+                    let sp = sums.as_mut_ptr().add(c);
+                    let s = _mm512_maskz_loadu_ps(mask, sp);
+                    _mm512_mask_storeu_ps(sp, mask, _mm512_add_ps(s, _mm512_add_ps(p, q)));
+                }
+            }
+            // SAFETY: pair row of column tile c / 16, inside the caller's B tiles.
+            unsafe { _mm512_storeu_si512(b.add((c / TILE) * b_step) as *mut _, interleave(p, q)) };
+        }
+        let s = j / TILE_K;
+        for (at, (lo, hi)) in a.iter().zip([(p0, p1), (q0, q1)]) {
+            if let Some(at) = at {
+                // SAFETY: row of k step s, inside the caller's A tiles.
+                unsafe { _mm512_storeu_si512(at.add(s * TILE_LEN) as *mut _, convert(hi, lo)) };
+            }
+        }
+    }
+}
