@@ -209,13 +209,14 @@ pub unsafe fn scale_pack_pair(
     b: *mut u16,
     b_step: usize,
 ) {
-    assert!(sums.len() >= n && npad >= n && npad % TILE_K == 0);
+    assert!(sums.len() >= n && npad >= n && npad.is_multiple_of(TILE_K));
     assert!(x0.is_none_or(|x| x.len() >= n) && x1.is_none_or(|x| x.len() >= n));
     let (v0, v1) = (_mm512_set1_ps(s0), _mm512_set1_ps(s1));
     let row = |x: Option<&[f32]>, j: usize, scale: __m512| match x {
-        // SAFETY: `j < n` is read at most `n − j` floats (masked).
         Some(x) if j < n => {
-            _mm512_mul_ps(scale, unsafe { load(x.as_ptr().add(j), (n - j).min(16)) })
+            // SAFETY: `x` holds `n` floats (asserted) and at most `n − j` are read from `j`.
+            let v = unsafe { load(x.as_ptr().add(j), (n - j).min(16)) };
+            _mm512_mul_ps(scale, v)
         }
         _ => _mm512_setzero_ps(),
     };
