@@ -17,6 +17,7 @@ mod engine;
 mod layout;
 mod load;
 mod plot_stage;
+mod precision;
 mod process;
 mod remote;
 mod safety;
