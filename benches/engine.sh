@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # Engine benchmarks: median wall time of a no-op `pipe run`, `pipe status`, a run right after
-# `touch` of every result file (each output re-hashed) and a one-value change, on an 11-stage
-# and a 208-stage `command` pipeline, plus the engine's bookkeeping per executed stage. Prints
-# numbers; asserts nothing.
+# `touch` of every result file (each output re-hashed) and a one-value change, on `command`
+# pipelines of 11, 208, 1,000 and 10,000 stages; the first run (empty store) of 1,000 and 10,000
+# stages with its cost per stage (it must not grow with size); and the engine's bookkeeping per
+# executed stage at 208 stages. Prints numbers; asserts nothing.
 #
-# usage: benches/engine.sh [path/to/pipe] [repetitions]
+# usage: benches/engine.sh [path/to/pipe] [repetitions] [sizes]
 #   default binary: target/release/pipe (build it with `cargo build --release`)
+#   sizes: a quoted list out of "11 208 1000 10000" (default: all four); the 1,000- and
+#   10,000-stage figures use min(repetitions, 5) repetitions, the first runs one each.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 PIPE="$(realpath "${1:-$here/target/release/pipe}")"
 N="${2:-15}"
+SIZES="${3:-11 208 1000 10000}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 now_ms() { date +%s%N; }
-# median_ms CMD...: runs CMD N times, prints the median wall time in ms
+# median_ms CMD...: runs CMD $REPS times, prints the median wall time in ms
 median_ms() {
   local ts=() t0 t1
-  for _ in $(seq "$N"); do
+  for _ in $(seq "$REPS"); do
     t0=$(now_ms); "$@" >/dev/null 2>&1; t1=$(now_ms)
     ts+=($(( (t1 - t0) / 1000 )))
   done
@@ -45,31 +49,40 @@ stages:
     params: { cmd: "echo ${beam_width} > $PIPE_OUT/b.txt" }
 YAML
 
-# --- 208 stages: prep -> sweep over 2 x 103 points -> aggregate ---
-p208="$work/p208"; mkdir -p "$p208/pipelines"; echo data > "$p208/data.txt"
-{
-  echo "name: sweep"
-  echo "seed: 1"
-  echo "stages:"
-  echo "  prep: { kind: command, params: { cmd: \"cat data.txt > \$PIPE_OUT/d.txt\", deps: [data.txt] } }"
-  echo "  point:"
-  echo "    kind: command"
-  echo "    needs: [prep]"
-  echo "    matrix: { mode: [a, b], lr: [$(seq -s, 1 103)] }"
-  echo "    params: { cmd: \"echo \${mode} \${lr} > \$PIPE_OUT/r.txt\" }"
-  echo "  aggregate: { kind: command, needs: [point], params: { cmd: \"echo done > \$PIPE_OUT/a.txt\" } }"
-} > "$p208/pipelines/sweep.yaml"
+# --- a sweep of S stages: prep -> 2 x (S-2)/2 points -> aggregate ---
+sweep() {
+  local dir="$1" stages="$2"
+  mkdir -p "$dir/pipelines"; echo data > "$dir/data.txt"
+  {
+    echo "name: sweep"
+    echo "seed: 1"
+    echo "stages:"
+    echo "  prep: { kind: command, params: { cmd: \"cat data.txt > \$PIPE_OUT/d.txt\", deps: [data.txt] } }"
+    echo "  point:"
+    echo "    kind: command"
+    echo "    needs: [prep]"
+    echo "    matrix: { mode: [a, b], lr: [$(seq -s, 1 $(( (stages - 2) / 2 )))] }"
+    echo "    params: { cmd: \"echo \${mode} \${lr} > \$PIPE_OUT/r.txt\" }"
+    echo "  aggregate: { kind: command, needs: [point], params: { cmd: \"echo done > \$PIPE_OUT/a.txt\" } }"
+  } > "$dir/pipelines/sweep.yaml"
+}
 
 run_in() { (cd "$1" && shift && "$PIPE" "$@"); }
+# first_run DIR FILE STAGES: one run from an empty store, and its cost per stage
+first_run() {
+  local dir="$1" file="$2" stages="$3" t0 t1
+  t0=$(now_ms); run_in "$dir" run "$file" >/dev/null 2>&1; t1=$(now_ms)
+  awk -v t="$(( (t1 - t0) / 1000 ))" -v s="$stages" 'BEGIN {
+    printf "%d stages: first run %.0f ms = %.2f ms per stage\n", s, t/1000, t/1000/s }'
+}
 bench() {
   local dir="$1" file="$2" stages="$3" change_stage="$4"
-  run_in "$dir" run "$file" >/dev/null 2>&1
-  local noop status change bare
+  local noop status change
   noop=$(median_ms run_in "$dir" run "$file")
   status=$(median_ms run_in "$dir" status "$file")
   # Right after `touch` of every result file: the stat cache misses, every output is re-hashed.
   local tts=() t0 t1
-  for _ in $(seq "$N"); do
+  for _ in $(seq "$REPS"); do
     find "$dir/results" "$dir/checkpoints" -type f -exec touch {} + 2>/dev/null || true
     t0=$(now_ms); run_in "$dir" run "$file" >/dev/null 2>&1; t1=$(now_ms)
     tts+=($(( (t1 - t0) / 1000 )))
@@ -78,7 +91,7 @@ bench() {
   touched=$(printf '%s\n' "${tts[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}')
   # A one-value change: a new value each time, so the stage and its dependents really run.
   local k=0 ts=()
-  for _ in $(seq "$N"); do
+  for _ in $(seq "$REPS"); do
     k=$((k + 1))
     t0=$(now_ms)
     run_in "$dir" run "$file" --set "$change_stage.cmd=echo v$k\$RANDOM$k > \$PIPE_OUT/v.txt" >/dev/null 2>&1
@@ -91,7 +104,7 @@ bench() {
 # Bookkeeping per executed stage: change prep's output so all 206 sweep points rerun with -j 1,
 # subtract the no-op time and the cost of spawning their `sh -c` commands, divide by 206.
 bookkeeping() {
-  local dir="$p208" file=pipelines/sweep.yaml t0 t1 total noop ran sh_ms
+  local dir="$1" file=pipelines/sweep.yaml t0 t1 total noop ran sh_ms
   noop=$(median_ms run_in "$dir" run "$file")
   t0=$(now_ms)
   ran=$(run_in "$dir" run "$file" -j 1 --set "prep.cmd=echo \$RANDOM\$RANDOM > \$PIPE_OUT/d.txt" 2>/dev/null | sed -n 's/.*: \([0-9]*\) ran.*/\1/p')
@@ -104,7 +117,19 @@ bookkeeping() {
       r, t/1000, n, r, s/1000, (t/1000 - n - r*s/1000)/r }'
 }
 
-echo "pipe: $PIPE, median of $N, $(nproc) cores"
-bench "$p11" pipelines/study.yaml 11 tokenize
-bench "$p208" pipelines/sweep.yaml 208 aggregate
-bookkeeping
+echo "pipe: $PIPE, median of $N (5 at 1,000 and more stages), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+for s in $SIZES; do
+  REPS="$N"
+  if [ "$s" -ge 1000 ]; then REPS=$(( N < 5 ? N : 5 )); fi
+  if [ "$s" = 11 ]; then
+    run_in "$p11" run pipelines/study.yaml >/dev/null 2>&1
+    bench "$p11" pipelines/study.yaml 11 tokenize
+  else
+    sweep "$work/p$s" "$s"
+    if [ "$s" -ge 1000 ]; then first_run "$work/p$s" pipelines/sweep.yaml "$s"
+    else run_in "$work/p$s" run pipelines/sweep.yaml >/dev/null 2>&1; fi
+    bench "$work/p$s" pipelines/sweep.yaml "$s" aggregate
+    if [ "$s" = 208 ]; then bookkeeping "$work/p$s"; fi
+    rm -rf "$work/p$s"
+  fi
+done

@@ -9,14 +9,24 @@
 # step's end to the next one's start (all of it scheduling), split for pipe into finish ->
 # noticed and submit -> start from the driver's `PIPE_TRACE=1` lines, for Snakemake from the
 # jobcomp file's SubmitTime (whole seconds). Prints a Markdown table with the machine load
-# (`uptime`) beside each figure; asserts nothing.
+# (`uptime`) beside each figure. Then a SWEEP-wide matrix of `command` steps (`sleep 2` each, one
+# CPU each) on Slurm, with `squeue` counted by a wrapper first on PATH: wall time, squeue calls
+# (in all, and the most in one second) and the most jobs in flight at once (jobcomp times), once
+# with the default `-j` and once with `-j SWEEP`. Asserts nothing.
+#
+# Snakemake's plugin removes every SLURM_* variable (SLURM_CONF too) inside its jobs, whose
+# `srun` then reads /etc/slurm/slurm.conf: the smk part needs the cluster that file names.
 #
 # Snakemake and the plugin are installed by this script into a venv outside the repository
 # ($PIPE_BENCH_VENV, default ~/.cache/pipe-bench/snakemake). Needs ../shared/data (the download
 # mirror) for the ci.yaml part, which is skipped without it.
 #
-# usage: benches/slurm.sh [path/to/pipe] [chain lengths, default "5 10"]
+# usage: benches/slurm.sh [path/to/pipe] [chain lengths, default "5 10"] [sweep width, default 16]
 #   default binary: target/release/pipe (build it with `cargo build --release`)
+#   SLURM_BASE: the cluster (default /tmp/pipe-slurm; started and stopped here when not running;
+#   give it SLURM_CPUS=16 for a node where a 16-wide sweep fits). BENCH_PARTS ("ci chain smk
+#   sweep") picks parts: ci.yaml, pipe's chains, Snakemake's chains, the sweep; SMK_MODES
+#   ("defaults squeue fast") the Snakemake settings.
 #   SNAKEMAKE_TIMEOUT (300 s): a Snakemake run still going after this is stopped (SIGTERM, then
 #   SIGKILL 20 s later: it ignores SIGTERM while a job is "running") and shown as such (its
 #   default sacct status checks wait forever on a cluster without accounting).
@@ -24,9 +34,14 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 PIPE="$(realpath "${1:-$here/target/release/pipe}")"
 LENGTHS="${2:-5 10}"
+SWEEP="${3:-16}"
+PARTS="${BENCH_PARTS:-ci chain smk sweep}"
+SMK_MODES="${SMK_MODES:-defaults squeue fast}"
 VENV="${PIPE_BENCH_VENV:-$HOME/.cache/pipe-bench/snakemake}"
 SMK_TIMEOUT="${SNAKEMAKE_TIMEOUT:-300}"
 export SLURM_BASE="${SLURM_BASE:-/tmp/pipe-slurm}"
+# the clients reach that cluster, whatever /etc/slurm/slurm.conf says
+export SLURM_CONF="$SLURM_BASE/slurm.conf"
 JOBCOMP="$SLURM_BASE/log/jobcomp.log"
 . "$here/scripts/lib.sh"
 
@@ -42,15 +57,17 @@ if ! pid_alive "$SLURM_BASE/run/slurmctld.pid" slurmctld; then
   "$here/scripts/slurm_up.sh" >&2
 fi
 
+has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+
 # Snakemake 9 and the Slurm executor plugin, once.
-if [ ! -x "$VENV/bin/snakemake" ]; then
+if has smk && [ ! -x "$VENV/bin/snakemake" ]; then
   echo "installing snakemake 9 + snakemake-executor-plugin-slurm into $VENV" >&2
   mkdir -p "$(dirname "$VENV")"
   python3 -m venv "$VENV"
   nice -n 19 "$VENV/bin/pip" install -q --disable-pip-version-check \
     'snakemake>=9,<10' snakemake-executor-plugin-slurm >&2
 fi
-SMK_VERSION="$("$VENV/bin/snakemake" --version)"
+SMK_VERSION="$("$VENV/bin/snakemake" --version 2>/dev/null || echo -)"
 PLUGIN_VERSION="$("$VENV/bin/pip" show snakemake-executor-plugin-slurm 2>/dev/null | awk '/^Version/ {print $2}')"
 
 now() { date +%s.%N; }
@@ -79,7 +96,9 @@ echo "|---|---:|---:|---:|---:|---:|"
 
 # --- 1. pipelines/ci.yaml, local and on Slurm ---
 MIRROR="$here/../shared/data"
-if [ -d "$MIRROR" ]; then
+if ! has ci; then
+  :
+elif [ -d "$MIRROR" ]; then
   export PIPE_MIRROR
   PIPE_MIRROR="$(cd "$MIRROR" && pwd)"
   for mode in local slurm; do
@@ -188,7 +207,7 @@ smk_chain() {
 # latency (the node is this machine), squeue for status and no account (no accounting here).
 SMK_FAST=(--slurm-init-seconds-before-status-checks 1 --seconds-between-status-checks 1
   --max-status-checks-per-second 10 --latency-wait 0)
-smk_help="$("$VENV/bin/snakemake" --help 2>/dev/null || true)"
+smk_help="$( (has smk && "$VENV/bin/snakemake" --help) 2>/dev/null || true)"
 for f in "--slurm-status-command squeue" --slurm-no-account; do
   if grep -q -- "${f%% *}" <<<"$smk_help"; then SMK_FAST+=($f); fi
 done
@@ -196,16 +215,63 @@ done
 # Snakemake's defaults (and the defaults with the one change this cluster needs, squeue for
 # status) on the first chain length only: each takes minutes.
 first=1
+has chain || has smk || LENGTHS=""
 for n in $LENGTHS; do
-  pipe_chain "$n" local
-  pipe_chain "$n" slurm
+  if has chain; then
+    pipe_chain "$n" local
+    pipe_chain "$n" slurm
+  fi
+  has smk || continue
   if [ "$first" = 1 ]; then
-    smk_chain "$n" "plugin defaults"
-    smk_chain "$n" "defaults + squeue status" --slurm-status-command squeue
+    case " $SMK_MODES " in *" defaults "*) smk_chain "$n" "plugin defaults" ;; esac
+    case " $SMK_MODES " in *" squeue "*)
+      smk_chain "$n" "defaults + squeue status" --slurm-status-command squeue ;; esac
     first=0
   fi
-  smk_chain "$n" "fast settings" "${SMK_FAST[@]}"
+  case " $SMK_MODES " in *" fast "*) smk_chain "$n" "fast settings" "${SMK_FAST[@]}" ;; esac
 done
+# --- 3. a SWEEP-wide matrix, squeue counted ---
+# sweep LABEL [pipe flags...]: one fresh run; prints one row of the sweep table
+sweep() {
+  local label=$1 d="$work/sweep-$RANDOM" l t0 t1 log calls peak most ids real
+  shift
+  mkdir -p "$d/pipelines" "$d/wrap"
+  cat >"$d/pipelines/sweep.yaml" <<YAML
+name: sweep
+seed: 1
+stages:
+  w:
+    kind: command
+    matrix: { i: [$(seq -s ', ' 1 "$SWEEP")] }
+    params: { cmd: "sleep 2; echo \${i} > \$PIPE_OUT/x.txt" }
+    resources: { cpus: 1, mem_mb: 100, time_min: 5 }
+YAML
+  real=$(command -v squeue)
+  printf '#!/bin/sh\necho "$(date +%%s.%%N) $*" >> %s/calls\nexec %s "$@"\n' "$d/wrap" "$real" >"$d/wrap/squeue"
+  chmod +x "$d/wrap/squeue"
+  log="$d.log"
+  l=$(load)
+  t0=$(now)
+  (cd "$d" && PATH="$d/wrap:$PATH" "$PIPE" run pipelines/sweep.yaml --executor slurm "$@") >"$log" 2>&1 \
+    || { echo "sweep ($label) failed:" >&2; tail -20 "$log" >&2; exit 1; }
+  t1=$(now)
+  calls=$(wc -l <"$d/wrap/calls")
+  peak=$(awk '{c[int($1)]++} END {m = 0; for (s in c) if (c[s] > m) m = c[s]; print m}' "$d/wrap/calls")
+  # the most jobs running at once, from this run's jobs in the jobcomp file (whole seconds)
+  ids=$(grep -oE 'as Slurm job [0-9]+' "$log" | grep -oE '[0-9]+$' | tr '\n' '|')
+  most=$(grep -E "^JobId=(${ids%|}) " "$JOBCOMP" | sed -E 's/.*StartTime=([^ ]*) EndTime=([^ ]*).*/\1 1\n\2 -1/' \
+    | sort | awk '{n += $2; if (n > m) m = n} END {print m + 0}')
+  printf '| %s | %s | %s | %s | %s | %s |\n' "pipe $SWEEP-wide sweep, $label" \
+    "$(echo "$t1 - $t0" | bc -l | xargs printf '%.1f')" "$calls" "$peak" "$most" "$l"
+}
+if has sweep; then
+  echo
+  echo "| what | wall s | squeue calls | most squeue calls in one second | most jobs at once | load (1 min) |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  sweep "default -j"
+  sweep "-j $SWEEP" -j "$SWEEP"
+fi
+
 echo
 echo "pipe $("$PIPE" --version 2>/dev/null | awk '{print $2}'), snakemake $SMK_VERSION, its Slurm plugin $PLUGIN_VERSION, $(sinfo -h -o '%c' | head -n1) CPUs on the node, $(date -u +%FT%RZ)"
 echo "fast Snakemake flags: ${SMK_FAST[*]}"

@@ -43,3 +43,24 @@ pip_venv() {
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   [ -x "$venv/bin/$bin" ] || nice -n 19 "$venv/bin/pip" install -q --disable-pip-version-check "$spec"
 }
+
+# port_free PORT: true when nothing listens on TCP PORT (any address).
+port_free() {
+  [ -z "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
+}
+
+# free_ports N START: N consecutive-free TCP ports (one a line), the first at or after START,
+# skipping any port something listens on.
+free_ports() {
+  local n=$1 p=$2 got=0
+  while [ "$got" -lt "$n" ] && [ "$p" -lt 65000 ]; do
+    if port_free "$p"; then echo "$p"; got=$((got + 1)); fi
+    p=$((p + 1))
+  done
+  [ "$got" = "$n" ]
+}
+
+# conf_value FILE KEY: the value of `KEY=value` in a slurm.conf-style file (empty when absent).
+conf_value() {
+  sed -n "s/^$2=\([^ ]*\).*/\1/p" "$1" 2>/dev/null | head -n1
+}

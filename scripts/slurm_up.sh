@@ -1,16 +1,33 @@
 #!/usr/bin/env bash
 # slurm_up.sh - a one-node Slurm cluster on localhost for the tests, without systemd: Debian's
-# slurm-wlm + munge (installed when missing), munged, slurmctld and slurmd with state, logs and
-# pid files under $SLURM_BASE. No accounting database: finished jobs (state + exit code) go to a
-# jobcomp/filetxt file that `sacct -c` reads. Idempotent: running daemons are kept, a changed
-# slurm.conf is applied with `scontrol reconfigure`.
-# Env: SLURM_BASE (/tmp/pipe-slurm).
+# slurm-wlm + munge (installed when missing). Everything the cluster owns lives under
+# $SLURM_BASE: its slurm.conf, its own munged (own socket), slurmctld and slurmd on free ports,
+# state, spool, logs and pid files; nothing outside it is changed (/etc/slurm/slurm.conf is
+# never written), so several clusters run side by side. Clients reach this one through
+# SLURM_CONF=$SLURM_BASE/slurm.conf, which $SLURM_BASE/env exports (`. $SLURM_BASE/env`).
+# No accounting database: finished jobs (state + exit code) go to a jobcomp/filetxt file that
+# `sacct -c` reads. Idempotent: running daemons are kept with the configuration they run with;
+# a stopped daemon is started again with it (scripts/slurm_down.sh stops them all).
+#
+# Env (defaults in brackets):
+#   SLURM_BASE     [/tmp/pipe-slurm]  the cluster's folder
+#   SLURM_CLUSTER  [pipetest]         ClusterName
+#   SLURMCTLD_PORT, SLURMD_PORT       [free ports, searched from a start derived from SLURM_BASE]
+#   SLURM_CPUS     [the machine's]    CPUs the node offers (more than the machine has is allowed:
+#                                     jobs then share cores, e.g. 16 to run a 16-wide sweep at once)
+#   SLURM_MEM_MB   [the machine's]    RealMemory of the node
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 BASE=${SLURM_BASE:-/tmp/pipe-slurm}
+mkdir -p "$BASE"
+# munged (user munge) must reach its socket folder inside
+chmod 755 "$BASE"
+BASE=$(cd "$BASE" && pwd)
 CONF=$BASE/slurm.conf
+MUNGE=$BASE/munge
 HOST=$(hostname -s)
-log() { printf '[slurm_up %s] %s\n' "$(date +%T)" "$*"; }
+export SLURM_CONF=$CONF
+log() { printf '[slurm_up %s %s] %s\n' "$(date +%T)" "$BASE" "$*"; }
 
 # 1. packages
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
@@ -21,38 +38,70 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
   apt-get install -y -q --no-install-recommends slurm-wlm munge >/dev/null
 fi
 
-# 2. munge: a key, its folders, the daemon (its pid file is munge's own)
-if [ ! -s /etc/munge/munge.key ]; then
-  mkdir -p /etc/munge
-  dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key status=none
-  log "created munge key"
-fi
-chown munge:munge /etc/munge /etc/munge/munge.key
-chmod 700 /etc/munge; chmod 400 /etc/munge/munge.key
-install -d -o munge -g munge -m 755 /run/munge
-install -d -o munge -g munge -m 700 /var/log/munge /var/lib/munge
+# 2. this cluster's own munged (the machine's key, its own socket, pid, seed and log files).
+#    A cluster started by the earlier version of this script (no AuthInfo line) keeps using the
+#    machine's munged.
+ctld_up() { pid_alive "$BASE/run/slurmctld.pid" slurmctld; }
+slurmd_up() { pid_alive "$BASE/run/slurmd.pid" slurmd; }
+RUNNING=0
+if ctld_up || slurmd_up; then RUNNING=1; fi
 mkdir -p "$BASE"/state "$BASE"/spool "$BASE"/run "$BASE"/log
-if pid_alive /run/munge/munged.pid munged; then
-  log "munged already running (pid $(cat /run/munge/munged.pid))"
+if [ $RUNNING = 1 ] && ! grep -q "^AuthInfo=socket=$MUNGE/munge.socket" "$CONF" 2>/dev/null; then
+  log "running with the machine's munged ($CONF names no socket of its own)"
 else
-  rm -f /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock
-  runuser -u munge -- /usr/sbin/munged
-  # remember that this script started it, so slurm_down.sh stops it and nothing else
-  cp /run/munge/munged.pid "$BASE/run/munged.pid"
-  log "munged started (pid $(cat /run/munge/munged.pid))"
+  if [ ! -s /etc/munge/munge.key ]; then
+    mkdir -p /etc/munge
+    dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key status=none
+    chown munge:munge /etc/munge /etc/munge/munge.key
+    chmod 700 /etc/munge; chmod 400 /etc/munge/munge.key
+    log "created munge key"
+  fi
+  install -d -o munge -g munge -m 755 "$MUNGE"
+  if pid_alive "$MUNGE/munged.pid" munged; then
+    log "munged already running (pid $(cat "$MUNGE/munged.pid"))"
+  else
+    rm -f "$MUNGE/munge.socket" "$MUNGE/munge.socket.lock"
+    runuser -u munge -- /usr/sbin/munged --socket="$MUNGE/munge.socket" \
+      --pid-file="$MUNGE/munged.pid" --log-file="$MUNGE/munged.log" --seed-file="$MUNGE/munged.seed"
+    log "munged started (pid $(cat "$MUNGE/munged.pid"))"
+  fi
+  wait_for 50 sh -c "munge -S '$MUNGE/munge.socket' -n </dev/null | unmunge -S '$MUNGE/munge.socket'" \
+    || { log "munge self-test failed; see $MUNGE/munged.log"; exit 1; }
 fi
-wait_for 50 sh -c 'munge -n </dev/null | unmunge' || { log "munge self-test failed"; exit 1; }
 
-# 3. slurm.conf: the node's real CPUs and memory as slurmd reports them
-NODE=$(slurmd -C | head -n1)
-NODE="NodeName=$HOST ${NODE#NodeName=* } NodeAddr=127.0.0.1 NodeHostname=$HOST State=UNKNOWN"
-NEW=$(cat <<CONF
-# generated by scripts/slurm_up.sh
-ClusterName=pipetest
+# 3. slurm.conf, written only while no daemon of this cluster runs (a running cluster keeps
+#    the configuration it was started with)
+if [ $RUNNING = 1 ]; then
+  [ -f "$CONF" ] || { log "daemons running without $CONF"; exit 1; }
+  log "running with $CONF as it is"
+else
+  # ports: the variables, else free ones searched from a start that differs between folders
+  start=$((7000 + ($(printf '%s' "$BASE" | cksum | cut -d' ' -f1) % 2000) * 2))
+  ports=$(free_ports 2 "$start") || { log "no free ports from $start"; exit 1; }
+  CTLD_PORT=${SLURMCTLD_PORT:-$(echo "$ports" | sed -n 1p)}
+  D_PORT=${SLURMD_PORT:-$(echo "$ports" | sed -n 2p)}
+  for p in "$CTLD_PORT" "$D_PORT"; do
+    port_free "$p" || { log "port $p is taken (SLURMCTLD_PORT/SLURMD_PORT)"; exit 1; }
+  done
+  # the node as slurmd sees it; SLURM_CPUS / SLURM_MEM_MB override (SlurmdParameters=config_overrides)
+  NODE=$(slurmd -C | head -n1)
+  NODE=${NODE#NodeName=* }
+  if [ -n "${SLURM_CPUS:-}" ]; then
+    NODE=$(echo "$NODE" | sed -E "s/CPUs=[0-9]+/CPUs=$SLURM_CPUS/; s/SocketsPerBoard=[0-9]+/SocketsPerBoard=1/; s/CoresPerSocket=[0-9]+/CoresPerSocket=$SLURM_CPUS/; s/ThreadsPerCore=[0-9]+/ThreadsPerCore=1/")
+  fi
+  if [ -n "${SLURM_MEM_MB:-}" ]; then
+    NODE=$(echo "$NODE" | sed -E "s/RealMemory=[0-9]+/RealMemory=$SLURM_MEM_MB/")
+  fi
+  cat >"$CONF" <<CONF
+# generated by scripts/slurm_up.sh for $BASE
+ClusterName=${SLURM_CLUSTER:-pipetest}
 SlurmctldHost=$HOST(127.0.0.1)
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$D_PORT
 SlurmUser=root
 AuthType=auth/munge
 CredType=cred/munge
+AuthInfo=socket=$MUNGE/munge.socket
 MpiDefault=none
 StateSaveLocation=$BASE/state
 SlurmdSpoolDir=$BASE/spool
@@ -77,32 +126,26 @@ JobCompLoc=$BASE/log/jobcomp.log
 # finished jobs stay visible to squeue for this many seconds
 MinJobAge=300
 ReturnToService=2
-$NODE
+NodeName=$HOST $NODE NodeAddr=127.0.0.1 NodeHostname=$HOST State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 CONF
-)
-CHANGED=0
-if [ ! -f "$CONF" ] || [ "$(cat "$CONF")" != "$NEW" ]; then
-  printf '%s\n' "$NEW" > "$CONF"; CHANGED=1; log "wrote $CONF"
+  log "wrote $CONF (slurmctld port $CTLD_PORT, slurmd port $D_PORT)"
 fi
-# the client commands read /etc/slurm/slurm.conf
-mkdir -p /etc/slurm
-[ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" = "$CONF" ] || ln -sfn "$CONF" /etc/slurm/slurm.conf
+printf 'export SLURM_CONF=%s\n' "$CONF" >"$BASE/env"
 
 # 4. daemons
-if pid_alive "$BASE/run/slurmctld.pid" slurmctld; then
+if ctld_up; then
   log "slurmctld already running (pid $(cat "$BASE/run/slurmctld.pid"))"
-  if [ $CHANGED = 1 ]; then scontrol reconfigure; log "reconfigured"; fi
 else
-  /usr/sbin/slurmctld -i
+  /usr/sbin/slurmctld -f "$CONF" -i
   wait_for 50 test -s "$BASE/run/slurmctld.pid"
   log "slurmctld started (pid $(cat "$BASE/run/slurmctld.pid" 2>/dev/null))"
 fi
 wait_for 100 sh -c 'scontrol ping | grep -q UP' || { log "slurmctld not answering; see $BASE/log/slurmctld.log"; exit 1; }
-if pid_alive "$BASE/run/slurmd.pid" slurmd; then
+if slurmd_up; then
   log "slurmd already running (pid $(cat "$BASE/run/slurmd.pid"))"
 else
-  /usr/sbin/slurmd -N "$HOST"
+  /usr/sbin/slurmd -f "$CONF" -N "$HOST"
   wait_for 50 test -s "$BASE/run/slurmd.pid"
   log "slurmd started (pid $(cat "$BASE/run/slurmd.pid" 2>/dev/null))"
 fi
@@ -112,7 +155,9 @@ st=""
 for i in $(seq 300); do
   st=$(sinfo -h -n "$HOST" -o '%T' 2>/dev/null || true)
   case "$st" in
-    idle|mixed|allocated|completing) log "cluster up: node $HOST $st"; exit 0 ;;
+    idle|mixed|allocated|completing)
+      log "cluster $(conf_value "$CONF" ClusterName) up: node $HOST $st, $(sinfo -h -o %c) CPUs; clients: SLURM_CONF=$CONF"
+      exit 0 ;;
     down*|drain*) [ $((i % 20)) = 1 ] && { scontrol update nodename="$HOST" state=resume 2>/dev/null || true; } ;;
   esac
   sleep 0.1

@@ -7,7 +7,10 @@
 #   scripts/test.sh --test integration -- slurm     # the Slurm areas only
 #   scripts/test.sh --test integration -- remote::  # the remote-store area only
 # Tests that need a server read the PIPE_TEST_* variables below and skip when they are unset.
-# PIPE_TEST_NO_SLURM=1 skips the Slurm cluster (e.g. on a machine without apt).
+# PIPE_TEST_NO_SLURM=1 skips the Slurm clusters (e.g. on a machine without apt). Besides the
+# shared cluster ($SLURM_BASE, reached through SLURM_CONF) every run starts a private one of its own
+# (PIPE_TEST_SLURM2_BASE, 16 CPUs on the node) for the tests that stop its controller or fill its
+# node, and stops it at the end.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -30,6 +33,10 @@ fi
 cleanup() {
   local s
   for s in "${started[@]}"; do "$here/${s}_down.sh" || true; done
+  if [ -n "${PIPE_TEST_SLURM2_BASE:-}" ]; then
+    SLURM_BASE=$PIPE_TEST_SLURM2_BASE "$here/slurm_down.sh" >/dev/null || true
+    rm -rf "$PIPE_TEST_SLURM2_BASE"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -39,7 +46,10 @@ t0=$(date +%s%N)
 "$here/rclone_up.sh" || exit 1
 if [ "${PIPE_TEST_NO_SLURM:-0}" != 1 ]; then
   "$here/slurm_up.sh" || exit 1
-  export PIPE_TEST_SLURM=1 PIPE_TEST_SLURM_BASE=$SLURM_BASE
+  export SLURM_CONF=$SLURM_BASE/slurm.conf PIPE_TEST_SLURM=1 PIPE_TEST_SLURM_BASE=$SLURM_BASE
+  PIPE_TEST_SLURM2_BASE=$(mktemp -d /tmp/pipe-slurm2.XXXXXX)
+  export PIPE_TEST_SLURM2_BASE
+  SLURM_BASE=$PIPE_TEST_SLURM2_BASE SLURM_CLUSTER=pipetest2 SLURM_CPUS=16 "$here/slurm_up.sh" || exit 1
 fi
 echo "servers ready in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 

@@ -2,8 +2,9 @@
 //! train and evaluate a small decoder-only transformer language model.
 //!
 //! Layers, from the bottom: plain domain libraries (`model`, `decode`, `text`, `metrics`, `plot`)
-//! that know nothing of pipelines; the engine (`config`, `graph`, `cache`, `plan`, `scheduler`);
-//! the stage kinds (`stage`), thin glue between the two; and the command line (`cli`).
+//! that know nothing of pipelines; the engine (`cache`, `graph`, `config`, `project`, `plan`,
+//! `instance`, `executor`, `engine`, each importing only those before it); the stage kinds
+//! (`stage`), thin glue between the two; and the command line (`cli`).
 
 pub mod alloc;
 pub mod bytes;
@@ -12,13 +13,16 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod decode;
+pub mod digest;
 pub mod download;
 pub mod embedding;
+pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod graph;
 pub mod instance;
 pub mod interrupt;
+pub mod layout;
 pub mod metrics;
 pub mod model;
 pub mod plan;
@@ -27,7 +31,6 @@ pub mod progress;
 pub mod project;
 pub mod remote;
 pub mod report;
-pub mod scheduler;
 pub mod seed;
 pub mod simd;
 pub mod slurm;

@@ -1,6 +1,7 @@
 //! `<pipeline>.lock` beside each pipeline file: every stage's fingerprint, output hashes and
 //! headline metrics, sorted by stage id, with no entries for stages that no longer exist.
 
+use crate::digest::{Blake3, Fingerprint};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -15,9 +16,9 @@ pub struct LockFile {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LockEntry {
     pub kind: String,
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     /// `results/…`, `checkpoints/…` or project path → blake3.
-    pub outputs: BTreeMap<String, String>,
+    pub outputs: BTreeMap<String, Blake3>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, Value>,
     /// The stage's fully merged parameters.

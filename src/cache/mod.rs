@@ -1,38 +1,24 @@
 //! The cache: fingerprints and run records, content hashing with a stat cache, the
 //! content-addressed object store, the project lock and `<pipeline>.lock` files.
 //!
-//! Layout under `cache/`: `objects/ab/cdef…` (read-only blobs named by blake3), `runs/<fp>.json`
-//! (one run record per fingerprint, written last by rename), `tmp/` (staging), `quarantine/`
-//! (corrupt objects moved aside), `stat.json` (path + size + mtime + ctime + inode → hash),
-//! `lock` (the project lock).
+//! Where everything lies under `cache/` is `crate::layout::CacheLayout`: objects (read-only
+//! blobs named by blake3), run records (one per fingerprint, written last by rename), staging,
+//! quarantine (corrupt objects moved aside), the stat cache and the project lock.
 
 pub mod fsafe;
+pub mod hash;
 pub mod lockfile;
 pub mod project_lock;
 pub mod record;
 pub mod stat;
 pub mod store;
 
+pub use hash::hash_file;
 pub use record::{manifest_hash, Area, FingerprintKey, Output, RunRecord};
 pub use store::Cache;
 
 use std::io::Write;
 use std::path::Path;
-
-/// blake3 hex of a file's content.
-pub fn hash_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = blake3::Hasher::new();
-    let len = f.metadata()?.len();
-    if len > 1 << 24 {
-        let mut buf = Vec::with_capacity(len as usize);
-        std::io::Read::read_to_end(&mut f, &mut buf)?;
-        h.update_rayon(&buf);
-    } else {
-        h.update_reader(&mut f)?;
-    }
-    Ok(h.finalize().to_hex().to_string())
-}
 
 /// Files under a folder, as sorted `/`-separated relative paths.
 pub fn walk(dir: &Path) -> std::io::Result<Vec<String>> {

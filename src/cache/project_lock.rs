@@ -30,7 +30,7 @@ impl ProjectLock {
         std::fs::create_dir_all(cache_dir).map_err(LockError::Io)?;
         use std::os::unix::fs::OpenOptionsExt;
         // O_NOFOLLOW: a link planted at `cache/lock` is refused, never followed and truncated.
-        let path = cache_dir.join("lock");
+        let path = crate::layout::CacheLayout::at(cache_dir).lock();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

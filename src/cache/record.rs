@@ -1,6 +1,8 @@
 //! Run records and what they cover: the fingerprint key of an instance, its output files
 //! (results, checkpoints, project files, measurements) and the outputs manifest hash.
 
+use crate::digest::{Blake3, Fingerprint};
+pub use crate::layout::Area;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -16,7 +18,7 @@ pub struct FingerprintKey {
     /// Merged parameters (`epochs` dropped for per-epoch kinds).
     pub params: Value,
     /// Upstream instance id → hash of its outputs manifest, in the order the stage sees them.
-    pub upstream: Vec<(String, String)>,
+    pub upstream: Vec<(String, Blake3)>,
     /// External input (as written in params) → content hash.
     pub inputs: BTreeMap<String, String>,
     pub seed: u64,
@@ -26,23 +28,11 @@ pub struct FingerprintKey {
 }
 
 impl FingerprintKey {
-    /// blake3 hex of the canonical JSON of the key.
-    pub fn fingerprint(&self) -> String {
+    /// blake3 of the canonical JSON of the key.
+    pub fn fingerprint(&self) -> Fingerprint {
         let bytes = serde_json::to_vec(self).expect("a key always serialises");
-        blake3::hash(&bytes).to_hex().to_string()
+        Fingerprint::of(&bytes)
     }
-}
-
-/// Where an output file is materialised.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Area {
-    /// `results/<pipeline>/<id>/`
-    Results,
-    /// `checkpoints/<pipeline>/<stage>/`
-    Checkpoints,
-    /// The project root (`outs` of command stages).
-    Project,
 }
 
 /// One output file.
@@ -51,7 +41,7 @@ pub struct Output {
     pub area: Area,
     /// Relative path inside the area, `/`-separated.
     pub path: String,
-    pub blake3: String,
+    pub blake3: Blake3,
     pub size: u64,
     /// A measurement (speeds, wall times): stored and restored, but not part of the outputs
     /// hash that downstream fingerprints see.
@@ -62,33 +52,31 @@ pub struct Output {
 /// The record of one successful stage run, keyed by fingerprint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     pub key: FingerprintKey,
     /// Sorted by (area, path).
     pub outputs: Vec<Output>,
     /// blake3 of the outputs manifest: what downstream fingerprints see.
-    pub outputs_hash: String,
+    pub outputs_hash: Blake3,
     pub duration_s: f64,
     /// Headline metrics from the stage's `metrics.json`.
     pub metrics: BTreeMap<String, Value>,
     /// The stage's log, stored as an object (not part of any hash downstream sees).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log: Option<String>,
+    pub log: Option<Blake3>,
     /// When the run finished (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ran_at: Option<String>,
 }
 
 /// Hash of an outputs manifest (measurement outputs left out).
-pub fn manifest_hash(outputs: &[Output]) -> String {
+pub fn manifest_hash(outputs: &[Output]) -> Blake3 {
     let v: Vec<(&Area, &str, &str)> = outputs
         .iter()
         .filter(|o| !o.measure)
         .map(|o| (&o.area, o.path.as_str(), o.blake3.as_str()))
         .collect();
-    blake3::hash(&serde_json::to_vec(&v).expect("serialises"))
-        .to_hex()
-        .to_string()
+    Blake3::of(&serde_json::to_vec(&v).expect("serialises"))
 }
 
 #[cfg(test)]
@@ -108,13 +96,13 @@ mod tests {
             kind: "command".into(),
             kind_version: 1,
             params: serde_json::json!({"cmd": "echo hi", "deps": ["data/x.txt"], "outs": [], "b": 2.5, "a": [1, "z"]}),
-            upstream: vec![("data".into(), blake3::hash(b"up").to_hex().to_string())],
+            upstream: vec![("data".into(), Blake3::of(b"up"))],
             inputs,
             seed: 100,
             pipeline: None,
         };
         assert_eq!(
-            key.fingerprint(),
+            key.fingerprint().as_str(),
             "8c70ed42b1d882ecfad9d4189b86920b39c5204554d7d0714f51c92b0261568c"
         );
     }

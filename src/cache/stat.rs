@@ -4,6 +4,7 @@
 //! "racy" (a later edit could keep every stat field) and are re-hashed once more.
 
 use super::{hash_file, walk};
+use crate::digest::Blake3;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -20,7 +21,7 @@ struct Entry {
     #[serde(default)]
     ctime_ns: i64,
     ino: u64,
-    hash: String,
+    hash: Blake3,
     /// When the entry was recorded (wall clock, ns).
     #[serde(default)]
     at_ns: i64,
@@ -60,8 +61,10 @@ pub struct StatCache {
 }
 
 impl StatCache {
-    pub fn load(cache_dir: &Path) -> Self {
-        let path = cache_dir.join("stat.json");
+    /// Loads `path` (`cache/stat.json`); an unreadable file (or one holding anything but
+    /// checked hashes) starts an empty cache.
+    pub fn load(path: &Path) -> Self {
+        let path = path.to_path_buf();
         let map = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -95,7 +98,7 @@ impl StatCache {
     }
 
     /// The remembered hash of a regular file, when its stat still matches a trusted entry.
-    pub fn known(&self, path: &Path) -> Option<String> {
+    pub fn known(&self, path: &Path) -> Option<Blake3> {
         let st = stat(path).ok()?;
         let m = self.map.lock().ok()?;
         let e = m.0.get(&Self::key(path))?;
@@ -105,11 +108,11 @@ impl StatCache {
             && e.ctime_ns == st.ctime_ns
             && e.ino == st.ino;
         let settled = e.at_ns - st.mtime_ns.max(st.ctime_ns) > RACY_NS;
-        (same && settled).then(|| e.hash.clone())
+        (same && settled).then_some(e.hash)
     }
 
     /// Remembers `hash` for the file now at `path` (one the caller just wrote or hashed).
-    pub fn remember(&self, path: &Path, hash: &str) {
+    pub fn remember(&self, path: &Path, hash: &Blake3) {
         let Ok(st) = stat(path) else { return };
         if let Ok(mut m) = self.map.lock() {
             m.0.insert(
@@ -119,7 +122,7 @@ impl StatCache {
                     mtime_ns: st.mtime_ns,
                     ctime_ns: st.ctime_ns,
                     ino: st.ino,
-                    hash: hash.to_string(),
+                    hash: *hash,
                     at_ns: now_ns(),
                 },
             );
@@ -138,7 +141,7 @@ impl StatCache {
 
     /// Hash of one regular file: from the cache when its stat matches, else re-read. With
     /// `rehash`, always re-read. Symlinks and folders are errors (`InvalidData`).
-    pub fn hash(&self, path: &Path, rehash: bool) -> std::io::Result<String> {
+    pub fn hash(&self, path: &Path, rehash: bool) -> std::io::Result<Blake3> {
         if !rehash {
             if let Some(h) = self.known(path) {
                 return Ok(h);
@@ -157,7 +160,7 @@ impl StatCache {
     }
 
     /// Hash of one file, from the cache when its stat matches.
-    pub fn file_hash(&self, path: &Path) -> std::io::Result<String> {
+    pub fn file_hash(&self, path: &Path) -> std::io::Result<Blake3> {
         self.hash(path, false)
     }
 
@@ -178,17 +181,17 @@ impl StatCache {
                         h
                     }
                 };
-                list.push((f.clone(), h));
+                list.push((f.clone(), h.to_string()));
             }
             let bytes = serde_json::to_vec(&list).ok()?;
             Some(format!("dir:{}", blake3::hash(&bytes).to_hex()))
         } else {
             match self.known(path) {
-                Some(h) => Some(h),
+                Some(h) => Some(h.to_string()),
                 None => {
                     let h = hash_file(path).ok()?;
                     self.remember(path, &h);
-                    Some(h)
+                    Some(h.to_string())
                 }
             }
         }
@@ -204,7 +207,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("x");
         std::fs::write(&f, "AAAA").unwrap();
-        let s = StatCache::load(d.path());
+        let s = StatCache::load(&d.path().join("stat.json"));
         let a = s.hash(&f, false).unwrap();
         std::fs::write(&f, "BBBB").unwrap();
         let b = s.hash(&f, false).unwrap();

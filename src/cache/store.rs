@@ -5,6 +5,8 @@
 
 use super::stat::StatCache;
 use super::{hash_file, tmp_beside, RunRecord};
+use crate::digest::{Blake3, Fingerprint};
+use crate::layout::{CacheLayout, Layout};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -40,10 +42,12 @@ pub enum PlaceError {
 /// The `cache/` folder of a project.
 #[derive(Debug, Clone)]
 pub struct Cache {
-    pub dir: PathBuf,
+    /// The project root (no write or delete goes above it or through a link below it).
+    root: PathBuf,
+    layout: CacheLayout,
     pub link: LinkMode,
     /// Objects already warned about in this process (one warning each).
-    warned: Arc<Mutex<HashSet<String>>>,
+    warned: Arc<Mutex<HashSet<Blake3>>>,
 }
 
 impl Cache {
@@ -53,30 +57,38 @@ impl Cache {
             _ => LinkMode::Copy,
         };
         Cache {
-            dir: root.join("cache"),
+            root: root.to_path_buf(),
+            layout: Layout::new(root).cache().clone(),
             link,
             warned: Arc::default(),
         }
     }
 
-    pub fn object_path(&self, hash: &str) -> PathBuf {
-        self.dir.join("objects").join(&hash[..2]).join(&hash[2..])
+    /// The project root.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
-    pub fn record_path(&self, fp: &str) -> PathBuf {
-        self.dir.join("runs").join(format!("{fp}.json"))
+    /// `cache/`.
+    pub fn dir(&self) -> &Path {
+        self.layout.dir()
     }
 
-    pub fn tmp_dir(&self) -> PathBuf {
-        self.dir.join("tmp")
+    /// The names of everything under `cache/`.
+    pub fn layout(&self) -> &CacheLayout {
+        &self.layout
     }
 
-    pub fn quarantine_dir(&self) -> PathBuf {
-        self.dir.join("quarantine")
+    pub fn object_path(&self, hash: &Blake3) -> PathBuf {
+        self.layout.object(hash)
+    }
+
+    pub fn record_path(&self, fp: &Fingerprint) -> PathBuf {
+        self.layout.record(fp)
     }
 
     /// The run record for a fingerprint, if there is a readable one.
-    pub fn record(&self, fp: &str) -> Option<RunRecord> {
+    pub fn record(&self, fp: &Fingerprint) -> Option<RunRecord> {
         let bytes = std::fs::read(self.record_path(fp)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
@@ -88,7 +100,7 @@ impl Cache {
     }
 
     /// Checks an object: through the stat cache, or re-hashed with `rehash`.
-    pub fn object_state(&self, hash: &str, stats: &StatCache, rehash: bool) -> ObjectState {
+    pub fn object_state(&self, hash: &Blake3, stats: &StatCache, rehash: bool) -> ObjectState {
         let obj = self.object_path(hash);
         match std::fs::symlink_metadata(&obj) {
             Err(_) => return ObjectState::Missing,
@@ -96,7 +108,7 @@ impl Cache {
             Ok(_) => {}
         }
         match stats.hash(&obj, rehash) {
-            Ok(h) if h == hash => ObjectState::Ok,
+            Ok(h) if h == *hash => ObjectState::Ok,
             Ok(_) => ObjectState::Corrupt,
             Err(_) => ObjectState::Corrupt,
         }
@@ -104,12 +116,12 @@ impl Cache {
 
     /// Moves a corrupt object (file or folder) to `cache/quarantine/`, with one warning naming
     /// `what` (the output it belongs to) and where it went.
-    pub fn quarantine(&self, hash: &str, what: &str, stats: &StatCache) {
+    pub fn quarantine(&self, hash: &Blake3, what: &str, stats: &StatCache) {
         let obj = self.object_path(hash);
         stats.forget(&obj);
-        let q = self.quarantine_dir();
+        let q = self.layout.quarantine();
         let _ = std::fs::create_dir_all(&q);
-        let mut dest = q.join(hash);
+        let mut dest = q.join(hash.as_str());
         let mut k = 1;
         while std::fs::symlink_metadata(&dest).is_ok() {
             dest = q.join(format!("{hash}.{k}"));
@@ -117,20 +129,18 @@ impl Cache {
         }
         let moved = std::fs::rename(&obj, &dest).is_ok();
         if !moved {
-            let _ = super::fsafe::remove(&self.dir, &obj);
+            let _ = super::fsafe::remove(&self.root, &obj);
         }
         let first = self
             .warned
             .lock()
-            .map(|mut w| w.insert(hash.to_string()))
+            .map(|mut w| w.insert(*hash))
             .unwrap_or(true);
         if first {
-            let rel = dest
-                .strip_prefix(self.dir.parent().unwrap_or(Path::new("")))
-                .unwrap_or(&dest);
+            let rel = dest.strip_prefix(&self.root).unwrap_or(&dest);
             eprintln!(
                 "warning: the stored copy of {what} (object {}) is corrupt; {}",
-                &hash[..12],
+                hash.short(),
                 if moved {
                     format!("moved it to {} and replacing it", rel.display())
                 } else {
@@ -146,7 +156,7 @@ impl Cache {
     pub fn store(
         &self,
         src: &Path,
-        hash: &str,
+        hash: &Blake3,
         what: &str,
         stats: &StatCache,
     ) -> std::io::Result<()> {
@@ -177,7 +187,7 @@ impl Cache {
     /// replacing what is there. The object is verified first (through the stat cache).
     pub fn materialise(
         &self,
-        hash: &str,
+        hash: &Blake3,
         dest: &Path,
         stats: &StatCache,
     ) -> Result<(), PlaceError> {
@@ -219,19 +229,19 @@ impl Cache {
     pub fn repair_from(
         &self,
         file: &Path,
-        hash: &str,
+        hash: &Blake3,
         what: &str,
         stats: &StatCache,
     ) -> std::io::Result<bool> {
         match stats.hash(file, false) {
-            Ok(h) if h == hash => {}
+            Ok(h) if h == *hash => {}
             _ => return Ok(false),
         }
         if self.object_state(hash, stats, true) == ObjectState::Corrupt {
             self.quarantine(hash, what, stats);
         }
         self.store(file, hash, what, stats)?;
-        Ok(hash_file(&self.object_path(hash))? == hash)
+        Ok(hash_file(&self.object_path(hash))? == *hash)
     }
 }
 

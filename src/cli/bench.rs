@@ -306,10 +306,10 @@ pub fn measure(
 pub fn run(args: BenchArgs) -> Result<i32> {
     let threads = args.threads.unwrap_or_else(crate::decode::default_threads);
     if threads == 0 {
-        return Err(PipeError::Config("--threads must be at least 1".into()));
+        return Err(PipeError::usage("--threads must be at least 1"));
     }
     if args.runs == Some(0) {
-        return Err(PipeError::Config("--runs must be at least 1".into()));
+        return Err(PipeError::usage("--runs must be at least 1"));
     }
     let runs = args
         .runs
@@ -323,7 +323,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string(&r).map_err(|e| PipeError::Failed(e.to_string()))?
+            serde_json::to_string(&r).map_err(|e| PipeError::Tool(e.into()))?
         );
         return Ok(0);
     }

@@ -2,8 +2,8 @@
 //! the store objects and run records that no `*.lock` file references. Takes the project lock.
 
 use crate::cache::lockfile::LockFile;
-use crate::cache::project_lock::{LockError, ProjectLock};
 use crate::cache::{walk, Cache};
+use crate::digest::{Blake3, Fingerprint};
 use crate::error::{PipeError, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -40,7 +40,8 @@ fn lock_files(root: &Path) -> Result<Vec<LockFile>> {
             let name = e.file_name().to_string_lossy().into_owned();
             if p.is_dir() {
                 if !name.starts_with('.')
-                    && !["cache", "results", "checkpoints", "target"].contains(&name.as_str())
+                    && name != "target"
+                    && !crate::layout::OWN_DIRS.contains(&name.as_str())
                 {
                     dirs.push(p);
                 }
@@ -54,7 +55,7 @@ fn lock_files(root: &Path) -> Result<Vec<LockFile>> {
                     continue;
                 }
                 let l = LockFile::read(&p).map_err(|e| {
-                    PipeError::Config(format!(
+                    PipeError::config(format!(
                         "{e}; `pipe clean --cache` refuses to run while a lock file is unreadable"
                     ))
                 })?;
@@ -74,7 +75,7 @@ fn pipeline_name(root: &Path, cwd: &Path, arg: &Path) -> Result<String> {
     } else {
         ["yaml", "yml"]
             .iter()
-            .map(|e| Path::new("pipelines").join(format!("{}.{e}", arg.display())))
+            .map(|e| Path::new(crate::layout::PIPELINES).join(format!("{}.{e}", arg.display())))
             .find(|p| root.join(p).is_file())
     };
     if let Some(f) = file {
@@ -83,7 +84,7 @@ fn pipeline_name(root: &Path, cwd: &Path, arg: &Path) -> Result<String> {
     }
     let name = arg.to_string_lossy().into_owned();
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::config(format!(
             "pipe clean {name}: not a pipeline file or a pipeline name"
         )));
     }
@@ -93,40 +94,24 @@ fn pipeline_name(root: &Path, cwd: &Path, arg: &Path) -> Result<String> {
 pub fn run(args: CleanArgs) -> Result<i32> {
     // The project the current folder (after `-C`) belongs to, as for every other subcommand.
     let root = super::project::project_root()?;
-    let cwd = std::env::current_dir()
-        .map_err(|e| PipeError::Failed(format!("cannot read the current folder: {e}")))?;
+    let cwd = std::env::current_dir().map_err(PipeError::current_dir)?;
     let cache = Cache::new(&root);
     if !args.cache && args.pipeline.is_none() {
-        return Err(PipeError::Config(
-            "pipe clean: give a pipeline file, or --cache --unreferenced".into(),
+        return Err(PipeError::config(
+            "pipe clean: give a pipeline file, or --cache --unreferenced",
         ));
     }
     if args.cache && !args.unreferenced {
-        return Err(PipeError::Config(
-            "pipe clean --cache: add --unreferenced (only unreferenced objects are removed)".into(),
+        return Err(PipeError::config(
+            "pipe clean --cache: add --unreferenced (only unreferenced objects are removed)",
         ));
     }
-    let _lock = match ProjectLock::acquire(&cache.dir, !args.no_wait, |pid| {
-        eprintln!(
-            "waiting for the project lock held by {}",
-            pid.map(|p| format!("pid {p}"))
-                .unwrap_or_else(|| "another process".into())
-        )
-    }) {
-        Ok(l) => l,
-        Err(LockError::Busy(pid)) => {
-            return Err(PipeError::Failed(format!(
-                "another `pipe` (pid {}) holds the project lock; try again later",
-                pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
-            )))
-        }
-        Err(LockError::Io(e)) => return Err(PipeError::Failed(format!("project lock: {e}"))),
-    };
+    let _lock = crate::engine::lock_project(cache.dir(), !args.no_wait)?;
     let mut doomed: Vec<PathBuf> = Vec::new();
     if let Some(arg) = &args.pipeline {
         let name = pipeline_name(&root, &cwd, arg)?;
-        for d in ["results", "checkpoints"] {
-            let dir = root.join(d).join(&name);
+        let dirs = crate::layout::Layout::new(&root).pipeline(&name);
+        for dir in [dirs.results(), dirs.checkpoints()] {
             if std::fs::symlink_metadata(&dir).is_ok() {
                 doomed.push(dir);
             }
@@ -138,25 +123,27 @@ pub fn run(args: CleanArgs) -> Result<i32> {
         let mut objs = BTreeSet::new();
         for l in &locks {
             for e in l.stages.values() {
-                fps.insert(e.fingerprint.clone());
-                objs.extend(e.outputs.values().cloned());
+                fps.insert(e.fingerprint);
+                objs.extend(e.outputs.values().copied());
                 // The record also keeps measurements and the log.
                 if let Some(rec) = cache.record(&e.fingerprint) {
-                    objs.extend(rec.outputs.iter().map(|o| o.blake3.clone()));
-                    objs.extend(rec.log.clone());
+                    objs.extend(rec.outputs.iter().map(|o| o.blake3));
+                    objs.extend(rec.log);
                 }
             }
         }
-        for f in walk(&cache.dir.join("runs")).unwrap_or_default() {
-            let fp = f.trim_end_matches(".json");
-            if !fps.contains(fp) {
-                doomed.push(cache.dir.join("runs").join(&f));
+        for f in walk(&cache.layout().runs()).unwrap_or_default() {
+            let fp = f
+                .strip_suffix(".json")
+                .and_then(|f| Fingerprint::parse(f).ok());
+            if !fp.is_some_and(|fp| fps.contains(&fp)) {
+                doomed.push(cache.layout().runs().join(&f));
             }
         }
-        for f in walk(&cache.dir.join("objects")).unwrap_or_default() {
-            let h = f.replace('/', "");
-            if !objs.contains(&h) {
-                doomed.push(cache.dir.join("objects").join(&f));
+        for f in walk(&cache.layout().objects()).unwrap_or_default() {
+            let h = Blake3::parse(&f.replace('/', "")).ok();
+            if !h.is_some_and(|h| objs.contains(&h)) {
+                doomed.push(cache.layout().objects().join(&f));
             }
         }
     }
@@ -167,7 +154,7 @@ pub fn run(args: CleanArgs) -> Result<i32> {
         } else {
             // A link is removed as a link, never its target; nothing through a link.
             crate::cache::fsafe::remove(&root, d)
-                .map_err(|e| PipeError::Failed(format!("cannot remove {}: {e}", rel.display())))?;
+                .map_err(|e| PipeError::io("cannot remove", rel, e.into()))?;
             println!("removed {}", rel.display());
         }
     }

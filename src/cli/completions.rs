@@ -15,7 +15,11 @@ pub fn run(a: CompletionsArgs) -> Result<i32> {
     let mut cmd = super::Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(a.shell, &mut cmd, "pipe", &mut out);
-    std::io::Write::write_all(&mut std::io::stdout().lock(), &out)
-        .map_err(|e| PipeError::Failed(format!("cannot write the completion script: {e}")))?;
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &out).map_err(|source| {
+        PipeError::Io {
+            what: "cannot write the completion script".into(),
+            source,
+        }
+    })?;
     Ok(0)
 }

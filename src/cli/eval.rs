@@ -29,7 +29,7 @@ pub struct BleuArgs {
 
 fn read_lines(p: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(p)
-        .map_err(|e| PipeError::Config(format!("{}: cannot read: {e}", p.display())))?;
+        .map_err(|e| PipeError::usage(format!("{}: cannot read: {e}", p.display())))?;
     Ok(text.lines().map(String::from).collect())
 }
 
@@ -43,13 +43,13 @@ fn bleu(a: BleuArgs) -> Result<i32> {
     let tokenize: Tokenize = a
         .tokenize
         .parse()
-        .map_err(|e| PipeError::Config(format!("--tokenize: {e}")))?;
+        .map_err(|e| PipeError::usage(format!("--tokenize: {e}")))?;
     let hyps = read_lines(&a.hyp)?;
     let mut refs = Vec::new();
     for p in &a.refs {
         let lines = read_lines(p)?;
         if lines.len() != hyps.len() {
-            return Err(PipeError::Config(format!(
+            return Err(PipeError::usage(format!(
                 "{} has {} lines but {} has {}: one segment per line in every file",
                 p.display(),
                 lines.len(),
@@ -63,7 +63,7 @@ fn bleu(a: BleuArgs) -> Result<i32> {
         tokenize,
         lowercase: a.lowercase,
     };
-    let s = corpus_bleu(&hyps, &refs, &opts).map_err(|e| PipeError::Config(e.to_string()))?;
+    let s = corpus_bleu(&hyps, &refs, &opts).map_err(|e| PipeError::usage(e.to_string()))?;
     let sm = sentence_mean(&hyps, &refs[0]);
     let out = serde_json::json!({
         "score": s.score,

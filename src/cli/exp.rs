@@ -53,7 +53,7 @@ fn show(a: ShowArgs) -> Result<i32> {
     };
     let current: BTreeSet<String> = lockfile
         .iter()
-        .flat_map(|l| l.stages.values().map(|e| e.fingerprint.clone()))
+        .flat_map(|l| l.stages.values().map(|e| e.fingerprint.to_string()))
         .collect();
     let pfile = lock::pipeline_path(&a.pipeline);
     let mut stages = runs::pipeline_stages(&pfile, lockfile.as_ref())?;
@@ -79,7 +79,7 @@ fn show(a: ShowArgs) -> Result<i32> {
         }
         stages.retain(|(n, _)| a.stage.contains(n));
     }
-    let root = std::env::current_dir()?;
+    let root = std::env::current_dir().map_err(crate::error::PipeError::current_dir)?;
     let (all, skipped) = runs::load(&root.join("cache"), &stages, &current)?;
     if skipped > 0 {
         eprintln!("note: {skipped} unreadable run record(s) in cache/runs skipped");
@@ -181,7 +181,7 @@ fn csv(groups: &[Group], sort: Option<&str>, desc: bool) -> Result<String> {
         .map(|s| s.to_string())
         .collect();
     header.extend(cols.iter().cloned());
-    let e = |e: ::csv::Error| crate::error::PipeError::Failed(format!("writing CSV: {e}"));
+    let e = |e: ::csv::Error| crate::error::PipeError::Tool(anyhow::anyhow!("writing CSV: {e}"));
     w.write_record(&header).map_err(e)?;
     for (g, r) in flat(groups, sort, desc) {
         let mut rec = vec![
@@ -208,7 +208,7 @@ fn csv(groups: &[Group], sort: Option<&str>, desc: bool) -> Result<String> {
     }
     let bytes = w
         .into_inner()
-        .map_err(|x| crate::error::PipeError::Failed(format!("writing CSV: {x}")))?;
+        .map_err(|x| crate::error::PipeError::Tool(anyhow::anyhow!("writing CSV: {x}")))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 

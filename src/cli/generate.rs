@@ -87,21 +87,21 @@ enum Mode {
 
 fn mode(a: &GenerateArgs) -> Result<Mode> {
     if a.samples == 0 {
-        return Err(PipeError::Config("-n must be at least 1".into()));
+        return Err(PipeError::usage("-n must be at least 1"));
     }
     let banned = vec![SOS, PAD];
     if let Some(k) = a.beam {
         if k == 0 {
-            return Err(PipeError::Config("--beam must be at least 1".into()));
+            return Err(PipeError::usage("--beam must be at least 1"));
         }
         if !a.alpha.is_finite() || a.alpha < 0.0 {
-            return Err(PipeError::Config(format!(
+            return Err(PipeError::usage(format!(
                 "--alpha must be a finite number >= 0, got {}",
                 a.alpha
             )));
         }
         if a.samples > k {
-            return Err(PipeError::Config(format!(
+            return Err(PipeError::usage(format!(
                 "-n {} asks for more hypotheses than --beam {k} keeps; use -n <= {k}",
                 a.samples
             )));
@@ -120,7 +120,7 @@ fn mode(a: &GenerateArgs) -> Result<Mode> {
         top_p: a.top_p,
     };
     sc.validate()
-        .map_err(|e| PipeError::Config(format!("--{}", e.replace('_', "-"))))?;
+        .map_err(|e| PipeError::usage(format!("--{}", e.replace('_', "-"))))?;
     Ok(Mode::Sample(sc))
 }
 
@@ -228,13 +228,19 @@ fn one(
         };
         writeln!(out, "{line}")
             .and_then(|_| out.flush())
-            .map_err(|e| PipeError::Failed(format!("cannot write to standard output: {e}")))?;
+            .map_err(|source| PipeError::Io {
+                what: "cannot write to standard output".into(),
+                source,
+            })?;
     }
     Ok(())
 }
 
 fn stdin_error(e: std::io::Error) -> PipeError {
-    PipeError::Failed(format!("cannot read prompts from standard input: {e}"))
+    PipeError::Io {
+        what: "cannot read prompts from standard input".into(),
+        source: e,
+    }
 }
 
 pub fn run(a: GenerateArgs) -> Result<i32> {
@@ -276,8 +282,8 @@ pub fn run(a: GenerateArgs) -> Result<i32> {
             )?;
         }
         if n == 0 {
-            return Err(PipeError::Config(
-                "no prompt: give --prompt TEXT, or prompts on standard input, one per line".into(),
+            return Err(PipeError::usage(
+                "no prompt: give --prompt TEXT, or prompts on standard input, one per line",
             ));
         }
         return Ok(0);

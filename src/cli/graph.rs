@@ -34,13 +34,14 @@ pub fn run(args: GraphArgs) -> Result<i32> {
     let proj = args.pipeline.load()?;
     let p = &proj.pipeline;
     let format = if args.json { Format::Json } else { args.format };
-    let show = args.resources || crate::executor::pipeline_uses_slurm(&p.root, &p.file);
+    let show = args.resources || p.settings.uses_slurm();
+    let (nodes, dag) = (&p.nodes, &proj.dag);
     let s = match format {
-        Format::Text if show => with_resources(p, &proj.dag, graph::render_text(p, &proj.dag)),
-        Format::Text => graph::render_text(p, &proj.dag),
-        Format::Dot => graph::render_dot(p, &proj.dag),
-        Format::Mermaid => graph::render_mermaid(p, &proj.dag),
-        Format::Json => json_with_resources(p, &proj.dag, &graph::render_json(p, &proj.dag)),
+        Format::Text if show => with_resources(p, dag, graph::render_text(nodes, dag)),
+        Format::Text => graph::render_text(nodes, dag),
+        Format::Dot => graph::render_dot(nodes, dag),
+        Format::Mermaid => graph::render_mermaid(nodes, dag),
+        Format::Json => json_with_resources(p, dag, &graph::render_json(&p.name, nodes, dag)),
     };
     print!("{s}");
     Ok(0)

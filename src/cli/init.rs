@@ -51,7 +51,7 @@ pub fn run(a: InitArgs) -> Result<i32> {
         .map(|p| p.display().to_string())
         .collect();
     if !existing.is_empty() {
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::usage(format!(
             "pipe init: {} already exist{}; nothing was written (remove or rename {} first)",
             existing.join(", "),
             if existing.len() == 1 { "s" } else { "" },
@@ -61,9 +61,8 @@ pub fn run(a: InitArgs) -> Result<i32> {
     for (rel, text) in &files {
         let p = dir.join(rel);
         if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                PipeError::Failed(format!("{}: cannot create folder: {e}", parent.display()))
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| PipeError::io("cannot create the folder", parent, e))?;
         }
         // `create_new`: never replace a file that appeared since the check.
         std::fs::OpenOptions::new()
@@ -71,7 +70,7 @@ pub fn run(a: InitArgs) -> Result<i32> {
             .create_new(true)
             .open(&p)
             .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
-            .map_err(|e| PipeError::Failed(format!("{}: cannot write: {e}", p.display())))?;
+            .map_err(|e| PipeError::io("cannot write", &p, e))?;
         println!("created {}", p.display());
     }
     let shown = dir.display().to_string();

@@ -5,6 +5,7 @@
 //! refuses to run (exit 2) when it differs from the one submitted (`executor::job`).
 
 use super::PipelineArgs;
+use crate::digest::Fingerprint;
 use crate::error::{PipeError, Result};
 use crate::executor::job::{run_instance, JobEnd};
 
@@ -17,7 +18,7 @@ pub struct InstanceArgs {
     pub id: Option<String>,
     /// The fingerprint the driver submitted.
     #[arg(long, required_unless_present = "manifest")]
-    pub fingerprint: Option<String>,
+    pub fingerprint: Option<Fingerprint>,
     /// The record of an upstream the fingerprint reads: `ID=FINGERPRINT` (repeatable).
     #[arg(long = "up", value_name = "ID=FP")]
     pub up: Vec<String>,
@@ -36,25 +37,33 @@ pub struct InstanceArgs {
 }
 
 pub fn run(args: InstanceArgs) -> Result<i32> {
-    crate::interrupt::install()
-        .map_err(|e| PipeError::Failed(format!("cannot install the signal handlers: {e}")))?;
+    crate::interrupt::install().map_err(|source| PipeError::Io {
+        what: "cannot install the signal handlers".into(),
+        source,
+    })?;
     if let (Some(key), Some(url)) = (&args.manifest, &args.remote) {
         let mirrors = super::mirrors::from_cli(&args.mirror);
         return crate::executor::scratch::run(key, url, mirrors);
     }
     let (Some(id), Some(fp)) = (&args.id, &args.fingerprint) else {
-        return Err(PipeError::Config(
-            "__instance: give --id and --fingerprint, or --manifest and --remote".into(),
+        return Err(PipeError::usage(
+            "__instance: give --id and --fingerprint, or --manifest and --remote",
         ));
     };
     let mut proj = args.pipeline.load()?;
     proj.mirrors = super::mirrors::from_cli(&args.mirror);
-    let ups = args
-        .up
-        .iter()
-        .filter_map(|s| s.rsplit_once('='))
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let mut ups = std::collections::BTreeMap::new();
+    for s in &args.up {
+        let fp = s
+            .rsplit_once('=')
+            .and_then(|(id, fp)| Some((id, Fingerprint::parse(fp).ok()?)));
+        let Some((id, fp)) = fp else {
+            return Err(PipeError::usage(format!(
+                "__instance: `--up {s}` is not ID=FINGERPRINT (64 hex digits)"
+            )));
+        };
+        ups.insert(id.to_string(), fp);
+    }
     match run_instance(&proj, id, fp, &ups, args.forced)? {
         JobEnd::Done(_) => Ok(0),
         JobEnd::Interrupted(code) => Ok(code),

@@ -112,18 +112,21 @@ impl PipelineArgs {
     /// The project root and the pipeline file (relative to the root), found from the current
     /// folder as [`project`] describes.
     pub fn resolve(&self) -> crate::error::Result<(std::path::PathBuf, std::path::PathBuf)> {
-        let cwd = std::env::current_dir()
-            .map_err(|e| PipeError::Failed(format!("cannot read the current folder: {e}")))?;
+        let cwd = std::env::current_dir().map_err(PipeError::current_dir)?;
         let root = project::find_root(&cwd);
         let file = project::resolve_pipeline(&root, &cwd, self.pipeline.as_deref())?;
         Ok((root, file))
     }
 
+    /// The overrides: `--set`, `--params` and the `PIPE_<STAGE>__<KEY>` environment.
+    pub fn overrides(&self) -> crate::config::Overrides {
+        crate::config::Overrides::with_env(self.set.clone(), self.params.clone())
+    }
+
     /// Loads the project the current folder belongs to.
-    pub fn load(&self) -> crate::error::Result<crate::plan::Project> {
+    pub fn load(&self) -> crate::error::Result<crate::project::Project> {
         let (root, file) = self.resolve()?;
-        let ov = crate::config::Overrides::with_env(self.set.clone(), self.params.clone());
-        crate::plan::Project::load(&root, &file, &ov)
+        crate::project::Project::load(&root, &file, &self.overrides())
     }
 }
 

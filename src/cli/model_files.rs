@@ -6,6 +6,7 @@
 //! gave.
 
 use crate::decode::load_model;
+use crate::digest::Blake3;
 use crate::error::{PipeError, Result};
 use crate::model::checkpoint::sidecar_path;
 use crate::model::{Checkpoint, CheckpointMeta};
@@ -21,7 +22,7 @@ pub struct Model {
 }
 
 fn cfg(msg: String) -> PipeError {
-    PipeError::Config(msg)
+    PipeError::config(msg)
 }
 
 /// Loads `checkpoint` and `vocab` (or the vocabulary its sidecar names) for decoding up to
@@ -57,7 +58,7 @@ pub fn load(
         None => find_vocab(checkpoint, &side)?,
     };
     let (ck, vocab) =
-        load_model(checkpoint, &vocab_path, batch).map_err(|e| PipeError::Config(e.to_string()))?;
+        load_model(checkpoint, &vocab_path, batch).map_err(|e| PipeError::config(e.to_string()))?;
     Ok(Model {
         ck,
         vocab,
@@ -66,25 +67,22 @@ pub fn load(
 }
 
 /// The `vocab_blake3` of a sidecar.
-fn sidecar_hash(side: &Path) -> Result<String> {
+fn sidecar_hash(side: &Path) -> Result<Blake3> {
     let text = std::fs::read_to_string(side)
         .map_err(|e| cfg(format!("{}: cannot read: {e}", side.display())))?;
     let meta: CheckpointMeta = serde_json::from_str(&text)
         .map_err(|e| cfg(format!("{}: sidecar JSON is invalid: {e}", side.display())))?;
     let h = meta.vocab_blake3;
-    if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(cfg(format!(
+    Blake3::parse(&h.to_ascii_lowercase()).map_err(|_| {
+        cfg(format!(
             "{}: `vocab_blake3` is not a blake3 hash (64 hex digits): {h:?}; give --vocab",
             side.display()
-        )));
-    }
-    Ok(h.to_ascii_lowercase())
+        ))
+    })
 }
 
-fn hash_of(path: &Path) -> Option<String> {
-    std::fs::read(path)
-        .ok()
-        .map(|b| blake3::hash(&b).to_hex().to_string())
+fn hash_of(path: &Path) -> Option<Blake3> {
+    crate::cache::hash_file(path).ok()
 }
 
 /// Finds the vocabulary whose blake3 the sidecar records; the error lists every place tried.

@@ -28,7 +28,7 @@ pub struct ProjectConfig {
 }
 
 fn is_root(dir: &Path) -> bool {
-    dir.join("pipelines").is_dir() || dir.join(CONFIG_FILE).is_file()
+    dir.join(crate::layout::PIPELINES).is_dir() || dir.join(CONFIG_FILE).is_file()
 }
 
 /// The nearest folder from `start` upwards holding `pipelines/` or `pipe.yaml`, else `start`.
@@ -42,8 +42,7 @@ pub fn find_root(start: &Path) -> PathBuf {
 
 /// The project root for the current folder (after `-C`): see the module documentation.
 pub fn project_root() -> Result<PathBuf> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| PipeError::Failed(format!("cannot read the current folder: {e}")))?;
+    let cwd = std::env::current_dir().map_err(PipeError::current_dir)?;
     Ok(find_root(&cwd))
 }
 
@@ -54,7 +53,7 @@ pub fn load_config(root: &Path) -> Result<ProjectConfig> {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProjectConfig::default()),
         Err(e) => {
-            return Err(PipeError::Config(format!(
+            return Err(PipeError::config(format!(
                 "{}: cannot read: {e}",
                 path.display()
             )))
@@ -68,7 +67,7 @@ pub fn load_config(root: &Path) -> Result<ProjectConfig> {
             .location()
             .map(|l| format!(":{}:{}", l.line(), l.column()))
             .unwrap_or_default();
-        PipeError::Config(format!(
+        PipeError::config(format!(
             "{}{at}: {e} (the project config takes `default: pipelines/<file>.yaml`)",
             path.display()
         ))
@@ -101,14 +100,17 @@ fn relative_to_root(root: &Path, path: &Path) -> PathBuf {
 
 /// The `.yaml`/`.yml` files directly in `<root>/pipelines/`, sorted, relative to the root.
 pub fn pipeline_files(root: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root.join("pipelines"))
+    let mut v: Vec<PathBuf> = std::fs::read_dir(crate::layout::Layout::new(root).pipelines())
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_file())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .filter_map(|p| p.file_name().map(|n| Path::new("pipelines").join(n)))
+        .filter_map(|p| {
+            p.file_name()
+                .map(|n| Path::new(crate::layout::PIPELINES).join(n))
+        })
         .collect();
     v.sort();
     v
@@ -135,7 +137,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
                 root.display()
             )
         };
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::config(format!(
             "cannot read pipeline file {}: no such file{where_}",
             p.display()
         )));
@@ -143,7 +145,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
     let cfg = load_config(root)?;
     if let Some(d) = cfg.default {
         if !root.join(&d).is_file() {
-            return Err(PipeError::Config(format!(
+            return Err(PipeError::config(format!(
                 "{}: `default: {}`: no such file in {}",
                 root.join(CONFIG_FILE).display(),
                 d.display(),
@@ -155,7 +157,7 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
         return Ok(file);
     }
     if !is_root(root) {
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::config(format!(
             "no pipeline given, and no folder from {} upwards holds pipelines/ or {CONFIG_FILE}; \
              give a pipeline file, or create a project with `pipe init`",
             root.display()
@@ -163,15 +165,15 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
     }
     let files = pipeline_files(root);
     match files.len() {
-        0 => Err(PipeError::Config(format!(
+        0 => Err(PipeError::config(format!(
             "no pipeline given, and {} holds no .yaml file; give a pipeline file",
-            root.join("pipelines").display()
+            crate::layout::Layout::new(root).pipelines().display()
         ))),
         1 => {
             announce(&files[0], "the only file in pipelines/");
             Ok(files[0].clone())
         }
-        n => Err(PipeError::Config(format!(
+        n => Err(PipeError::config(format!(
             "no pipeline given, and pipelines/ holds {n} files ({}); name one, or set \
              `default: pipelines/<file>.yaml` in {}",
             files

@@ -15,14 +15,19 @@ pub struct PushArgs {
 }
 
 pub fn run(a: PushArgs) -> Result<i32> {
-    let root = std::env::current_dir()?;
-    let url = crate::remote::select::remote_url(a.remote.as_deref(), &root, &a.pipeline)?;
+    let root = std::env::current_dir().map_err(PipeError::current_dir)?;
+    let settings = crate::config::settings::read(&root, &a.pipeline)?;
+    let url = crate::remote::select::remote_url(
+        a.remote.as_deref(),
+        settings.remote.as_deref(),
+        &root.join(&a.pipeline),
+    )?;
     let remote = crate::remote::Remote::open(&url, &root)?;
-    let lock_path = crate::remote::select::lock_path(&root, &a.pipeline);
-    let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::Config)?;
+    let lock_path = crate::layout::Layout::new(&root).lock_file(&a.pipeline);
+    let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::config)?;
     let fps = crate::remote::sync::lock_fingerprints(&lock);
     if fps.is_empty() {
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::config(format!(
             "{}: no lock file entries to push; run `pipe run {}` first",
             lock_path.display(),
             a.pipeline.display()

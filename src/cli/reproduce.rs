@@ -6,6 +6,7 @@ use crate::cache::Cache;
 use crate::compare::lock::{self, LockFile};
 use crate::compare::scratch::copy_project;
 use crate::compare::verdict::{judge, StageReport, Verdict};
+use crate::digest::Blake3;
 use crate::error::{PipeError, Result};
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -25,31 +26,33 @@ pub struct ReproduceArgs {
 }
 
 /// The content of an object if it is present and intact.
-fn object(cache: &Cache, hash: &str) -> Option<Vec<u8>> {
-    if hash.len() < 3 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
+fn object(cache: &Cache, hash: &Blake3) -> Option<Vec<u8>> {
     let bytes = std::fs::read(cache.object_path(hash)).ok()?;
-    (blake3::hash(&bytes).to_hex().as_str() == hash).then_some(bytes)
+    (Blake3::of(&bytes) == *hash).then_some(bytes)
 }
 
 pub fn run(a: ReproduceArgs) -> Result<i32> {
-    let root = std::env::current_dir()?;
+    let root = std::env::current_dir().map_err(PipeError::current_dir)?;
     let rel = |p: PathBuf| p.strip_prefix(&root).map(Path::to_path_buf).unwrap_or(p);
     let pfile = rel(lock::pipeline_path(&a.pipeline));
     let lock_path = rel(lock::lock_path(&a.pipeline));
     if pfile.is_absolute() || !root.join(&pfile).is_file() {
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::config(format!(
             "{}: no such pipeline file inside the project {}",
             pfile.display(),
             root.display()
         )));
     }
     let committed = lock::read(&lock_path, &pfile)?;
+    crate::interrupt::install().map_err(|source| PipeError::Io {
+        what: "cannot install the signal handlers".into(),
+        source,
+    })?;
+    sweep_dead_scratch();
     let scratch = tempfile::Builder::new()
-        .prefix("pipe-reproduce-")
+        .prefix(&format!("{SCRATCH}{}-", std::process::id()))
         .tempdir()
-        .map_err(|e| PipeError::Failed(format!("cannot create a scratch folder: {e}")))?;
+        .map_err(|e| PipeError::io("cannot create a scratch folder in", std::env::temp_dir(), e))?;
     let dir = scratch.path().to_path_buf();
     let n = copy_project(&root, &dir)?;
     let _ = std::fs::remove_file(dir.join(&lock_path));
@@ -58,30 +61,20 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
         pfile.display(),
         dir.display()
     );
-    let exe = std::env::current_exe()?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("run").arg(&pfile).current_dir(&dir);
-    if let Some(j) = a.jobs {
-        cmd.arg("-j").arg(j.to_string());
-    }
-    // The mirror folders, absolute (the scratch run has another cwd), on its command line.
-    cmd.env_remove(crate::download::MIRROR_ENV);
-    for m in super::mirrors::from_cli(&[]) {
-        cmd.arg("--mirror").arg(m);
-    }
-    // The scratch run's own output goes to stderr; stdout carries the verdicts.
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::from(std::io::stderr()))
-        .stderr(Stdio::inherit());
-    let status = cmd
-        .status()
-        .map_err(|e| PipeError::Failed(format!("cannot start the scratch run: {e}")))?;
+    let status = recompute(&dir, &pfile, a.jobs, !a.keep)?;
     let keep = |scratch: tempfile::TempDir| {
         if a.keep {
-            let p = scratch.keep();
+            let p = kept(scratch.keep());
             eprintln!("reproduce: scratch copy kept in {}", p.display());
         }
     };
+    if let Some(signal) = crate::interrupt::requested() {
+        keep(scratch);
+        return Err(PipeError::Interrupted {
+            signal,
+            stage: None,
+        });
+    }
     if !status.success() {
         let hint = if a.keep {
             String::new()
@@ -89,18 +82,19 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
             " (rerun with --keep to inspect its logs)".to_string()
         };
         keep(scratch);
-        return Err(PipeError::Failed(format!(
-            "reproduce: the recomputation of {} failed ({status}){hint}",
-            pfile.display()
-        )));
+        return Err(PipeError::Recompute {
+            pipeline: pfile,
+            status: status.to_string(),
+            hint,
+        });
     }
     let fresh: LockFile = lock::read(&dir.join(&lock_path), &pfile)?;
     let (old_cache, new_cache) = (Cache::new(&root), Cache::new(&dir));
-    let old_objects = |_: &str, h: &str| object(&old_cache, h);
-    let new_objects = |p: &str, h: &str| {
+    let old_objects = |_: &str, h: &Blake3| object(&old_cache, h);
+    let new_objects = |p: &str, h: &Blake3| {
         object(&new_cache, h).or_else(|| {
             let b = std::fs::read(dir.join(p)).ok()?;
-            (blake3::hash(&b).to_hex().as_str() == h).then_some(b)
+            (Blake3::of(&b) == *h).then_some(b)
         })
     };
     let ids: BTreeSet<&String> = committed.stages.keys().chain(fresh.stages.keys()).collect();
@@ -150,4 +144,84 @@ pub fn run(a: ReproduceArgs) -> Result<i32> {
         lock_path.display()
     );
     Ok(1)
+}
+
+/// The name prefix of scratch copies: `pipe-reproduce-<pid>-…`.
+const SCRATCH: &str = "pipe-reproduce-";
+
+/// Recomputes `pfile` in the scratch copy `dir` with `pipe run`, under a supervisor: if this
+/// `pipe reproduce` dies (even by `kill -9`), the scratch run is killed and `dir` removed.
+/// Ctrl-C or SIGTERM stops the scratch run (its status is returned; the caller checks the
+/// signal).
+fn recompute(
+    dir: &Path,
+    pfile: &Path,
+    jobs: Option<usize>,
+    cleanup: bool,
+) -> Result<std::process::ExitStatus> {
+    let exe = std::env::current_exe().map_err(|source| PipeError::Io {
+        what: "cannot find the pipe executable".into(),
+        source,
+    })?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("run").arg(pfile).current_dir(dir);
+    if let Some(j) = jobs {
+        cmd.arg("-j").arg(j.to_string());
+    }
+    // The mirror folders, absolute (the scratch run has another cwd), on its command line.
+    cmd.env_remove(crate::download::MIRROR_ENV);
+    for m in super::mirrors::from_cli(&[]) {
+        cmd.arg("--mirror").arg(m);
+    }
+    // The scratch run's own output goes to stderr; stdout carries the verdicts.
+    let io = crate::interrupt::GroupIo {
+        stdout: Stdio::from(std::io::stderr()),
+        stderr: Stdio::inherit(),
+        cleanup: cleanup.then(|| dir.to_path_buf()),
+    };
+    let start = |source| PipeError::Io {
+        what: "cannot start the scratch run".into(),
+        source,
+    };
+    crate::interrupt::spawn_group(&cmd, io)
+        .map_err(start)?
+        .wait()
+        .map_err(start)
+}
+
+/// A kept scratch copy under a name no later `pipe reproduce` sweeps
+/// (`pipe-reproduce-kept-…`).
+fn kept(p: PathBuf) -> PathBuf {
+    let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let suffix = name
+        .as_deref()
+        .and_then(|n| n.rsplit('-').next())
+        .unwrap_or("x");
+    let to = p.with_file_name(format!("{SCRATCH}kept-{suffix}"));
+    match std::fs::rename(&p, &to) {
+        Ok(()) => to,
+        Err(_) => p,
+    }
+}
+
+/// Removes the scratch copies of `pipe reproduce` runs that are no longer alive (left by one
+/// killed before its supervisor could remove them).
+fn sweep_dead_scratch() {
+    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(SCRATCH)
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let dead = pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists();
+        if dead && e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }

@@ -32,7 +32,7 @@ pub struct ScoreArgs {
 
 pub fn run(a: ScoreArgs) -> Result<i32> {
     if !a.text.is_file() {
-        return Err(PipeError::Config(format!(
+        return Err(PipeError::usage(format!(
             "text {}: no such file",
             a.text.display()
         )));
@@ -41,7 +41,7 @@ pub fn run(a: ScoreArgs) -> Result<i32> {
         crate::decode::scoring_batch(c.context)
     })?;
     let text = std::fs::read_to_string(&a.text)
-        .map_err(|e| PipeError::Config(format!("{}: cannot read: {e}", a.text.display())))?;
+        .map_err(|e| PipeError::usage(format!("{}: cannot read: {e}", a.text.display())))?;
     let mut unknown: Vec<String> = Vec::new();
     let docs: Vec<Vec<u32>> = text
         .lines()

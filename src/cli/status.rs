@@ -6,6 +6,7 @@
 use super::PipelineArgs;
 use crate::error::Result;
 use crate::plan;
+use crate::project::Project;
 use std::io::Write;
 
 #[derive(clap::Args)]
@@ -28,35 +29,26 @@ pub struct StatusArgs {
 
 pub fn run(args: StatusArgs) -> Result<i32> {
     let proj = args.pipeline.load()?;
-    let nn = proj.pipeline.nodes.len();
-    let interrupted = |id: &str| crate::interrupt::was_interrupted(&proj.cache.dir, id);
-    let plans = plan::plan(
-        &proj,
-        &vec![true; nn],
-        &vec![false; nn],
-        args.verify,
-        &interrupted,
-    );
+    let plans = plan::plan_all(&proj, args.verify);
     // `--verify` reports and changes nothing, not even the stat cache.
     if !args.verify {
         proj.stats.save();
     }
-    let show = args.resources
-        || crate::executor::pipeline_uses_slurm(&proj.pipeline.root, &proj.pipeline.file);
+    let show = args.resources || proj.pipeline.settings.uses_slurm();
     print!("{}", render_with(&proj, &plans, args.json, show));
     let _ = std::io::stdout().flush();
     Ok(0)
 }
 
 /// The status text (or JSON) of a plan, in topological order.
-pub fn render(proj: &plan::Project, plans: &[Option<plan::Planned>], json: bool) -> String {
+pub fn render(proj: &Project, plans: &[Option<plan::Planned>], json: bool) -> String {
     render_with(proj, plans, json, false)
 }
 
 /// [`render`], with a `resources:` line under each instance when `resources` (JSON always
 /// has them).
 pub fn render_with(
-    proj: &plan::Project,
+    proj: &Project,
     plans: &[Option<plan::Planned>],
     json: bool,
     resources: bool,
@@ -97,7 +89,7 @@ pub fn render_with(
     }
     let width = p.nodes.iter().map(|n| n.id.len()).max().unwrap_or(0);
     let mut s = String::new();
-    let (mut fresh, mut stale, mut restored) = (0, 0, 0);
+    let (mut fresh, mut stale, mut restored, mut maybe) = (0, 0, 0, 0);
     for &i in &proj.dag.order {
         let Some(pl) = &plans[i] else { continue };
         let id = &p.nodes[i].id;
@@ -120,6 +112,13 @@ pub fn render_with(
                     plan::reason::join(&pl.reasons)
                 ))
             }
+            plan::State::MayRun => {
+                maybe += 1;
+                s.push_str(&format!(
+                    "{id:width$}  may run: {}\n",
+                    plan::reason::join(&pl.reasons)
+                ))
+            }
         }
         if resources {
             s.push_str(&format!(
@@ -134,8 +133,13 @@ pub fn render_with(
     } else {
         String::new()
     };
+    let maybe = if maybe > 0 {
+        format!(", {maybe} may run (if a forced stage's outputs change)")
+    } else {
+        String::new()
+    };
     s.push_str(&format!(
-        "{}: {fresh} up to date, {stale} will run{restored}\n",
+        "{}: {fresh} up to date, {stale} will run{maybe}{restored}\n",
         p.name
     ));
     s

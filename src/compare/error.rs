@@ -1,6 +1,5 @@
 //! Typed errors of the comparison commands, each naming the file, revision or stage involved.
 
-use crate::error::PipeError;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,19 +37,18 @@ pub enum CompareError {
 }
 
 impl CompareError {
+    /// 1 for a file that cannot be read or written, 2 for bad input.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CompareError::Io { .. } => 1,
+            _ => 2,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         CompareError::Io {
             path: path.into(),
             source,
-        }
-    }
-}
-
-impl From<CompareError> for PipeError {
-    fn from(e: CompareError) -> Self {
-        match e {
-            CompareError::Io { .. } => PipeError::Failed(e.to_string()),
-            _ => PipeError::Config(e.to_string()),
         }
     }
 }

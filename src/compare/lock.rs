@@ -15,11 +15,10 @@ use std::path::{Path, PathBuf};
 pub fn lock_path(pipeline: &Path) -> PathBuf {
     match pipeline.extension().and_then(|e| e.to_str()) {
         Some("lock") => pipeline.to_path_buf(),
-        Some("yaml") | Some("yml") => pipeline.with_extension("lock"),
-        _ if pipeline.components().count() == 1 => {
-            Path::new("pipelines").join(format!("{}.lock", pipeline.display()))
+        _ if pipeline.components().count() == 1 && pipeline.extension().is_none() => {
+            Path::new(crate::layout::PIPELINES).join(format!("{}.lock", pipeline.display()))
         }
-        _ => pipeline.with_extension("lock"),
+        _ => crate::layout::lock_beside(pipeline),
     }
 }
 
@@ -207,11 +206,11 @@ mod tests {
     #[test]
     fn diffs() {
         let a = lock(json!({"pipeline": "p", "stages": {
-            "s": {"kind": "command", "fingerprint": "f", "outputs": {},
+            "s": {"kind": "command", "fingerprint": "f".repeat(64), "outputs": {},
                   "metrics": {"loss": 2.0, "wall_s": 1.0}, "params": {"lr": 0.1, "n": 3}},
-            "gone": {"kind": "command", "fingerprint": "g", "outputs": {}, "metrics": {"x": 1}}}}));
+            "gone": {"kind": "command", "fingerprint": "a".repeat(64), "outputs": {}, "metrics": {"x": 1}}}}));
         let b = lock(json!({"pipeline": "p", "stages": {
-            "s": {"kind": "command", "fingerprint": "f2", "outputs": {},
+            "s": {"kind": "command", "fingerprint": "f".repeat(63) + "2", "outputs": {},
                   "metrics": {"loss": 1.5, "wall_s": 2.0}, "params": {"lr": 0.2, "n": 3}}}}));
         let m = diff(&a, &b, Part::Metrics, false);
         let got: Vec<(&str, &str, bool)> = m
@@ -235,7 +234,7 @@ mod tests {
 
     #[test]
     fn pairs_edited_matrix_values() {
-        let e = |lr: f64| json!({"kind": "command", "fingerprint": "f", "outputs": {}, "params": {"lr": lr}});
+        let e = |lr: f64| json!({"kind": "command", "fingerprint": "f".repeat(64), "outputs": {}, "params": {"lr": lr}});
         let a = lock(
             json!({"pipeline": "p", "stages": {"a@lr=0.1": e(0.1), "b": e(1.0), "c@w=1": e(1.0), "c@w=2": e(2.0)}}),
         );

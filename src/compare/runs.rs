@@ -76,7 +76,7 @@ pub fn load(
     stages: &[(String, String)],
     current: &BTreeSet<String>,
 ) -> Result<(Vec<Run>, usize), CompareError> {
-    let dir = cache_dir.join("runs");
+    let dir = crate::layout::CacheLayout::at(cache_dir).runs();
     let mut runs = Vec::new();
     let mut skipped = 0;
     let rd = match std::fs::read_dir(&dir) {

@@ -5,7 +5,13 @@ use super::CompareError;
 use std::path::Path;
 
 /// Top-level entries never copied.
-pub const SKIPPED: &[&str] = &["cache", "results", "checkpoints", "target", ".git"];
+pub const SKIPPED: &[&str] = &[
+    crate::layout::CACHE,
+    crate::layout::RESULTS,
+    crate::layout::CHECKPOINTS,
+    "target",
+    ".git",
+];
 
 /// Copies `root` into `dest` (an existing empty folder). Symlinks are copied as symlinks,
 /// never followed. Returns the number of files copied.

@@ -83,7 +83,7 @@ impl StageReport {
 const ONLY_MEASUREMENTS: &str = ": only measurements differ";
 
 /// Looks up an output's content: (output path, blake3) → bytes, `None` when not available.
-pub type Objects<'a> = &'a dyn Fn(&str, &str) -> Option<Vec<u8>>;
+pub type Objects<'a> = &'a dyn Fn(&str, &crate::digest::Blake3) -> Option<Vec<u8>>;
 
 /// Compares a stage's committed entry (`old`) with its recomputed one (`new`).
 pub fn judge(
@@ -168,10 +168,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A hash of 64 copies of one hex digit.
+    fn hx(c: &str) -> String {
+        c.repeat(64)
+    }
+
     fn entry(fp: &str, outs: &[(&str, &str)], loss: f64) -> LockEntry {
         serde_json::from_value(json!({
-            "kind": "command", "fingerprint": fp,
-            "outputs": outs.iter().map(|(p, h)| (p.to_string(), json!(h))).collect::<serde_json::Map<_, _>>(),
+            "kind": "command", "fingerprint": hx(fp),
+            "outputs": outs.iter().map(|(p, h)| (p.to_string(), json!(hx(h)))).collect::<serde_json::Map<_, _>>(),
             "metrics": {"loss": loss},
         }))
         .unwrap()
@@ -179,33 +184,33 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let none = |_: &str, _: &str| None;
-        let a = entry("f", &[("results/p/s/x.txt", "h1")], 1.0);
+        let none = |_: &str, _: &crate::digest::Blake3| None;
+        let a = entry("f", &[("results/p/s/x.txt", "1")], 1.0);
         assert_eq!(
             judge("s", Some(&a), Some(&a), &none, &none).verdict,
             Verdict::Identical
         );
-        let b = entry("g", &[("results/p/s/x.txt", "h1")], 1.0);
+        let b = entry("a", &[("results/p/s/x.txt", "1")], 1.0);
         assert_eq!(
             judge("s", Some(&a), Some(&b), &none, &none).verdict,
             Verdict::SameOutputs
         );
-        let c = entry("f", &[("results/p/s/x.txt", "h2")], 1.0);
+        let c = entry("f", &[("results/p/s/x.txt", "2")], 1.0);
         let r = judge("s", Some(&a), Some(&c), &none, &none);
         assert!(r.fails());
         assert!(r.line(1).contains("could not be compared"), "{}", r.line(1));
         assert!(r.line(1).contains("metrics are identical"), "{}", r.line(1));
-        let objs = |_: &str, h: &str| {
+        let objs = |_: &str, h: &crate::digest::Blake3| {
             Some(
                 format!(
                     "{{\"loss\": {}}}",
-                    if h == "h1" { "1.0" } else { "1.0000000001" }
+                    if *h == hx("1") { "1.0" } else { "1.0000000001" }
                 )
                 .into_bytes(),
             )
         };
-        let d = entry("f", &[("results/p/s/m.json", "h1")], 1.0);
-        let e = entry("f", &[("results/p/s/m.json", "h2")], 1.0);
+        let d = entry("f", &[("results/p/s/m.json", "1")], 1.0);
+        let e = entry("f", &[("results/p/s/m.json", "2")], 1.0);
         let r = judge("s", Some(&d), Some(&e), &objs, &objs);
         assert!(matches!(r.verdict, Verdict::Within(_)), "{:?}", r.verdict);
         assert!(!r.fails());

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Component, Path};
 
 /// pipe's own folders: outputs may not be in them; `deps` may not name them.
-const OWN: [&str; 3] = ["cache", "results", "checkpoints"];
+const OWN: [&str; 3] = crate::layout::OWN_DIRS;
 
 /// A relative path as its normal components (`./x`, `x/`, `a/../b` resolved lexically).
 pub fn normalise(p: &Path) -> std::result::Result<Vec<String>, &'static str> {
@@ -57,7 +57,7 @@ fn bad_output(root: &Path, c: &[String], protected: &[Vec<String>]) -> Option<St
     if c.iter().any(|x| x == ".git") {
         return Some("is or is inside `.git`".into());
     }
-    if OWN.contains(&c[0].as_str()) || c[0] == "pipelines" {
+    if OWN.contains(&c[0].as_str()) || c[0] == crate::layout::PIPELINES {
         return Some(format!("is or is inside pipe's folder `{}/`", c[0]));
     }
     for p in protected {

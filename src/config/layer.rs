@@ -93,6 +93,14 @@ fn env_name(s: &str) -> String {
     s.to_uppercase().replace(['-', '.'], "_")
 }
 
+/// The stage of `names` and the key a `PIPE_<STAGE>__<KEY>` variable sets, if it is one (the
+/// environment is ambient: variables for stages of other pipelines are not).
+pub(crate) fn env_target<'a>(var: &str, names: &'a [String]) -> Option<(&'a String, String)> {
+    let (st, key) = var.strip_prefix("PIPE_")?.split_once("__")?;
+    let sname = names.iter().find(|n| env_name(n) == st)?;
+    Some((sname, key.to_lowercase()))
+}
+
 impl Layers {
     /// Resolves kinds, reads the defaults, the params file, the environment and `--set`.
     pub fn build(root: &Path, src: &Source, ov: &Overrides) -> Result<Layers> {
@@ -209,14 +217,7 @@ impl Layers {
         let mut vars: Vec<&(String, String)> = ov.env.iter().collect();
         vars.sort();
         for (k, v) in vars {
-            let Some(rest) = k.strip_prefix("PIPE_") else {
-                continue;
-            };
-            let Some((st, key)) = rest.split_once("__") else {
-                continue;
-            };
-            // The environment is ambient: variables for stages of other pipelines are ignored.
-            let Some(sname) = names.iter().find(|n| env_name(n) == st) else {
+            let Some((sname, key)) = env_target(k, &names) else {
                 continue;
             };
             let origin = format!("{k}={v}");
@@ -226,7 +227,6 @@ impl Layers {
                     e.sentence()
                 ))
             })?;
-            let key = key.to_lowercase();
             env_origin.insert((sname.clone(), key.clone()), origin);
             env.entry(sname.clone()).or_default().insert(key, value);
         }

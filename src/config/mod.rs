@@ -3,6 +3,7 @@
 //! (matrix and epochs into instances) → confine (outputs and `deps`), one file each.
 
 mod confine;
+mod error;
 mod expand;
 mod ids;
 mod layer;
@@ -10,12 +11,15 @@ mod locate;
 mod names;
 mod parse;
 pub mod resources;
+pub mod settings;
 mod siblings;
 
 pub use confine::normalise;
+pub use error::ConfigError;
 pub use ids::{instance_id, natural_cmp, scalar_text, MAX_ID_BYTES};
 pub use locate::{at_best, locate};
 pub use names::{closest, levenshtein, nearest};
+pub use settings::{ExecutorKind, ExecutorSettings, Settings};
 
 use crate::error::Result;
 use crate::graph::stages::{missing_kind, stage_order, Decl, StageGraphError};
@@ -45,6 +49,24 @@ impl Overrides {
                 .filter(|(k, _)| k.starts_with("PIPE_"))
                 .collect(),
         }
+    }
+
+    /// The overrides that apply to a pipeline with these stages, as written (`--set a.b=1`,
+    /// `--params FILE`, `PIPE_A__B=1`), in that order.
+    pub fn applied(&self, stages: &[String]) -> Vec<String> {
+        let mut v: Vec<String> = self.sets.iter().map(|s| format!("--set {s}")).collect();
+        if let Some(p) = &self.params_file {
+            v.push(format!("--params {}", p.display()));
+        }
+        let mut env: Vec<String> = self
+            .env
+            .iter()
+            .filter(|(k, _)| layer::env_target(k, stages).is_some())
+            .map(|(k, val)| format!("{k}={val}"))
+            .collect();
+        env.sort();
+        v.extend(env);
+        v
     }
 }
 
@@ -96,28 +118,25 @@ pub struct Pipeline {
     /// stage's instances in sorted id order.
     pub nodes: Vec<Node>,
     /// Stage name → what its Slurm jobs ask for, layered (`config::resources`).
-    pub resources: BTreeMap<String, crate::executor::resources::Resources>,
+    pub resources: BTreeMap<String, resources::Resources>,
+    /// The top-level `remote:` and `executor:` settings.
+    pub settings: Settings,
 }
 
 impl Pipeline {
     /// What a Slurm job of an instance asks for: its stage's resources (the kind's default for
     /// a stage this pipeline does not declare).
-    pub fn resources(&self, n: &Node) -> crate::executor::resources::Resources {
+    pub fn resources(&self, n: &Node) -> resources::Resources {
         self.resources.get(&n.stage).cloned().unwrap_or_else(|| {
             let info = n.kind.info();
-            crate::executor::resources::Resources::kind_default(info.name, info.heavy)
+            resources::Resources::kind_default(info.name, info.heavy)
         })
     }
 
-    /// The `<stem>.lock` file beside the pipeline file.
+    /// The pipeline's lock file (`crate::layout::Layout::lock_file`: `<stem>.lock` beside
+    /// the pipeline file, or in `pipelines/` for a file outside the project).
     pub fn lock_path(&self) -> PathBuf {
-        let stem = self
-            .file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "pipe".into());
-        let p = self.root.join(&self.file);
-        p.with_file_name(format!("{stem}.lock"))
+        crate::layout::Layout::new(&self.root).lock_file(&self.file)
     }
 }
 
@@ -210,6 +229,7 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
         .map(|(k, (kind, _))| (k.clone(), *kind))
         .collect();
     let resources = resources::layer(&src, &kinds)?;
+    let settings = settings::from_source(&src)?;
     let mut pipeline = Pipeline {
         name: src.name.clone(),
         seed: src.seed,
@@ -218,6 +238,7 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
         stages: src.stages.iter().map(|(n, _)| n.clone()).collect(),
         nodes,
         resources,
+        settings,
     };
     let lock = pipeline.lock_path();
     let nodes = std::mem::take(&mut pipeline.nodes);

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use std::path::Path;
 
 pub(crate) fn cfg(msg: impl Into<String>) -> PipeError {
-    PipeError::Config(msg.into())
+    PipeError::Config(super::ConfigError::new(msg))
 }
 
 #[derive(Deserialize)]
@@ -22,13 +22,11 @@ pub(crate) struct RawPipeline {
     pub defaults: serde_yaml::Mapping,
     pub stages: serde_yaml::Mapping,
     /// The remote store for `push`, `pull` and `run --pull/--push` (`s3://bucket/prefix` or a
-    /// folder); read by `remote::select`.
+    /// folder); checked by `settings`.
     #[serde(default)]
-    #[allow(dead_code)] // accepted here; `remote::select` reads it with the file's other keys
-    pub remote: Option<String>,
-    /// How stages are executed (`{ kind: local | slurm, … }`), read by the executor.
+    pub remote: Option<serde_yaml::Value>,
+    /// How stages are executed (`{ kind: local | slurm, … }`); checked by `settings`.
     #[serde(default)]
-    #[allow(dead_code)] // accepted here; `executor::select` reads it from the file itself
     pub executor: Option<serde_yaml::Value>,
 }
 
@@ -58,6 +56,9 @@ pub(crate) struct Source {
     /// `defaults.<kind>.resources`, taken out of `defaults` (they are not parameters).
     pub kind_resources: Vec<(String, serde_yaml::Value)>,
     pub stages: Vec<(String, RawStage)>,
+    /// The top-level `remote:` and `executor:` values, as written (see `settings`).
+    pub remote: Option<serde_yaml::Value>,
+    pub executor: Option<serde_yaml::Value>,
 }
 
 impl Source {
@@ -200,7 +201,7 @@ pub(crate) fn parse_value(s: &str) -> std::result::Result<Value, ConvError> {
 
 /// Why a stage name cannot be used, if it can't.
 fn bad_stage_name(s: &str) -> Option<String> {
-    if s == "logs" {
+    if s == crate::layout::LOGS {
         return Some(
             "is reserved (results/<pipeline>/logs/ holds the logs); rename the stage".into(),
         );
@@ -276,6 +277,8 @@ pub(crate) fn read(root: &Path, file: &Path) -> Result<Source> {
         defaults,
         kind_resources,
         stages,
+        remote: raw.remote,
+        executor: raw.executor,
     })
 }
 

@@ -33,7 +33,7 @@ pub(crate) fn check_unique_name(root: &Path, file: &Path, name: &str) -> Result<
     let mut dirs: Vec<PathBuf> = Vec::new();
     for d in [
         full.parent().map(Path::to_path_buf),
-        Some(root.join("pipelines")),
+        Some(crate::layout::Layout::new(root).pipelines()),
     ]
     .into_iter()
     .flatten()

@@ -54,8 +54,8 @@ pub fn download_cache_path(
             h.finalize().to_hex()[..16].to_string()
         }
     };
-    cache_dir
-        .join("downloads")
+    crate::layout::CacheLayout::at(cache_dir)
+        .downloads()
         .join(format!("{key}-{}", url_file_name(url)))
 }
 

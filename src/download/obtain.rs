@@ -82,7 +82,7 @@ pub fn obtain(
             let _ = std::fs::remove_file(&part);
             return Err(ObtainError::Checksum {
                 url: url.to_string(),
-                got,
+                got: got.to_string(),
                 want: w.to_string(),
             });
         }

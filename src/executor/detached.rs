@@ -4,34 +4,35 @@
 //! `deps`) are uploaded as objects listed in a job manifest; after the job, its record and
 //! objects are pulled into the local store and materialised as after a local run.
 
-use super::slurm::SlurmConfig;
+use super::command::RunArgs;
 use crate::cache::RunRecord;
+use crate::digest::{Blake3, Fingerprint};
 use crate::instance::staging::Staging;
-use crate::instance::{Job, Outcome};
+use crate::instance::{Cause, Completed, InstanceError, Job};
 use crate::project::Project;
 use crate::remote::manifest::{self, JobManifest, ManifestFile};
 use crate::remote::Remote;
 use std::path::{Path, PathBuf};
 
 /// A path as the job sees it: relative to the project root, or an error naming it.
-fn project_rel(root: &Path, p: &Path, what: &str) -> Result<String, String> {
+fn project_rel(root: &Path, p: &Path, what: &str) -> Result<String, Cause> {
     let rel = if p.is_absolute() {
         p.strip_prefix(root).map(Path::to_path_buf).map_err(|_| {
-            format!(
+            Cause::Transfer(format!(
                 "{what} {} is outside the project {}: jobs without a shared folder \
                  (`executor.shared_fs: false`) receive only project files",
                 p.display(),
                 root.display()
-            )
+            ))
         })?
     } else {
         p.to_path_buf()
     };
     let s = rel.to_string_lossy().into_owned();
     if !manifest::is_plain_relative(&s) {
-        return Err(format!(
+        return Err(Cause::Transfer(format!(
             "{what} `{s}` must be a plain path inside the project for a job without a shared folder"
-        ));
+        )));
     }
     Ok(s)
 }
@@ -39,37 +40,37 @@ fn project_rel(root: &Path, p: &Path, what: &str) -> Result<String, String> {
 /// Uploads what the job of `job` needs and stores its manifest; the manifest key.
 pub fn prepare(
     proj: &Project,
-    cfg: &SlurmConfig,
+    run: &RunArgs,
     job: &Job,
-    fp: &str,
+    fp: &Fingerprint,
     remote: &Remote,
-) -> Result<String, String> {
+) -> Result<String, Cause> {
     let n = &proj.pipeline.nodes[job.index];
     let root = &proj.pipeline.root;
     // The upstream records (and their objects), objects first.
-    let ups: Vec<String> = job.ups.iter().map(|(_, r)| r.fingerprint.clone()).collect();
-    let t = crate::remote::push(&proj.cache, &ups, remote).map_err(|e| e.to_string())?;
+    let ups: Vec<Fingerprint> = job.ups.iter().map(|(_, r)| r.fingerprint).collect();
+    let t = crate::remote::push(&proj.cache, &ups, remote)?;
     if !t.missing.is_empty() || !t.incomplete.is_empty() {
-        return Err(format!(
+        return Err(Cause::Transfer(format!(
             "cannot push the upstream records {} to {}: not complete in the local store",
             t.missing
                 .iter()
                 .chain(&t.incomplete)
-                .cloned()
+                .map(|f| f.to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
             remote.describe()
-        ));
+        )));
     }
     let mut files: Vec<ManifestFile> = Vec::new();
-    let mut put = |src: &Path, rel: &str| -> Result<(), String> {
+    let mut put = |src: &Path, rel: &str| -> Result<(), Cause> {
         if files.iter().any(|f| f.path == rel) {
             return Ok(());
         }
-        files.push(manifest::put_file(remote, src, rel).map_err(|e| e.to_string())?);
+        files.push(manifest::put_file(remote, src, rel)?);
         Ok(())
     };
-    let pipeline = project_rel(root, &cfg.pipeline, "the pipeline file")?;
+    let pipeline = project_rel(root, &run.pipeline, "the pipeline file")?;
     put(&root.join(&pipeline), &pipeline)?;
     for k in crate::stage::registry() {
         let rel = format!("stages/{}.yaml", k.info().name);
@@ -77,7 +78,7 @@ pub fn prepare(
             put(&root.join(&rel), &rel)?;
         }
     }
-    let params = match &cfg.params {
+    let params = match &run.params {
         Some(p) => {
             let full = if p.is_absolute() {
                 p.clone()
@@ -101,7 +102,9 @@ pub fn prepare(
         let rel = project_rel(root, &dep, &format!("input of stage `{}`", n.id))?;
         let full = root.join(&rel);
         if full.is_dir() {
-            for f in crate::cache::walk(&full).map_err(|e| format!("{}: {e}", full.display()))? {
+            let listed = crate::cache::walk(&full)
+                .map_err(|e| Cause::Transfer(format!("{}: {e}", full.display())))?;
+            for f in listed {
                 let r = format!("{rel}/{f}");
                 put(&full.join(&f), &r)?;
             }
@@ -113,25 +116,18 @@ pub fn prepare(
     let m = JobManifest {
         pipeline,
         id: n.id.clone(),
-        fingerprint: fp.to_string(),
+        fingerprint: *fp,
         ups: job
             .ups
             .iter()
-            .map(|(u, r)| (u.id.clone(), r.fingerprint.clone()))
+            .map(|(u, r)| (u.id.clone(), r.fingerprint))
             .collect(),
-        sets: cfg.sets.clone(),
+        sets: run.sets.clone(),
         params,
         forced: job.forced,
         files,
     };
-    manifest::put(remote, &m).map_err(|e| e.to_string())
-}
-
-/// The job's command line: `pipe __instance --manifest KEY --remote URL`, with the driver's
-/// mirror folders.
-pub fn command(key: &str, url: &str, mirrors: &[PathBuf]) -> Result<Vec<String>, String> {
-    let args = ["__instance", "--manifest", key, "--remote", url];
-    super::slurm::pipe_command(args.map(String::from).to_vec(), mirrors)
+    Ok(manifest::put(remote, &m)?)
 }
 
 /// Pulls the record of `fp` (and its objects) from the remote, if it has one, and
@@ -141,10 +137,9 @@ pub fn restore(
     job: &Job,
     staging: &Staging,
     remote: &Remote,
-    fp: &str,
-) -> Result<Option<(Outcome, RunRecord)>, String> {
-    let t =
-        crate::remote::pull(&proj.cache, &[fp.to_string()], remote).map_err(|e| e.to_string())?;
+    fp: &Fingerprint,
+) -> Result<Option<Completed>, InstanceError> {
+    let t = crate::remote::pull(&proj.cache, &[*fp], remote).map_err(|e| job.error(proj, e))?;
     if !t.corrupt.is_empty() {
         eprintln!(
             "warning: corrupt on the remote, not used: {}",
@@ -154,12 +149,7 @@ pub fn restore(
     if proj.cache.record(fp).is_none() {
         return Ok(None);
     }
-    crate::instance::run(proj, job, staging)
-        .map(Some)
-        .map_err(|o| match o {
-            Outcome::Failed { msg, .. } => msg,
-            other => format!("{other:?}"),
-        })
+    crate::instance::run(proj, job, staging).map(Some)
 }
 
 /// After a job that completed: its record and objects pulled, its outputs materialised. After
@@ -169,26 +159,32 @@ pub fn collect(
     job: &Job,
     staging: &Staging,
     remote: &Remote,
-    fp: &str,
-) -> Result<Option<RunRecord>, String> {
+    fp: &Fingerprint,
+) -> Result<Option<RunRecord>, InstanceError> {
+    let remote_error = |e| job.error(proj, Cause::Remote(e));
     if job.forced {
-        let Some(bytes) = crate::remote::fetch_record(remote, fp).map_err(|e| e.to_string())?
-        else {
+        let Some(bytes) = crate::remote::fetch_record(remote, fp).map_err(remote_error)? else {
             return Ok(None);
         };
-        let objs: Vec<String> = crate::remote::record_objects(&bytes)
+        let objs: Vec<Blake3> = crate::remote::record_objects(&bytes)
             .unwrap_or_default()
             .into_iter()
             .map(|(h, _)| h)
             .collect();
-        let rep =
-            crate::remote::fetch_objects(remote, &objs, &proj.cache).map_err(|e| e.to_string())?;
+        let rep = crate::remote::fetch_objects(remote, &objs, &proj.cache).map_err(remote_error)?;
         if !rep.missing.is_empty() || !rep.corrupt.is_empty() {
             return Ok(None);
         }
         let path = proj.cache.record_path(fp);
-        crate::cache::write_atomic(&path, &bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::cache::write_atomic(&path, &bytes).map_err(|e| {
+            job.error(
+                proj,
+                crate::instance::CommitError::Record(std::io::Error::other(format!(
+                    "{}: {e}",
+                    path.display()
+                ))),
+            )
+        })?;
     }
     // Materialised from the record now in the store, never recomputed here.
     let unforced = Job {
@@ -198,11 +194,17 @@ pub fn collect(
         echo: job.echo,
         threads: job.threads,
     };
-    Ok(restore(proj, &unforced, staging, remote, fp)?.map(|(_, rec)| rec))
+    Ok(restore(proj, &unforced, staging, remote, fp)?.map(|c| c.record))
 }
 
 /// The log a failed job left on the remote, written to the stage's log path; its last line.
-pub fn fetch_log(proj: &Project, job: &Job, remote: &Remote, fp: &str, id: u64) -> Option<String> {
+pub fn fetch_log(
+    proj: &Project,
+    job: &Job,
+    remote: &Remote,
+    fp: &Fingerprint,
+    id: u64,
+) -> Option<String> {
     let n = &proj.pipeline.nodes[job.index];
     let bytes = remote
         .get_bytes(&manifest::job_log_key(fp, &id.to_string()))

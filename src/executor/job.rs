@@ -5,11 +5,13 @@
 //! project lock, so the job does not take it.
 
 use crate::cache::RunRecord;
+use crate::digest::Fingerprint;
 use crate::error::{PipeError, Result};
 use crate::instance::staging::Staging;
-use crate::instance::{Job, Outcome};
+use crate::instance::{Cause, InstanceError, Job};
 use crate::project::Project;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// How a job's instance ended, when it did not fail.
 pub enum JobEnd {
@@ -25,35 +27,45 @@ pub enum JobEnd {
 pub fn run_instance(
     proj: &Project,
     id: &str,
-    submitted: &str,
-    ups: &BTreeMap<String, String>,
+    submitted: &Fingerprint,
+    ups: &BTreeMap<String, Fingerprint>,
     forced: bool,
 ) -> Result<JobEnd> {
-    let file = proj.pipeline.file.display().to_string();
-    let i = proj
-        .pipeline
-        .nodes
-        .iter()
-        .position(|n| n.id == id)
-        .ok_or_else(|| PipeError::Config(format!("__instance: no instance `{id}` in {file}")))?;
+    let file = &proj.pipeline.file;
+    let Some(i) = proj.index_of(id) else {
+        return Err(InstanceError::from(crate::instance::Failure {
+            stage: id.to_string(),
+            log: PathBuf::new(),
+            fingerprint: None,
+            cause: Cause::NoSuchInstance {
+                id: id.to_string(),
+                file: file.clone(),
+            },
+        })
+        .into());
+    };
     let n = &proj.pipeline.nodes[i];
     let info = n.kind.info();
+    let probe = Job {
+        index: i,
+        ups: &[],
+        forced,
+        echo: false,
+        threads: 1,
+    };
     let mut recs = Vec::new();
     for u in proj.dag.fingerprint_upstream(i, info.reads_measurements) {
         let un = &proj.pipeline.nodes[u];
-        let fp = ups.get(&un.id).ok_or_else(|| {
-            PipeError::Config(format!(
-                "__instance {}: no --up record for upstream `{}` ({file})",
-                n.id, un.id
-            ))
-        })?;
-        let rec = proj.cache.record(fp).ok_or_else(|| {
-            PipeError::Config(format!(
-                "__instance {}: upstream `{}` has no run record {fp} in {}",
-                n.id,
-                un.id,
-                proj.cache.dir.display()
-            ))
+        let fp = ups.get(&un.id);
+        let rec = fp.and_then(|fp| proj.cache.record(fp)).ok_or_else(|| {
+            probe.error(
+                proj,
+                Cause::NoUpstreamRecord {
+                    upstream: un.id.clone(),
+                    fingerprint: fp.copied(),
+                    store: proj.cache.dir().to_path_buf(),
+                },
+            )
         })?;
         recs.push((un.clone(), rec));
     }
@@ -69,45 +81,37 @@ pub fn run_instance(
         echo: false,
         threads: if info.heavy { threads } else { 1 },
     };
-    let fp = crate::instance::fingerprint(proj, &job).map_err(|o| outcome_error(&n.id, o))?;
-    if fp != submitted {
-        return Err(PipeError::Config(format!(
-            "__instance {}: the fingerprint is {fp} here, not {submitted} as submitted (an input or \
-             parameter of {file} changed since); refusing to run",
-            n.id
-        )));
+    let fp = crate::instance::fingerprint(proj, &job)?;
+    if fp != *submitted {
+        return Err(job
+            .error(
+                proj,
+                Cause::FingerprintChanged {
+                    here: Box::new(fp),
+                    submitted: Box::new(*submitted),
+                    file: file.clone(),
+                },
+            )
+            .into());
     }
     let tag = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| std::process::id().to_string());
     // Not under cache/tmp: a restarted driver sweeps that folder while this job may still run.
-    let staging = Staging::new(proj.cache.dir.join("jobs").join(tag));
+    let staging = Staging::new(proj.cache.layout().jobs().join(tag));
     let r = crate::instance::run(proj, &job, &staging);
     proj.stats.save();
-    let _ = std::fs::remove_dir_all(&staging.base);
     match r {
-        Ok((o, rec)) => {
-            eprintln!("{}: {o:?}, record {}", n.id, rec.fingerprint);
-            Ok(JobEnd::Done(Box::new(rec)))
+        Ok(c) => {
+            eprintln!("{}: {:?}, record {}", n.id, c.done, c.record.fingerprint);
+            Ok(JobEnd::Done(Box::new(c.record)))
         }
-        Err(Outcome::Interrupted { log }) => {
-            eprintln!("{}: interrupted (log: {})", n.id, log.display());
+        Err(e) if e.is_interrupted() => {
+            eprintln!("{}: interrupted (log: {})", n.id, e.log.display());
             Ok(JobEnd::Interrupted(
                 crate::interrupt::requested()
                     .map(crate::interrupt::exit_code)
                     .unwrap_or(1),
             ))
         }
-        Err(o) => Err(outcome_error(&n.id, o)),
-    }
-}
-
-/// An instance's failure as the error `pipe` exits with.
-pub fn outcome_error(id: &str, o: Outcome) -> PipeError {
-    match o {
-        Outcome::Failed { msg, log } => PipeError::StageFailed {
-            stage: id.to_string(),
-            msg,
-            log,
-        },
-        other => PipeError::Failed(format!("{id}: {other:?}")),
+        Err(e) => Err(PipeError::from(e)),
     }
 }

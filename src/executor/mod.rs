@@ -1,120 +1,147 @@
-//! Where the instances that must compute run: on this machine (the default) or as one Slurm job
-//! each (`--executor slurm`, or `executor: { kind: slurm, … }` in the pipeline file).
+//! Where instances run. The engine hands every instance it starts to an [`Executor`]: [`Local`]
+//! runs it in this process (restores, up-to-date checks and computations), [`slurm::Slurm`]
+//! makes each instance that must compute one batch job. An executor takes several ready
+//! instances at once ([`Executor::start`]), reports each one's end once ([`Finished`], per
+//! instance and attempt), and tells the engine whether a failed attempt is worth another
+//! ([`Executor::retry`]).
 
-pub mod detached;
-pub mod job;
-pub mod resources;
-pub mod scratch;
+pub(crate) mod command;
+pub(crate) mod detached;
+pub(crate) mod job;
+mod local;
+pub(crate) mod scratch;
 pub mod slurm;
 
+pub use crate::config::ExecutorKind;
+pub use local::Local;
+
+use crate::cache::RunRecord;
+use crate::config::{Node, Overrides};
 use crate::error::{PipeError, Result};
-use std::path::Path;
+use crate::instance::staging::Staging;
+use crate::instance::{Completed, InstanceError, Job};
+use crate::project::Project;
+use std::sync::mpsc::Sender;
+use std::thread::Scope;
 
-/// The executor a run uses.
-#[derive(Debug, Clone, Default)]
-pub enum Executor {
-    #[default]
-    Local,
-    Slurm(slurm::SlurmConfig),
+/// One instance handed to an executor: its index, the upstream records its fingerprint reads,
+/// and what the engine holds for it while it runs (the compute slot of a heavy kind).
+pub struct Task<'a> {
+    pub index: usize,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    pub ups: Vec<(Node, RunRecord)>,
+    pub forced: bool,
+    pub echo: bool,
+    pub threads: usize,
+    /// Released (dropped) when the task ends, before its [`Finished`] is sent.
+    pub hold: Option<Box<dyn Send + 'a>>,
 }
 
-/// `--executor`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExecutorKind {
-    Local,
-    Slurm,
-}
-
-/// The pipeline file's top-level `executor:` block, if any (`kind: local|slurm`, `partition`
-/// (the default of stages that name none), `account`, `extra: [flags]`, `shared_fs: false`).
-/// Resources are per stage (`resources:` beside `params:`), not here.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecutorBlock {
-    pub kind: Option<String>,
-    pub partition: Option<String>,
-    pub account: Option<String>,
-    #[serde(default)]
-    pub extra: Vec<String>,
-    /// False: jobs share no folder with the driver and go through the remote store.
-    pub shared_fs: Option<bool>,
-    /// The old place of resources: refused with a message naming the new key.
-    resources: Option<serde_yaml::Value>,
-}
-
-fn read_block(root: &Path, pipeline: &Path) -> Result<Option<ExecutorBlock>> {
-    let file = root.join(pipeline);
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| PipeError::Config(format!("cannot read {}: {e}", file.display())))?;
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&text)
-        .map_err(|e| PipeError::Config(format!("{}: not valid YAML: {e}", file.display())))?;
-    let block: ExecutorBlock = match yaml.get("executor") {
-        None | Some(serde_yaml::Value::Null) => return Ok(None),
-        Some(v) => serde_yaml::from_value(v.clone()).map_err(|e| {
-            PipeError::Config(format!(
-                "{}: key `executor`: {e}",
-                crate::config::at_best(&file.display().to_string(), &text, &["executor"])
-            ))
-        })?,
-    };
-    if block.resources.is_some() {
-        return Err(PipeError::Config(format!(
-            "{}: `executor.resources` is no longer read: give each stage a `resources:` key \
-             beside `params:` (e.g. `train: {{ kind: train, resources: {{ cpus: 2, mem_mb: 4096 }} }}`) \
-             or a kind default as `defaults.<kind>.resources`",
-            crate::config::at_best(
-                &file.display().to_string(),
-                &text,
-                &["executor", "resources"]
-            )
-        )));
-    }
-    Ok(Some(block))
-}
-
-/// True when the pipeline's `executor:` block asks for Slurm (then `pipe graph`/`status` show
-/// resources without `--resources`). A block that cannot be read counts as no.
-pub fn pipeline_uses_slurm(root: &Path, pipeline: &Path) -> bool {
-    matches!(read_block(root, pipeline), Ok(Some(b)) if b.kind.as_deref() == Some("slurm"))
-}
-
-/// The executor for a run: `--executor` wins over the pipeline's `executor:` block; the
-/// block's settings apply to Slurm either way. `sets`/`params` are the run's overrides, passed
-/// on to each job; `remote` is `run --remote` (jobs without a shared folder need a remote).
-pub fn select(
-    cli: Option<ExecutorKind>,
-    root: &Path,
-    pipeline: &Path,
-    sets: &[String],
-    params: Option<&Path>,
-    remote: Option<&str>,
-) -> Result<Executor> {
-    let block = read_block(root, pipeline)?.unwrap_or_default();
-    let kind = match (cli, block.kind.as_deref()) {
-        (Some(k), _) => k,
-        (None, None | Some("local")) => ExecutorKind::Local,
-        (None, Some("slurm")) => ExecutorKind::Slurm,
-        (None, Some(other)) => {
-            return Err(PipeError::Config(format!(
-                "{}: executor.kind `{other}`: expected `local` or `slurm`",
-                root.join(pipeline).display()
-            )))
+impl Task<'_> {
+    /// The instance as `instance::run` takes it.
+    pub fn job(&self) -> Job<'_> {
+        Job {
+            index: self.index,
+            ups: &self.ups,
+            forced: self.forced,
+            echo: self.echo,
+            threads: self.threads,
         }
-    };
-    if kind == ExecutorKind::Local {
-        return Ok(Executor::Local);
     }
-    let remote = if block.shared_fs == Some(false) {
-        let url = crate::remote::select::remote_url(remote, root, pipeline).map_err(|e| {
-            PipeError::Config(format!(
+
+    /// Ends the task: releases what it held and reports `result` once.
+    pub fn finish(mut self, done: &Sender<Finished>, result: Attempt) {
+        self.hold.take();
+        let _ = done.send(Finished {
+            index: self.index,
+            attempt: self.attempt,
+            result,
+        });
+    }
+}
+
+/// What one attempt of an instance came to.
+pub type Attempt = std::result::Result<Completed, InstanceError>;
+
+/// The end of one attempt of one instance.
+pub struct Finished {
+    pub index: usize,
+    pub attempt: u32,
+    pub result: Attempt,
+}
+
+/// What every task of a run shares.
+pub struct Env<'a> {
+    pub proj: &'a Project,
+    pub staging: &'a Staging,
+}
+
+/// Where instances run.
+pub trait Executor: Sync {
+    /// `local` or `slurm`, for messages.
+    fn name(&self) -> &'static str;
+
+    /// True when instances it runs compute on this machine (heavy kinds then take the engine's
+    /// compute slot and every core).
+    fn on_this_machine(&self) -> bool;
+
+    /// How many more instances it takes now, given how many of its tasks are running (the
+    /// engine's `-j` bounds them all besides).
+    fn capacity(&self, _running: usize) -> usize {
+        usize::MAX
+    }
+
+    /// Starts `tasks` on threads of `scope`; each reports its end once on `done`
+    /// ([`Task::finish`]).
+    fn start<'scope, 'env>(
+        &'env self,
+        scope: &'scope Scope<'scope, 'env>,
+        env: &'env Env<'env>,
+        tasks: Vec<Task<'env>>,
+        done: &Sender<Finished>,
+    );
+
+    /// Whether the engine gives a failed attempt another try (never, unless an executor says
+    /// so; an interrupted one never).
+    fn retry(&self, _error: &InstanceError, _attempt: u32) -> bool {
+        false
+    }
+}
+
+/// What the executor of a run is chosen from: `--executor`, the run's overrides (passed on to
+/// each job) and `--remote` (jobs without a shared folder need a remote).
+pub struct Choice<'a> {
+    pub cli: Option<ExecutorKind>,
+    pub overrides: &'a Overrides,
+    pub remote: Option<&'a str>,
+}
+
+/// The executor for instances that must compute: `--executor` wins over the pipeline's
+/// `executor:` block; the block's settings apply to Slurm either way.
+pub fn select(proj: &Project, choice: &Choice) -> Result<Box<dyn Executor>> {
+    let settings = &proj.pipeline.settings;
+    let kind = choice
+        .cli
+        .or(settings.executor.kind)
+        .unwrap_or(ExecutorKind::Local);
+    if kind == ExecutorKind::Local {
+        return Ok(Box::new(Local));
+    }
+    let file = proj.pipeline.root.join(&proj.pipeline.file);
+    let remote = if settings.executor.shared_fs == Some(false) {
+        let url =
+            crate::remote::select::remote_url(choice.remote, settings.remote.as_deref(), &file)
+                .map_err(|e| {
+                    PipeError::config(format!(
                 "{}: `executor.shared_fs: false` sends every job's inputs and outputs through a \
                  remote store, but {e}",
-                root.join(pipeline).display()
+                file.display()
             ))
-        })?;
+                })?;
         // Open it once here: a bad URL is a configuration error before anything is submitted;
         // a folder remote is passed to the jobs as an absolute path.
-        let r = crate::remote::Remote::open(&url, root)?;
+        let r = crate::remote::Remote::open(&url, &proj.pipeline.root)?;
         Some(match &r {
             crate::remote::Remote::Folder(f) => f.root().display().to_string(),
             crate::remote::Remote::S3(_) => url,
@@ -122,13 +149,15 @@ pub fn select(
     } else {
         None
     };
-    Ok(Executor::Slurm(slurm::SlurmConfig {
-        pipeline: pipeline.to_path_buf(),
-        sets: sets.to_vec(),
-        params: params.map(|p| p.to_path_buf()),
-        partition: block.partition,
-        account: block.account,
-        extra: block.extra,
+    Ok(Box::new(slurm::Slurm(slurm::SlurmConfig {
+        run: command::RunArgs {
+            pipeline: proj.pipeline.file.clone(),
+            sets: choice.overrides.sets.clone(),
+            params: choice.overrides.params_file.clone(),
+        },
+        partition: settings.executor.partition.clone(),
+        account: settings.executor.account.clone(),
+        extra: settings.executor.extra.clone(),
         remote,
-    }))
+    })))
 }

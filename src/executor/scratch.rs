@@ -7,6 +7,7 @@
 use super::job::{run_instance, JobEnd};
 use crate::cache::Cache;
 use crate::config::Overrides;
+use crate::digest::Fingerprint;
 use crate::error::{PipeError, Result};
 use crate::project::Project;
 use crate::remote::manifest::{self, JobManifest};
@@ -21,8 +22,9 @@ pub fn run(key: &str, url: &str, mirrors: Vec<PathBuf>) -> Result<i32> {
     let scratch = tempfile::Builder::new()
         .prefix("pipe-job-")
         .tempdir()
-        .map_err(|e| PipeError::Failed(format!("cannot create a scratch folder: {e}")))?;
-    let root = std::fs::canonicalize(scratch.path())?;
+        .map_err(|e| PipeError::io("cannot create a scratch folder in", std::env::temp_dir(), e))?;
+    let root = std::fs::canonicalize(scratch.path())
+        .map_err(|e| PipeError::io("cannot read", scratch.path(), e))?;
     eprintln!("scratch folder {}", root.display());
     let remote = Remote::open(url, &root)?;
     let m = manifest::get(&remote, key)?;
@@ -37,41 +39,52 @@ pub fn run(key: &str, url: &str, mirrors: Vec<PathBuf>) -> Result<i32> {
 fn run_in(root: &Path, remote: &Remote, m: &JobManifest, mirrors: Vec<PathBuf>) -> Result<i32> {
     manifest::materialise(remote, m, root)?;
     let cache = Cache::new(root);
-    let fps: Vec<String> = m.ups.iter().map(|(_, fp)| fp.clone()).collect();
+    let fps: Vec<Fingerprint> = m.ups.iter().map(|(_, fp)| *fp).collect();
     let t = crate::remote::pull(&cache, &fps, remote)?;
-    let lacking: Vec<String> = t.missing.iter().chain(&t.incomplete).cloned().collect();
+    let lacking: Vec<String> = t
+        .missing
+        .iter()
+        .chain(&t.incomplete)
+        .map(|f| f.to_string())
+        .collect();
     if !lacking.is_empty() {
-        return Err(PipeError::Failed(format!(
-            "{}: the remote {} lacks the upstream run record(s) {} (or their objects){}",
-            m.id,
-            remote.describe(),
-            lacking.join(", "),
-            if t.corrupt.is_empty() {
-                String::new()
-            } else {
-                format!("; corrupt: {}", t.corrupt.join("; "))
-            }
-        )));
+        return Err(transfer(
+            m,
+            format!(
+                "the remote {} lacks the upstream run record(s) {} (or their objects){}",
+                remote.describe(),
+                lacking.join(", "),
+                if t.corrupt.is_empty() {
+                    String::new()
+                } else {
+                    format!("; corrupt: {}", t.corrupt.join("; "))
+                }
+            ),
+        ));
     }
     let ov = Overrides::with_env(m.sets.clone(), m.params.as_ref().map(PathBuf::from));
     let mut proj = Project::load(root, Path::new(&m.pipeline), &ov)?;
     proj.mirrors = mirrors;
-    let ups: BTreeMap<String, String> = m.ups.iter().cloned().collect();
+    let ups: BTreeMap<String, Fingerprint> = m.ups.iter().cloned().collect();
     match run_instance(&proj, &m.id, &m.fingerprint, &ups, m.forced)? {
         JobEnd::Done(rec) => {
             // Objects first, the record last: a driver never sees a record pointing at nothing.
             let t =
                 crate::remote::push(&proj.cache, std::slice::from_ref(&rec.fingerprint), remote)?;
             if !t.missing.is_empty() || !t.incomplete.is_empty() {
-                return Err(PipeError::Failed(format!(
-                    "{}: cannot push run record {}: its objects are not all in the job's store",
-                    m.id, rec.fingerprint
-                )));
+                return Err(transfer(
+                    m,
+                    format!(
+                        "cannot push run record {}: its objects are not all in the job's store",
+                        rec.fingerprint
+                    ),
+                ));
             }
             if m.forced && t.records_skipped > 0 {
                 // A forced run's record replaces the one the remote had (its objects are there).
                 let path = proj.cache.record_path(&rec.fingerprint);
-                let bytes = std::fs::read(&path)?;
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| PipeError::io("cannot read the run record", &path, e))?;
                 remote.put_bytes(&crate::remote::record_key(&rec.fingerprint), &bytes)?;
             }
             eprintln!(
@@ -87,6 +100,18 @@ fn run_in(root: &Path, remote: &Remote, m: &JobManifest, mirrors: Vec<PathBuf>) 
     }
 }
 
+/// A job's instance whose input or output cannot go through the remote.
+fn transfer(m: &JobManifest, msg: String) -> PipeError {
+    PipeError::from(crate::instance::InstanceError::from(
+        crate::instance::Failure {
+            stage: m.id.clone(),
+            log: PathBuf::new(),
+            fingerprint: Some(m.fingerprint),
+            cause: crate::instance::Cause::Transfer(msg),
+        },
+    ))
+}
+
 /// Leaves the stage log (and the error) on the remote for the driver, best effort.
 fn leave_log(root: &Path, remote: &Remote, m: &JobManifest, err: &str) {
     let name = crate::config::load(
@@ -98,13 +123,7 @@ fn leave_log(root: &Path, remote: &Remote, m: &JobManifest, err: &str) {
     .ok();
     let mut text = name
         .and_then(|p| {
-            std::fs::read_to_string(
-                root.join("results")
-                    .join(p)
-                    .join("logs")
-                    .join(format!("{}.log", m.id)),
-            )
-            .ok()
+            std::fs::read_to_string(crate::layout::Layout::new(root).pipeline(&p).log(&m.id)).ok()
         })
         .unwrap_or_default();
     text.push_str(&format!("error: {err}\n"));

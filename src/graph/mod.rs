@@ -1,58 +1,46 @@
 //! The expanded DAG on petgraph: edges from each upstream instance to its dependents and a
-//! deterministic topological order. `stages` orders the stage declarations before expansion;
-//! `render` prints the DAG.
+//! deterministic topological order, built from plain indices (the graph knows nothing of
+//! pipelines). `stages` orders the stage declarations before expansion; `render` prints the
+//! DAG of anything that implements [`Shown`].
 
 pub mod render;
 pub mod stages;
 
-pub use render::{render_dot, render_json, render_mermaid, render_text};
+pub use render::{render_dot, render_json, render_mermaid, render_text, Shown};
 
-use crate::config::Pipeline;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
-/// The DAG of a pipeline's instances. Node weights are indices into `Pipeline::nodes`.
+/// The DAG of a pipeline's instances, by instance index.
 pub struct Dag {
-    pub graph: DiGraph<usize, ()>,
-    /// Instance indices in topological order (ties broken by file order).
+    /// Instance indices in topological order (ties go to the lower index).
     pub order: Vec<usize>,
     /// Upstream instance indices of each instance, in the order the stage sees them.
     pub upstream: Vec<Vec<usize>>,
     /// Direct dependents of each instance.
     pub downstream: Vec<Vec<usize>>,
-    pub index: HashMap<String, usize>,
 }
 
 impl Dag {
-    /// Builds the DAG. Config validation has already rejected cycles and unknown needs.
-    pub fn new(p: &Pipeline) -> Dag {
-        let mut graph = DiGraph::new();
-        let idx: Vec<NodeIndex> = (0..p.nodes.len()).map(|i| graph.add_node(i)).collect();
-        let index: HashMap<String, usize> = p
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.id.clone(), i))
-            .collect();
-        let mut upstream = vec![Vec::new(); p.nodes.len()];
-        let mut downstream = vec![Vec::new(); p.nodes.len()];
-        for (i, n) in p.nodes.iter().enumerate() {
-            for u in &n.needs {
-                let j = index[u];
+    /// Builds the DAG from each instance's upstream indices (in the order its stage sees
+    /// them). The caller has already rejected cycles.
+    pub fn new(upstream: Vec<Vec<usize>>) -> Dag {
+        let mut graph = DiGraph::with_capacity(upstream.len(), upstream.len());
+        let idx: Vec<NodeIndex> = (0..upstream.len()).map(|i| graph.add_node(i)).collect();
+        let mut downstream = vec![Vec::new(); upstream.len()];
+        for (i, ups) in upstream.iter().enumerate() {
+            for &j in ups {
                 graph.add_edge(idx[j], idx[i], ());
-                upstream[i].push(j);
                 downstream[j].push(i);
             }
         }
         let order = topo_order(&graph);
         Dag {
-            graph,
             order,
             upstream,
             downstream,
-            index,
         }
     }
 
@@ -133,6 +121,17 @@ pub fn topo_order(g: &DiGraph<usize, ()>) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_lists_give_order_and_dependents() {
+        // 0:a 1:b(needs d) 2:c(needs a) 3:d(needs a)
+        let d = Dag::new(vec![vec![], vec![3], vec![0], vec![0]]);
+        assert_eq!(d.order, vec![0, 2, 3, 1]);
+        assert_eq!(d.downstream, vec![vec![2, 3], vec![], vec![], vec![1]]);
+        assert_eq!(d.ancestors(1), vec![0, 3]);
+        assert_eq!(d.descendants(0), vec![1, 2, 3]);
+        assert_eq!(d.with_ancestors(&[2]), vec![true, false, true, false]);
+    }
 
     /// Plan order on a literal graph: ties go to the earlier node, dependencies first.
     #[test]

@@ -3,10 +3,12 @@
 //! log, and write the run record last, by rename — a kill at any point leaves no record, so the
 //! stage simply reruns.
 
+use super::CommitError;
 use crate::cache::{
     fsafe, hash_file, manifest_hash, walk, Area, FingerprintKey, Output, RunRecord,
 };
 use crate::config::Node;
+use crate::digest::Fingerprint;
 use crate::project::Project;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -31,8 +33,8 @@ struct File {
     measure: bool,
 }
 
-fn collect(proj: &Project, dirs: &Staged) -> Result<Vec<File>, String> {
-    let io = |e: std::io::Error| format!("cannot read the staged outputs: {e}");
+fn collect(proj: &Project, dirs: &Staged) -> Result<Vec<File>, CommitError> {
+    let io = CommitError::ReadStaged;
     let mut files = Vec::new();
     let results = walk(dirs.out).map_err(io)?;
     for f in &results {
@@ -46,9 +48,7 @@ fn collect(proj: &Project, dirs: &Staged) -> Result<Vec<File>, String> {
     }
     for f in walk(dirs.meas).map_err(io)? {
         if results.binary_search(&f).is_ok() {
-            return Err(format!(
-                "the stage wrote `{f}` both as an output and as a measurement"
-            ));
+            return Err(CommitError::OutputAndMeasurement(f));
         }
         files.push(File {
             area: Area::Results,
@@ -71,7 +71,7 @@ fn collect(proj: &Project, dirs: &Staged) -> Result<Vec<File>, String> {
     for d in dirs.declared {
         let full = root.join(d);
         let ds = d.to_string_lossy().trim_end_matches('/').to_string();
-        fsafe::check_parent(root, &full).map_err(|e| e.to_string())?;
+        fsafe::check_parent(root, &full)?;
         match std::fs::symlink_metadata(&full) {
             Ok(m) if m.is_dir() => {
                 for f in walk(&full).map_err(io)? {
@@ -91,16 +91,8 @@ fn collect(proj: &Project, dirs: &Staged) -> Result<Vec<File>, String> {
                 staged: false,
                 measure: false,
             }),
-            Ok(_) => {
-                return Err(format!(
-                    "declared output `{ds}` is a symbolic link; outputs must be files or folders"
-                ))
-            }
-            Err(_) => {
-                return Err(format!(
-                    "declared output `{ds}` was not created by the stage"
-                ))
-            }
+            Ok(_) => return Err(CommitError::DeclaredLink(ds)),
+            Err(_) => return Err(CommitError::DeclaredMissing(ds)),
         }
     }
     Ok(files)
@@ -117,10 +109,10 @@ pub fn commit(
     proj: &Project,
     n: &Node,
     key: FingerprintKey,
-    fp: &str,
+    fp: &Fingerprint,
     dirs: &Staged,
     duration: f64,
-) -> Result<RunRecord, String> {
+) -> Result<RunRecord, CommitError> {
     let root = &proj.pipeline.root;
     let stats = &proj.stats;
     let metrics: BTreeMap<String, Value> = std::fs::read(dirs.out.join("metrics.json"))
@@ -133,13 +125,16 @@ pub fn commit(
     let mut outputs = Vec::with_capacity(files.len());
     let mut hashes = Vec::with_capacity(files.len());
     for f in &files {
-        let io = |e: std::io::Error| format!("cannot store {}: {e}", f.rel);
+        let io = |source| CommitError::Store {
+            path: f.rel.clone(),
+            source,
+        };
         let size = std::fs::metadata(&f.src).map_err(io)?.len();
         let h = hash_file(&f.src).map_err(io)?;
         let o = Output {
             area: f.area,
             path: f.rel.clone(),
-            blake3: h.clone(),
+            blake3: h,
             size,
             measure: f.measure,
         };
@@ -151,7 +146,7 @@ pub fn commit(
     }
     // Into the tree: the results folder is replaced wholesale; checkpoints file by file.
     let rd = proj.results_dir(n);
-    fsafe::remove(root, &rd).map_err(|e| format!("cannot replace {}: {e}", rd.display()))?;
+    fsafe::remove(root, &rd)?;
     for (f, (o, h)) in files.iter().zip(outputs.iter().zip(&hashes)) {
         if !f.staged {
             stats.remember(&f.src, h);
@@ -160,11 +155,12 @@ pub fn commit(
         let dest = proj.dest(n, o);
         let shown = proj.display(n, o);
         let parent = dest.parent().unwrap_or(root);
-        fsafe::create_dir_all(root, parent).map_err(|e| format!("cannot place {shown}: {e}"))?;
-        fsafe::remove(root, &dest).map_err(|e| format!("cannot place {shown}: {e}"))?;
-        if std::fs::rename(&f.src, &dest).is_err() {
-            std::fs::copy(&f.src, &dest).map_err(|e| format!("cannot place {shown}: {e}"))?;
-        }
+        fsafe::create_dir_all(root, parent)?;
+        fsafe::remove(root, &dest)?;
+        place(&f.src, &dest).map_err(|source| CommitError::Place {
+            path: shown,
+            source,
+        })?;
         stats.remember(&dest, h);
     }
     outputs.sort_by(|a, b| (a.area, &a.path).cmp(&(b.area, &b.path)));
@@ -178,7 +174,7 @@ pub fn commit(
         Err(_) => None,
     };
     let rec = RunRecord {
-        fingerprint: fp.to_string(),
+        fingerprint: *fp,
         key,
         outputs_hash: manifest_hash(&outputs),
         outputs,
@@ -187,8 +183,32 @@ pub fn commit(
         log,
         ran_at: Some(now()),
     };
-    proj.cache
-        .write_record(&rec)
-        .map_err(|e| format!("cannot write the run record: {e}"))?;
+    proj.cache.write_record(&rec).map_err(CommitError::Record)?;
     Ok(rec)
+}
+
+/// Moves a staged file into the tree (a copy across filesystems) with the mode a restored copy
+/// gets (`0666` less the umask), whatever mode the stage created it with.
+fn place(src: &Path, dest: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::rename(src, dest).is_err() {
+        std::fs::copy(src, dest)?;
+    }
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o666 & !umask()))
+}
+
+/// The process's file-creation mask, from `/proc/self/status` (`umask(2)` can only read it by
+/// changing it, which would race with other threads creating files); 022 when unknown.
+fn umask() -> u32 {
+    static MASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            .unwrap_or(0o022)
+    })
 }

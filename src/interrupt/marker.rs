@@ -1,12 +1,27 @@
-//! The "interrupted" markers: `cache/interrupted/<id>` records that a stage was stopped by a
-//! signal, so that `pipe status` says "interrupted" rather than "new stage".
+//! Markers of unfinished attempts: `cache/interrupted/<id>` records that the last attempt of an
+//! instance was stopped by a signal or failed, and for which fingerprint. `pipe status` says
+//! "interrupted" only for the fingerprint that was interrupted (a marker never speaks for
+//! parameters that did not run); the engine removes a marker once its instance completes, and
+//! puts the record's log back when the instance turns out up to date (so a log never keeps an
+//! old failure).
 
 use super::Signal;
+use crate::digest::Fingerprint;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// `cache/interrupted/<id>`, the id made safe as a file name (`%XX` for anything but
-/// letters, digits and `@=,+-_.`, and for a leading dot).
-fn marker_path(cache_dir: &Path, stage_id: &str) -> PathBuf {
+/// How the last attempt of an instance ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    /// Stopped by a signal (else: failed).
+    pub interrupted: bool,
+    /// The fingerprint it was computing (None: it failed before its fingerprint was known).
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// The id made safe as a file name (`%XX` for anything but letters, digits and `@=,+-_.`, and
+/// for a leading dot).
+fn file_name(stage_id: &str) -> String {
     let mut name = String::new();
     for (i, b) in stage_id.bytes().enumerate() {
         let plain = b.is_ascii_alphanumeric() || b"@=,+-_".contains(&b) || (b == b'.' && i > 0);
@@ -16,49 +31,125 @@ fn marker_path(cache_dir: &Path, stage_id: &str) -> PathBuf {
             name.push_str(&format!("%{b:02X}"));
         }
     }
-    cache_dir.join("interrupted").join(name)
+    name
 }
 
-/// Records that stage `stage_id` was stopped by `sig`, for `pipe status`. Written atomically;
-/// a planted symlink at `cache/interrupted` is refused, never followed.
-pub fn mark(cache_dir: &Path, stage_id: &str, sig: Signal) -> std::io::Result<()> {
-    let path = marker_path(cache_dir, stage_id);
-    let dir = path.parent().expect("marker paths have a parent");
-    match std::fs::symlink_metadata(dir) {
+fn dir(cache_dir: &Path) -> PathBuf {
+    crate::layout::CacheLayout::at(cache_dir).interrupted()
+}
+
+/// Writes the marker of `stage_id` atomically; a planted symlink at `cache/interrupted` is
+/// refused, never followed.
+fn write(cache_dir: &Path, stage_id: &str, text: &str) -> std::io::Result<()> {
+    let dir = dir(cache_dir);
+    match std::fs::symlink_metadata(&dir) {
         Ok(m) if !m.is_dir() => {
             return Err(std::io::Error::other(format!(
-            "{} is not a folder (a symlink or a file): refusing to write interrupted markers there",
-            dir.display()
-        )))
+                "{} is not a folder (a symlink or a file): refusing to write markers there",
+                dir.display()
+            )))
         }
         Ok(_) => {}
-        Err(_) => std::fs::create_dir_all(dir)?,
+        Err(_) => std::fs::create_dir_all(&dir)?,
     }
-    let tmp = dir.join(format!(".tmp{}", std::process::id()));
-    std::fs::write(&tmp, format!("interrupted by {sig}\n"))?;
-    std::fs::rename(&tmp, &path)
+    let path = dir.join(file_name(stage_id));
+    let tmp = crate::cache::tmp_beside(&path);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
-/// Whether `stage_id` was interrupted since its last completed run.
-pub fn was_interrupted(cache_dir: &Path, stage_id: &str) -> bool {
-    std::fs::symlink_metadata(marker_path(cache_dir, stage_id)).is_ok()
+/// Records that `stage_id`, computing fingerprint `fp`, was stopped by `sig`.
+pub fn mark(
+    cache_dir: &Path,
+    stage_id: &str,
+    fp: &Fingerprint,
+    sig: Signal,
+) -> std::io::Result<()> {
+    write(cache_dir, stage_id, &format!("interrupted {sig} {fp}\n"))
 }
 
-/// Removes the marker of `stage_id` (after it completes); absent markers are fine.
+/// Records that the last attempt of `stage_id` failed (its log holds the failure).
+pub fn mark_failed(
+    cache_dir: &Path,
+    stage_id: &str,
+    fp: Option<&Fingerprint>,
+) -> std::io::Result<()> {
+    write(
+        cache_dir,
+        stage_id,
+        &format!("failed {}\n", fp.map(Fingerprint::as_str).unwrap_or("-")),
+    )
+}
+
+/// Removes the marker of `stage_id`; an absent marker is fine.
 pub fn clear(cache_dir: &Path, stage_id: &str) -> std::io::Result<()> {
-    match std::fs::remove_file(marker_path(cache_dir, stage_id)) {
+    match std::fs::remove_file(dir(cache_dir).join(file_name(stage_id))) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    }
+}
+
+/// Every marker of a project, read with one pass over the folder.
+#[derive(Debug, Default)]
+pub struct Markers {
+    by_name: HashMap<String, Marker>,
+}
+
+impl Markers {
+    pub fn load(cache_dir: &Path) -> Markers {
+        let mut by_name = HashMap::new();
+        let Ok(rd) = std::fs::read_dir(dir(cache_dir)) else {
+            return Markers::default();
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let words: Vec<&str> = text.split_whitespace().collect();
+            let marker = match words.as_slice() {
+                ["interrupted", _, fp] => Marker {
+                    interrupted: true,
+                    fingerprint: Fingerprint::parse(fp).ok(),
+                },
+                ["failed", fp] => Marker {
+                    interrupted: false,
+                    fingerprint: Fingerprint::parse(fp).ok(),
+                },
+                _ => continue,
+            };
+            by_name.insert(name, marker);
+        }
+        Markers { by_name }
+    }
+
+    /// The marker of an instance, if its last attempt did not complete.
+    pub fn get(&self, stage_id: &str) -> Option<&Marker> {
+        if self.by_name.is_empty() {
+            return None;
+        }
+        self.by_name.get(&file_name(stage_id))
+    }
+
+    /// Whether `stage_id` was interrupted while computing fingerprint `fp`.
+    pub fn interrupted(&self, stage_id: &str, fp: &Fingerprint) -> bool {
+        self.get(stage_id)
+            .is_some_and(|m| m.interrupted && m.fingerprint.as_ref() == Some(fp))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::Fingerprint;
     use crate::interrupt::Signal;
 
     #[test]
     fn markers_round_trip_and_ids_stay_inside_the_folder() {
+        let (f1, f2) = (Fingerprint::of(b"1"), Fingerprint::of(b"2"));
         let d = tempfile::tempdir().unwrap();
         let cache = d.path().join("cache");
         for id in [
@@ -68,25 +159,32 @@ mod tests {
             ".hidden",
             "a\nb",
         ] {
-            assert!(!was_interrupted(&cache, id));
-            mark(&cache, id, Signal::Int).unwrap();
-            assert!(was_interrupted(&cache, id), "{id}");
-            let p = marker_path(&cache, id);
+            assert!(Markers::load(&cache).get(id).is_none());
+            mark(&cache, id, &f1, Signal::Int).unwrap();
+            let m = Markers::load(&cache);
+            assert!(m.interrupted(id, &f1), "{id}");
+            assert!(!m.interrupted(id, &f2), "{id}: another fingerprint");
+            let p = dir(&cache).join(file_name(id));
             assert_eq!(p.parent().unwrap(), cache.join("interrupted"), "{id}");
-            assert!(!p.file_name().unwrap().to_string_lossy().starts_with('.'));
+            assert!(!file_name(id).starts_with('.'));
+            mark_failed(&cache, id, None).unwrap();
+            let m = Markers::load(&cache);
+            assert_eq!(
+                m.get(id),
+                Some(&Marker {
+                    interrupted: false,
+                    fingerprint: None
+                })
+            );
+            assert!(!m.interrupted(id, &f1));
             clear(&cache, id).unwrap();
-            assert!(!was_interrupted(&cache, id));
+            assert!(Markers::load(&cache).get(id).is_none());
             clear(&cache, id).unwrap();
         }
         // Only the markers' folder was created, nothing outside it.
         let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().flatten().collect();
         assert_eq!(names.len(), 1);
-        assert_eq!(
-            std::fs::read_dir(cache.join("interrupted"))
-                .unwrap()
-                .count(),
-            0
-        );
+        assert_eq!(std::fs::read_dir(dir(&cache)).unwrap().count(), 0);
     }
 
     #[cfg(unix)]
@@ -98,7 +196,9 @@ mod tests {
         let cache = d.path().join("cache");
         std::fs::create_dir_all(&cache).unwrap();
         std::os::unix::fs::symlink(&outside, cache.join("interrupted")).unwrap();
-        assert!(mark(&cache, "a", Signal::Term).is_err());
+        let f = Fingerprint::of(b"f");
+        assert!(mark(&cache, "a", &f, Signal::Term).is_err());
+        assert!(mark_failed(&cache, "a", Some(&f)).is_err());
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     }
 }

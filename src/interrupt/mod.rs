@@ -1,22 +1,27 @@
 //! Stopping child process trees: Ctrl-C/SIGTERM handling and the watcher that stops every
 //! registered process group; the groups themselves ([`group`]: `command` stages that die with
-//! pipe) and the "interrupted" markers that `pipe status` reads ([`marker`]).
+//! pipe, each under a [`supervisor`]) and the markers of unfinished attempts that `pipe status`
+//! reads ([`marker`]).
 //!
 //! # Signals
 //!
-//! [`install`] (called once from `cli::main`) makes SIGINT/SIGTERM set a flag ([`requested`])
-//! instead of killing pipe. A watcher thread then sends SIGTERM to every registered group,
-//! SIGKILL to those still alive after [`GRACE`], and waits until they are all reaped. A second
-//! signal kills every group at once and exits with [`exit_code`]. Stages stopped this way return
+//! [`install`] (called once by each command that runs stages) makes SIGINT/SIGTERM set a flag
+//! ([`requested`]) instead of killing pipe. A watcher thread then sends SIGTERM to every
+//! registered group, asks the supervisors of those still alive after [`GRACE`] to kill every
+//! process of their command (SIGKILL, `setsid` descendants included), and waits until they are
+//! all reaped. A second signal does that at once and exits with [`exit_code`]. Stages stopped
+//! this way return
 //! an [`Interrupted`] error, which the engine recognises to exit 130/143 with one line naming
-//! the stage, after [`mark`]ing it so that `pipe status` says "interrupted".
+//! the stage, after [`mark`]ing it (with the fingerprint it was computing) so that `pipe status`
+//! says "interrupted" for that fingerprint.
 
 mod group;
 mod marker;
+pub mod supervisor;
 
-use group::{kill_group, registry};
-pub use group::{register, spawn_group, Group, GroupGuard};
-pub use marker::{clear, mark, was_interrupted};
+use group::{kill_all, registry, signal_group};
+pub use group::{spawn_group, Group, GroupIo};
+pub use marker::{clear, mark, mark_failed, Marker, Markers};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::{Mutex, Once};
@@ -169,7 +174,7 @@ fn watch(read_fd: libc::c_int) {
             if COUNT.load(Ordering::SeqCst) >= 2 {
                 eprintln!("pipe: second {sig}: killing every running stage and exiting");
                 for g in registry().iter() {
-                    kill_group(g.pgid, libc::SIGKILL);
+                    kill_all(&g.control);
                 }
                 // SAFETY: _exit ends the process at once; the kernel releases locks and files.
                 unsafe { libc::_exit(exit_code(sig)) };
@@ -180,12 +185,16 @@ fn watch(read_fd: libc::c_int) {
                 for g in groups.iter_mut() {
                     match g.term_sent {
                         None => {
-                            kill_group(g.pgid, libc::SIGTERM);
+                            signal_group(g.pgid, libc::SIGTERM);
                             g.term_sent = Some(now);
                         }
                         Some(t) if !g.kill_sent && now.duration_since(t) >= GRACE => {
-                            kill_group(g.pgid, libc::SIGKILL);
+                            kill_all(&g.control);
                             g.kill_sent = true;
+                        }
+                        // A supervisor that did not answer: the group itself.
+                        Some(t) if now.duration_since(t) >= 3 * GRACE => {
+                            signal_group(g.pgid, libc::SIGKILL);
                         }
                         _ => {}
                     }
@@ -213,8 +222,8 @@ fn stop_in_process_stages(sig: Signal) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let stages = in_process().clone();
-    for (id, cache_dir) in &stages {
-        let _ = mark(cache_dir, id, sig);
+    for (id, cache_dir, fp) in &stages {
+        let _ = mark(cache_dir, id, fp, sig);
         eprintln!("stage `{id}` was interrupted; stopped by {sig}; rerun to continue");
     }
     if !stages.is_empty() {
@@ -223,8 +232,11 @@ fn stop_in_process_stages(sig: Signal) {
     }
 }
 
-fn in_process() -> std::sync::MutexGuard<'static, Vec<(String, PathBuf)>> {
-    static STAGES: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+/// Stages running inside pipe: (id, `cache/` folder, fingerprint).
+type InProcess = Vec<(String, PathBuf, crate::digest::Fingerprint)>;
+
+fn in_process() -> std::sync::MutexGuard<'static, InProcess> {
+    static STAGES: Mutex<InProcess> = Mutex::new(Vec::new());
     STAGES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -234,16 +246,17 @@ pub struct StageGuard {
     id: String,
 }
 
-/// Registers a running stage (`cache_dir` receives its interrupted marker).
-pub fn running_stage(cache_dir: &Path, id: &str) -> StageGuard {
-    in_process().push((id.to_string(), cache_dir.to_path_buf()));
+/// Registers a running stage computing fingerprint `fp` (`cache_dir` receives its interrupted
+/// marker).
+pub fn running_stage(cache_dir: &Path, id: &str, fp: &crate::digest::Fingerprint) -> StageGuard {
+    in_process().push((id.to_string(), cache_dir.to_path_buf(), *fp));
     StageGuard { id: id.to_string() }
 }
 
 impl Drop for StageGuard {
     fn drop(&mut self) {
         let mut v = in_process();
-        if let Some(i) = v.iter().position(|(id, _)| *id == self.id) {
+        if let Some(i) = v.iter().position(|(id, _, _)| *id == self.id) {
             v.remove(i);
         }
     }

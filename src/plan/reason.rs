@@ -55,6 +55,21 @@ pub enum Reason {
     UpstreamWillRun {
         id: String,
     },
+    /// The upstream is forced: it reruns, and this instance runs only if the upstream's outputs
+    /// come out different (`--force` with identical outputs runs nothing downstream).
+    UpstreamForced {
+        id: String,
+    },
+    /// The upstream may run (it is downstream of a forced instance).
+    UpstreamMayRun {
+        id: String,
+    },
+    /// The same upstreams in another order (a record made before upstreams were kept in
+    /// canonical order, sorted by id).
+    UpstreamReordered {
+        from: Vec<String>,
+        to: Vec<String>,
+    },
     Seed {
         from: u64,
         to: u64,
@@ -123,6 +138,17 @@ impl fmt::Display for Reason {
             UpstreamAdded { id } => write!(f, "upstream {id} added"),
             UpstreamRemoved { id } => write!(f, "upstream {id} removed"),
             UpstreamWillRun { id } => write!(f, "upstream {id} will run"),
+            UpstreamForced { id } => write!(
+                f,
+                "upstream {id} is forced (nothing runs here if its outputs come out identical)"
+            ),
+            UpstreamMayRun { id } => write!(f, "upstream {id} may run"),
+            UpstreamReordered { from, to } => write!(
+                f,
+                "upstreams reordered: {} -> {}",
+                from.join(", "),
+                to.join(", ")
+            ),
             Seed { from, to } => write!(f, "seed {from} -> {to}"),
             PipelineName { from, to } => write!(
                 f,

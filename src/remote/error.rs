@@ -1,7 +1,6 @@
 //! `RemoteError`: what can go wrong talking to a remote store, each variant naming the remote,
 //! endpoint or key involved, and its exit-code class.
 
-use crate::error::PipeError;
 use std::path::PathBuf;
 
 /// A failure of a remote store operation.
@@ -70,16 +69,6 @@ impl RemoteError {
         RemoteError::Io {
             path: path.into(),
             source,
-        }
-    }
-}
-
-impl From<RemoteError> for PipeError {
-    fn from(e: RemoteError) -> Self {
-        if e.exit_code() == 2 {
-            PipeError::Config(e.to_string())
-        } else {
-            PipeError::Failed(e.to_string())
         }
     }
 }

@@ -2,6 +2,7 @@
 //! destination folder and is renamed into place, so readers never see half a file.
 
 use super::{tmp_suffix, RemoteError, Result};
+use crate::digest::Blake3;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -104,7 +105,7 @@ impl FolderRemote {
         key: &str,
         dest: &Path,
         progress: &dyn Fn(u64),
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<Blake3>> {
         let p = self.path(key);
         let input = match std::fs::File::open(&p) {
             Ok(f) => f,
@@ -117,24 +118,19 @@ impl FolderRemote {
     }
 }
 
-/// Copies a reader into the new file `dest`, returning the blake3 of the bytes.
+/// Copies a reader into the new file `dest` in bounded memory, returning the blake3 of the
+/// bytes.
 pub(crate) fn copy_hashing(
-    mut input: impl Read,
+    input: impl Read,
     dest: &Path,
     progress: &dyn Fn(u64),
-) -> std::io::Result<String> {
+) -> std::io::Result<Blake3> {
     let mut out = std::fs::File::create(dest)?;
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
-        progress(n as u64);
-    }
+    let h = crate::cache::hash::hash_reader(input, |chunk| {
+        out.write_all(chunk)?;
+        progress(chunk.len() as u64);
+        Ok(())
+    })?;
     out.sync_all()?;
-    Ok(h.finalize().to_hex().to_string())
+    Ok(h)
 }

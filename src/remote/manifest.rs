@@ -6,7 +6,8 @@
 //! key can check that it reads exactly what the driver wrote. A failed job leaves its log under
 //! `jobs/<fingerprint>.<job id>.log` for the driver.
 
-use super::{is_hash, object_key, Remote, RemoteError, Result};
+use super::{object_key, Remote, RemoteError, Result};
+use crate::digest::{Blake3, Fingerprint};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path};
 
@@ -14,7 +15,7 @@ use std::path::{Component, Path};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ManifestFile {
     pub path: String,
-    pub blake3: String,
+    pub blake3: Blake3,
     pub size: u64,
 }
 
@@ -27,9 +28,9 @@ pub struct JobManifest {
     /// The instance id.
     pub id: String,
     /// The fingerprint the driver submitted.
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     /// Upstream instance id → fingerprint of the record the job reads.
-    pub ups: Vec<(String, String)>,
+    pub ups: Vec<(String, Fingerprint)>,
     /// The run's `--set` overrides.
     pub sets: Vec<String>,
     /// The `--params` file (one of `files`), relative to the project root.
@@ -41,12 +42,12 @@ pub struct JobManifest {
 }
 
 /// Key of a manifest whose bytes hash to `hash`.
-pub fn manifest_key(hash: &str) -> String {
+pub fn manifest_key(hash: &Blake3) -> String {
     format!("jobs/{hash}.json")
 }
 
 /// Key of the log a failed job leaves for the driver.
-pub fn job_log_key(fp: &str, job_id: &str) -> String {
+pub fn job_log_key(fp: &Fingerprint, job_id: &str) -> String {
     format!("jobs/{fp}.{job_id}.log")
 }
 
@@ -81,7 +82,7 @@ pub fn put_file(remote: &Remote, path: &Path, rel: &str) -> Result<ManifestFile>
 /// Stores a manifest under its hash; its key.
 pub fn put(remote: &Remote, m: &JobManifest) -> Result<String> {
     let bytes = serde_json::to_vec_pretty(m).expect("a manifest serialises");
-    let key = manifest_key(&blake3::hash(&bytes).to_hex());
+    let key = manifest_key(&Blake3::of(&bytes));
     if !remote.exists(&key)? {
         remote.put_bytes(&key, &bytes)?;
     }
@@ -99,7 +100,7 @@ pub fn get(remote: &Remote, key: &str) -> Result<JobManifest> {
     let hash = key
         .strip_prefix("jobs/")
         .and_then(|k| k.strip_suffix(".json"))
-        .filter(|h| is_hash(h))
+        .and_then(|h| Blake3::parse(h).ok())
         .ok_or_else(|| RemoteError::Config {
             url: remote.describe(),
             msg: format!("`{key}` is not a job manifest key (jobs/<blake3>.json)"),
@@ -108,12 +109,12 @@ pub fn get(remote: &Remote, key: &str) -> Result<JobManifest> {
         url: remote.describe(),
         msg: format!("no job manifest `{key}`"),
     })?;
-    let got = blake3::hash(&bytes).to_hex().to_string();
+    let got = Blake3::of(&bytes);
     if got != hash {
         return Err(RemoteError::Corrupt {
             key: format!("{}/{key}", remote.describe().trim_end_matches('/')),
             expected: hash.to_string(),
-            got,
+            got: got.to_string(),
         });
     }
     let m: JobManifest =
@@ -128,9 +129,6 @@ pub fn get(remote: &Remote, key: &str) -> Result<JobManifest> {
         if !is_plain_relative(p) {
             return Err(corrupt(format!("unsafe path `{p}`")));
         }
-    }
-    if let Some(f) = m.files.iter().find(|f| !is_hash(&f.blake3)) {
-        return Err(corrupt(format!("bad hash for `{}`", f.path)));
     }
     Ok(m)
 }
@@ -162,8 +160,8 @@ pub fn materialise(remote: &Remote, m: &JobManifest, dest: &Path) -> Result<()> 
             let _ = std::fs::remove_file(&tmp);
             return Err(RemoteError::Corrupt {
                 key: format!("{}/{key}", remote.describe().trim_end_matches('/')),
-                expected: f.blake3.clone(),
-                got,
+                expected: f.blake3.to_string(),
+                got: got.to_string(),
             });
         }
         std::fs::rename(&tmp, &path).map_err(|e| RemoteError::io(&path, e))?;
@@ -197,7 +195,7 @@ mod tests {
         let m = JobManifest {
             pipeline: "pipelines/p.yaml".into(),
             id: "a".into(),
-            fingerprint: "f".repeat(64),
+            fingerprint: Fingerprint::parse(&"f".repeat(64)).unwrap(),
             ups: vec![],
             sets: vec![],
             params: None,
@@ -213,7 +211,7 @@ mod tests {
             "stages: {}\n"
         );
         // A manifest whose bytes do not hash to its name is refused.
-        let other = manifest_key(&"0".repeat(64));
+        let other = manifest_key(&Blake3::parse(&"0".repeat(64)).unwrap());
         remote.put_bytes(&other, b"{}").unwrap();
         assert!(get(&remote, &other).unwrap_err().is_corrupt());
         // A path outside the scratch folder is refused.

@@ -17,6 +17,7 @@ pub use error::RemoteError;
 pub use sync::{fetch_objects, fetch_record, pull, push, record_objects, FetchReport, Transfer};
 
 use crate::cache::Cache;
+use crate::digest::{Blake3, Fingerprint};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -69,21 +70,14 @@ pub enum Remote {
     Folder(folder::FolderRemote),
 }
 
-/// Key of an object in a remote: `objects/ab/cdef…`.
-pub fn object_key(hash: &str) -> String {
-    format!("objects/{}/{}", &hash[..2], &hash[2..])
+/// Key of an object in a remote: `objects/ab/cdef…` (the local store's layout).
+pub fn object_key(hash: &Blake3) -> String {
+    crate::layout::object_rel(hash)
 }
 
-/// Key of a run record in a remote: `runs/<fp>.json`.
-pub fn record_key(fp: &str) -> String {
-    format!("runs/{fp}.json")
-}
-
-/// True for a 64-digit lowercase hex blake3 / fingerprint.
-pub fn is_hash(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// Key of a run record in a remote: `runs/<fp>.json` (the local store's layout).
+pub fn record_key(fp: &Fingerprint) -> String {
+    crate::layout::record_rel(fp)
 }
 
 impl Remote {
@@ -142,25 +136,32 @@ impl Remote {
     }
 
     /// The hashes of the objects the remote holds.
-    pub fn list_objects(&self) -> Result<BTreeMap<String, u64>> {
+    pub fn list_objects(&self) -> Result<BTreeMap<Blake3, u64>> {
+        use crate::layout::cache::OBJECTS;
         Ok(self
-            .list("objects")?
+            .list(OBJECTS)?
             .into_iter()
             .filter_map(|(k, n)| {
-                let h = k.strip_prefix("objects/")?.replacen('/', "", 1);
-                is_hash(&h).then_some((h, n))
+                let rest = k.strip_prefix(OBJECTS)?.strip_prefix('/')?;
+                let (dir, file) = rest.split_once('/')?;
+                let h = Blake3::parse(&format!("{dir}{file}")).ok()?;
+                (object_key(&h) == k).then_some((h, n))
             })
             .collect())
     }
 
     /// The fingerprints of the run records the remote holds.
-    pub fn list_records(&self) -> Result<Vec<String>> {
+    pub fn list_records(&self) -> Result<Vec<Fingerprint>> {
+        use crate::layout::cache::RUNS;
         Ok(self
-            .list("runs")?
+            .list(RUNS)?
             .into_keys()
             .filter_map(|k| {
-                let fp = k.strip_prefix("runs/")?.strip_suffix(".json")?.to_string();
-                is_hash(&fp).then_some(fp)
+                let fp = k
+                    .strip_prefix(RUNS)?
+                    .strip_prefix('/')?
+                    .strip_suffix(".json")?;
+                Fingerprint::parse(fp).ok()
             })
             .collect())
     }
@@ -204,7 +205,7 @@ impl Remote {
         key: &str,
         dest: &Path,
         progress: &dyn Fn(u64),
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<Blake3>> {
         match self {
             Remote::S3(s) => s.download(key, dest, progress),
             Remote::Folder(f) => f.download(key, dest, progress),
@@ -212,14 +213,14 @@ impl Remote {
     }
 
     /// Uploads a store object (verified locally first: a corrupt local object is never pushed).
-    pub fn put_object(&self, cache: &Cache, hash: &str, progress: &dyn Fn(u64)) -> Result<()> {
+    pub fn put_object(&self, cache: &Cache, hash: &Blake3, progress: &dyn Fn(u64)) -> Result<()> {
         let path = cache.object_path(hash);
         let got = crate::cache::hash_file(&path).map_err(|e| RemoteError::io(&path, e))?;
-        if got != hash {
+        if got != *hash {
             return Err(RemoteError::Corrupt {
                 key: path.display().to_string(),
-                expected: hash.into(),
-                got,
+                expected: hash.to_string(),
+                got: got.to_string(),
             });
         }
         self.put_file(&object_key(hash), &path, progress)
@@ -231,17 +232,10 @@ impl Remote {
     pub fn get_object(
         &self,
         cache: &Cache,
-        hash: &str,
+        hash: &Blake3,
         progress: &dyn Fn(u64),
     ) -> Result<Option<u64>> {
-        if !is_hash(hash) {
-            return Err(RemoteError::Corrupt {
-                key: hash.into(),
-                expected: "a blake3 hex name".into(),
-                got: hash.into(),
-            });
-        }
-        let tmp_dir = cache.tmp_dir();
+        let tmp_dir = cache.layout().tmp();
         std::fs::create_dir_all(&tmp_dir).map_err(|e| RemoteError::io(&tmp_dir, e))?;
         let tmp = tmp_dir.join(format!("remote-{hash}.{}", tmp_suffix()));
         let key = object_key(hash);
@@ -257,12 +251,12 @@ impl Remote {
                 return Err(e);
             }
         };
-        if got != hash {
+        if got != *hash {
             let _ = std::fs::remove_file(&tmp);
             return Err(RemoteError::Corrupt {
                 key: format!("{}/{key}", self.describe().trim_end_matches('/')),
-                expected: hash.into(),
-                got,
+                expected: hash.to_string(),
+                got: got.to_string(),
             });
         }
         let size = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);

@@ -1,6 +1,9 @@
 //! An S3 bucket and prefix on any S3-compatible endpoint, spoken to synchronously with `ureq`
-//! through requests presigned by `rusty-s3` (path-style URLs, SigV4). Connect and read timeouts
-//! keep an unreachable endpoint from hanging the caller.
+//! through requests presigned by `rusty-s3` (path-style URLs, SigV4). Every request has a
+//! deadline (`PIPE_REMOTE_TIMEOUT` seconds, default 5): a request without a large body (a
+//! listing page, a HEAD, a record or manifest) must finish within it, and an object transfer
+//! must connect and get its answer within it and never stall longer than it, so a silent or
+//! unreachable endpoint fails within the deadline instead of hanging the caller.
 
 use super::{RemoteError, Result, S3Settings};
 use rusty_s3::actions::ListObjectsV2;
@@ -10,10 +13,10 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-/// How long a connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long the server may stay silent while answering or receiving.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// The deadline of a request unless `PIPE_REMOTE_TIMEOUT` says otherwise.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
+/// The variable that sets it (seconds, fractions allowed).
+pub const DEADLINE_ENV: &str = "PIPE_REMOTE_TIMEOUT";
 /// How long a presigned request stays valid.
 const SIGN_FOR: Duration = Duration::from_secs(3600);
 
@@ -24,6 +27,7 @@ pub struct S3Remote {
     bucket: Bucket,
     creds: Credentials,
     agent: ureq::Agent,
+    deadline: Duration,
 }
 
 impl std::fmt::Debug for S3Remote {
@@ -80,22 +84,45 @@ impl S3Remote {
         };
         let b = Bucket::new(ep, UrlStyle::Path, bucket.to_string(), region)
             .map_err(|e| cfg(format!("endpoint `{endpoint}` with bucket `{bucket}`: {e}")))?;
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_recv_response(Some(IO_TIMEOUT))
-            .timeout_per_read(Some(IO_TIMEOUT))
-            .timeout_per_write(Some(IO_TIMEOUT))
-            .build()
-            .into();
+        let deadline = deadline_from_env().map_err(cfg)?;
         Ok(S3Remote {
             url: url.into(),
             endpoint: endpoint.trim_end_matches('/').to_string(),
             prefix: prefix.to_string(),
             bucket: b,
             creds: Credentials::new(key_id, secret),
-            agent,
+            agent: agent(deadline),
+            deadline,
         })
+    }
+
+    /// The same remote with another request deadline.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self.agent = agent(deadline);
+        self
+    }
+
+    /// A request's whole deadline (see the module doc), for requests without a large body.
+    fn whole<B>(&self, r: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        r.config().timeout_global(Some(self.deadline)).build()
+    }
+
+    /// The error of a request that failed on the way, naming the deadline when it ran out.
+    fn net(&self, op: &str, key: &str, e: impl std::fmt::Display) -> RemoteError {
+        let e = e.to_string();
+        let why = if e.contains("timeout") || e.contains("timed out") {
+            format!(
+                "{e} (no answer within {:.1} s; {DEADLINE_ENV} sets the deadline)",
+                self.deadline.as_secs_f64()
+            )
+        } else {
+            e
+        };
+        RemoteError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            detail: format!("{op} `{key}`: {why}"),
+        }
     }
 
     pub fn describe(&self) -> String {
@@ -107,13 +134,6 @@ impl S3Remote {
             key.to_string()
         } else {
             format!("{}/{key}", self.prefix)
-        }
-    }
-
-    fn net(&self, op: &str, key: &str, e: impl std::fmt::Display) -> RemoteError {
-        RemoteError::Unreachable {
-            endpoint: self.endpoint.clone(),
-            detail: format!("{op} `{key}`: {e}"),
         }
     }
 
@@ -179,8 +199,7 @@ impl S3Remote {
             }
             let url = action.sign(SIGN_FOR);
             let resp = self
-                .agent
-                .get(url.as_str())
+                .whole(self.agent.get(url.as_str()))
                 .call()
                 .map_err(|e| self.net("list", &full_dir, e))?;
             if !resp.status().is_success() {
@@ -219,8 +238,7 @@ impl S3Remote {
             .head_object(Some(&self.creds), &k)
             .sign(SIGN_FOR);
         let resp = self
-            .agent
-            .head(url.as_str())
+            .whole(self.agent.head(url.as_str()))
             .call()
             .map_err(|e| self.net("head", &k, e))?;
         match resp.status().as_u16() {
@@ -230,16 +248,17 @@ impl S3Remote {
         }
     }
 
-    /// GET a key; `None` on 404 (and not a missing bucket).
-    fn get(&self, key: &str) -> Result<Option<ureq::http::Response<ureq::Body>>> {
+    /// GET a key; `None` on 404 (and not a missing bucket). `whole`: the deadline covers the
+    /// body too (a small object), else only getting the answer (then reads must make progress).
+    fn get(&self, key: &str, whole: bool) -> Result<Option<ureq::http::Response<ureq::Body>>> {
         let k = self.full_key(key);
         let url = self.bucket.get_object(Some(&self.creds), &k).sign(SIGN_FOR);
-        let resp = self
+        let r = self
             .agent
             .get(url.as_str())
-            .header("Accept-Encoding", "identity")
-            .call()
-            .map_err(|e| self.net("get", &k, e))?;
+            .header("Accept-Encoding", "identity");
+        let r = if whole { self.whole(r) } else { r };
+        let resp = r.call().map_err(|e| self.net("get", &k, e))?;
         match resp.status().as_u16() {
             200..=299 => Ok(Some(resp)),
             _ => match self.fail("get", &k, resp) {
@@ -250,7 +269,7 @@ impl S3Remote {
     }
 
     pub fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let Some(resp) = self.get(key)? else {
+        let Some(resp) = self.get(key, true)? else {
             return Ok(None);
         };
         let k = self.full_key(key);
@@ -267,8 +286,8 @@ impl S3Remote {
         key: &str,
         dest: &Path,
         progress: &dyn Fn(u64),
-    ) -> Result<Option<String>> {
-        let Some(resp) = self.get(key)? else {
+    ) -> Result<Option<crate::digest::Blake3>> {
+        let Some(resp) = self.get(key, false)? else {
             return Ok(None);
         };
         let k = self.full_key(key);
@@ -285,14 +304,13 @@ impl S3Remote {
         }
     }
 
-    fn put(&self, key: &str, body: impl ureq::AsSendBody) -> Result<()> {
+    /// PUT a key; `whole` as for [`S3Remote::get`].
+    fn put(&self, key: &str, body: impl ureq::AsSendBody, whole: bool) -> Result<()> {
         let k = self.full_key(key);
         let url = self.bucket.put_object(Some(&self.creds), &k).sign(SIGN_FOR);
-        let resp = self
-            .agent
-            .put(url.as_str())
-            .send(body)
-            .map_err(|e| self.net("put", &k, e))?;
+        let r = self.agent.put(url.as_str());
+        let r = if whole { self.whole(r) } else { r };
+        let resp = r.send(body).map_err(|e| self.net("put", &k, e))?;
         if resp.status().is_success() {
             Ok(())
         } else {
@@ -301,16 +319,52 @@ impl S3Remote {
     }
 
     pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        self.put(key, bytes)
+        self.put(key, bytes, bytes.len() <= SMALL)
     }
 
     pub fn put_file(&self, key: &str, path: &Path, progress: &dyn Fn(u64)) -> Result<()> {
         let f = std::fs::File::open(path).map_err(|e| RemoteError::io(path, e))?;
         let n = f.metadata().map(|m| m.len()).unwrap_or(0);
-        self.put(key, f)?;
+        self.put(key, f, n <= SMALL as u64)?;
         progress(n);
         Ok(())
     }
+}
+
+/// Bodies up to this size are "small": their whole request has the deadline.
+const SMALL: usize = 1 << 20;
+
+/// `PIPE_REMOTE_TIMEOUT` (seconds > 0), or the default.
+fn deadline_from_env() -> std::result::Result<Duration, String> {
+    parse_deadline(std::env::var(DEADLINE_ENV).ok())
+}
+
+/// A `PIPE_REMOTE_TIMEOUT` value (None: unset).
+fn parse_deadline(v: Option<String>) -> std::result::Result<Duration, String> {
+    match v {
+        None => Ok(DEFAULT_DEADLINE),
+        Some(v) => match v.trim().parse::<f64>() {
+            Ok(s) if s.is_finite() && s > 0.0 => Ok(Duration::from_secs_f64(s.min(1e6))),
+            _ => Err(format!(
+                "{DEADLINE_ENV}={v:?}: expected a number of seconds above 0 (default {})",
+                DEFAULT_DEADLINE.as_secs()
+            )),
+        },
+    }
+}
+
+/// The agent of a remote: connecting, sending the request and getting the answer each within
+/// the deadline, and every read or write of a body making progress within it.
+fn agent(deadline: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(deadline))
+        .timeout_send_request(Some(deadline))
+        .timeout_recv_response(Some(deadline))
+        .timeout_per_read(Some(deadline))
+        .timeout_per_write(Some(deadline))
+        .build()
+        .into()
 }
 
 /// A body reader that remembers network errors, so that they are told apart from disk errors.
@@ -338,4 +392,118 @@ fn xml_tag(body: &str, tag: &str) -> Option<String> {
     let start = body.find(&open)? + open.len();
     let end = body[start..].find(&format!("</{tag}>"))? + start;
     Some(body[start..end].trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    /// An endpoint on 127.0.0.1 that accepts connections and never answers; stopped on drop.
+    struct Silent {
+        port: u16,
+        stop: Arc<AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Silent {
+        fn start() -> Silent {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.set_nonblocking(true).unwrap();
+            let port = l.local_addr().unwrap().port();
+            let stop = Arc::new(AtomicBool::new(false));
+            let s = stop.clone();
+            let thread = std::thread::spawn(move || {
+                let mut held = Vec::new();
+                while !s.load(Ordering::Relaxed) {
+                    if let Ok((c, _)) = l.accept() {
+                        held.push(c);
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            });
+            Silent {
+                port,
+                stop,
+                thread: Some(thread),
+            }
+        }
+    }
+
+    impl Drop for Silent {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn remote(port: u16) -> S3Remote {
+        let s = S3Settings {
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            key_id: Some("k".into()),
+            secret: Some("s".into()),
+            region: "us-east-1".into(),
+        };
+        S3Remote::new("s3://b/p", "b", "p", &s).unwrap()
+    }
+
+    #[test]
+    fn a_silent_endpoint_fails_every_request_within_the_deadline() {
+        let silent = Silent::start();
+        let d = Duration::from_millis(600);
+        let r = remote(silent.port).with_deadline(d);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), vec![7u8; 3 << 20]).unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        type Op<'a> = Box<dyn Fn() -> Result<()> + 'a>;
+        let ops: Vec<(&str, Op)> = vec![
+            ("list", Box::new(|| r.list("runs").map(|_| ()))),
+            ("head", Box::new(|| r.exists("runs/x.json").map(|_| ()))),
+            ("get", Box::new(|| r.get_bytes("runs/x.json").map(|_| ()))),
+            ("put", Box::new(|| r.put_bytes("runs/x.json", b"{}"))),
+            (
+                "download",
+                Box::new(|| {
+                    r.download("objects/ab/cd", &dest.path().join("o"), &|_| {})
+                        .map(|_| ())
+                }),
+            ),
+            (
+                "upload",
+                Box::new(|| r.put_file("objects/ab/cd", file.path(), &|_| {})),
+            ),
+        ];
+        for (what, op) in ops {
+            let t0 = Instant::now();
+            let e = op().unwrap_err();
+            let took = t0.elapsed();
+            let msg = e.to_string();
+            assert!(
+                matches!(e, RemoteError::Unreachable { .. }),
+                "{what}: {msg}"
+            );
+            assert!(msg.contains(DEADLINE_ENV), "{what}: {msg}");
+            assert!(took >= d && took < d * 3, "{what} took {took:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn the_default_deadline_is_five_seconds_and_a_bad_value_is_refused() {
+        assert_eq!(DEFAULT_DEADLINE, Duration::from_secs(5));
+        let silent = Silent::start();
+        let r = remote(silent.port);
+        assert_eq!(r.deadline, DEFAULT_DEADLINE);
+        let t0 = Instant::now();
+        assert!(r.exists("runs/x.json").is_err());
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_secs(5) && took < Duration::from_secs(6),
+            "{took:?}"
+        );
+    }
 }

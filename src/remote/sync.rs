@@ -2,9 +2,10 @@
 //! to them, in parallel, skipping what the other side has, verifying every download. Also the
 //! per-fingerprint functions the engine calls for `run --pull`.
 
-use super::{is_hash, record_key, Remote, RemoteError, Result};
+use super::{record_key, Remote, RemoteError, Result};
 use crate::cache::lockfile::LockFile;
 use crate::cache::Cache;
+use crate::digest::{Blake3, Fingerprint};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How many transfers run at once.
@@ -23,16 +24,16 @@ pub struct Transfer {
     pub objects_skipped: usize,
     pub bytes: u64,
     /// Fingerprints with no record on the source side.
-    pub missing: Vec<String>,
+    pub missing: Vec<Fingerprint>,
     /// Fingerprints whose record was not transferred because an object it needs is missing
     /// or corrupt.
-    pub incomplete: Vec<String>,
+    pub incomplete: Vec<Fingerprint>,
     /// Corrupt remote objects or records (messages naming the key), treated as missing.
     pub corrupt: Vec<String>,
 }
 
 /// A record in transit: fingerprint, bytes, the objects it needs with their sizes.
-type Pending = (String, Vec<u8>, Vec<(String, u64)>);
+type Pending = (Fingerprint, Vec<u8>, Vec<(Blake3, u64)>);
 
 /// What [`fetch_objects`] did.
 #[derive(Debug, Default, Clone)]
@@ -40,36 +41,30 @@ pub struct FetchReport {
     pub fetched: usize,
     pub bytes: u64,
     /// Hashes the remote does not have.
-    pub missing: Vec<String>,
+    pub missing: Vec<Blake3>,
     /// Corrupt remote objects (messages naming the key): not stored, treated as missing.
     pub corrupt: Vec<String>,
 }
 
 /// The distinct fingerprints a lock file references.
-pub fn lock_fingerprints(lock: &LockFile) -> Vec<String> {
-    let set: BTreeSet<String> = lock
-        .stages
-        .values()
-        .map(|e| e.fingerprint.clone())
-        .filter(|f| is_hash(f))
-        .collect();
+pub fn lock_fingerprints(lock: &LockFile) -> Vec<Fingerprint> {
+    let set: BTreeSet<Fingerprint> = lock.stages.values().map(|e| e.fingerprint).collect();
     set.into_iter().collect()
 }
 
 /// Every store object a run record needs, with its size: the `blake3` of each entry of each
 /// top-level list of the record (`outputs`, and any list a later record format adds).
-/// `None` when the bytes are not a record.
-pub fn record_objects(record: &[u8]) -> Option<Vec<(String, u64)>> {
+/// `None` when the bytes are not a record, or an entry's `blake3` is not a hash.
+pub fn record_objects(record: &[u8]) -> Option<Vec<(Blake3, u64)>> {
     let v: serde_json::Value = serde_json::from_slice(record).ok()?;
     let obj = v.as_object()?;
     let mut out = BTreeMap::new();
     for list in obj.values().filter_map(|x| x.as_array()) {
         for e in list {
-            if let Some(h) = e.get("blake3").and_then(|h| h.as_str()) {
-                if is_hash(h) {
-                    let n = e.get("size").and_then(|s| s.as_u64()).unwrap_or(0);
-                    out.insert(h.to_string(), n);
-                }
+            if let Some(h) = e.get("blake3") {
+                let h = Blake3::parse(h.as_str()?).ok()?;
+                let n = e.get("size").and_then(|s| s.as_u64()).unwrap_or(0);
+                out.insert(h, n);
             }
         }
     }
@@ -78,11 +73,11 @@ pub fn record_objects(record: &[u8]) -> Option<Vec<(String, u64)>> {
 
 /// Checks that record bytes are a record for `fp`: it parses, names `fp`, and its fingerprint
 /// key hashes to `fp`.
-fn verify_record(fp: &str, bytes: &[u8]) -> std::result::Result<(), String> {
+fn verify_record(fp: &Fingerprint, bytes: &[u8]) -> std::result::Result<(), String> {
     let v: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
     let named = v.get("fingerprint").and_then(|f| f.as_str()).unwrap_or("");
-    if named != fp {
+    if *fp != named {
         return Err(format!("fingerprint field `{named}`"));
     }
     let key: crate::cache::FingerprintKey = v
@@ -93,7 +88,7 @@ fn verify_record(fp: &str, bytes: &[u8]) -> std::result::Result<(), String> {
             serde_json::from_value(k).map_err(|e| format!("bad fingerprint key ({e})"))
         })?;
     let got = key.fingerprint();
-    if got != fp {
+    if got != *fp {
         return Err(format!("key hashes to {got}"));
     }
     record_objects(bytes).ok_or_else(|| "not a run record".to_string())?;
@@ -102,7 +97,7 @@ fn verify_record(fp: &str, bytes: &[u8]) -> std::result::Result<(), String> {
 
 /// The run record of `fp` from the remote, verified (see [`verify_record`]); `Ok(None)` when
 /// the remote has none, `Err(Corrupt)` naming the key when it is not a record for `fp`.
-pub fn fetch_record(remote: &Remote, fp: &str) -> Result<Option<Vec<u8>>> {
+pub fn fetch_record(remote: &Remote, fp: &Fingerprint) -> Result<Option<Vec<u8>>> {
     let key = record_key(fp);
     let Some(bytes) = remote.get_bytes(&key)? else {
         return Ok(None);
@@ -154,10 +149,10 @@ fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R>
 /// Downloads those of `hashes` that the local store lacks, verifying each by blake3 before it
 /// enters the store. Missing and corrupt remote objects are reported, not errors; a remote
 /// that cannot be used (credentials, network) is an error.
-pub fn fetch_objects(remote: &Remote, hashes: &[String], cache: &Cache) -> Result<FetchReport> {
-    let want: Vec<&String> = hashes
+pub fn fetch_objects(remote: &Remote, hashes: &[Blake3], cache: &Cache) -> Result<FetchReport> {
+    let want: Vec<&Blake3> = hashes
         .iter()
-        .filter(|h| is_hash(h) && !cache.object_path(h).is_file())
+        .filter(|h| !cache.object_path(h).is_file())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -181,7 +176,7 @@ pub fn fetch_objects(remote: &Remote, hashes: &[String], cache: &Cache) -> Resul
                 rep.fetched += 1;
                 rep.bytes += n;
             }
-            Ok(None) => rep.missing.push((*h).clone()),
+            Ok(None) => rep.missing.push(**h),
             Err(e) if e.is_corrupt() => rep.corrupt.push(e.to_string()),
             Err(e) => return Err(e),
         }
@@ -192,41 +187,41 @@ pub fn fetch_objects(remote: &Remote, hashes: &[String], cache: &Cache) -> Resul
 /// Uploads the records of `fps` and every object they need, objects first: a record is sent
 /// only once all its objects are on the remote, so a half-finished push never leaves a record
 /// pointing at nothing. What the remote already has is skipped.
-pub fn push(cache: &Cache, fps: &[String], remote: &Remote) -> Result<Transfer> {
+pub fn push(cache: &Cache, fps: &[Fingerprint], remote: &Remote) -> Result<Transfer> {
     let mut t = Transfer::default();
     let mut records: Vec<Pending> = Vec::new();
     for fp in fps {
         let path = cache.record_path(fp);
         let Ok(bytes) = std::fs::read(&path) else {
-            t.missing.push(fp.clone());
+            t.missing.push(*fp);
             continue;
         };
         let Some(objs) = record_objects(&bytes) else {
-            t.missing.push(fp.clone());
+            t.missing.push(*fp);
             continue;
         };
         if objs.iter().any(|(h, _)| !cache.object_path(h).is_file()) {
-            t.incomplete.push(fp.clone());
+            t.incomplete.push(*fp);
             continue;
         }
-        records.push((fp.clone(), bytes, objs));
+        records.push((*fp, bytes, objs));
     }
     let have = remote.list_objects()?;
-    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    let mut want: BTreeMap<Blake3, u64> = BTreeMap::new();
     for (_, _, objs) in &records {
         for (h, n) in objs {
             if have.contains_key(h) {
                 continue;
             }
-            want.insert(h.clone(), *n);
+            want.insert(*h, *n);
         }
     }
-    let all: BTreeSet<&String> = records
+    let all: BTreeSet<&Blake3> = records
         .iter()
         .flat_map(|r| r.2.iter().map(|o| &o.0))
         .collect();
     t.objects_skipped = all.len() - want.len();
-    let list: Vec<(String, u64)> = want.into_iter().collect();
+    let list: Vec<(Blake3, u64)> = want.into_iter().collect();
     let pb = bar(list.iter().map(|x| x.1).sum(), "push");
     let results = parallel(&list, |(h, _)| remote.put_object(cache, h, &|n| pb.inc(n)));
     pb.finish_and_clear();
@@ -235,7 +230,7 @@ pub fn push(cache: &Cache, fps: &[String], remote: &Remote) -> Result<Transfer> 
         t.objects += 1;
         t.bytes += n;
     }
-    let have_records: BTreeSet<String> = remote.list_records()?.into_iter().collect();
+    let have_records: BTreeSet<Fingerprint> = remote.list_records()?.into_iter().collect();
     for (fp, bytes, _) in &records {
         if have_records.contains(fp) {
             t.records_skipped += 1;
@@ -251,10 +246,10 @@ pub fn push(cache: &Cache, fps: &[String], remote: &Remote) -> Result<Transfer> 
 /// Downloads the records of `fps` that the local store lacks and every object they need that
 /// is missing locally. A record is written (atomically) only once all its objects are in the
 /// local store; corrupt remote objects are reported and not used.
-pub fn pull(cache: &Cache, fps: &[String], remote: &Remote) -> Result<Transfer> {
+pub fn pull(cache: &Cache, fps: &[Fingerprint], remote: &Remote) -> Result<Transfer> {
     let mut t = Transfer::default();
     let mut fetched: Vec<Pending> = Vec::new();
-    let mut needed: BTreeSet<String> = BTreeSet::new();
+    let mut needed: BTreeSet<Blake3> = BTreeSet::new();
     for fp in fps {
         let local = std::fs::read(cache.record_path(fp))
             .ok()
@@ -264,26 +259,26 @@ pub fn pull(cache: &Cache, fps: &[String], remote: &Remote) -> Result<Transfer> 
             None => match fetch_record(remote, fp) {
                 Ok(Some(b)) => (b, true),
                 Ok(None) => {
-                    t.missing.push(fp.clone());
+                    t.missing.push(*fp);
                     continue;
                 }
                 Err(e) if e.is_corrupt() => {
                     t.corrupt.push(e.to_string());
-                    t.missing.push(fp.clone());
+                    t.missing.push(*fp);
                     continue;
                 }
                 Err(e) => return Err(e),
             },
         };
         let objs = record_objects(&bytes).unwrap_or_default();
-        needed.extend(objs.iter().map(|o| o.0.clone()));
+        needed.extend(objs.iter().map(|o| o.0));
         if is_new {
-            fetched.push((fp.clone(), bytes, objs));
+            fetched.push((*fp, bytes, objs));
         } else {
             t.records_skipped += 1;
         }
     }
-    let needed: Vec<String> = needed.into_iter().collect();
+    let needed: Vec<Blake3> = needed.into_iter().collect();
     let missing_before = needed
         .iter()
         .filter(|h| !cache.object_path(h).is_file())

@@ -97,10 +97,59 @@ impl std::fmt::Display for JobState {
     }
 }
 
-/// What is known of one job.
+/// One job, or one element of a job array, as Slurm names it: `123` or `123_4`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobRef {
+    /// The job's id (for an array element: the array's id).
+    pub job: u64,
+    /// The element's index in its array.
+    pub task: Option<u32>,
+}
+
+impl JobRef {
+    /// Element `task` of array `job`.
+    pub fn element(job: u64, task: u32) -> JobRef {
+        JobRef {
+            job,
+            task: Some(task),
+        }
+    }
+
+    /// Parses `123` or `123_4` (not a range such as `123_[0-3]`).
+    pub fn parse(s: &str) -> Option<JobRef> {
+        let s = s.trim();
+        match s.split_once('_') {
+            None => Some(JobRef::from(s.parse::<u64>().ok()?)),
+            Some((j, t)) => Some(JobRef::element(j.parse().ok()?, t.parse().ok()?)),
+        }
+    }
+}
+
+impl From<u64> for JobRef {
+    fn from(job: u64) -> JobRef {
+        JobRef { job, task: None }
+    }
+}
+
+impl std::fmt::Display for JobRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.task {
+            Some(t) => write!(f, "{}_{t}", self.job),
+            None => write!(f, "{}", self.job),
+        }
+    }
+}
+
+/// What is known of one job (or array element).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobStatus {
+    /// The job's id; for an array element, the array's id (see `task`).
     pub id: u64,
+    /// The element's index, for an array element.
+    pub task: Option<u32>,
+    /// The job id Slurm gave the element itself once it started (its own id for a plain job;
+    /// `sacct -c` knows elements by it).
+    pub raw: u64,
     pub state: JobState,
     /// squeue's reason (`Resources`, `DependencyNeverSatisfied`…); empty when not known.
     pub reason: String,
@@ -108,6 +157,42 @@ pub struct JobStatus {
     pub exit_code: Option<i32>,
     /// The signal that ended it, where known and non-zero.
     pub signal: Option<i32>,
+    /// The node(s) it runs or ran on (Slurm's host list); empty while pending.
+    pub node: String,
+}
+
+impl JobStatus {
+    /// The job (or element) this is the status of.
+    pub fn job_ref(&self) -> JobRef {
+        JobRef {
+            job: self.id,
+            task: self.task,
+        }
+    }
+
+    /// A status no source knows: `Other("UNKNOWN")`.
+    pub fn unknown(r: JobRef) -> JobStatus {
+        JobStatus {
+            id: r.job,
+            task: r.task,
+            raw: r.job,
+            state: JobState::Other("UNKNOWN".into()),
+            reason: String::new(),
+            exit_code: None,
+            signal: None,
+            node: String::new(),
+        }
+    }
+}
+
+/// Parses the raw wait status `squeue -O exit_code` prints (`768` is exit code 3, `9` is
+/// signal 9): (exit code, signal), the signal only when non-zero.
+pub fn parse_wait_status(s: &str) -> (Option<i32>, Option<i32>) {
+    match s.trim().parse::<i32>() {
+        Ok(w) if w & 0x7f != 0 => (Some(0), Some(w & 0x7f)),
+        Ok(w) => (Some((w >> 8) & 0xff), None),
+        Err(_) => (None, None),
+    }
 }
 
 /// Parses Slurm's `ExitCode` form `code:signal`.
@@ -134,5 +219,13 @@ mod tests {
         assert!(JobState::Failed.is_terminal() && !JobState::Completing.is_terminal());
         assert_eq!(parse_exit("3:0"), (Some(3), None));
         assert_eq!(parse_exit("0:15"), (Some(0), Some(15)));
+        assert_eq!(parse_wait_status("768"), (Some(3), None));
+        assert_eq!(parse_wait_status("9"), (Some(0), Some(9)));
+        assert_eq!(parse_wait_status("0"), (Some(0), None));
+        assert_eq!(parse_wait_status("N/A"), (None, None));
+        assert_eq!(JobRef::parse("12"), Some(JobRef::from(12)));
+        assert_eq!(JobRef::parse("12_3"), Some(JobRef::element(12, 3)));
+        assert_eq!(JobRef::parse("12_[0-3]"), None);
+        assert_eq!(JobRef::element(12, 3).to_string(), "12_3");
     }
 }

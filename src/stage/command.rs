@@ -107,10 +107,7 @@ impl StageKind for Command {
             .env("PIPE_PARAMS", serde_json::to_string(&ctx.params)?)
             .env("PIPE_OUT", &ctx.out_dir)
             .env("PIPE_CKPT", &ctx.ckpt_dir)
-            .env("PIPE_MEASURE", &ctx.meas_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("PIPE_MEASURE", &ctx.meas_dir);
         // The command sees the mirror folders of this run (`--mirror` included) as PIPE_MIRROR.
         if !ctx.mirrors.is_empty() {
             let joined = std::env::join_paths(&ctx.mirrors)
@@ -119,7 +116,12 @@ impl StageKind for Command {
         }
         // Its own process group, stopped on Ctrl-C/SIGTERM and killed if pipe dies; dropping
         // `group` (an early return, a panic) kills and reaps it, so nothing outlives this call.
-        let mut group = interrupt::spawn_group(&mut cmd)
+        let io = interrupt::GroupIo {
+            stdout: Stdio::piped(),
+            stderr: Stdio::piped(),
+            cleanup: None,
+        };
+        let mut group = interrupt::spawn_group(&cmd, io)
             .map_err(|e| anyhow::anyhow!("cannot start `sh -c {}`: {e}", p.cmd))?;
         let out = group.child_mut().stdout.take();
         let err = group.child_mut().stderr.take();
@@ -139,8 +141,8 @@ impl StageKind for Command {
                 }
             }
         });
-        // Waits for the command, then kills what it left running in its group (so the log
-        // readers see end-of-file), then reaps it.
+        // Waits for the command; its supervisor kills what it left running (so the log readers
+        // see end-of-file), then it is reaped.
         let status = group.wait()?;
         let _ = t1.join();
         let _ = t2.join();

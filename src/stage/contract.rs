@@ -26,7 +26,8 @@ pub struct KindInfo {
     pub uses_pipeline_name: bool,
     /// The kind shows its upstreams' measurements (speeds, wall times, durations): it sees every
     /// ancestor (`StageCtx::ancestors`), whose outputs hashes enter its fingerprint; the
-    /// measurements themselves never do, so its outputs may differ between two runs.
+    /// measurements themselves never do, so its outputs may differ between two runs, and
+    /// downstream fingerprints see its fingerprint instead of its outputs.
     pub reads_measurements: bool,
 }
 

@@ -7,6 +7,7 @@
 use super::{Kind, KindInfo, StageCtx, Upstream};
 use crate::cache::hash_file;
 use crate::download::{url_file_name, Request};
+use crate::layout::CacheLayout;
 use anyhow::Context;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -135,7 +136,7 @@ impl Kind for Fetch {
         let dest = ctx.out_dir.join(&name);
         // Downloads in the cache may be hard-linked; user files and mirror files are copied so
         // that later edits to them cannot reach the stored result.
-        let in_cache = src.starts_with(ctx.cache_dir.join("downloads"));
+        let in_cache = src.starts_with(CacheLayout::at(&ctx.cache_dir).downloads());
         if !(in_cache && std::fs::hard_link(&src, &dest).is_ok()) {
             std::fs::copy(&src, &dest)
                 .with_context(|| format!("copying {} to {}", src.display(), dest.display()))?;
@@ -143,7 +144,7 @@ impl Kind for Fetch {
         let rec = FetchRecord {
             file: name,
             bytes: size,
-            blake3: hash,
+            blake3: hash.to_string(),
             source,
         };
         crate::stage::write_file(

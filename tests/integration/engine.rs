@@ -240,8 +240,10 @@ fn lock_file_has_no_stale_entries() {
 fn clean_removes_results_and_unreferenced_objects() {
     let p = Proj::new(CHAIN);
     p.run_ok(&[]);
-    let set = "d.cmd=echo d >> runs.log; echo other > $PIPE_OUT/d.txt";
-    p.run_ok(&["--set", set]);
+    // The pipeline file changes (a run with `--set` would leave the lock file as it was).
+    let edited = CHAIN.replace("echo d > $PIPE_OUT/d.txt", "echo other > $PIPE_OUT/d.txt");
+    p.write("pipelines/p.yaml", &edited);
+    p.run_ok(&[]);
     let o = p.pipe(&["clean", "--cache", "--unreferenced", "--dry-run"]);
     let s = stdout(&o);
     let h = blake3::hash(b"d\n").to_hex().to_string();
@@ -254,7 +256,7 @@ fn clean_removes_results_and_unreferenced_objects() {
     assert!(o.status.success());
     assert!(!p.root().join("results/demo").exists());
     // The lock still references the current runs: restored, not run.
-    let o = p.pipe(&["run", "pipelines/p.yaml", "--set", set]);
+    let o = p.pipe(&["run", "pipelines/p.yaml"]);
     assert!(stdout(&o).contains("0 ran"), "{}", stdout(&o));
 }
 
@@ -511,14 +513,14 @@ fn epochs_are_not_in_epoch_fingerprints() {
     let p = Proj::new("stages:\n  tok: { kind: tokenize }\n  train: { kind: train, needs: [tok], params: { epochs: 3 } }\n  after: { kind: command, needs: [train], params: { cmd: x } }\n");
     p.write("stages/train.yaml", "epochs: 1 # number of epochs\n");
     let ov = pipe::config::Overrides::default();
-    let three = pipe::plan::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov).unwrap();
+    let three = pipe::project::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov).unwrap();
     let ov4 = pipe::config::Overrides {
         sets: vec!["train.epochs=4".into()],
         ..Default::default()
     };
-    let four = pipe::plan::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov4).unwrap();
+    let four = pipe::project::Project::load(p.root(), Path::new("pipelines/p.yaml"), &ov4).unwrap();
     assert_eq!(four.pipeline.nodes.len(), 6);
-    let fp = |proj: &pipe::plan::Project, i: usize| {
+    let fp = |proj: &pipe::project::Project, i: usize| {
         let n = &proj.pipeline.nodes[i + 1];
         assert_eq!(n.params["epoch"], (i + 1) as u64);
         proj.key(n, vec![], &[]).0.fingerprint()

@@ -1,7 +1,9 @@
 //! A `command` stage's process tree dies with pipe: `kill -9` or SIGTERM of the real `pipe`
 //! binary mid-stage leaves no process of that stage alive, background processes a command
-//! leaves behind are killed when it exits, and (in a child test process that installs the
-//! handlers) a signal stops the running group and the stage returns `Interrupted`.
+//! leaves behind are killed when it exits, processes that left the stage's group (`setsid`)
+//! are gone too, whatever ends pipe, and never keep it waiting on their output; and (in a child
+//! test process that installs the handlers) a signal stops the running group and the stage
+//! returns `Interrupted`.
 //!
 //! The commands write their pids to files; "alive" is read from `/proc/<pid>/stat` (a zombie
 //! counts as dead), and "a process of that stage" is any process in the stage's process group.
@@ -256,6 +258,8 @@ fn interrupt_child() {
     let root = std::path::PathBuf::from(std::env::var(CHILD_DIR).expect("run by a parent test"));
     let cmd = std::env::var(CHILD_CMD).unwrap();
     interrupt::install().unwrap();
+    // The stage's supervisor is the pipe executable in its supervisor mode.
+    interrupt::supervisor::set_program(env!("CARGO_BIN_EXE_pipe").into());
     assert_eq!(interrupt::requested(), None);
     let ctx = |id: &str, cmd: &str| -> StageCtx {
         CtxBuilder::new(&root, &pipe::stage::command::Command)
@@ -328,6 +332,15 @@ fn interrupted_run(sig: i32, code: i32, name: &str) {
         line.contains("interrupted") && !line.contains("new stage"),
         "{status}"
     );
+    // The marker speaks for the interrupted fingerprint only, never for other parameters.
+    let o = pipe_cmd(
+        d.path(),
+        &["status", "pipelines/p.yaml", "--set", "a.cmd=echo other"],
+    )
+    .output()
+    .unwrap();
+    let status = String::from_utf8_lossy(&o.stdout);
+    assert!(!status.contains("interrupted"), "{status}");
 }
 
 #[test]
@@ -338,4 +351,156 @@ fn sigterm_exits_143_naming_the_interrupted_stage() {
 #[test]
 fn sigint_exits_130_naming_the_interrupted_stage() {
     interrupted_run(libc::SIGINT, 130, "SIGINT");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Descendants that leave the stage's process group (`setsid`)
+
+/// A command that starts `setsid sleep 300` (its own session, so not in the stage's group),
+/// records its pid, and then runs `rest`.
+fn detached_grandchild(out: &str, rest: &str) -> tempfile::TempDir {
+    project(&format!(
+        "setsid sleep 300 {out} & echo $! > gc.pid; echo $$ > sh.pid; {rest}"
+    ))
+}
+
+/// Asserts that `pid` is gone within two seconds (killing it and failing otherwise).
+fn gone_within_2s(pid: i32, what: &str) {
+    let t = Instant::now();
+    while alive(pid) {
+        if t.elapsed() > Duration::from_secs(2) {
+            // SAFETY: kill(2) on the sleep this test's command started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the setsid grandchild {pid} outlived pipe by 2 s ({what})");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Ends `pipe run` with `sig` once the command runs; the grandchild must be gone within 2 s.
+fn setsid_grandchild_dies_with(sig: i32, what: &str) {
+    let d = detached_grandchild(">/dev/null 2>&1", "exec sleep 300");
+    let mut pipe = start_run(d.path());
+    let gc = wait_pid(d.path(), "gc.pid", &mut pipe);
+    wait_pid(d.path(), "sh.pid", &mut pipe);
+    let (_, gc_group) = stat(gc).expect("the grandchild runs");
+    assert_ne!(gc_group, stat(pipe.id() as i32).unwrap().1);
+    // SAFETY: kill(2) on the pid of a child we started and have not reaped.
+    unsafe { libc::kill(pipe.id() as i32, sig) };
+    pipe.wait().unwrap();
+    gone_within_2s(gc, what);
+}
+
+#[test]
+fn a_setsid_grandchild_dies_with_pipe_on_kill_9() {
+    setsid_grandchild_dies_with(libc::SIGKILL, "kill -9");
+}
+
+#[test]
+fn a_setsid_grandchild_dies_with_pipe_on_sigint() {
+    setsid_grandchild_dies_with(libc::SIGINT, "SIGINT");
+}
+
+#[test]
+fn a_setsid_grandchild_dies_with_pipe_on_sigterm() {
+    setsid_grandchild_dies_with(libc::SIGTERM, "SIGTERM");
+}
+
+#[test]
+fn a_setsid_grandchild_dies_when_the_command_exits() {
+    let d = detached_grandchild(">/dev/null 2>&1", "echo ok > $PIPE_OUT/x.txt");
+    let o = pipe_cmd(d.path(), &["run", "pipelines/p.yaml"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let gc: i32 = std::fs::read_to_string(d.path().join("gc.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    gone_within_2s(gc, "normal exit");
+}
+
+/// A grandchild that keeps the stage's output open never keeps pipe waiting: the run ends
+/// once the command has (the `sleep 300` is killed), well before the sleep would.
+#[test]
+fn a_grandchild_holding_the_output_does_not_hang_pipe() {
+    let d = detached_grandchild("", "echo ok > $PIPE_OUT/x.txt");
+    let t = Instant::now();
+    let mut pipe = start_run(d.path());
+    let gc = wait_pid(d.path(), "gc.pid", &mut pipe);
+    loop {
+        if let Some(st) = pipe.try_wait().unwrap() {
+            assert!(
+                st.success(),
+                "{}",
+                std::fs::read_to_string(d.path().join("pipe.err")).unwrap()
+            );
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            let _ = pipe.kill();
+            // SAFETY: kill(2) on the sleep this test's command started.
+            unsafe { libc::kill(gc, libc::SIGKILL) };
+            panic!("pipe still waits on the output the grandchild holds");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gone_within_2s(gc, "normal exit, output held");
+}
+
+// ---------------------------------------------------------------------------------------------
+// `pipe reproduce` stopped: its scratch run and its scratch copy go with it
+
+/// `pipe reproduce` of a one-stage project whose command, in the scratch copy only, writes its
+/// pid to `inner.pid` and sleeps; ended with `sig` once it sleeps. The scratch run must be
+/// gone and the scratch copy (in `TMPDIR`) removed. The exit code.
+fn stopped_reproduce(sig: i32) -> Option<i32> {
+    let d = project(
+        "echo ok > $PIPE_OUT/x.txt; if [ -n \"$SLOW_PID\" ]; then echo $$ > \"$SLOW_PID\"; exec sleep 300; fi",
+    );
+    let o = pipe(d.path(), &["run", "pipelines/p.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tmp = tempfile::tempdir().unwrap();
+    let pid_file = tmp.path().join("inner.pid");
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let err = std::fs::File::create(d.path().join("pipe.err")).unwrap();
+    let mut rep = pipe_cmd(d.path(), &["reproduce", "pipelines/p.yaml"])
+        .env("TMPDIR", &scratch)
+        .env("SLOW_PID", &pid_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    wait_until("the scratch run's command started", 120, || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let inner: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        std::fs::read_dir(&scratch).unwrap().count() > 0,
+        "no scratch copy"
+    );
+    // SAFETY: kill(2) on the pid of a child we started and have not reaped.
+    unsafe { libc::kill(rep.id() as i32, sig) };
+    let st = rep.wait().unwrap();
+    assert_all_gone(&[inner], inner);
+    wait_until("the scratch copy is removed", 30, || {
+        std::fs::read_dir(&scratch).unwrap().count() == 0
+    });
+    st.code()
+}
+
+#[test]
+fn reproduce_killed_by_kill_9_leaves_no_scratch_run_or_copy() {
+    stopped_reproduce(libc::SIGKILL);
+}
+
+#[test]
+fn reproduce_stopped_by_ctrl_c_leaves_no_scratch_run_or_copy() {
+    assert_eq!(stopped_reproduce(libc::SIGINT), Some(130));
 }

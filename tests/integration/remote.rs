@@ -4,6 +4,7 @@
 
 use crate::support::*;
 use pipe::cache::{manifest_hash, Area, Cache, FingerprintKey, Output, RunRecord};
+use pipe::digest::{Blake3, Fingerprint};
 use pipe::remote::{object_key, record_key, Remote, RemoteError, S3Settings};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -52,7 +53,7 @@ impl Server {
 
 /// A local store with `n` runs of two objects each (one shared by all runs); returns the
 /// fingerprints.
-fn fill_store(cache: &Cache, n: usize) -> Vec<String> {
+fn fill_store(cache: &Cache, n: usize) -> Vec<Fingerprint> {
     let tmp = tempfile::tempdir().unwrap();
     let mut fps = Vec::new();
     let shared = b"shared tokenizer bytes\n".repeat(1000);
@@ -65,7 +66,7 @@ fn fill_store(cache: &Cache, n: usize) -> Vec<String> {
         ] {
             let p = tmp.path().join(format!("{i}-{name}"));
             std::fs::write(&p, bytes).unwrap();
-            let h = blake3::hash(bytes).to_hex().to_string();
+            let h = Blake3::of(bytes);
             cache
                 .store(&p, &h, name, &pipe::cache::stat::StatCache::detached())
                 .unwrap();
@@ -89,7 +90,7 @@ fn fill_store(cache: &Cache, n: usize) -> Vec<String> {
         };
         let fp = key.fingerprint();
         let rec = RunRecord {
-            fingerprint: fp.clone(),
+            fingerprint: fp,
             key,
             outputs_hash: manifest_hash(&outputs),
             outputs,
@@ -104,13 +105,13 @@ fn fill_store(cache: &Cache, n: usize) -> Vec<String> {
     fps
 }
 
-fn objects_of(cache: &Cache, fp: &str) -> Vec<String> {
+fn objects_of(cache: &Cache, fp: &Fingerprint) -> Vec<Blake3> {
     cache
         .record(fp)
         .unwrap()
         .outputs
         .iter()
-        .map(|o| o.blake3.clone())
+        .map(|o| o.blake3)
         .collect()
 }
 
@@ -147,7 +148,7 @@ fn round_trip(remote: &Remote) {
         }
     }
     // a run the remote does not have is reported missing, not an error
-    let unknown = "0".repeat(64);
+    let unknown = Fingerprint::parse(&"0".repeat(64)).unwrap();
     let p = pipe::remote::pull(&cb, std::slice::from_ref(&unknown), remote).unwrap();
     assert_eq!(p.missing, vec![unknown]);
 }
@@ -160,8 +161,8 @@ fn corrupt_objects(remote: &Remote) {
     let (ca, cb) = (Cache::new(a.path()), Cache::new(b.path()));
     let fps = fill_store(&ca, 2);
     pipe::remote::push(&ca, &fps, remote).unwrap();
-    let bad = objects_of(&ca, &fps[0])[0].clone();
-    let short = objects_of(&ca, &fps[1])[0].clone();
+    let bad = objects_of(&ca, &fps[0])[0];
+    let short = objects_of(&ca, &fps[1])[0];
     remote
         .put_bytes(&object_key(&bad), b"not what the name says")
         .unwrap();
@@ -184,7 +185,7 @@ fn corrupt_objects(remote: &Remote) {
     assert!(!cb.object_path(&bad).exists() && !cb.object_path(&short).exists());
     assert!(!cb.record_path(&fps[0]).exists() && !cb.record_path(&fps[1]).exists());
     // no temp file is left behind
-    let left: Vec<_> = std::fs::read_dir(cb.tmp_dir()).unwrap().collect();
+    let left: Vec<_> = std::fs::read_dir(cb.layout().tmp()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -215,7 +216,9 @@ fn wrong_secret(srv: &Server) {
     assert!(matches!(err, RemoteError::Auth { .. }), "{err}");
     assert!(err.to_string().contains(&srv.endpoint), "{err}");
     assert_eq!(err.exit_code(), 2);
-    let err = r.exists(&object_key(&"a".repeat(64))).unwrap_err();
+    let err = r
+        .exists(&object_key(&Blake3::parse(&"a".repeat(64)).unwrap()))
+        .unwrap_err();
     assert!(matches!(err, RemoteError::Auth { .. }), "{err}");
 }
 

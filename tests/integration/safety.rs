@@ -665,7 +665,8 @@ fn mirror_folders_reach_the_fetch_stage_from_the_command_line_the_environment_an
             &m,
         ])
     };
-    let o = job("0");
+    // A well-formed fingerprint that is not this instance's: refused, naming the real one.
+    let o = job(&"0".repeat(64));
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{e}");
     let fp = e

@@ -167,3 +167,39 @@ fn query_of_an_unknown_job_does_not_hang() {
     let st = slurm::query(&[999_999_999]).unwrap();
     assert_eq!(st[&999_999_999].state, JobState::Other("UNKNOWN".into()));
 }
+
+#[test]
+fn job_array_elements_run_their_own_commands_and_fail_on_their_own() {
+    let Some(_node) = cluster() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let task = |i: u32, script: &str| slurm::Task {
+        command: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        log: Some(d.path().join(format!("logs/e{i}.log"))),
+    };
+    let a = slurm::ArraySpec {
+        job: spec(d.path(), "arr", "unused"),
+        tasks: vec![
+            task(0, "echo zero"),
+            task(1, "echo one; exit 3"),
+            task(2, "echo two"),
+        ],
+        limit: Some(2),
+    };
+    let id = slurm::submit_array(&a).unwrap();
+    let elems: Vec<slurm::JobRef> = (0..3).map(|t| slurm::JobRef::element(id, t)).collect();
+    let fin = slurm::wait_all(&elems, |_| {}).unwrap();
+    let state = |t: usize| fin[&elems[t]].state.clone();
+    assert_eq!(
+        (state(0), state(1), state(2)),
+        (JobState::Completed, JobState::Failed, JobState::Completed),
+        "{fin:?}"
+    );
+    assert_eq!(fin[&elems[1]].exit_code, Some(3));
+    for (t, want) in [(0, "zero"), (1, "one"), (2, "two")] {
+        let log = std::fs::read_to_string(d.path().join(format!("logs/e{t}.log"))).unwrap();
+        assert_eq!(log.trim(), want);
+    }
+    // each element has a job id of its own once it ran
+    let raws: std::collections::BTreeSet<u64> = fin.values().map(|s| s.raw).collect();
+    assert_eq!(raws.len(), 3, "{fin:?}");
+}

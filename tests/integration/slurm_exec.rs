@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// This user's queued or running jobs of a project.
 fn project_jobs(root: &Path) -> Vec<pipe::slurm::FoundJob> {
-    pipe::slurm::find_jobs(&pipe::executor::slurm::job_name(root, "")).unwrap()
+    pipe::slurm::find_jobs(&pipe::executor::slurm::job_prefix(root)).unwrap()
 }
 
 #[test]
@@ -549,7 +549,7 @@ fn instance_from_a_manifest_checks_everything_and_cleans_up() {
     let good = JobManifest {
         pipeline: "pipelines/p.yaml".into(),
         id: "a".into(),
-        fingerprint: fp.clone(),
+        fingerprint: fp.parse().unwrap(),
         ups: vec![],
         sets: vec![],
         params: None,
@@ -569,22 +569,22 @@ fn instance_from_a_manifest_checks_everything_and_cleans_up() {
     };
     // Another fingerprint than the job computes: refused, exit 2.
     let mut wrong = good.clone();
-    wrong.fingerprint = "0".repeat(64);
+    wrong.fingerprint = "0".repeat(64).parse().unwrap();
     let o = job(&manifest::put(&remote, &wrong).unwrap());
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("refusing to run"), "{}", text(&o));
     assert!(!remote.exists(&format!("runs/{fp}.json")).unwrap());
     // A tampered input object: refused by its blake3.
     let mut tampered = good.clone();
-    let real = tampered.files[1].blake3.clone();
-    let fake = blake3::hash(b"other\n").to_hex().to_string();
+    let real = tampered.files[1].blake3;
+    let fake = pipe::digest::Blake3::of(b"other\n");
     let obj = |h: &str| {
         remote_dir
             .path()
             .join(format!("objects/{}/{}", &h[..2], &h[2..]))
     };
-    std::fs::create_dir_all(obj(&fake).parent().unwrap()).unwrap();
-    std::fs::write(obj(&fake), "not other\n").unwrap();
+    std::fs::create_dir_all(obj(fake.as_str()).parent().unwrap()).unwrap();
+    std::fs::write(obj(fake.as_str()), "not other\n").unwrap();
     tampered.files[1].blake3 = fake;
     let o = job(&manifest::put(&remote, &tampered).unwrap());
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));
@@ -593,7 +593,7 @@ fn instance_from_a_manifest_checks_everything_and_cleans_up() {
     let o = job(&manifest::put(&remote, &good).unwrap());
     assert!(o.status.success(), "{}", text(&o));
     assert!(remote.exists(&format!("runs/{fp}.json")).unwrap());
-    assert!(!real.is_empty());
+    assert_ne!(real, fake);
     // Nothing was written into the project (`status` above saved only its stat cache).
     assert!(!root.join("results").exists() && !root.join("cache/runs").exists());
 }
@@ -661,23 +661,14 @@ fn cancelled_job_without_a_shared_folder_removes_its_scratch_folder() {
 // within the node's CPUs, a time limit, an impossible dependency, kill -9 of the driver and a
 // rerun, Ctrl-C, and two drivers at once. Helpers below are used by these tests only.
 
-/// The finished jobs of the cluster's `jobcomp/filetxt` file (`JobCompLoc`), each as its
-/// `key=value` fields; with a name prefix, only the jobs so named. Empty when the file is not
-/// known (`PIPE_TEST_SLURM_BASE` unset).
+/// The finished jobs of the shared cluster's `jobcomp/filetxt` file whose name starts with
+/// `prefix` (see [`support::jobcomp`]); empty when the file is not known
+/// (`PIPE_TEST_SLURM_BASE` unset).
 fn jobcomp(prefix: &str) -> Vec<std::collections::BTreeMap<String, String>> {
-    let Some(base) = std::env::var_os("PIPE_TEST_SLURM_BASE") else {
-        return Vec::new();
-    };
-    let t = std::fs::read_to_string(Path::new(&base).join("log/jobcomp.log")).unwrap_or_default();
-    t.lines()
-        .map(|l| {
-            l.split(' ')
-                .filter_map(|f| f.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<std::collections::BTreeMap<_, _>>()
-        })
-        .filter(|m| m.get("Name").is_some_and(|n| n.starts_with(prefix)))
-        .collect()
+    match std::env::var_os("PIPE_TEST_SLURM_BASE") {
+        Some(base) => crate::support::jobcomp(Path::new(&base), prefix),
+        None => Vec::new(),
+    }
 }
 
 /// Polls `jobcomp` until `n` jobs of the prefix are there (the controller writes a line when a
@@ -695,26 +686,7 @@ fn jobcomp_n(prefix: &str, n: usize) -> Vec<std::collections::BTreeMap<String, S
 
 /// The name prefix of every job of a project.
 fn prefix_of(root: &Path) -> String {
-    pipe::executor::slurm::job_name(root, "")
-}
-
-/// The most jobs that held the node at once, from `StartTime`/`EndTime` (whole seconds, same
-/// clock): intervals are half-open, so a job that ends in the second another starts does not
-/// count as overlapping it (truncating both times keeps their order).
-fn max_at_once(jobs: &[std::collections::BTreeMap<String, String>]) -> usize {
-    let mut ev: Vec<(String, i32)> = Vec::new();
-    for j in jobs {
-        ev.push((j["StartTime"].clone(), 1));
-        ev.push((j["EndTime"].clone(), -1));
-    }
-    // ISO times sort as strings; at the same second, ends before starts
-    ev.sort();
-    let (mut now, mut max) = (0i32, 0i32);
-    for (_, d) in ev {
-        now += d;
-        max = max.max(now);
-    }
-    max as usize
+    pipe::executor::slurm::job_prefix(root)
 }
 
 /// The node's CPUs as Slurm counts them.

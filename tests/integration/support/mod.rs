@@ -17,5 +17,5 @@ pub use model::{
 };
 pub use proj::{Proj, CHAIN};
 pub use run::{code, pipe, pipe_cmd, pipe_env, pipe_stdin, stderr, stdout, text, wait_until};
-pub use slurm::cluster;
+pub use slurm::{cluster, jobcomp, max_at_once, private_cluster, Cluster, Wrappers};
 pub use tree::{files, outputs_of, png_size, snapshot, walk, writable, write, Node};
