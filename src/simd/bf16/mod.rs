@@ -2,8 +2,9 @@
 //! AMX-BF16 tiles where the kernel grants the tile state ([`Kernel::Amx`]) or AVX512-BF16
 //! (`vdpbf16ps`, [`Kernel::Avx512Bf16`]), both over the same packed operands ([`pack`]);
 //! elsewhere ([`Kernel::Portable`]) callers round the operands to bf16 ([`round_slice`]) and
-//! run their f32 kernels. All give the same results up to the order of f32 additions. `PIPE_NO_AMX=1`, `PIPE_NO_AVX512BF16=1` (and `PIPE_NO_AVX512=1`, which implies
-//! both) force the faster paths off, for tests and comparisons.
+//! run their f32 kernels. All give the same results up to the order of f32 additions.
+//! `PIPE_NO_AMX=1`, `PIPE_NO_AVX512BF16=1` (and `PIPE_NO_AVX512=1`, which implies both) force
+//! the faster paths off, for tests and comparisons.
 
 #[cfg(target_arch = "x86_64")]
 mod amx;
