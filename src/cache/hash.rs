@@ -66,9 +66,21 @@ pub fn hash_reader(
     }
 }
 
-/// blake3 of a file's content, in bounded memory.
+/// blake3 of a file's content, in bounded memory. A link is followed (a `deps` entry may be
+/// one), but only a regular file is read: a FIFO or a device (`/dev/zero`) is an
+/// `InvalidInput` error at once, never a hang.
 pub fn hash_file(path: &Path) -> std::io::Result<Blake3> {
-    let f = std::fs::File::open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
     hash_reader(f, |_| Ok(()))
 }
 
@@ -99,6 +111,10 @@ mod tests {
             })
             .unwrap();
             assert_eq!((h, seen), (Blake3::of(&data), len));
+        }
+        for special in ["/dev/zero", "/dev/null"] {
+            let e = hash_file(Path::new(special)).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{special}");
         }
     }
 }

@@ -1,11 +1,15 @@
 //! `<pipeline>.lock` beside each pipeline file: every stage's fingerprint, output hashes and
 //! headline metrics, sorted by stage id, with no entries for stages that no longer exist.
 
+use super::fsafe;
 use crate::digest::{Blake3, Fingerprint};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// The largest lock file read.
+const MAX_BYTES: u64 = 256 << 20;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LockFile {
@@ -30,9 +34,9 @@ impl LockFile {
     /// Reads a lock file; a missing one is empty. One that cannot be read or parsed (say, with
     /// merge-conflict markers) is an error naming the file and line, never taken as empty.
     pub fn read(path: &Path) -> Result<LockFile, String> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockFile::default()),
+        let bytes = match fsafe::read_regular(path, MAX_BYTES) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(LockFile::default()),
             Err(e) => return Err(format!("cannot read the lock file {}: {e}", path.display())),
         };
         serde_json::from_slice(&bytes).map_err(|e| {
@@ -53,13 +57,15 @@ impl LockFile {
         })
     }
 
-    /// Writes it atomically, only when the content changed.
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+    /// Writes it atomically below the project `root` (never through a link), only when the
+    /// content changed.
+    pub fn write(&self, root: &Path, path: &Path) -> std::io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(self)?;
         bytes.push(b'\n');
-        if std::fs::read(path).ok().as_deref() == Some(&bytes[..]) {
+        let limit = bytes.len() as u64;
+        if fsafe::read_regular(path, limit).ok().flatten().as_deref() == Some(&bytes[..]) {
             return Ok(());
         }
-        super::write_atomic(path, &bytes)
+        Ok(fsafe::write_atomic(root, path, &bytes)?)
     }
 }

@@ -12,12 +12,13 @@ pub mod project_lock;
 pub mod record;
 pub mod stat;
 pub mod store;
+pub mod tmp;
+pub mod trust;
 
 pub use hash::hash_file;
 pub use record::{manifest_hash, Area, FingerprintKey, Output, RunRecord};
 pub use store::Cache;
 
-use std::io::Write;
 use std::path::Path;
 
 /// Files under a folder, as sorted `/`-separated relative paths.
@@ -51,58 +52,4 @@ pub fn walk(dir: &Path) -> std::io::Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
-}
-
-/// A temp-file suffix unique within the machine: pid plus a per-process counter.
-pub(crate) fn tmp_suffix() -> String {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("tmp{}-{n}", std::process::id())
-}
-
-/// Writes a file atomically: a temp file in the same folder, then rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p)?;
-    }
-    let tmp = tmp_beside(path);
-    let r = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        std::fs::rename(&tmp, path)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
-}
-
-/// A temporary path in the same folder as `path` (so a rename is atomic), named
-/// `.<name>.tmp<pid>-<n>` so that leftovers of a killed process can be recognised.
-pub fn tmp_beside(path: &Path) -> std::path::PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}", tmp_suffix()))
-}
-
-/// Whether a file name is a temporary file of a process that is no longer alive.
-pub fn is_stale_tmp(name: &str) -> bool {
-    let Some(i) = name.rfind(".tmp") else {
-        return false;
-    };
-    let Some((pid, n)) = name[i + 4..].split_once('-') else {
-        return false;
-    };
-    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
-    }
-    match pid.parse::<u32>() {
-        Ok(p) => p != std::process::id() && !Path::new(&format!("/proc/{p}")).exists(),
-        Err(_) => false,
-    }
 }

@@ -3,8 +3,9 @@
 //! the size) means a re-hash. Entries recorded within two seconds of the file's last change are
 //! "racy" (a later edit could keep every stat field) and are re-hashed once more.
 
-use super::{hash_file, walk};
+use super::{fsafe, hash_file, walk};
 use crate::digest::Blake3;
+use crate::layout::Layout;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -54,22 +55,30 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// The largest `cache/stat.json` read (about a million files); a larger one starts empty.
+const MAX_BYTES: u64 = 1 << 30;
+
 /// The stat cache, loaded from and saved to `cache/stat.json`.
 pub struct StatCache {
+    /// The project root (the file is written below it, never through a link).
+    root: PathBuf,
     path: PathBuf,
+    /// The entries, and whether any changed since loading.
     map: Mutex<(HashMap<String, Entry>, bool)>,
 }
 
 impl StatCache {
-    /// Loads `path` (`cache/stat.json`); an unreadable file (or one holding anything but
-    /// checked hashes) starts an empty cache.
-    pub fn load(path: &Path) -> Self {
-        let path = path.to_path_buf();
-        let map = std::fs::read(&path)
+    /// Loads the stat cache of the project at `root` (`cache/stat.json`); an unreadable file
+    /// (a link, a FIFO, too large, or holding anything but checked hashes) starts it empty.
+    pub fn load(root: &Path) -> Self {
+        let path = Layout::new(root).cache().stat();
+        let map = fsafe::read_regular(&path, MAX_BYTES)
             .ok()
+            .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         StatCache {
+            root: root.to_path_buf(),
             path,
             map: Mutex::new((map, false)),
         }
@@ -78,19 +87,28 @@ impl StatCache {
     /// A stat cache that starts empty and is never saved (for one-off store writes).
     pub fn detached() -> Self {
         StatCache {
+            root: PathBuf::new(),
             path: PathBuf::new(),
             map: Mutex::new((HashMap::new(), false)),
         }
     }
 
-    /// Saves when something changed (atomic rename; best effort: the cache only saves work).
+    /// Saves when an entry changed since loading or the last save (atomic rename, never
+    /// through a link; best effort: the cache only saves work).
     pub fn save(&self) {
-        let Ok(m) = self.map.lock() else { return };
+        let Ok(mut m) = self.map.lock() else { return };
         if m.1 && !self.path.as_os_str().is_empty() {
             if let Ok(b) = serde_json::to_vec(&m.0) {
-                let _ = super::write_atomic(&self.path, &b);
+                if fsafe::write_atomic(&self.root, &self.path, &b).is_ok() {
+                    m.1 = false;
+                }
             }
         }
+    }
+
+    /// Whether an entry changed since loading or the last save.
+    pub fn changed(&self) -> bool {
+        self.map.lock().map(|m| m.1).unwrap_or(false)
     }
 
     fn key(path: &Path) -> String {
@@ -112,22 +130,34 @@ impl StatCache {
     }
 
     /// Remembers `hash` for the file now at `path` (one the caller just wrote or hashed).
+    /// An entry that already says the same and is settled is left alone, so that a run that
+    /// changed nothing does not rewrite `stat.json`.
     pub fn remember(&self, path: &Path, hash: &Blake3) {
         let Ok(st) = stat(path) else { return };
-        if let Ok(mut m) = self.map.lock() {
-            m.0.insert(
-                Self::key(path),
-                Entry {
-                    size: st.size,
-                    mtime_ns: st.mtime_ns,
-                    ctime_ns: st.ctime_ns,
-                    ino: st.ino,
-                    hash: *hash,
-                    at_ns: now_ns(),
-                },
-            );
-            m.1 = true;
+        let Ok(mut m) = self.map.lock() else { return };
+        let key = Self::key(path);
+        if let Some(e) = m.0.get(&key) {
+            let same = e.size == st.size
+                && e.mtime_ns == st.mtime_ns
+                && e.ctime_ns == st.ctime_ns
+                && e.ino == st.ino
+                && e.hash == *hash;
+            if same && e.at_ns - st.mtime_ns.max(st.ctime_ns) > RACY_NS {
+                return;
+            }
         }
+        m.0.insert(
+            key,
+            Entry {
+                size: st.size,
+                mtime_ns: st.mtime_ns,
+                ctime_ns: st.ctime_ns,
+                ino: st.ino,
+                hash: *hash,
+                at_ns: now_ns(),
+            },
+        );
+        m.1 = true;
     }
 
     /// Forgets a path (it was removed or replaced by something not hashed).
@@ -207,7 +237,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("x");
         std::fs::write(&f, "AAAA").unwrap();
-        let s = StatCache::load(&d.path().join("stat.json"));
+        let s = StatCache::load(d.path());
         let a = s.hash(&f, false).unwrap();
         std::fs::write(&f, "BBBB").unwrap();
         let b = s.hash(&f, false).unwrap();

@@ -3,8 +3,10 @@
 //! (reflink where the filesystem supports it), never as links into the store unless the user
 //! opts in with `PIPE_LINK=hardlink`.
 
+use super::fsafe::{self, FsError};
 use super::stat::StatCache;
-use super::{hash_file, tmp_beside, RunRecord};
+use super::trust::{self, Owners, RecordError};
+use super::{hash_file, tmp, RunRecord};
 use crate::digest::{Blake3, Fingerprint};
 use crate::layout::{CacheLayout, Layout};
 use std::collections::HashSet;
@@ -39,15 +41,37 @@ pub enum PlaceError {
     Io(#[from] std::io::Error),
 }
 
+/// Why a record from elsewhere (a remote) was not admitted into the store.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    #[error("{0}")]
+    Invalid(#[from] RecordError),
+    #[error("{0}")]
+    Io(#[from] FsError),
+}
+
 /// The `cache/` folder of a project.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cache {
     /// The project root (no write or delete goes above it or through a link below it).
     root: PathBuf,
     layout: CacheLayout,
     pub link: LinkMode,
-    /// Objects already warned about in this process (one warning each).
-    warned: Arc<Mutex<HashSet<Blake3>>>,
+    /// The `outs` each stage owns, for validating records (see [`trust`]).
+    owners: Option<Arc<Owners>>,
+    /// Objects and records already warned about in this process (one warning each).
+    warned: Arc<Mutex<HashSet<String>>>,
+    /// Move nothing (`status --verify`): an invalid record is only warned about.
+    read_only: bool,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("dir", &self.layout.dir())
+            .field("link", &self.link)
+            .finish()
+    }
 }
 
 impl Cache {
@@ -60,8 +84,46 @@ impl Cache {
             root: root.to_path_buf(),
             layout: Layout::new(root).cache().clone(),
             link,
+            owners: None,
             warned: Arc::default(),
+            read_only: false,
         }
+    }
+
+    /// From now on nothing is moved aside: an invalid record is warned about and ignored
+    /// (for commands that report and change nothing).
+    pub fn set_read_only(&mut self) {
+        self.read_only = true;
+    }
+
+    /// Refuses a store whose folder, or one of its folders (`objects/`, `runs/`, `tmp/`,
+    /// `quarantine/`, `downloads/`, `interrupted/`, `jobs/`, `experiments/`), is a symbolic
+    /// link: pipe never writes through a link it did not create. Cheap: a few `lstat`s.
+    pub fn check_links(&self) -> Result<(), FsError> {
+        fsafe::check_dir(&self.root, self.dir())?;
+        let l = &self.layout;
+        for d in [
+            l.objects(),
+            l.runs(),
+            l.tmp(),
+            l.quarantine(),
+            l.downloads(),
+            l.interrupted(),
+            l.jobs(),
+            l.experiments(),
+        ] {
+            if std::fs::symlink_metadata(&d).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(FsError::Symlink(d));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the project outputs of every record against the `outs` its stage declares
+    /// (without it, project outputs need only obey the rules of `outs`).
+    pub fn with_owners(mut self, owners: Arc<Owners>) -> Self {
+        self.owners = Some(owners);
+        self
     }
 
     /// The project root.
@@ -87,21 +149,136 @@ impl Cache {
         self.layout.record(fp)
     }
 
-    /// The run record for a fingerprint, if there is a readable one.
+    /// The path relative to the project root, for messages.
+    fn rel<'a>(&self, p: &'a Path) -> &'a Path {
+        p.strip_prefix(&self.root).unwrap_or(p)
+    }
+
+    /// Warns once per process about `key`.
+    fn warn_once(&self, key: String, msg: impl FnOnce() -> String) {
+        let first = self
+            .warned
+            .lock()
+            .map(|mut w| w.insert(key))
+            .unwrap_or(true);
+        if first {
+            eprintln!("warning: {}", msg());
+        }
+    }
+
+    /// Validates record bytes filed under `fp` (see [`trust`]).
+    pub fn validate(&self, fp: &Fingerprint, bytes: &[u8]) -> Result<RunRecord, RecordError> {
+        trust::parse(bytes, fp, self.owners.as_deref())
+    }
+
+    /// The run record for a fingerprint and its file's bytes: `Ok(None)` when there is none,
+    /// an error when the file is there but is not a valid record for `fp` (a link, a FIFO, too
+    /// large, or failing [`trust`]).
+    pub fn read_record(
+        &self,
+        fp: &Fingerprint,
+    ) -> Result<Option<(RunRecord, Vec<u8>)>, RecordError> {
+        let path = self.record_path(fp);
+        if let Err(e) = fsafe::check_parent(&self.root, &path) {
+            return Err(RecordError::Parse(e.to_string()));
+        }
+        match fsafe::read_regular(&path, trust::MAX_RECORD_BYTES) {
+            Ok(None) => Ok(None),
+            Ok(Some(bytes)) => self.validate(fp, &bytes).map(|r| Some((r, bytes))),
+            Err(FsError::TooLarge { limit, .. }) => Err(RecordError::TooLarge { limit }),
+            Err(FsError::Io { source, .. }) => Err(RecordError::Parse(source.to_string())),
+            Err(e) => Err(RecordError::Parse(e.to_string())),
+        }
+    }
+
+    /// The run record for a fingerprint, if there is a valid one. An invalid one is refused
+    /// with one warning naming it and why, and moved to `cache/quarantine/`: its stage then
+    /// runs again.
     pub fn record(&self, fp: &Fingerprint) -> Option<RunRecord> {
-        let bytes = std::fs::read(self.record_path(fp)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        self.checked_record(fp).map(|(r, _)| r)
+    }
+
+    /// The bytes of the valid run record of `fp` (as [`Cache::record`]).
+    pub fn record_bytes(&self, fp: &Fingerprint) -> Option<Vec<u8>> {
+        self.checked_record(fp).map(|(_, b)| b)
+    }
+
+    fn checked_record(&self, fp: &Fingerprint) -> Option<(RunRecord, Vec<u8>)> {
+        match self.read_record(fp) {
+            Ok(r) => r,
+            Err(e) => {
+                self.quarantine_record(fp, &e);
+                None
+            }
+        }
+    }
+
+    /// Moves an invalid record aside, with one warning.
+    fn quarantine_record(&self, fp: &Fingerprint, why: &RecordError) {
+        let path = self.record_path(fp);
+        if self.read_only {
+            self.warn_once(format!("record {fp}"), || {
+                format!(
+                    "the run record {} is refused: {why}; its stage would run again",
+                    self.rel(&path).display()
+                )
+            });
+            return;
+        }
+        let dest = self.quarantine_dest(&format!("{fp}.json"));
+        let moved = dest
+            .as_ref()
+            .map_err(|e| e.to_string())
+            .and_then(|d| fsafe::rename(&self.root, &path, d).map_err(|e| e.to_string()));
+        let what = match &moved {
+            Ok(()) => format!(
+                "moved it to {}",
+                self.rel(dest.as_deref().unwrap_or(&path)).display()
+            ),
+            Err(e) => format!("could not move it aside ({e}); it is ignored"),
+        };
+        self.warn_once(format!("record {fp}"), || {
+            format!(
+                "the run record {} is refused: {why}; {what}, and its stage will run again",
+                self.rel(&path).display()
+            )
+        });
+    }
+
+    /// A free name in `cache/quarantine/` for `name` (`name`, `name.1`, …), the folder created.
+    fn quarantine_dest(&self, name: &str) -> Result<PathBuf, FsError> {
+        let q = self.layout.quarantine();
+        fsafe::create_dir_all(&self.root, &q)?;
+        let mut dest = q.join(name);
+        let mut k = 1;
+        while std::fs::symlink_metadata(&dest).is_ok() {
+            dest = q.join(format!("{name}.{k}"));
+            k += 1;
+        }
+        Ok(dest)
     }
 
     /// Writes a record atomically (temp file + rename): the last step of a run.
     pub fn write_record(&self, rec: &RunRecord) -> std::io::Result<()> {
         let path = self.record_path(&rec.fingerprint);
-        super::write_atomic(&path, &serde_json::to_vec_pretty(rec)?)
+        fsafe::write_atomic(&self.root, &path, &serde_json::to_vec_pretty(rec)?)?;
+        Ok(())
+    }
+
+    /// Validates record bytes from elsewhere (a remote) filed under `fp` and, when valid,
+    /// writes them into the store.
+    pub fn admit_record(&self, fp: &Fingerprint, bytes: &[u8]) -> Result<RunRecord, AdmitError> {
+        let rec = self.validate(fp, bytes)?;
+        fsafe::write_atomic(&self.root, &self.record_path(fp), bytes)?;
+        Ok(rec)
     }
 
     /// Checks an object: through the stat cache, or re-hashed with `rehash`.
     pub fn object_state(&self, hash: &Blake3, stats: &StatCache, rehash: bool) -> ObjectState {
         let obj = self.object_path(hash);
+        if fsafe::check_parent(&self.root, &obj).is_err() {
+            return ObjectState::Missing;
+        }
         match std::fs::symlink_metadata(&obj) {
             Err(_) => return ObjectState::Missing,
             Ok(m) if !m.file_type().is_file() => return ObjectState::Corrupt,
@@ -115,39 +292,28 @@ impl Cache {
     }
 
     /// Moves a corrupt object (file or folder) to `cache/quarantine/`, with one warning naming
-    /// `what` (the output it belongs to) and where it went.
+    /// `what` (the output it belongs to) and what became of it.
     pub fn quarantine(&self, hash: &Blake3, what: &str, stats: &StatCache) {
         let obj = self.object_path(hash);
         stats.forget(&obj);
-        let q = self.layout.quarantine();
-        let _ = std::fs::create_dir_all(&q);
-        let mut dest = q.join(hash.as_str());
-        let mut k = 1;
-        while std::fs::symlink_metadata(&dest).is_ok() {
-            dest = q.join(format!("{hash}.{k}"));
-            k += 1;
-        }
-        let moved = std::fs::rename(&obj, &dest).is_ok();
-        if !moved {
-            let _ = super::fsafe::remove(&self.root, &obj);
-        }
-        let first = self
-            .warned
-            .lock()
-            .map(|mut w| w.insert(*hash))
-            .unwrap_or(true);
-        if first {
-            let rel = dest.strip_prefix(&self.root).unwrap_or(&dest);
-            eprintln!(
-                "warning: the stored copy of {what} (object {}) is corrupt; {}",
-                hash.short(),
-                if moved {
-                    format!("moved it to {} and replacing it", rel.display())
-                } else {
-                    "removed it and replacing it".to_string()
-                }
-            );
-        }
+        let moved = self
+            .quarantine_dest(hash.as_str())
+            .and_then(|dest| fsafe::rename(&self.root, &obj, &dest).map(|_| dest));
+        let done = match moved {
+            Ok(dest) => format!("moved it to {} and replacing it", self.rel(&dest).display()),
+            Err(e) => match fsafe::remove(&self.root, &obj) {
+                Ok(()) => format!("could not move it aside ({e}), removed it and replacing it"),
+                Err(e2) => format!(
+                    "could not move or remove it ({e2}); it is ignored and the output is replaced"
+                ),
+            },
+        };
+        self.warn_once(format!("object {hash}"), || {
+            format!(
+                "the stored copy of {what} (object {}) is corrupt; {done}",
+                hash.short()
+            )
+        });
     }
 
     /// Puts the file `src` (whose content hash is `hash`) into the store as a copy, so that
@@ -160,27 +326,66 @@ impl Cache {
         what: &str,
         stats: &StatCache,
     ) -> std::io::Result<()> {
-        let obj = self.object_path(hash);
         match self.object_state(hash, stats, false) {
             ObjectState::Ok => return Ok(()),
             ObjectState::Corrupt => self.quarantine(hash, what, stats),
             ObjectState::Missing => {}
         }
-        std::fs::create_dir_all(obj.parent().expect("object has a parent"))?;
-        let tmp = tmp_beside(&obj);
-        let r = (|| {
-            clone_or_copy(src, &tmp)?;
-            let mut perm = std::fs::metadata(&tmp)?.permissions();
-            perm.set_readonly(true);
-            std::fs::set_permissions(&tmp, perm)?;
-            std::fs::rename(&tmp, &obj)
-        })();
+        let obj = self.object_path(hash);
+        self.place(&obj, |tmp| {
+            // With PIPE_LINK=hardlink the store shares the file: no second copy.
+            match self.link {
+                LinkMode::Hardlink if std::fs::hard_link(src, tmp).is_ok() => {}
+                _ => clone_or_copy(src, tmp)?,
+            }
+            set_readonly(tmp)
+        })?;
+        stats.remember(&obj, hash);
+        Ok(())
+    }
+
+    /// Like [`Cache::store`] for a verified temporary file of the store's own (a download in
+    /// `cache/tmp/`): it is moved into place rather than copied.
+    pub fn adopt(
+        &self,
+        file: &Path,
+        hash: &Blake3,
+        what: &str,
+        stats: &StatCache,
+    ) -> std::io::Result<()> {
+        match self.object_state(hash, stats, false) {
+            ObjectState::Ok => return Ok(()),
+            ObjectState::Corrupt => self.quarantine(hash, what, stats),
+            ObjectState::Missing => {}
+        }
+        let obj = self.object_path(hash);
+        set_readonly(file)?;
+        fsafe::create_dir_all(&self.root, obj.parent().unwrap_or(&self.root))?;
+        fsafe::rename(&self.root, file, &obj)?;
+        stats.remember(&obj, hash);
+        Ok(())
+    }
+
+    /// Creates `dest` through a new temporary file beside it (`fill` writes it) and a rename,
+    /// never through a link: the one way the store writes a file.
+    fn place(
+        &self,
+        dest: &Path,
+        fill: impl FnOnce(&Path) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let parent = dest.parent().unwrap_or(&self.root);
+        fsafe::create_dir_all(&self.root, parent)?;
+        let tmp = tmp::beside(&self.root, dest);
+        let r = fill(&tmp).and_then(|()| {
+            if std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
+                fsafe::remove(&self.root, dest)?;
+            }
+            Ok(fsafe::rename(&self.root, &tmp, dest)?)
+        });
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
-        r?;
-        stats.remember(&obj, hash);
-        Ok(())
+        r
     }
 
     /// Places object `hash` at `dest` (a copy or reflink; a hard link with `PIPE_LINK=hardlink`),
@@ -196,30 +401,10 @@ impl Cache {
             return Err(PlaceError::Bad(state));
         }
         let obj = self.object_path(hash);
-        if let Some(p) = dest.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        let tmp = tmp_beside(dest);
-        let r = (|| {
-            match self.link {
-                LinkMode::Hardlink => {
-                    if std::fs::hard_link(&obj, &tmp).is_err() {
-                        clone_or_copy(&obj, &tmp)?;
-                    }
-                }
-                LinkMode::Copy => clone_or_copy(&obj, &tmp)?,
-            }
-            if let Ok(m) = std::fs::symlink_metadata(dest) {
-                if m.is_dir() {
-                    std::fs::remove_dir_all(dest)?;
-                }
-            }
-            std::fs::rename(&tmp, dest)
-        })();
-        if r.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        r?;
+        self.place(dest, |tmp| match self.link {
+            LinkMode::Hardlink if std::fs::hard_link(&obj, tmp).is_ok() => Ok(()),
+            _ => clone_or_copy(&obj, tmp),
+        })?;
         stats.remember(dest, hash);
         Ok(())
     }
@@ -243,6 +428,13 @@ impl Cache {
         self.store(file, hash, what, stats)?;
         Ok(hash_file(&self.object_path(hash))? == *hash)
     }
+}
+
+/// Makes a store file read-only.
+fn set_readonly(path: &Path) -> std::io::Result<()> {
+    let mut perm = std::fs::metadata(path)?.permissions();
+    perm.set_readonly(true);
+    std::fs::set_permissions(path, perm)
 }
 
 /// A reflink (`FICLONE`) where the filesystem supports it, else a plain copy. `dst` must not

@@ -2,7 +2,7 @@
 //! the store objects and run records that no `*.lock` file references. Takes the project lock.
 
 use crate::cache::lockfile::LockFile;
-use crate::cache::{walk, Cache};
+use crate::cache::walk;
 use crate::digest::{Blake3, Fingerprint};
 use crate::error::{PipeError, Result};
 use std::collections::BTreeSet;
@@ -38,22 +38,15 @@ fn lock_files(root: &Path) -> Result<Vec<LockFile>> {
         for e in rd.flatten() {
             let p = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
-            if p.is_dir() {
+            // Links are not followed (a link cycle or a link out of the project).
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
                 if !name.starts_with('.')
                     && name != "target"
                     && !crate::layout::OWN_DIRS.contains(&name.as_str())
                 {
                     dirs.push(p);
                 }
-            } else if name.ends_with(".lock") && name != "Cargo.lock" {
-                let text = std::fs::read(&p).unwrap_or_default();
-                // Other tools' lock files (not JSON objects with `stages`) are not ours.
-                let ours = serde_json::from_slice::<serde_json::Value>(&text)
-                    .map(|v| v.get("stages").is_some())
-                    .unwrap_or(true);
-                if !ours {
-                    continue;
-                }
+            } else if name.ends_with(".lock") && is_ours(&p) {
                 let l = LockFile::read(&p).map_err(|e| {
                     PipeError::config(format!(
                         "{e}; `pipe clean --cache` refuses to run while a lock file is unreadable"
@@ -64,6 +57,27 @@ fn lock_files(root: &Path) -> Result<Vec<LockFile>> {
         }
     }
     Ok(out)
+}
+
+/// Whether a `*.lock` file is one of pipe's: it names `"stages"` (even when a merge conflict
+/// broke it) and lies beside its pipeline file or in `pipelines/`, or is a JSON object with
+/// `pipeline` and `stages`. Other tools' lock files (Cargo, poetry, uv, yarn, npm) are not.
+fn is_ours(p: &Path) -> bool {
+    let Ok(Some(text)) = crate::cache::fsafe::read_regular(p, 256 << 20) else {
+        return false;
+    };
+    if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice(&text) {
+        return m.contains_key("pipeline") && m.contains_key("stages");
+    }
+    let names_stages = text.windows(8).any(|w| w == b"\"stages\"");
+    let in_pipelines = p
+        .parent()
+        .and_then(|d| d.file_name())
+        .is_some_and(|d| d == crate::layout::PIPELINES);
+    let beside_pipeline = ["yaml", "yml"]
+        .iter()
+        .any(|e| p.with_extension(e).is_file());
+    names_stages && (in_pipelines || beside_pipeline)
 }
 
 /// The pipeline name of `pipe clean ARG`: ARG is a pipeline file (relative to the current
@@ -95,7 +109,7 @@ pub fn run(args: CleanArgs) -> Result<i32> {
     // The project the current folder (after `-C`) belongs to, as for every other subcommand.
     let root = super::project::project_root()?;
     let cwd = std::env::current_dir().map_err(PipeError::current_dir)?;
-    let cache = Cache::new(&root);
+    let cache = crate::project::open_cache(&root);
     if !args.cache && args.pipeline.is_none() {
         return Err(PipeError::config(
             "pipe clean: give a pipeline file, or --cache --unreferenced",
@@ -106,7 +120,7 @@ pub fn run(args: CleanArgs) -> Result<i32> {
             "pipe clean --cache: add --unreferenced (only unreferenced objects are removed)",
         ));
     }
-    let _lock = crate::engine::lock_project(cache.dir(), !args.no_wait)?;
+    let _lock = crate::engine::lock_project(&cache, !args.no_wait)?;
     let mut doomed: Vec<PathBuf> = Vec::new();
     if let Some(arg) = &args.pipeline {
         let name = pipeline_name(&root, &cwd, arg)?;

@@ -1,29 +1,36 @@
 //! `pipe pull PIPELINE`: downloads from the remote store the run records and objects of the
-//! pipeline's lock file that are missing locally, each object verified by blake3.
+//! pipeline's lock file that are missing locally, each record validated and each object
+//! verified by blake3 before it enters the store. Takes the project lock, as `run` does.
 
 use crate::error::{PipeError, Result};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct PullArgs {
-    /// The pipeline file (YAML), relative to the project root (the current folder).
-    pub pipeline: PathBuf,
+    /// The pipeline: a file, its name (`ci`) or its lock file; default as for `pipe run`.
+    pub pipeline: Option<PathBuf>,
     /// The remote: `s3://bucket/prefix` or a folder. Default: `PIPE_REMOTE`, else the
     /// pipeline's top-level `remote:`.
     #[arg(long, value_name = "URL")]
     pub remote: Option<String>,
+    /// Exit at once when another `pipe` holds the project lock.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 pub fn run(a: PullArgs) -> Result<i32> {
-    let root = std::env::current_dir().map_err(PipeError::current_dir)?;
-    let settings = crate::config::settings::read(&root, &a.pipeline)?;
+    let (root, pipeline) = super::project::locate(a.pipeline.as_deref())?;
+    let settings = crate::config::settings::read(&root, &pipeline)?;
     let url = crate::remote::select::remote_url(
         a.remote.as_deref(),
         settings.remote.as_deref(),
-        &root.join(&a.pipeline),
+        &root.join(&pipeline),
     )?;
     let remote = crate::remote::Remote::open(&url, &root)?;
-    let lock_path = crate::layout::Layout::new(&root).lock_file(&a.pipeline);
+    // The project lock first: a run may be writing the lock file and the store.
+    let cache = crate::project::open_cache(&root);
+    let _lock = crate::engine::lock_project(&cache, !a.no_wait)?;
+    let lock_path = crate::layout::Layout::new(&root).lock_file(&pipeline);
     let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::config)?;
     let fps = crate::remote::sync::lock_fingerprints(&lock);
     if fps.is_empty() {
@@ -32,7 +39,6 @@ pub fn run(a: PullArgs) -> Result<i32> {
             lock_path.display()
         )));
     }
-    let cache = crate::cache::Cache::new(&root);
     let t = crate::remote::pull(&cache, &fps, &remote)?;
     println!(
         "pulled {} records and {} objects ({}) from {}; {} records and {} objects already here; {} runs not on the remote",

@@ -28,7 +28,13 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: StatusArgs) -> Result<i32> {
-    let proj = args.pipeline.load()?;
+    let mut proj = args.pipeline.load()?;
+    proj.cache
+        .check_links()
+        .map_err(|e| crate::error::PipeError::config(e.to_string()))?;
+    if args.verify {
+        proj.cache.set_read_only();
+    }
     let plans = plan::plan_all(&proj, args.verify);
     // `--verify` reports and changes nothing, not even the stat cache.
     if !args.verify {

@@ -1,7 +1,7 @@
 //! Confinement of what stages declare: every output lies strictly inside the project, away from
 //! `.git` and pipe's own folders, with no symbolic link among its existing parent folders, and
-//! no two instances claim one output (or one inside the other); `deps` never name pipe's own
-//! folders or the project root.
+//! no two instances claim one output (or one inside the other). (What stages may read is
+//! `inputs`.)
 
 use super::ids::shown;
 use super::parse::cfg;
@@ -10,7 +10,7 @@ use crate::error::Result;
 use std::collections::HashMap;
 use std::path::{Component, Path};
 
-/// pipe's own folders: outputs may not be in them; `deps` may not name them.
+/// pipe's own folders: outputs may not be in them.
 const OWN: [&str; 3] = crate::layout::OWN_DIRS;
 
 /// A relative path as its normal components (`./x`, `x/`, `a/../b` resolved lexically).
@@ -27,7 +27,13 @@ pub fn normalise(p: &Path) -> std::result::Result<Vec<String>, &'static str> {
                     return Err("leaves the project (`..`)");
                 }
             }
-            Component::Normal(s) => out.push(s.to_string_lossy().into_owned()),
+            Component::Normal(s) => {
+                let s = s.to_string_lossy();
+                if s.contains('\0') {
+                    return Err("contains a NUL character");
+                }
+                out.push(s.into_owned())
+            }
             Component::RootDir | Component::Prefix(_) => {
                 return Err("is absolute; give a path relative to the project root")
             }
@@ -49,8 +55,9 @@ fn relative(root: &Path, p: &Path) -> Option<Vec<String>> {
     normalise(rel).ok()
 }
 
-/// Why an output (normalised) may not be written, if it may not.
-fn bad_output(root: &Path, c: &[String], protected: &[Vec<String>]) -> Option<String> {
+/// Why an output (normalised) may not be written, if it may not: the path rules, then (with
+/// `root`) a linked parent folder on disk.
+fn bad_output(root: Option<&Path>, c: &[String], protected: &[Vec<String>]) -> Option<String> {
     if c.is_empty() {
         return Some("is the project root".into());
     }
@@ -68,7 +75,7 @@ fn bad_output(root: &Path, c: &[String], protected: &[Vec<String>]) -> Option<St
             ));
         }
     }
-    let mut at = root.to_path_buf();
+    let mut at = root?.to_path_buf();
     for (k, part) in c[..c.len() - 1].iter().enumerate() {
         at.push(part);
         match std::fs::symlink_metadata(&at) {
@@ -85,7 +92,15 @@ fn bad_output(root: &Path, c: &[String], protected: &[Vec<String>]) -> Option<St
     None
 }
 
-/// Checks every instance's declared outputs and `deps`. `pipeline_file` is the pipeline path
+/// The path rules of `outs` for one path relative to the project root (also applied to the
+/// paths of run records from a store or a remote; links on disk are refused when writing):
+/// its normal components, or why it may not be an output.
+pub fn output_rule(path: &Path) -> std::result::Result<Vec<String>, String> {
+    let c = normalise(path).map_err(str::to_string)?;
+    bad_output(None, &c, &[]).map_or(Ok(c), Err)
+}
+
+/// Checks every instance's declared outputs. `pipeline_file` is the pipeline path
 /// as given; `blame(node, key)` is where the node's `key` parameter was set.
 pub(crate) fn check(
     root: &Path,
@@ -111,7 +126,7 @@ pub(crate) fn check(
                     n.id
                 ))
             })?;
-            if let Some(why) = bad_output(root, &c, &protected) {
+            if let Some(why) = bad_output(Some(root), &c, &protected) {
                 return Err(cfg(format!(
                     "{}: stage `{}`: output `{shown_o}` {why}; {rule}",
                     blame(n, "outs"),
@@ -124,26 +139,6 @@ pub(crate) fn check(
                 }
             }
             claimed.insert(c, (i, shown_o));
-        }
-        for d in n.kind.external_inputs(&n.params) {
-            let Some(c) = relative(root, &d) else {
-                continue;
-            };
-            let why = if c.is_empty() {
-                Some("is the project root, which holds pipe's own folders".to_string())
-            } else if OWN.contains(&c[0].as_str()) {
-                Some(format!("is or is inside pipe's folder `{}/`", c[0]))
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                return Err(cfg(format!(
-                    "{}: stage `{}`: dependency `{}` {why}; declare the upstream stage in `needs` instead, or name the files it reads",
-                    blame(n, "deps"),
-                    n.id,
-                    shown(&d.to_string_lossy())
-                )));
-            }
         }
     }
     // One output inside another's folder.
@@ -199,5 +194,9 @@ mod tests {
         assert_eq!(normalise(Path::new(".")).unwrap(), Vec::<String>::new());
         assert!(normalise(Path::new("../x")).is_err());
         assert!(normalise(Path::new("/tmp/x")).is_err());
+        assert_eq!(
+            normalise(Path::new("a\0b")).unwrap_err(),
+            "contains a NUL character"
+        );
     }
 }

@@ -99,6 +99,16 @@ impl Scratch {
     }
 }
 
+/// Bytes per weight of the packed copy a model in `precision` holds on this CPU (for the memory
+/// check, `memory::Workload::packed_weight_bytes`): 2 with a packed bf16 kernel (AMX or
+/// AVX512-BF16), 4 otherwise (f32 panels, or bf16-rounded f32 panels on other CPUs).
+pub fn packed_weight_bytes(precision: Precision) -> u64 {
+    match Products::of(precision).packed() {
+        Some(_) => 2,
+        None => 4,
+    }
+}
+
 impl<'w> Model<'w> {
     /// Packs the linear layers of `w` for f32 products; the kernels use up to `threads`
     /// threads.

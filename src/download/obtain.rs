@@ -5,7 +5,7 @@
 use super::{
     download, download_cache_path, find_in_mirrors, url_file_name, DownloadError, MIRROR_ENV,
 };
-use crate::cache::hash_file;
+use crate::cache::{fsafe, hash_file};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -66,6 +66,19 @@ pub fn obtain(
         }
     }
     let part = PathBuf::from(format!("{}.part", cached.display()));
+    // `cache/downloads/` and the partial file are written, never through a link.
+    let root = cache_dir.parent().unwrap_or(cache_dir);
+    let safe = |p: &Path| fsafe::create_dir_all(root, p.parent().unwrap_or(root));
+    safe(&part)
+        .and_then(|()| match std::fs::symlink_metadata(&part) {
+            Ok(m) if !m.is_file() => fsafe::remove(root, &part),
+            _ => Ok(()),
+        })
+        .map_err(|e| ObtainError::Io {
+            what: "writing",
+            path: part.clone(),
+            err: e.into(),
+        })?;
     if let Err(err) = download(url, req.bytes, &part, req.timeout, progress) {
         return Err(ObtainError::Download {
             err,
@@ -87,10 +100,10 @@ pub fn obtain(
             });
         }
     }
-    std::fs::rename(&part, &cached).map_err(|err| ObtainError::Io {
+    fsafe::rename(root, &part, &cached).map_err(|err| ObtainError::Io {
         what: "moving the download to",
         path: cached.clone(),
-        err,
+        err: err.into(),
     })?;
     Ok(cached)
 }

@@ -75,7 +75,10 @@ pub(crate) fn drain(
     opts: &LoopOptions,
     execs: Executors,
 ) -> Drained {
-    let staging = Staging::new(proj.cache.layout().staging(std::process::id()));
+    let staging = Staging::new(
+        proj.pipeline.root.clone(),
+        proj.cache.layout().staging(std::process::id()),
+    );
     let env = Env {
         proj,
         staging: &staging,

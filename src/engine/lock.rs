@@ -46,7 +46,7 @@ pub(crate) fn update(proj: &Project, lock: &LockFile, overrides: &[String]) -> L
             )),
         };
     }
-    match lock.write(&path) {
+    match lock.write(&proj.pipeline.root, &path) {
         Ok(()) => LockUpdate {
             path: shown,
             written: true,

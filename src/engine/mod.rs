@@ -15,8 +15,10 @@ mod sweep;
 
 pub use select::Selection;
 pub use summary::{Failure, Interruption, LockUpdate, Outcome, RunSummary, StageSummary};
+pub use sweep::check_own_folders;
 
 use crate::cache::project_lock::{LockError, ProjectLock};
+use crate::cache::Cache;
 use crate::config::{ExecutorKind, Overrides};
 use crate::error::{FrozenError, PipeError, ProjectLockError, Result, UsageError};
 use crate::executor::{Choice, Local};
@@ -82,7 +84,9 @@ pub fn dry_run(
     file: &Path,
     opts: &RunOptions,
 ) -> Result<(Project, Vec<Option<Planned>>)> {
-    let proj = load(root, file, opts)?;
+    let mut proj = load(root, file, opts)?;
+    // An invalid record is reported, not quarantined: a dry run moves nothing.
+    proj.cache.set_read_only();
     let sel = Selection::resolve(&proj, &opts.only, &opts.force)?;
     let markers = Markers::load(proj.cache.dir());
     let plans = plan::plan(&proj, &input(&sel, opts.verify, &markers));
@@ -117,9 +121,9 @@ pub fn run(root: &Path, file: &Path, opts: &RunOptions) -> Result<RunSummary> {
         source,
     })?;
     sweep::check_own_folders(&proj)?;
-    let _lock = lock_project(proj.cache.dir(), opts.wait)?;
+    // Taking the lock also sweeps what killed runs left (`cache::tmp::sweep`).
+    let _lock = lock_project(&proj.cache, opts.wait)?;
     proj.reload_lock()?;
-    sweep::leftovers(&proj);
     let remote = if opts.pull || opts.push {
         let url = crate::remote::select::remote_url(
             opts.remote.as_deref(),
@@ -164,11 +168,11 @@ pub fn run(root: &Path, file: &Path, opts: &RunOptions) -> Result<RunSummary> {
     Ok(summarise(&proj, drained, overrides, lock_update, t0))
 }
 
-/// Takes the project lock in `cache_dir`, waiting for it (saying so once) unless `wait` is
+/// Takes the project lock of `cache` (refusing links in its folders), waiting for it (saying so once) unless `wait` is
 /// false: every command that writes the store holds it.
-pub fn lock_project(cache_dir: &Path, wait: bool) -> Result<ProjectLock> {
-    let dir = cache_dir;
-    ProjectLock::acquire(dir, wait, |pid| {
+pub fn lock_project(cache: &Cache, wait: bool) -> Result<ProjectLock> {
+    let dir = cache.dir();
+    ProjectLock::acquire(cache, wait, |pid| {
         eprintln!(
             "waiting for the project lock held by {}",
             pid.map(|p| format!("pid {p}"))

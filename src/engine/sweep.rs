@@ -1,7 +1,7 @@
-//! Housekeeping around a run: refusing pipe's own folders when they are links, removing what
-//! killed runs left (staging folders, temporary files of dead processes), and after the run the
-//! folders of instances no longer in the pipeline and checkpoint files no current instance's
-//! record lists.
+//! Housekeeping around a run: refusing pipe's own folders when they are links, and after the
+//! run removing the folders of instances no longer in the pipeline and checkpoint files no
+//! current instance's record lists. (What killed runs left is swept when the project lock is
+//! taken: `cache::tmp::sweep`.)
 
 use crate::cache::RunRecord;
 use crate::error::{PipeError, Result};
@@ -9,7 +9,10 @@ use crate::project::Project;
 
 /// Refuses to run when one of pipe's own folders is a symlink (pipe never writes through a
 /// link it did not create).
-pub(crate) fn check_own_folders(proj: &Project) -> Result<()> {
+pub fn check_own_folders(proj: &Project) -> Result<()> {
+    proj.cache
+        .check_links()
+        .map_err(|e| PipeError::config(e.to_string()))?;
     let root = &proj.pipeline.root;
     let dirs = proj.dirs();
     for d in [
@@ -20,43 +23,6 @@ pub(crate) fn check_own_folders(proj: &Project) -> Result<()> {
         crate::cache::fsafe::check_dir(root, &d).map_err(|e| PipeError::config(e.to_string()))?;
     }
     Ok(())
-}
-
-/// Removes what killed runs left: staging folders and temporary files of dead processes.
-pub(crate) fn leftovers(proj: &Project) {
-    // Every run removes its staging folder (`cache/tmp/<pid>`) when it ends, so `cache/tmp`
-    // holds something only after a killed run: only then are the store's folders searched for
-    // its temporary files (a no-op run reads no more folders than it must).
-    let leftover = std::fs::read_dir(proj.cache.layout().tmp())
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false);
-    if !leftover {
-        return;
-    }
-    let _ = std::fs::remove_dir_all(proj.cache.layout().tmp());
-    let mut dirs = vec![
-        proj.cache.dir().to_path_buf(),
-        proj.cache.layout().runs(),
-        proj.pipeline
-            .lock_path()
-            .parent()
-            .map(|p| p.to_path_buf())
-            .unwrap_or_default(),
-    ];
-    if let Ok(rd) = std::fs::read_dir(proj.cache.layout().objects()) {
-        dirs.extend(rd.flatten().map(|e| e.path()));
-    }
-    for d in dirs {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if crate::cache::is_stale_tmp(&name) && e.file_type().is_ok_and(|t| t.is_file()) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
 }
 
 /// Removes the results and checkpoint folders of instances no longer in the pipeline (a value

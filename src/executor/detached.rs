@@ -163,7 +163,9 @@ pub fn collect(
 ) -> Result<Option<RunRecord>, InstanceError> {
     let remote_error = |e| job.error(proj, Cause::Remote(e));
     if job.forced {
-        let Some(bytes) = crate::remote::fetch_record(remote, fp).map_err(remote_error)? else {
+        let Some((_, bytes)) =
+            crate::remote::fetch_record(remote, &proj.cache, fp).map_err(remote_error)?
+        else {
             return Ok(None);
         };
         let objs: Vec<Blake3> = crate::remote::record_objects(&bytes)
@@ -175,8 +177,8 @@ pub fn collect(
         if !rep.missing.is_empty() || !rep.corrupt.is_empty() {
             return Ok(None);
         }
-        let path = proj.cache.record_path(fp);
-        crate::cache::write_atomic(&path, &bytes).map_err(|e| {
+        proj.cache.admit_record(fp, &bytes).map_err(|e| {
+            let path = proj.cache.record_path(fp);
             job.error(
                 proj,
                 crate::instance::CommitError::Record(std::io::Error::other(format!(
@@ -207,16 +209,14 @@ pub fn fetch_log(
 ) -> Option<String> {
     let n = &proj.pipeline.nodes[job.index];
     let bytes = remote
-        .get_bytes(&manifest::job_log_key(fp, &id.to_string()))
+        .get_bytes(&manifest::job_log_key(fp, &id.to_string()), 64 << 20)
         .ok()
         .flatten()?;
     let root = &proj.pipeline.root;
     let log: PathBuf = proj.log_path(n);
     let parent = log.parent().unwrap_or(root);
-    if crate::cache::fsafe::create_dir_all(root, parent).is_ok()
-        && crate::cache::fsafe::remove(root, &log).is_ok()
-    {
-        let _ = std::fs::write(&log, &bytes);
+    if crate::cache::fsafe::create_dir_all(root, parent).is_ok() {
+        let _ = crate::cache::fsafe::write_atomic(root, &log, &bytes);
     }
     String::from_utf8_lossy(&bytes)
         .lines()

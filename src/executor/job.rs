@@ -96,7 +96,10 @@ pub fn run_instance(
     }
     let tag = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| std::process::id().to_string());
     // Not under cache/tmp: a restarted driver sweeps that folder while this job may still run.
-    let staging = Staging::new(proj.cache.layout().jobs().join(tag));
+    let staging = Staging::new(
+        proj.pipeline.root.clone(),
+        proj.cache.layout().jobs().join(tag),
+    );
     let r = crate::instance::run(proj, &job, &staging);
     proj.stats.save();
     match r {

@@ -5,7 +5,6 @@
 //! its objects pushed and its run record last. A failed job leaves its log on the remote.
 
 use super::job::{run_instance, JobEnd};
-use crate::cache::Cache;
 use crate::config::Overrides;
 use crate::digest::Fingerprint;
 use crate::error::{PipeError, Result};
@@ -38,7 +37,7 @@ pub fn run(key: &str, url: &str, mirrors: Vec<PathBuf>) -> Result<i32> {
 
 fn run_in(root: &Path, remote: &Remote, m: &JobManifest, mirrors: Vec<PathBuf>) -> Result<i32> {
     manifest::materialise(remote, m, root)?;
-    let cache = Cache::new(root);
+    let cache = crate::project::open_cache(root);
     let fps: Vec<Fingerprint> = m.ups.iter().map(|(_, fp)| *fp).collect();
     let t = crate::remote::pull(&cache, &fps, remote)?;
     let lacking: Vec<String> = t
@@ -82,9 +81,15 @@ fn run_in(root: &Path, remote: &Remote, m: &JobManifest, mirrors: Vec<PathBuf>) 
             }
             if m.forced && t.records_skipped > 0 {
                 // A forced run's record replaces the one the remote had (its objects are there).
-                let path = proj.cache.record_path(&rec.fingerprint);
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| PipeError::io("cannot read the run record", &path, e))?;
+                let bytes = proj.cache.record_bytes(&rec.fingerprint).ok_or_else(|| {
+                    transfer(
+                        m,
+                        format!(
+                            "run record {} is missing or invalid in the job's store",
+                            rec.fingerprint
+                        ),
+                    )
+                })?;
                 remote.put_bytes(&crate::remote::record_key(&rec.fingerprint), &bytes)?;
             }
             eprintln!(

@@ -157,7 +157,7 @@ pub fn commit(
         let parent = dest.parent().unwrap_or(root);
         fsafe::create_dir_all(root, parent)?;
         fsafe::remove(root, &dest)?;
-        place(&f.src, &dest).map_err(|source| CommitError::Place {
+        place(&f.src, &dest, &proj.cache.object_path(h)).map_err(|source| CommitError::Place {
             path: shown,
             source,
         })?;
@@ -188,11 +188,17 @@ pub fn commit(
 }
 
 /// Moves a staged file into the tree (a copy across filesystems) with the mode a restored copy
-/// gets (`0666` less the umask), whatever mode the stage created it with.
-fn place(src: &Path, dest: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+/// gets (`0666` less the umask), whatever mode the stage created it with. A file that is the
+/// store's object itself (`PIPE_LINK=hardlink`) keeps the object's read-only mode, as a
+/// restored hard link does.
+fn place(src: &Path, dest: &Path, object: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     if std::fs::rename(src, dest).is_err() {
         std::fs::copy(src, dest)?;
+    }
+    let (d, o) = (std::fs::metadata(dest)?, std::fs::metadata(object));
+    if o.is_ok_and(|o| (o.dev(), o.ino()) == (d.dev(), d.ino())) {
+        return Ok(());
     }
     std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o666 & !umask()))
 }

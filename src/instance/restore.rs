@@ -125,5 +125,5 @@ pub fn restore_log(proj: &Project, n: &Node, rec: &RunRecord) {
         )
         .as_bytes(),
     );
-    let _ = crate::cache::write_atomic(&path, &text);
+    let _ = fsafe::write_atomic(root, &path, &text);
 }

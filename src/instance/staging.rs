@@ -1,13 +1,17 @@
 //! Reusable staging folders (`cache/tmp/<pid>/<k>/{out,ckpt,meas}`), one per running instance:
 //! a [`Slot`] is taken for a run and given back, emptied, when it is dropped (creating fresh
-//! folders per stage costs more than the stage's bookkeeping).
+//! folders per stage costs more than the stage's bookkeeping). Created, emptied and removed
+//! through `cache::fsafe`, never through a link.
 
+use crate::cache::fsafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// The pool of staging slots of one process.
 pub struct Staging {
+    /// The project root (nothing is written through a link below it).
+    root: PathBuf,
     base: PathBuf,
     free: Mutex<Vec<PathBuf>>,
     next: AtomicUsize,
@@ -22,8 +26,10 @@ pub struct Slot<'a> {
 const PARTS: [&str; 3] = ["out", "ckpt", "meas"];
 
 impl Staging {
-    pub fn new(base: PathBuf) -> Self {
+    /// Staging folders under `base`, a folder of the project at `root`.
+    pub fn new(root: PathBuf, base: PathBuf) -> Self {
         Staging {
+            root,
             base,
             free: Mutex::new(Vec::new()),
             next: AtomicUsize::new(0),
@@ -45,9 +51,9 @@ impl Staging {
         }
         let k = self.next.fetch_add(1, Ordering::Relaxed);
         let slot = self.base.join(k.to_string());
-        let _ = std::fs::remove_dir_all(&slot);
+        fsafe::remove(&self.root, &slot)?;
         for part in PARTS {
-            std::fs::create_dir_all(slot.join(part))?;
+            fsafe::create_dir_all(&self.root, &slot.join(part))?;
         }
         Ok(Slot {
             pool: self,
@@ -62,12 +68,7 @@ impl Staging {
             match std::fs::read_dir(slot.join(d)) {
                 Ok(rd) => {
                     for e in rd.flatten() {
-                        let p = e.path();
-                        let r = match e.file_type() {
-                            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),
-                            _ => std::fs::remove_file(&p),
-                        };
-                        ok &= r.is_ok();
+                        ok &= fsafe::remove(&self.root, &e.path()).is_ok();
                     }
                 }
                 Err(_) => ok = false,
@@ -79,14 +80,14 @@ impl Staging {
                 return;
             }
         }
-        let _ = std::fs::remove_dir_all(&slot);
+        let _ = fsafe::remove(&self.root, &slot);
     }
 }
 
 impl Drop for Staging {
     /// The whole pool goes when the run ends.
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.base);
+        let _ = fsafe::remove(&self.root, &self.base);
     }
 }
 
@@ -127,7 +128,7 @@ mod tests {
     fn slots_are_emptied_reused_and_removed_with_the_pool() {
         let d = tempfile::tempdir().unwrap();
         let base = d.path().join("tmp/1");
-        let pool = Staging::new(base.clone());
+        let pool = Staging::new(d.path().to_path_buf(), base.clone());
         let first = {
             let a = pool.take().unwrap();
             std::fs::write(a.out().join("x"), "x").unwrap();

@@ -38,26 +38,20 @@ fn dir(cache_dir: &Path) -> PathBuf {
     crate::layout::CacheLayout::at(cache_dir).interrupted()
 }
 
-/// Writes the marker of `stage_id` atomically; a planted symlink at `cache/interrupted` is
-/// refused, never followed.
+/// The project root of a cache folder (links are refused below it).
+fn root(cache_dir: &Path) -> &Path {
+    cache_dir.parent().unwrap_or(cache_dir)
+}
+
+/// Writes the marker of `stage_id` atomically through `cache::fsafe`: a planted symlink at
+/// `cache/` or `cache/interrupted` is refused, never followed.
 fn write(cache_dir: &Path, stage_id: &str, text: &str) -> std::io::Result<()> {
-    let dir = dir(cache_dir);
-    match std::fs::symlink_metadata(&dir) {
-        Ok(m) if !m.is_dir() => {
-            return Err(std::io::Error::other(format!(
-                "{} is not a folder (a symlink or a file): refusing to write markers there",
-                dir.display()
-            )))
-        }
-        Ok(_) => {}
-        Err(_) => std::fs::create_dir_all(&dir)?,
-    }
-    let path = dir.join(file_name(stage_id));
-    let tmp = crate::cache::tmp_beside(&path);
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, &path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    let path = dir(cache_dir).join(file_name(stage_id));
+    Ok(crate::cache::fsafe::write_atomic(
+        root(cache_dir),
+        &path,
+        text.as_bytes(),
+    )?)
 }
 
 /// Records that `stage_id`, computing fingerprint `fp`, was stopped by `sig`.
@@ -85,10 +79,8 @@ pub fn mark_failed(
 
 /// Removes the marker of `stage_id`; an absent marker is fine.
 pub fn clear(cache_dir: &Path, stage_id: &str) -> std::io::Result<()> {
-    match std::fs::remove_file(dir(cache_dir).join(file_name(stage_id))) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
+    let path = dir(cache_dir).join(file_name(stage_id));
+    Ok(crate::cache::fsafe::remove(root(cache_dir), &path)?)
 }
 
 /// Every marker of a project, read with one pass over the folder.
@@ -108,7 +100,12 @@ impl Markers {
             if name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            // A marker is one short line: a planted FIFO or huge file is no marker.
+            let bytes = crate::cache::fsafe::read_regular(&e.path(), 4096)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
             let words: Vec<&str> = text.split_whitespace().collect();
             let marker = match words.as_slice() {
                 ["interrupted", _, fp] => Marker {

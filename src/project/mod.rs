@@ -6,12 +6,21 @@ mod paths;
 
 use crate::cache::lockfile::LockFile;
 use crate::cache::stat::StatCache;
-use crate::cache::Cache;
+use crate::cache::{Cache, FingerprintKey};
 use crate::config::{self, natural_cmp, Node, Overrides, Pipeline};
 use crate::error::{PipeError, Result};
 use crate::graph::{Dag, Shown};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// The store of the project at `root`, checking every run record's project outputs against
+/// the `outs` its stage kind declares (`cache::trust`). Every caller that reads run records
+/// opens the store with this.
+pub fn open_cache(root: &Path) -> Cache {
+    Cache::new(root).with_owners(std::sync::Arc::new(|key: &FingerprintKey| {
+        crate::stage::find(&key.kind).map(|k| k.declared_outputs(&key.params))
+    }))
+}
 
 pub struct Project {
     pub pipeline: Pipeline,
@@ -33,8 +42,8 @@ impl Project {
     /// A project around a loaded pipeline.
     pub fn from_pipeline(pipeline: Pipeline) -> Result<Project> {
         let dag = dag(&pipeline.nodes);
-        let cache = Cache::new(&pipeline.root);
-        let stats = StatCache::load(&cache.layout().stat());
+        let cache = open_cache(&pipeline.root);
+        let stats = StatCache::load(&pipeline.root);
         let lock = LockFile::read(&pipeline.lock_path()).map_err(PipeError::config)?;
         Ok(Project {
             pipeline,

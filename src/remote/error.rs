@@ -31,6 +31,20 @@ pub enum RemoteError {
         expected: String,
         got: String,
     },
+    /// A run record on the remote that is not a valid record for the fingerprint it is
+    /// filed under (see `cache::trust`): never used.
+    #[error("remote run record `{key}` is refused: {why}")]
+    BadRecord { key: String, why: String },
+    /// A file on the remote larger than pipe reads for its kind: never used.
+    #[error("remote file `{key}` is refused: it is over the limit of {limit} bytes")]
+    TooLarge { key: String, limit: u64 },
+    /// A file on the remote that is not a regular file (a link, a folder, a FIFO, a device):
+    /// never read, treated as missing.
+    #[error("remote file `{key}` is refused: it is not a regular file (a link, a folder, a FIFO or a device)")]
+    NotFile { key: String },
+    /// A write or read pipe refuses (a link in the way, not a regular file), naming the path.
+    #[error("{0}")]
+    Unsafe(#[from] crate::cache::fsafe::FsError),
     /// Any other unexpected answer.
     #[error("remote {endpoint}: {op} `{key}` answered HTTP {status}: {detail}")]
     Http {
@@ -62,7 +76,13 @@ impl RemoteError {
 
     /// A corrupt (or truncated) remote object: the caller treats it as missing.
     pub fn is_corrupt(&self) -> bool {
-        matches!(self, RemoteError::Corrupt { .. })
+        matches!(
+            self,
+            RemoteError::Corrupt { .. }
+                | RemoteError::BadRecord { .. }
+                | RemoteError::TooLarge { .. }
+                | RemoteError::NotFile { .. }
+        )
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -1,7 +1,11 @@
-//! A remote that is a folder on a shared filesystem: every write goes to a temp file in the
-//! destination folder and is renamed into place, so readers never see half a file.
+//! A remote that is a folder on a shared filesystem: every write goes to a new temp file in the
+//! destination folder and is renamed into place, so readers never see half a file, and never
+//! through a link planted inside the remote (`cache::fsafe` with the remote's folder as root).
+//! Reads open regular files only, so a FIFO or a device in the remote cannot hang pipe.
 
-use super::{tmp_suffix, RemoteError, Result};
+use super::{RemoteError, Result};
+use crate::cache::fsafe::{self, FsError};
+use crate::cache::tmp;
 use crate::digest::Blake3;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -10,6 +14,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct FolderRemote {
     root: PathBuf,
+}
+
+fn fs_err(e: FsError) -> RemoteError {
+    match e {
+        FsError::Io { path, source } => RemoteError::io(path, source),
+        e => RemoteError::Unsafe(e),
+    }
 }
 
 impl FolderRemote {
@@ -25,8 +36,19 @@ impl FolderRemote {
         self.root.join(key)
     }
 
+    /// The path of `key` for reading: refused when a folder between the remote's root and it
+    /// is a link (a link at the file itself is refused when it is opened).
+    fn read_path(&self, key: &str) -> Result<PathBuf> {
+        let p = self.path(key);
+        fsafe::check_parent(&self.root, &p).map_err(fs_err)?;
+        Ok(p)
+    }
+
+    /// Every regular file under `dir` with its size; a link at `dir` or above it is refused,
+    /// links below it are not followed and not listed (a push replaces them with the file).
     pub fn list(&self, dir: &str) -> Result<BTreeMap<String, u64>> {
         let base = self.path(dir);
+        fsafe::check_dir(&self.root, &base).map_err(fs_err)?;
         let files = crate::cache::walk(&base).map_err(|e| RemoteError::io(&base, e))?;
         let mut out = BTreeMap::new();
         for rel in files {
@@ -35,48 +57,61 @@ impl FolderRemote {
                 continue;
             }
             let p = base.join(&rel);
-            let n = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-            out.insert(format!("{dir}/{rel}"), n);
+            if let Ok(m) = std::fs::symlink_metadata(&p) {
+                if m.is_file() {
+                    out.insert(format!("{dir}/{rel}"), m.len());
+                }
+            }
         }
         Ok(out)
     }
 
+    /// Whether `key` is a regular file reached without a link.
     pub fn exists(&self, key: &str) -> bool {
-        self.path(key).is_file()
+        self.read_path(key)
+            .is_ok_and(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
     }
 
-    pub fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let p = self.path(key);
-        match std::fs::read(&p) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(RemoteError::io(p, e)),
+    /// A file's bytes when it is a regular file of at most `limit` bytes.
+    pub fn get_bytes(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        let p = self.read_path(key)?;
+        match fsafe::read_regular(&p, limit) {
+            Ok(b) => Ok(b),
+            Err(FsError::TooLarge { limit, .. }) => Err(RemoteError::TooLarge {
+                key: p.display().to_string(),
+                limit,
+            }),
+            Err(FsError::NotFile(_)) => Err(RemoteError::NotFile {
+                key: p.display().to_string(),
+            }),
+            Err(e) => Err(fs_err(e)),
         }
     }
 
-    /// Writes through a temp file beside the destination, then renames it into place.
+    /// Writes through a new temp file beside the destination, then renames it into place;
+    /// no link below the remote's folder is followed.
     fn write_with(
         &self,
         key: &str,
         fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
     ) -> Result<()> {
         let dest = self.path(key);
-        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|e| RemoteError::io(&dir, e))?;
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!("{name}.{}", tmp_suffix()));
+        let tmp = tmp::name_beside(&dest);
         let res = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            fill(&mut f)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &dest)
+            let mut f = fsafe::create_new(&self.root, &tmp)?;
+            fill(&mut f).map_err(|source| FsError::Io {
+                path: tmp.clone(),
+                source,
+            })?;
+            f.sync_all().map_err(|source| FsError::Io {
+                path: tmp.clone(),
+                source,
+            })?;
+            fsafe::rename(&self.root, &tmp, &dest)
         })();
         if let Err(e) = res {
             let _ = std::fs::remove_file(&tmp);
-            return Err(RemoteError::io(dest, e));
+            return Err(fs_err(e));
         }
         Ok(())
     }
@@ -86,7 +121,7 @@ impl FolderRemote {
     }
 
     pub fn put_file(&self, key: &str, src: &Path, progress: &dyn Fn(u64)) -> Result<()> {
-        let mut input = std::fs::File::open(src).map_err(|e| RemoteError::io(src, e))?;
+        let mut input = fsafe::open_regular(src).map_err(fs_err)?;
         self.write_with(key, |f| {
             let mut buf = vec![0u8; 1 << 20];
             loop {
@@ -106,11 +141,18 @@ impl FolderRemote {
         dest: &Path,
         progress: &dyn Fn(u64),
     ) -> Result<Option<Blake3>> {
-        let p = self.path(key);
-        let input = match std::fs::File::open(&p) {
+        let p = self.read_path(key)?;
+        let input = match fsafe::open_regular(&p) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(RemoteError::io(p, e)),
+            Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None)
+            }
+            Err(FsError::NotFile(_)) => {
+                return Err(RemoteError::NotFile {
+                    key: p.display().to_string(),
+                })
+            }
+            Err(e) => return Err(fs_err(e)),
         };
         copy_hashing(input, dest, progress)
             .map(Some)
@@ -118,14 +160,17 @@ impl FolderRemote {
     }
 }
 
-/// Copies a reader into the new file `dest` in bounded memory, returning the blake3 of the
-/// bytes.
+/// Copies a reader into the new file `dest` (never an existing file or link) in bounded
+/// memory, returning the blake3 of the bytes.
 pub(crate) fn copy_hashing(
     input: impl Read,
     dest: &Path,
     progress: &dyn Fn(u64),
 ) -> std::io::Result<Blake3> {
-    let mut out = std::fs::File::create(dest)?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dest)?;
     let h = crate::cache::hash::hash_reader(input, |chunk| {
         out.write_all(chunk)?;
         progress(chunk.len() as u64);

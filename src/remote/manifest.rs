@@ -41,6 +41,9 @@ pub struct JobManifest {
     pub files: Vec<ManifestFile>,
 }
 
+/// The largest job manifest read.
+const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
 /// Key of a manifest whose bytes hash to `hash`.
 pub fn manifest_key(hash: &Blake3) -> String {
     format!("jobs/{hash}.json")
@@ -105,10 +108,12 @@ pub fn get(remote: &Remote, key: &str) -> Result<JobManifest> {
             url: remote.describe(),
             msg: format!("`{key}` is not a job manifest key (jobs/<blake3>.json)"),
         })?;
-    let bytes = remote.get_bytes(key)?.ok_or_else(|| RemoteError::Config {
-        url: remote.describe(),
-        msg: format!("no job manifest `{key}`"),
-    })?;
+    let bytes = remote
+        .get_bytes(key, MAX_MANIFEST_BYTES)?
+        .ok_or_else(|| RemoteError::Config {
+            url: remote.describe(),
+            msg: format!("no job manifest `{key}`"),
+        })?;
     let got = Blake3::of(&bytes);
     if got != hash {
         return Err(RemoteError::Corrupt {
@@ -140,7 +145,7 @@ pub fn materialise(remote: &Remote, m: &JobManifest, dest: &Path) -> Result<()> 
         let path = dest.join(&f.path);
         let parent = path.parent().unwrap_or(dest);
         std::fs::create_dir_all(parent).map_err(|e| RemoteError::io(parent, e))?;
-        let tmp = parent.join(format!(".pipe-download.{}", super::tmp_suffix()));
+        let tmp = parent.join(format!(".pipe-download.{}", crate::cache::tmp::suffix()));
         let key = object_key(&f.blake3);
         let got = match remote.download(&key, &tmp, &|_| {}) {
             Ok(Some(h)) => h,

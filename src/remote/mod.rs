@@ -174,11 +174,12 @@ impl Remote {
         }
     }
 
-    /// A small file's bytes (a record), or `None` when absent.
-    pub fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    /// A small file's bytes (a record), or `None` when absent; more than `limit` bytes is
+    /// [`RemoteError::TooLarge`].
+    pub fn get_bytes(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>> {
         match self {
-            Remote::S3(s) => s.get_bytes(key),
-            Remote::Folder(f) => f.get_bytes(key),
+            Remote::S3(s) => s.get_bytes(key, limit),
+            Remote::Folder(f) => f.get_bytes(key, limit),
         }
     }
 
@@ -226,18 +227,19 @@ impl Remote {
         self.put_file(&object_key(hash), &path, progress)
     }
 
-    /// Downloads an object into the local store: to a temp file, verified by blake3, then
-    /// renamed into place. `Ok(None)` when the remote lacks it; `Err(Corrupt)` (naming the key)
-    /// when its content does not match its name, and nothing is stored.
+    /// Downloads an object into the local store: to a temp file in `cache/tmp/`, verified by
+    /// blake3, then renamed into place. `Ok(None)` when the remote lacks it; `Err(Corrupt)`
+    /// (naming the key) when its content does not match its name, and nothing is stored.
     pub fn get_object(
         &self,
         cache: &Cache,
         hash: &Blake3,
         progress: &dyn Fn(u64),
     ) -> Result<Option<u64>> {
-        let tmp_dir = cache.layout().tmp();
-        std::fs::create_dir_all(&tmp_dir).map_err(|e| RemoteError::io(&tmp_dir, e))?;
-        let tmp = tmp_dir.join(format!("remote-{hash}.{}", tmp_suffix()));
+        let tmp = crate::cache::tmp::in_cache_tmp(cache.root(), &format!("remote-{hash}"));
+        if let Some(dir) = tmp.parent() {
+            crate::cache::fsafe::create_dir_all(cache.root(), dir)?;
+        }
         let key = object_key(hash);
         let res = self.download(&key, &tmp, progress);
         let got = match res {
@@ -260,7 +262,7 @@ impl Remote {
             });
         }
         let size = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
-        let stored = cache.store(
+        let stored = cache.adopt(
             &tmp,
             hash,
             "a downloaded object",
@@ -270,11 +272,4 @@ impl Remote {
         stored.map_err(|e| RemoteError::io(cache.object_path(hash), e))?;
         Ok(Some(size))
     }
-}
-
-/// A temp-file suffix unique within the machine: pid plus a per-process counter.
-pub(crate) fn tmp_suffix() -> String {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("tmp{}-{n}", std::process::id())
 }

@@ -268,17 +268,27 @@ impl S3Remote {
         }
     }
 
-    pub fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    pub fn get_bytes(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>> {
         let Some(resp) = self.get(key, true)? else {
             return Ok(None);
         };
         let k = self.full_key(key);
+        let too_large = || RemoteError::TooLarge {
+            key: format!("{}/{key}", self.url.trim_end_matches('/')),
+            limit,
+        };
+        if resp.body().content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
         resp.into_body()
             .into_with_config()
-            .limit(256 << 20)
+            .limit(limit)
             .read_to_vec()
             .map(Some)
-            .map_err(|e| self.net("get", &k, e))
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => too_large(),
+                e => self.net("get", &k, e),
+            })
     }
 
     pub fn download(
@@ -464,7 +474,10 @@ mod tests {
         let ops: Vec<(&str, Op)> = vec![
             ("list", Box::new(|| r.list("runs").map(|_| ()))),
             ("head", Box::new(|| r.exists("runs/x.json").map(|_| ()))),
-            ("get", Box::new(|| r.get_bytes("runs/x.json").map(|_| ()))),
+            (
+                "get",
+                Box::new(|| r.get_bytes("runs/x.json", 1 << 20).map(|_| ())),
+            ),
             ("put", Box::new(|| r.put_bytes("runs/x.json", b"{}"))),
             (
                 "download",

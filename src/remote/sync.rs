@@ -4,7 +4,9 @@
 
 use super::{record_key, Remote, RemoteError, Result};
 use crate::cache::lockfile::LockFile;
-use crate::cache::Cache;
+use crate::cache::store::AdmitError;
+use crate::cache::trust::MAX_RECORD_BYTES;
+use crate::cache::{Cache, RunRecord};
 use crate::digest::{Blake3, Fingerprint};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -71,43 +73,26 @@ pub fn record_objects(record: &[u8]) -> Option<Vec<(Blake3, u64)>> {
     Some(out.into_iter().collect())
 }
 
-/// Checks that record bytes are a record for `fp`: it parses, names `fp`, and its fingerprint
-/// key hashes to `fp`.
-fn verify_record(fp: &Fingerprint, bytes: &[u8]) -> std::result::Result<(), String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
-    let named = v.get("fingerprint").and_then(|f| f.as_str()).unwrap_or("");
-    if *fp != named {
-        return Err(format!("fingerprint field `{named}`"));
-    }
-    let key: crate::cache::FingerprintKey = v
-        .get("key")
-        .cloned()
-        .ok_or_else(|| "no fingerprint key".to_string())
-        .and_then(|k| {
-            serde_json::from_value(k).map_err(|e| format!("bad fingerprint key ({e})"))
-        })?;
-    let got = key.fingerprint();
-    if got != *fp {
-        return Err(format!("key hashes to {got}"));
-    }
-    record_objects(bytes).ok_or_else(|| "not a run record".to_string())?;
-    Ok(())
-}
-
-/// The run record of `fp` from the remote, verified (see [`verify_record`]); `Ok(None)` when
-/// the remote has none, `Err(Corrupt)` naming the key when it is not a record for `fp`.
-pub fn fetch_record(remote: &Remote, fp: &Fingerprint) -> Result<Option<Vec<u8>>> {
+/// The run record of `fp` on the remote, validated as the local store validates records
+/// (`cache::trust`: bounded, filed under the fingerprint it names, outputs inside what its
+/// stage owns): the record and its bytes; `Ok(None)` when the remote has none, an error that
+/// `is_corrupt` (naming the key) when it is not a valid record for `fp`.
+pub fn fetch_record(
+    remote: &Remote,
+    cache: &Cache,
+    fp: &Fingerprint,
+) -> Result<Option<(RunRecord, Vec<u8>)>> {
     let key = record_key(fp);
-    let Some(bytes) = remote.get_bytes(&key)? else {
+    let Some(bytes) = remote.get_bytes(&key, MAX_RECORD_BYTES)? else {
         return Ok(None);
     };
-    verify_record(fp, &bytes).map_err(|got| RemoteError::Corrupt {
-        key: format!("{}/{key}", remote.describe()),
-        expected: format!("a run record for {fp}"),
-        got,
-    })?;
-    Ok(Some(bytes))
+    let bad = |why: String| RemoteError::BadRecord {
+        key: format!("{}/{key}", remote.describe().trim_end_matches('/')),
+        why,
+    };
+    let rec = cache.validate(fp, &bytes).map_err(|e| bad(e.to_string()))?;
+    record_objects(&bytes).ok_or_else(|| bad("a listed hash is not a blake3 hash".into()))?;
+    Ok(Some((rec, bytes)))
 }
 
 /// A progress bar over `total` bytes, drawn only for large transfers.
@@ -191,8 +176,8 @@ pub fn push(cache: &Cache, fps: &[Fingerprint], remote: &Remote) -> Result<Trans
     let mut t = Transfer::default();
     let mut records: Vec<Pending> = Vec::new();
     for fp in fps {
-        let path = cache.record_path(fp);
-        let Ok(bytes) = std::fs::read(&path) else {
+        // Only valid records leave the store (an invalid one is quarantined with a warning).
+        let Some(bytes) = cache.record_bytes(fp) else {
             t.missing.push(*fp);
             continue;
         };
@@ -251,31 +236,29 @@ pub fn pull(cache: &Cache, fps: &[Fingerprint], remote: &Remote) -> Result<Trans
     let mut fetched: Vec<Pending> = Vec::new();
     let mut needed: BTreeSet<Blake3> = BTreeSet::new();
     for fp in fps {
-        let local = std::fs::read(cache.record_path(fp))
-            .ok()
-            .filter(|b| verify_record(fp, b).is_ok());
-        let (bytes, is_new) = match local {
-            Some(b) => (b, false),
-            None => match fetch_record(remote, fp) {
-                Ok(Some(b)) => (b, true),
-                Ok(None) => {
-                    t.missing.push(*fp);
-                    continue;
-                }
-                Err(e) if e.is_corrupt() => {
-                    t.corrupt.push(e.to_string());
-                    t.missing.push(*fp);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            },
-        };
-        let objs = record_objects(&bytes).unwrap_or_default();
-        needed.extend(objs.iter().map(|o| o.0));
-        if is_new {
-            fetched.push((*fp, bytes, objs));
-        } else {
+        // A valid local record is kept (an invalid one is quarantined and pulled again).
+        if let Some(bytes) = cache.record_bytes(fp) {
+            needed.extend(
+                record_objects(&bytes)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|o| o.0),
+            );
             t.records_skipped += 1;
+            continue;
+        }
+        match fetch_record(remote, cache, fp) {
+            Ok(Some((_, bytes))) => {
+                let objs = record_objects(&bytes).unwrap_or_default();
+                needed.extend(objs.iter().map(|o| o.0));
+                fetched.push((*fp, bytes, objs));
+            }
+            Ok(None) => t.missing.push(*fp),
+            Err(e) if e.is_corrupt() => {
+                t.corrupt.push(e.to_string());
+                t.missing.push(*fp);
+            }
+            Err(e) => return Err(e),
         }
     }
     let needed: Vec<Blake3> = needed.into_iter().collect();
@@ -289,13 +272,20 @@ pub fn pull(cache: &Cache, fps: &[Fingerprint], remote: &Remote) -> Result<Trans
     t.bytes = rep.bytes;
     t.corrupt.extend(rep.corrupt);
     for (fp, bytes, objs) in fetched {
-        if objs.iter().all(|(h, _)| cache.object_path(h).is_file()) {
-            let path = cache.record_path(&fp);
-            crate::cache::write_atomic(&path, &bytes).map_err(|e| RemoteError::io(&path, e))?;
-            t.records += 1;
-            t.bytes += bytes.len() as u64;
-        } else {
+        if !objs.iter().all(|(h, _)| cache.object_path(h).is_file()) {
             t.incomplete.push(fp);
+            continue;
+        }
+        match cache.admit_record(&fp, &bytes) {
+            Ok(_) => {
+                t.records += 1;
+                t.bytes += bytes.len() as u64;
+            }
+            Err(AdmitError::Invalid(e)) => {
+                t.corrupt.push(format!("run record {fp}: {e}"));
+                t.missing.push(fp);
+            }
+            Err(AdmitError::Io(e)) => return Err(e.into()),
         }
     }
     Ok(t)
