@@ -1,5 +1,5 @@
 //! Wall and CPU time of each fused training op (forward + backward) at the seed configuration's
-//! shapes: `cargo run --release --example ops_bench [threads]`. For a profiler:
+//! shapes: `cargo run --release --example ops_bench [threads] [f32|bf16]`. For a profiler:
 //! `PIPE_OPS_ONLY=attention PIPE_OPS_REPEAT=60 perf record target/release/examples/ops_bench 1`.
 
 use dfdx::prelude::*;
@@ -55,8 +55,14 @@ fn main() {
         .nth(1)
         .map(|s| s.parse().expect("threads"))
         .unwrap_or(2);
+    let precision: pipe::model::Precision = std::env::args()
+        .nth(2)
+        .map(|s| s.parse().expect("precision"))
+        .unwrap_or_default();
+    println!("{precision}, {threads} threads");
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
+        .start_handler(|_| pipe::simd::denormals::flush_on_this_thread())
         .build_global()
         .expect("pool");
     pipe::alloc::keep_freed_memory();
@@ -67,7 +73,7 @@ fn main() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let w = Weights::init(&cfg, &mut rng);
     let dev = Cpu::default();
-    let net = Net::from_weights(&w, &dev);
+    let net = Net::from_weights_in(&w, &dev, precision);
     let (b, t) = (32usize, 63usize);
     let n = b * t;
     let x: Tensor<(usize, usize), f32, Cpu> = dev.sample_normal_like(&(n, 300));

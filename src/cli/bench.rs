@@ -1,16 +1,18 @@
 //! `pipe bench`: training and decoding throughput of the seed configuration on random weights
 //! and tokens, with the protocol of `../shared/bench/torch_reference.py`, so a machine can be
-//! sized and pipe compared with the PyTorch reference back to back.
+//! sized and pipe compared with the PyTorch reference back to back; in f32 or bf16, with the
+//! achieved GFLOP/s against the machine's peak for that precision (`simd::peak`).
 
 use crate::decode::{
     beam_search, generate_cached, generate_uncached, with_threads, BeamConfig, Decoder, GenOptions,
-    Sampler, SamplerConfig,
+    Model, Sampler, SamplerConfig,
 };
 use crate::error::{PipeError, Result};
 use crate::model::adamw::AdamWConfig;
 use crate::model::batches::{Examples, PAD};
 use crate::model::train::{Schedule, TrainConfig, Trainer};
-use crate::model::{ModelConfig, Weights};
+use crate::model::{ModelConfig, Precision, Weights};
+use crate::simd::peak::{peak, Peak};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
@@ -51,6 +53,9 @@ pub struct BenchArgs {
     /// Threads (default: the available parallelism; at most 4 per core).
     #[arg(long, value_parser = super::threads_arg, allow_negative_numbers = true)]
     pub threads: Option<usize>,
+    /// Precision of the matrix products: f32, or bf16 (bf16 operands, f32 accumulation).
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
     /// Print one JSON object instead of a sentence.
     #[arg(long)]
     pub json: bool,
@@ -67,11 +72,15 @@ pub struct BenchArgs {
 pub struct BenchResult {
     pub task: &'static str,
     pub threads: usize,
+    pub precision: Precision,
     pub tokens_per_s: f64,
     pub runs: usize,
-    /// Training only: achieved GFLOP/s (matrix products and attention, forward and backward).
+    /// Achieved GFLOP/s: the floating-point work of the task (matrix products and attention;
+    /// training: forward and backward) at the measured rate.
+    pub gflops: f64,
+    /// The machine's peak for the precision on these threads (unknown clock: absent).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gflops: Option<f64>,
+    pub peak: Option<Peak>,
 }
 
 /// The configuration `--tiny` measures.
@@ -97,9 +106,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Floating-point operations of one trained token at context `t` (forward + backward = 3 ×
-/// forward): every linear layer including the output layer, and causal attention.
-pub fn train_flops_per_token(w: &Weights, t: usize) -> f64 {
+/// Multiply-adds of the linear layers (output layer included) for one row.
+fn linear_macs(w: &Weights) -> f64 {
     let lin = |l: &crate::model::LinearWeights| (l.in_dim * l.out_dim) as f64;
     let per_block: f64 = w
         .blocks
@@ -115,11 +123,32 @@ pub fn train_flops_per_token(w: &Weights, t: usize) -> f64 {
                 + lin(&b.ff_down)
         })
         .sum();
+    per_block + lin(&w.head)
+}
+
+/// Floating-point operations of one row attending to `keys` positions: scores and weighted
+/// values, 2 × d_attn multiply-adds per key and layer, plus the linear layers.
+fn row_flops(w: &Weights, keys: f64) -> f64 {
     let c = &w.config;
-    // Scores and weighted values: 2 × 2 × d_attn multiply-adds per attended position,
-    // (t + 1) / 2 positions on average under the causal mask.
-    let attn = (c.n_layers * 2 * c.d_attn) as f64 * (t as f64 + 1.0) / 2.0;
-    3.0 * 2.0 * (per_block + lin(&w.head) + attn)
+    2.0 * (linear_macs(w) + (c.n_layers * 2 * c.d_attn) as f64 * keys)
+}
+
+/// Floating-point operations of one trained token at context `t` (forward + backward = 3 ×
+/// forward): every linear layer including the output layer, and causal attention.
+pub fn train_flops_per_token(w: &Weights, t: usize) -> f64 {
+    // (t + 1) / 2 positions attended on average under the causal mask.
+    3.0 * row_flops(w, (t as f64 + 1.0) / 2.0)
+}
+
+/// Floating-point operations per generated token of greedy decoding with the cache: the
+/// prompt's rows and every later row once, each over the keys it sees.
+fn decode_flops_per_token(w: &Weights, prompt: usize, new: usize) -> f64 {
+    let ctx = w.config.context;
+    let rows = prompt + new - 1;
+    let total: f64 = (0..rows)
+        .map(|p| row_flops(w, (p + 1).min(ctx) as f64))
+        .sum();
+    total / new as f64
 }
 
 /// Random prompts of `len` tokens (ids 4.. so no special token) for `n` sequences.
@@ -129,117 +158,147 @@ fn prompts(rng: &mut impl Rng, n: usize, len: usize, v: usize) -> Vec<Vec<u32>> 
         .collect()
 }
 
-/// Measures `task` on the model shape `cfg` (random weights) with `threads` threads.
-pub fn measure(task: Task, cfg: &ModelConfig, threads: usize, runs: usize) -> BenchResult {
+/// Training tokens/s (median over `runs` steps after 2 warm-up steps) and FLOP per token.
+fn measure_train(w: Weights, threads: usize, runs: usize, precision: Precision) -> (f64, f64) {
+    let cfg = w.config.clone();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(43);
+    let (b, t, warm) = (32usize, cfg.context - 1, 2usize);
+    // Random windows of t + 1 tokens, the last 3 targets padded (as torch_reference.py).
+    let mut windows = Vec::with_capacity((warm + runs) * b * (t + 1));
+    for _ in 0..(warm + runs) * b {
+        for j in 0..=t {
+            windows.push(if j + 3 > t {
+                PAD
+            } else {
+                rng.gen_range(4..cfg.vocab_size as u32)
+            });
+        }
+    }
+    let ex = Examples {
+        context: t,
+        windows,
+    };
+    let tc = TrainConfig {
+        batch_size: b,
+        lr: 3e-4,
+        adamw: AdamWConfig {
+            weight_decay: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        grad_clip: None,
+        warmup_steps: 0,
+        schedule: Schedule::Constant,
+        total_steps: 0,
+        freeze_embeddings: true,
+        dropout: 0.1,
+        data_seed: 1,
+        dropout_seed: 2,
+        precision,
+        divergence: None,
+    };
+    let flops = train_flops_per_token(&w, t);
+    let mut tr = Trainer::new(w, tc);
+    let mut rates = Vec::new();
+    with_threads(threads, || {
+        tr.run_epoch(&ex, &mut |s| rates.push(s.tokens_per_s))
+            .expect("training on random tokens")
+    });
+    (median(rates[warm.min(rates.len() - 1)..].to_vec()), flops)
+}
+
+/// Greedy decoding tokens/s of `b` sequences (prompt 5), with or without the cache.
+fn measure_decode(m: &Model, b: usize, new: usize, cache: bool, runs: usize) -> (f64, f64) {
+    let w = m.weights();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let ps = prompts(&mut rng, b, 5, w.config.vocab_size);
+    let refs: Vec<&[u32]> = ps.iter().map(|p| p.as_slice()).collect();
+    let opts = GenOptions::default();
+    let mut dec = Decoder::with_model(m.clone(), b);
+    let mut once = |new: usize| {
+        let mut s = Sampler::new(SamplerConfig::greedy(), 0);
+        let t0 = Instant::now();
+        let out = if cache {
+            generate_cached(&mut dec, &refs, &vec![new; b], &mut s, &opts, None)
+        } else {
+            generate_uncached(m, &refs, &vec![new; b], &mut s, &opts, None)
+        };
+        let n: usize = out.iter().map(|o| o.len()).sum();
+        n as f64 / t0.elapsed().as_secs_f64()
+    };
+    once(4); // warm-up, as the reference
+    let tps = median((0..runs).map(|_| once(new)).collect());
+    let mut flops = decode_flops_per_token(w, 5, new);
+    if !cache {
+        // Every step recomputes the trailing receptive field instead of one row.
+        let rf = crate::decode::receptive_field(w);
+        let rows: usize = (0..new).map(|i| (5 + i).min(rf)).sum();
+        flops *= rows as f64 / (4 + new) as f64;
+    }
+    (tps, flops)
+}
+
+/// Beam search of width 10 from a 10-token prompt, 50 new tokens: output tokens/s.
+fn measure_beam(m: &Model, runs: usize) -> (f64, f64) {
+    let w = m.weights();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let prompt = prompts(&mut rng, 1, 10, w.config.vocab_size).remove(0);
+    let bc = BeamConfig {
+        width: 10,
+        max_new: 50,
+        alpha: 0.0,
+        eos: None,
+        banned: vec![],
+    };
+    let mut dec = Decoder::with_model(m.clone(), bc.width);
+    let mut once = |bc: &BeamConfig| {
+        let t0 = Instant::now();
+        let h = beam_search(&mut dec, &prompt, bc);
+        h[0].tokens.len() as f64 / t0.elapsed().as_secs_f64()
+    };
+    once(&BeamConfig {
+        max_new: 4,
+        ..bc.clone()
+    });
+    let tps = median((0..runs).map(|_| once(&bc)).collect());
+    // Each output token is one step of 10 rows.
+    (tps, 10.0 * decode_flops_per_token(w, 10, 50))
+}
+
+/// Measures `task` on the model shape `cfg` (random weights) with `threads` threads and the
+/// products in `precision`.
+pub fn measure(
+    task: Task,
+    cfg: &ModelConfig,
+    threads: usize,
+    runs: usize,
+    precision: Precision,
+) -> BenchResult {
     let threads = threads.max(1);
     let runs = runs.max(1);
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let w = Weights::init(cfg, &mut rng);
-    let v = cfg.vocab_size;
-    let mut gflops = None;
-    let tokens_per_s = match task {
-        Task::Train => {
-            let (b, t, warm) = (32usize, cfg.context - 1, 2usize);
-            // Random windows of t + 1 tokens, the last 3 targets padded (as torch_reference.py).
-            let mut windows = Vec::with_capacity((warm + runs) * b * (t + 1));
-            for _ in 0..(warm + runs) * b {
-                for j in 0..=t {
-                    windows.push(if j + 3 > t {
-                        PAD
-                    } else {
-                        rng.gen_range(4..v as u32)
-                    });
-                }
+    let (tokens_per_s, flops) = match task {
+        Task::Train => measure_train(w, threads, runs, precision),
+        _ => with_threads(threads, || {
+            let m = Model::new_in(&w, threads, precision);
+            match task {
+                Task::Decode1 => measure_decode(&m, 1, cfg.context - 5, true, runs),
+                Task::Decode20 => measure_decode(&m, 20, 95, true, runs),
+                Task::Decode20Nocache => measure_decode(&m, 20, 95, false, runs),
+                _ => measure_beam(&m, runs),
             }
-            let ex = Examples {
-                context: t,
-                windows,
-            };
-            let tc = TrainConfig {
-                batch_size: b,
-                lr: 3e-4,
-                adamw: AdamWConfig {
-                    weight_decay: 0.01,
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                },
-                grad_clip: None,
-                warmup_steps: 0,
-                schedule: Schedule::Constant,
-                total_steps: 0,
-                freeze_embeddings: true,
-                dropout: 0.1,
-                data_seed: 1,
-                dropout_seed: 2,
-            };
-            let flops = train_flops_per_token(&w, t);
-            let mut tr = Trainer::new(w, tc);
-            let mut rates = Vec::new();
-            with_threads(threads, || {
-                tr.run_epoch(&ex, &mut |s| rates.push(s.tokens_per_s))
-                    .expect("training on random tokens")
-            });
-            let tps = median(rates[warm.min(rates.len() - 1)..].to_vec());
-            gflops = Some(tps * flops * 1e-9);
-            tps
-        }
-        Task::Decode1 | Task::Decode20 | Task::Decode20Nocache => {
-            let (b, new) = match task {
-                Task::Decode1 => (1, 59),
-                _ => (20, 95),
-            };
-            let ps = prompts(&mut rng, b, 5, v);
-            let refs: Vec<&[u32]> = ps.iter().map(|p| p.as_slice()).collect();
-            let opts = GenOptions::default();
-            let cache = task != Task::Decode20Nocache;
-            with_threads(threads, || {
-                let mut dec = Decoder::new(&w, b, threads);
-                let mut once = |new: usize| {
-                    let mut s = Sampler::new(SamplerConfig::greedy(), 0);
-                    let t0 = Instant::now();
-                    let out = if cache {
-                        generate_cached(&mut dec, &refs, &vec![new; b], &mut s, &opts, None)
-                    } else {
-                        generate_uncached(&w, &refs, &vec![new; b], &mut s, &opts, threads, None)
-                    };
-                    let n: usize = out.iter().map(|o| o.len()).sum();
-                    n as f64 / t0.elapsed().as_secs_f64()
-                };
-                once(4); // warm-up, as the reference
-                median((0..runs).map(|_| once(new)).collect())
-            })
-        }
-        Task::Beam10 => {
-            let prompt = prompts(&mut rng, 1, 10, v).remove(0);
-            let bc = BeamConfig {
-                width: 10,
-                max_new: 50,
-                alpha: 0.0,
-                eos: None,
-                banned: vec![],
-            };
-            with_threads(threads, || {
-                let mut dec = Decoder::new(&w, bc.width, threads);
-                let mut once = |bc: &BeamConfig| {
-                    let t0 = Instant::now();
-                    let h = beam_search(&mut dec, &prompt, bc);
-                    h[0].tokens.len() as f64 / t0.elapsed().as_secs_f64()
-                };
-                once(&BeamConfig {
-                    max_new: 4,
-                    ..bc.clone()
-                });
-                median((0..runs).map(|_| once(&bc)).collect())
-            })
-        }
+        }),
     };
     BenchResult {
         task: task.name(),
         threads,
+        precision,
         tokens_per_s,
         runs,
-        gflops,
+        gflops: tokens_per_s * flops * 1e-9,
+        peak: peak(precision, threads),
     }
 }
 
@@ -260,21 +319,28 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     } else {
         ModelConfig::seed(15487)
     };
-    let r = measure(args.task, &cfg, threads, runs);
+    let r = measure(args.task, &cfg, threads, runs, args.precision);
     if args.json {
         println!(
             "{}",
             serde_json::to_string(&r).map_err(|e| PipeError::Tool(e.into()))?
         );
-    } else {
-        print!(
-            "{}: {:.1} tokens/s (threads {}, median of {} runs",
-            r.task, r.tokens_per_s, r.threads, r.runs
-        );
-        match r.gflops {
-            Some(g) => println!(", {g:.1} GFLOP/s)"),
-            None => println!(")"),
-        }
+        return Ok(0);
+    }
+    print!(
+        "{} {}: {:.1} tokens/s (threads {}, median of {} runs), {:.1} GFLOP/s",
+        r.task, r.precision, r.tokens_per_s, r.threads, r.runs, r.gflops
+    );
+    match &r.peak {
+        Some(p) => println!(
+            " = {:.1}% of the {:.0} GFLOP/s peak ({}, {} × {:.2} GHz)",
+            100.0 * r.gflops / p.gflops,
+            p.gflops,
+            p.unit,
+            p.threads,
+            p.ghz
+        ),
+        None => println!(" (peak unknown: no clock in /proc/cpuinfo)"),
     }
     Ok(0)
 }

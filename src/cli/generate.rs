@@ -74,6 +74,10 @@ pub struct GenerateArgs {
     /// (the continuation's ids), stopped_at_eos, unknown (words mapped to <unk>), dropped_words.
     #[arg(long)]
     pub json: bool,
+    /// Precision of the matrix products: f32, or bf16 (bf16 weights and inputs, f32
+    /// accumulation; AMX / AVX512-BF16 where the CPU has them).
+    #[arg(long, default_value = "f32")]
+    pub precision: crate::model::Precision,
 }
 
 /// How continuations are produced, checked before the model is loaded.
@@ -121,7 +125,7 @@ fn mode(a: &GenerateArgs) -> Result<Mode> {
     Ok(Mode::Sample(sc))
 }
 
-/// `samples` continuations of `prompt` (each may end with `<eos>`).
+/// `samples` continuations of `prompt` (each may end with `<eos>`), products in `a.precision`.
 fn continuations(
     w: &Weights,
     prompt: &[u32],
@@ -132,7 +136,7 @@ fn continuations(
     let n = a.samples;
     with_threads(threads, || match mode {
         Mode::Beam(cfg) => {
-            let mut dec = Decoder::new(w, cfg.width, threads);
+            let mut dec = Decoder::new_in(w, cfg.width, threads, a.precision);
             beam_search(&mut dec, prompt, cfg)
                 .into_iter()
                 .take(n)
@@ -140,7 +144,7 @@ fn continuations(
                 .collect()
         }
         Mode::Sample(sc) => {
-            let mut dec = Decoder::new(w, n, threads);
+            let mut dec = Decoder::new_in(w, n, threads, a.precision);
             let mut s = Sampler::new(sc.clone(), a.seed);
             let opts = GenOptions {
                 stop_at_eos: true,
@@ -254,7 +258,8 @@ pub fn run(a: GenerateArgs) -> Result<i32> {
             .described(format!("--beam {} with --max-new {}", cfg.width, a.max_new)),
         Mode::Sample(_) => Workload::sample(a.samples, a.max_new)
             .described(format!("-n {} with --max-new {}", a.samples, a.max_new)),
-    };
+    }
+    .packed_weight_bytes(crate::decode::packed_weight_bytes(a.precision));
     let m = super::model_files::load(&a.checkpoint, a.vocab.as_deref(), |_| work)?;
     let w = &m.ck.weights;
     if let Some(p) = &a.prompt {

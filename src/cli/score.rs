@@ -4,7 +4,7 @@
 //! documents longer than the context are reported on stderr.
 
 use super::style;
-use crate::decode::{score_documents, with_threads};
+use crate::decode::{score_documents, with_threads, Model};
 use crate::error::{PipeError, Result};
 use crate::text::prompt::{encode_reporting, list_words};
 use std::path::PathBuf;
@@ -24,6 +24,10 @@ pub struct ScoreArgs {
     /// Threads (default: all available; at most 4 per core).
     #[arg(long, value_parser = super::threads_arg, allow_negative_numbers = true)]
     pub threads: Option<usize>,
+    /// Precision of the matrix products: f32, or bf16 (bf16 weights and inputs, f32
+    /// accumulation; AMX / AVX512-BF16 where the CPU has them).
+    #[arg(long, default_value = "f32")]
+    pub precision: crate::model::Precision,
 }
 
 pub fn run(a: ScoreArgs) -> Result<i32> {
@@ -35,6 +39,7 @@ pub fn run(a: ScoreArgs) -> Result<i32> {
     }
     let m = super::model_files::load(&a.checkpoint, a.vocab.as_deref(), |_| {
         crate::decode::memory::Workload::scoring()
+            .packed_weight_bytes(crate::decode::packed_weight_bytes(a.precision))
     })?;
     let text = std::fs::read_to_string(&a.text)
         .map_err(|e| PipeError::usage(format!("{}: cannot read: {e}", a.text.display())))?;
@@ -79,12 +84,8 @@ pub fn run(a: ScoreArgs) -> Result<i32> {
         .unwrap_or_else(crate::decode::default_threads)
         .max(1);
     let s = with_threads(threads, || {
-        score_documents(
-            &m.ck.weights,
-            docs.iter().map(|d| d.as_slice()),
-            threads,
-            |_| {},
-        )
+        let model = Model::new_in(&m.ck.weights, threads, a.precision);
+        score_documents(&model, docs.iter().map(|d| d.as_slice()), |_| {})
     });
     let out = serde_json::json!({
         "tokens": s.tokens,

@@ -48,9 +48,20 @@ pub struct Decoder<'w> {
 }
 
 impl<'w> Decoder<'w> {
-    /// A decoder for up to `max_batch` sequences; `threads` is passed to the matrix kernels.
+    /// A decoder for up to `max_batch` sequences; `threads` is passed to the matrix kernels
+    /// (f32 products).
     pub fn new(w: &'w Weights, max_batch: usize, threads: usize) -> Self {
         Decoder::with_model(Model::new(w, threads), max_batch)
+    }
+
+    /// [`Decoder::new`] with the matrix products in `precision`.
+    pub fn new_in(
+        w: &'w Weights,
+        max_batch: usize,
+        threads: usize,
+        precision: crate::model::Precision,
+    ) -> Self {
+        Decoder::with_model(Model::new_in(w, threads, precision), max_batch)
     }
 
     /// A decoder for up to `max_batch` sequences over an already packed model.

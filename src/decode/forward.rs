@@ -239,13 +239,8 @@ pub fn scoring_batch(context: usize) -> usize {
 /// window token and predicts the next one at each position, so every token after the first
 /// is predicted exactly once. Only targets at sequence index `>= count_from[i]` are counted
 /// (use 1 for all). Returns one sum per sequence.
-pub fn windowed_nll(
-    w: &Weights,
-    seqs: &[&[u32]],
-    count_from: &[usize],
-    threads: usize,
-) -> Vec<NllSum> {
-    let m = Model::new(w, threads);
+pub fn windowed_nll(m: &Model, seqs: &[&[u32]], count_from: &[usize]) -> Vec<NllSum> {
+    let w = m.weights();
     let ctx = w.config.context;
     // (sequence index, window start, window length)
     let mut wins: Vec<(usize, usize, usize)> = Vec::new();
@@ -274,7 +269,7 @@ pub fn windowed_nll(
                 pos0: 0,
             })
             .collect();
-        let hid = final_hidden_with(&m, &segs, None);
+        let hid = final_hidden_with(m, &segs, None);
         // Targets per row: (sequence, target index in sequence)
         let mut targets: Vec<(usize, usize)> = Vec::with_capacity(rows);
         for &(i, st, len) in group {
@@ -311,9 +306,8 @@ pub fn frame(doc: &[u32]) -> Vec<u32> {
 /// Windowed NLL over documents (each framed `<sos> … <eos>` here), summed over all of them;
 /// `progress` is called with the number of documents done after each batch.
 pub fn score_documents<'a>(
-    w: &Weights,
+    m: &Model,
     docs: impl IntoIterator<Item = &'a [u32]>,
-    threads: usize,
     mut progress: impl FnMut(usize),
 ) -> NllSum {
     let mut total = NllSum::default();
@@ -325,7 +319,7 @@ pub fn score_documents<'a>(
         }
         let refs: Vec<&[u32]> = batch.iter().map(|d| d.as_slice()).collect();
         let ones = vec![1; refs.len()];
-        for s in windowed_nll(w, &refs, &ones, threads) {
+        for s in windowed_nll(m, &refs, &ones) {
             total.add(s);
         }
         progress(batch.len());

@@ -5,7 +5,6 @@ use super::decoder::Decoder;
 use super::forward::last_logits_with;
 use super::model::Model;
 use super::sample::Sampler;
-use crate::model::Weights;
 
 /// Options shared by both generation paths.
 #[derive(Debug, Clone, Default)]
@@ -90,17 +89,15 @@ pub fn generate_cached(
 /// The same as [`generate_cached`] without a cache: every step recomputes the forward pass
 /// over each sequence's trailing receptive field.
 pub fn generate_uncached(
-    w: &Weights,
+    model: &Model,
     prompts: &[&[u32]],
     max_new: &[usize],
     sampler: &mut Sampler,
     opts: &GenOptions,
-    threads: usize,
     mut hook: Option<LogitsHook>,
 ) -> Vec<Vec<u32>> {
-    let v = w.config.vocab_size;
+    let v = model.config().vocab_size;
     let n = prompts.len();
-    let model = Model::new(w, threads);
     let mut out: Vec<Vec<u32>> = max_new.iter().map(|&m| Vec::with_capacity(m)).collect();
     let mut done: Vec<bool> = max_new.iter().map(|&m| m == 0).collect();
     let mut next = vec![0u32; n];
@@ -108,7 +105,7 @@ pub fn generate_uncached(
     let mut step = 0;
     while !done.iter().all(|&d| d) {
         let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
-        let logits = last_logits_with(&model, &refs);
+        let logits = last_logits_with(model, &refs);
         if let Some(h) = hook.as_mut() {
             h(step, &logits);
         }

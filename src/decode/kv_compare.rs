@@ -5,7 +5,7 @@
 use super::{
     generate_cached, generate_uncached, with_threads, Decoder, GenOptions, Sampler, SamplerConfig,
 };
-use crate::model::Weights;
+use crate::model::{Precision, Weights};
 use std::time::Instant;
 
 /// One timed run of one mode.
@@ -67,7 +67,8 @@ fn median(v: &[f64]) -> f64 {
 }
 
 /// Greedy decoding of `prompts` for each of `lengths` new tokens, `repeats` times, with and
-/// without the cache, on `threads` threads; `tick` is called after each (length, repeat).
+/// without the cache, on `threads` threads with products in `precision`; `tick` is called
+/// after each (length, repeat).
 /// Tokens are compared in every run, logits once at `headline` (which `lengths` holds).
 pub fn compare(
     w: &Weights,
@@ -75,7 +76,7 @@ pub fn compare(
     lengths: &[usize],
     headline: usize,
     repeats: usize,
-    threads: usize,
+    (threads, precision): (usize, Precision),
     mut tick: impl FnMut() + Send,
 ) -> KvComparison {
     let opts = GenOptions {
@@ -87,7 +88,7 @@ pub fn compare(
     let mut identical = true;
     let mut max_diff = 0.0f32;
     with_threads(threads, || {
-        let mut dec = Decoder::new(w, batch, threads);
+        let mut dec = Decoder::new_in(w, batch, threads, precision);
         for &n in lengths {
             let max_new = vec![n; batch];
             for run in 0..repeats {
@@ -115,12 +116,11 @@ pub fn compare(
                 };
                 let t0 = Instant::now();
                 let b = generate_uncached(
-                    w,
+                    dec.model(),
                     prompts,
                     &max_new,
                     &mut s,
                     &opts,
-                    threads,
                     if logits_too { Some(&mut cmp) } else { None },
                 );
                 let wall_u = t0.elapsed().as_secs_f64();

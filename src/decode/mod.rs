@@ -48,18 +48,13 @@ pub use forward::{
     Attention, NllSum, Segment,
 };
 pub use generate::{generate_cached, generate_uncached, GenOptions, LogitsHook};
-pub use model::Model;
+pub use model::{packed_weight_bytes, Model, Packed};
 pub use sample::{argmax, Sampler, SamplerConfig};
 
-/// Runs `f` on a rayon pool of `threads` threads (the decode kernels parallelise with rayon).
+/// Runs `f` on a rayon pool of `threads` threads whose threads flush denormals (the decode
+/// kernels parallelise with rayon; `simd::denormals`).
 pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()
-    {
-        Ok(pool) => pool.install(f),
-        Err(_) => f(),
-    }
+    crate::simd::denormals::with_compute_pool(threads, f)
 }
 
 /// Errors loading a model for decoding; each names the file.

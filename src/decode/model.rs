@@ -1,23 +1,67 @@
 //! The model for inference: borrowed [`Weights`] plus their linear layers repacked for the
-//! decoding kernel (built once), and the one inference block that both the cached
-//! ([`super::Decoder`]) and the uncached ([`super::forward`]) paths run, with attention passed
-//! in. The state of a decoding run (KV cache, scratch) lives elsewhere.
+//! decoding kernels in the chosen precision (built once), and the one inference block that both
+//! the cached ([`super::Decoder`]) and the uncached ([`super::forward`]) paths run, with
+//! attention passed in. The state of a decoding run (KV cache, scratch) lives elsewhere.
+//!
+//! Precision: f32 packs f32 panels; bf16 packs bf16 tiles for the AMX / AVX512-BF16 kernels
+//! (half the bytes), or, on CPUs without them, f32 panels of bf16-rounded weights whose inputs
+//! are rounded too (the same numbers up to the order of additions). LayerNorm, attention, the
+//! KV cache and the logits stay f32.
 
-use super::kernels::{add_assign, embed, layer_norm, linear, linear_packed, relu, PackedLinear};
-use crate::model::{Block, LinearWeights, ModelConfig, Weights};
+use super::kernels::{
+    add_assign, embed, layer_norm, linear, linear16, linear_packed, relu, PackedLinear,
+    PackedLinear16,
+};
+use crate::model::{Block, LinearWeights, ModelConfig, Precision, Weights};
+use crate::simd::bf16::{self, Kernel, Products};
 
 /// Row counts up to this use the packed few-row kernel; more (long prefills, scoring) use
 /// `gemm` over the plain weights.
 const PACKED_ROWS: usize = 64;
 
-/// Weights and their packed copy, plus the thread count the kernels use.
+/// A linear layer packed for one precision.
+#[derive(Debug, Clone)]
+pub enum Packed {
+    /// f32 panels (many rows go through `gemm` over the plain weights).
+    F32(PackedLinear),
+    /// bf16 tiles for the AMX / AVX512-BF16 kernels.
+    Bf16(PackedLinear16),
+    /// f32 panels of the bf16-rounded weights (bf16 on CPUs without bf16 kernels).
+    Rounded(PackedLinear),
+}
+
+impl Packed {
+    /// Packs `lin` for `products`.
+    pub fn new(lin: &LinearWeights, products: Products) -> Self {
+        match products {
+            Products::F32 => Packed::F32(PackedLinear::new(lin)),
+            Products::Bf16(Kernel::Portable) => {
+                let mut r = lin.clone();
+                bf16::round_slice(&mut r.weight);
+                Packed::Rounded(PackedLinear::new(&r))
+            }
+            Products::Bf16(_) => Packed::Bf16(PackedLinear16::new(lin)),
+        }
+    }
+
+    /// Bytes held, for memory estimates.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Packed::F32(p) | Packed::Rounded(p) => 4 * p.floats(),
+            Packed::Bf16(p) => p.bytes(),
+        }
+    }
+}
+
+/// Weights and their packed copy, plus the thread count and precision the kernels use.
 #[derive(Debug, Clone)]
 pub struct Model<'w> {
     w: &'w Weights,
     /// Each block's linear layers repacked (LayerNorms are read from `w`).
-    packed: Vec<Block<PackedLinear, ()>>,
-    head: PackedLinear,
+    packed: Vec<Block<Packed, ()>>,
+    head: Packed,
     threads: usize,
+    products: Products,
 }
 
 /// Activation buffers of one pass over `rows` rows (sized once, reused by every block).
@@ -55,19 +99,51 @@ impl Scratch {
     }
 }
 
+/// Bytes per weight of the packed copy a model in `precision` holds on this CPU (for the memory
+/// check, `memory::Workload::packed_weight_bytes`): 2 with a packed bf16 kernel (AMX or
+/// AVX512-BF16), 4 otherwise (f32 panels, or bf16-rounded f32 panels on other CPUs).
+pub fn packed_weight_bytes(precision: Precision) -> u64 {
+    match Products::of(precision).packed() {
+        Some(_) => 2,
+        None => 4,
+    }
+}
+
 impl<'w> Model<'w> {
-    /// Packs the linear layers of `w`; the kernels use up to `threads` threads.
+    /// Packs the linear layers of `w` for f32 products; the kernels use up to `threads`
+    /// threads.
     pub fn new(w: &'w Weights, threads: usize) -> Self {
+        Model::new_in(w, threads, Precision::F32)
+    }
+
+    /// Packs the linear layers of `w` for products in `precision` (with this CPU's kernel).
+    pub fn new_in(w: &'w Weights, threads: usize, precision: Precision) -> Self {
+        Model::with_products(w, threads, Products::of(precision))
+    }
+
+    /// Packs the linear layers of `w` for `products`.
+    pub fn with_products(w: &'w Weights, threads: usize, products: Products) -> Self {
+        let pack = |l: &LinearWeights| Packed::new(l, products);
         Model {
             w,
-            packed: w
-                .blocks
-                .iter()
-                .map(|b| b.map(PackedLinear::new, |_| ()))
-                .collect(),
-            head: PackedLinear::new(&w.head),
+            packed: w.blocks.iter().map(|b| b.map(pack, |_| ())).collect(),
+            head: pack(&w.head),
             threads: threads.max(1),
+            products,
         }
+    }
+
+    pub fn products(&self) -> Products {
+        self.products
+    }
+
+    /// Bytes of the packed copy of the weights.
+    pub fn packed_bytes(&self) -> usize {
+        let mut n = self.head.bytes();
+        for b in &self.packed {
+            b.map(|p| n += p.bytes(), |_| ());
+        }
+        n
     }
 
     pub fn weights(&self) -> &'w Weights {
@@ -82,19 +158,24 @@ impl<'w> Model<'w> {
         self.threads
     }
 
-    /// `y = x·Wᵀ + b` for `rows` rows: the packed copy for few rows, `gemm` for many.
-    fn lin(
-        &self,
-        x: &[f32],
-        rows: usize,
-        plain: &LinearWeights,
-        packed: &PackedLinear,
-        y: &mut [f32],
-    ) {
-        if rows <= PACKED_ROWS {
-            linear_packed(x, rows, packed, y, self.threads);
-        } else {
-            linear(x, rows, plain, y, self.threads);
+    /// `y = x·Wᵀ + b` for `rows` rows: f32 through the packed copy for few rows and `gemm` for
+    /// many; bf16 through the bf16 kernels (or rounded inputs through the rounded panels).
+    fn lin(&self, x: &[f32], rows: usize, plain: &LinearWeights, packed: &Packed, y: &mut [f32]) {
+        match packed {
+            Packed::F32(p) if rows <= PACKED_ROWS => linear_packed(x, rows, p, y, self.threads),
+            Packed::F32(_) => linear(x, rows, plain, y, self.threads),
+            Packed::Bf16(p) => {
+                let kernel = self
+                    .products
+                    .packed()
+                    .expect("bf16 layers have a packed kernel");
+                linear16(x, rows, p, y, self.threads, kernel)
+            }
+            Packed::Rounded(p) => {
+                let mut xr = x[..rows * p.in_dim].to_vec();
+                bf16::round_slice(&mut xr);
+                linear_packed(&xr, rows, p, y, self.threads)
+            }
         }
     }
 

@@ -6,6 +6,7 @@ pub mod adamw;
 pub mod batches;
 pub mod checkpoint;
 pub mod config;
+pub mod divergence;
 pub mod history;
 pub mod memory;
 pub mod net;
@@ -13,6 +14,7 @@ pub mod ops;
 pub mod train;
 pub mod weights;
 
+pub use crate::simd::Precision;
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use config::ModelConfig;
 pub use weights::{Block, BlockWeights, LayerNormWeights, LinearWeights, Param, Weights};

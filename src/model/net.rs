@@ -8,6 +8,8 @@ use super::config::{position_encoding, ModelConfig};
 use super::ops::{self, Act, DropMask, Lin, Ln, T1, T2};
 use super::weights::{visit, visit_mut, Block, Param, Weights};
 use crate::seed::mix;
+use crate::simd::bf16::Products;
+use crate::simd::Precision;
 use dfdx::prelude::*;
 use std::sync::Arc;
 
@@ -23,6 +25,8 @@ pub struct Net {
     pub head: Lin,
     /// Sinusoidal table `[context, d_model]` (host copy).
     pe: Vec<f32>,
+    /// How the matrix products run.
+    pub products: Products,
 }
 
 /// Dropout of one training step: every site (the embedding, then the attention and
@@ -51,8 +55,19 @@ impl Dropout {
 }
 
 impl Net {
-    /// Uploads weights to a dfdx CPU device.
+    /// Uploads weights to a dfdx CPU device (f32 products).
     pub fn from_weights(w: &Weights, dev: &Cpu) -> Self {
+        Net::from_weights_in(w, dev, Precision::F32)
+    }
+
+    /// Uploads weights to a dfdx CPU device; the matrix products run in `precision` (with this
+    /// CPU's kernel).
+    pub fn from_weights_in(w: &Weights, dev: &Cpu, precision: Precision) -> Self {
+        Net::from_weights_with(w, dev, Products::of(precision))
+    }
+
+    /// Uploads weights to a dfdx CPU device; the matrix products run as `products` says.
+    pub fn from_weights_with(w: &Weights, dev: &Cpu, products: Products) -> Self {
         let c = &w.config;
         let mut pe = vec![0.0f32; c.context * c.d_model];
         for (p, row) in pe.chunks_mut(c.d_model).enumerate() {
@@ -65,11 +80,12 @@ impl Net {
             blocks: w
                 .blocks
                 .iter()
-                .map(|b| b.map(|l| Lin::new(dev, l), |l| Ln::new(dev, l)))
+                .map(|b| b.map(|l| Lin::new(dev, l, products), |l| Ln::new(dev, l)))
                 .collect(),
             ln_f: Ln::new(dev, &w.ln_f),
-            head: Lin::new(dev, &w.head),
+            head: Lin::new(dev, &w.head, products),
             pe,
+            products,
         }
     }
 

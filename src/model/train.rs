@@ -6,9 +6,11 @@
 use super::adamw::{AdamWConfig, AdamWState, OptimMeta};
 use super::batches::{Examples, PAD};
 use super::checkpoint::CheckpointError;
+use super::divergence::Guard;
 use super::net::{Dropout, Net};
 use super::ops::{head_loss, head_nll};
 use super::weights::{all_finite, Weights};
+use crate::simd::Precision;
 use dfdx::prelude::*;
 use std::path::Path;
 use std::time::Instant;
@@ -40,6 +42,11 @@ pub struct TrainConfig {
     pub data_seed: u64,
     /// Seed of the per-step dropout masks.
     pub dropout_seed: u64,
+    /// Precision of the matrix products (training and validation).
+    pub precision: Precision,
+    /// Divergence guard: an epoch fails once its running loss exceeds this multiple of its
+    /// first step's loss (`model::divergence`); `None`: off.
+    pub divergence: Option<f32>,
 }
 
 /// One optimiser step, as reported to the caller.
@@ -91,6 +98,14 @@ pub enum TrainError {
     },
     #[error("validation loss became {loss} after epoch {epoch} (step {step}); lower the learning rate or enable grad_clip")]
     NonFiniteValidation { step: u64, epoch: usize, loss: f64 },
+    #[error("training diverged at step {step} (epoch {epoch}): the running loss {running:.4} exceeds {ratio} × the epoch's starting loss {start:.4}; lower the learning rate or enable grad_clip (divergence_ratio sets the multiple, null turns the check off)")]
+    Diverged {
+        step: u64,
+        epoch: usize,
+        running: f64,
+        start: f64,
+        ratio: f32,
+    },
     #[error("no training windows: the training split is empty")]
     NoData,
     #[error(transparent)]
@@ -152,10 +167,16 @@ fn pad_weights(targets: &[u32]) -> Vec<f32> {
         .collect()
 }
 
-/// Validation: mean NLL and perplexity over every non-pad target of `examples`, no dropout.
-pub fn evaluate(weights: &Weights, examples: &Examples, batch_size: usize) -> EvalStats {
+/// Validation: mean NLL and perplexity over every non-pad target of `examples`, no dropout,
+/// matrix products in `precision`.
+pub fn evaluate(
+    weights: &Weights,
+    examples: &Examples,
+    batch_size: usize,
+    precision: Precision,
+) -> EvalStats {
     let dev = Cpu::default();
-    let net = Net::from_weights(weights, &dev);
+    let net = Net::from_weights_in(weights, &dev, precision);
     let t = examples.context;
     let all: Vec<usize> = (0..examples.len()).collect();
     let (mut sum, mut count) = (0.0f64, 0usize);
@@ -263,7 +284,7 @@ impl Trainer {
         examples: &Examples,
         batch_size: usize,
     ) -> Result<EvalStats, TrainError> {
-        let stats = evaluate(&self.weights, examples, batch_size);
+        let stats = evaluate(&self.weights, examples, batch_size, self.cfg.precision);
         if stats.tokens > 0 && !stats.loss.is_finite() {
             return Err(TrainError::NonFiniteValidation {
                 step: self.opt.step,
@@ -288,9 +309,9 @@ impl Trainer {
     }
 
     /// Trains one epoch over `examples` in a shuffled order; `on_step` sees every step. A
-    /// non-finite loss, or non-finite weights after any update (the last one included), stops
-    /// the epoch with an error naming the epoch and the step; the trainer must then be
-    /// discarded.
+    /// non-finite loss, non-finite weights after any update (the last one included), or a
+    /// diverging running loss (`TrainConfig::divergence`) stops the epoch with an error naming
+    /// the epoch and the step; the trainer must then be discarded.
     pub fn run_epoch(
         &mut self,
         examples: &Examples,
@@ -303,7 +324,8 @@ impl Trainer {
         let cfg = self.cfg.clone();
         let t = examples.context;
         let dev = Cpu::default();
-        let mut net = Net::from_weights(&self.weights, &dev);
+        let mut net = Net::from_weights_in(&self.weights, &dev, cfg.precision);
+        let mut guard = cfg.divergence.map(Guard::new);
         let order = examples.order(mix(cfg.data_seed, epoch as u64));
         let bs = cfg.batch_size.max(1);
         let n_steps = order.len().div_ceil(bs);
@@ -319,6 +341,15 @@ impl Trainer {
             let (loss, mut grads) = loss_and_grads(&net, &inp, &tgt, t, train_emb, Some(&drop));
             if !loss.is_finite() {
                 return Err(TrainError::NonFinite { step, epoch, loss });
+            }
+            if let (Some(g), Some(ratio)) = (guard.as_mut(), cfg.divergence) {
+                g.step(loss).map_err(|d| TrainError::Diverged {
+                    step,
+                    epoch,
+                    running: d.running,
+                    start: d.start,
+                    ratio,
+                })?;
             }
             if let Some(clip) = cfg.grad_clip {
                 clip_grad_norm(&mut grads, clip);

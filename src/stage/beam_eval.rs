@@ -9,6 +9,7 @@ use crate::decode::{
     beam_search, generate_cached, with_threads, BeamConfig, Decoder, GenOptions, Sampler,
     SamplerConfig,
 };
+use crate::model::Precision;
 use crate::text::{EOS, PAD, SOS};
 use serde::Deserialize;
 use std::time::Instant;
@@ -24,6 +25,7 @@ pub struct Params {
     max_new: usize,
     alpha: f32,
     temperature: f32,
+    precision: Precision,
 }
 
 impl Params {
@@ -37,6 +39,7 @@ impl Params {
             "beam_width {}, max_new {}",
             self.beam_width, self.max_new
         ))
+        .packed_weight_bytes(crate::decode::packed_weight_bytes(self.precision))
     }
 }
 
@@ -52,7 +55,7 @@ fn decode_all(
     let banned = vec![SOS, PAD];
     with_threads(threads, || {
         if p.beam_width == 0 {
-            let mut dec = Decoder::new(w, 1, threads);
+            let mut dec = Decoder::new_in(w, 1, threads, p.precision);
             let mut s = Sampler::new(
                 SamplerConfig::temperature(p.temperature),
                 ctx.seed_for("sampling"),
@@ -69,7 +72,7 @@ fn decode_all(
                 })
                 .collect()
         } else {
-            let mut dec = Decoder::new(w, p.beam_width, threads);
+            let mut dec = Decoder::new_in(w, p.beam_width, threads, p.precision);
             let cfg = BeamConfig {
                 width: p.beam_width,
                 max_new: p.max_new,

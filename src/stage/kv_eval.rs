@@ -5,6 +5,7 @@ use super::eval_inputs::load_inputs;
 use super::{Kind, KindInfo, StageCtx};
 use crate::decode::kv_compare::{compare, KvComparison, Throughput};
 use crate::decode::memory::Workload;
+use crate::model::Precision;
 use crate::text::SOS;
 use anyhow::Context;
 use serde::Deserialize;
@@ -19,6 +20,7 @@ pub struct Params {
     new_tokens: usize,
     sweep_new_tokens: Vec<usize>,
     repeats: usize,
+    precision: Precision,
 }
 
 impl Kind for KvEval {
@@ -56,6 +58,7 @@ impl Kind for KvEval {
         let inp = load_inputs(ctx, |_| {
             Workload::kv_compare(p.batch, p.prompt_len, longest, p.new_tokens)
                 .described(format!("batch {}, new tokens up to {longest}", p.batch))
+                .packed_weight_bytes(crate::decode::packed_weight_bytes(p.precision))
         })?;
         let threads = ctx.threads.max(1);
         // Prompts: <sos> + the first prompt_len − 1 tokens of held-out documents (cycled).
@@ -91,7 +94,7 @@ impl Kind for KvEval {
             &lengths,
             p.new_tokens,
             p.repeats,
-            threads,
+            (threads, p.precision),
             || bar.inc(1),
         );
         bar.finish();

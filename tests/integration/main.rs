@@ -18,6 +18,7 @@ mod experiments;
 mod layout;
 mod load;
 mod plot_stage;
+mod precision;
 mod process;
 mod remote;
 mod run_loop;

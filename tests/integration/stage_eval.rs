@@ -49,7 +49,8 @@ fn infer_writes_metrics_samples_and_attention_maps() {
     // Perplexity equals `pipe score`'s definition over the same documents.
     let ck = pipe::model::Checkpoint::load(&f.ckpt).unwrap();
     let valid = pipe::text::TokenFile::load(&f.tokenize.join("valid")).unwrap();
-    let s = pipe::decode::score_documents(&ck.weights, valid.docs(), 1, |_| {});
+    let m = pipe::decode::Model::new(&ck.weights, 1);
+    let s = pipe::decode::score_documents(&m, valid.docs(), |_| {});
     assert!((s.perplexity() - ppl).abs() < 1e-9);
     // Same seed, same outputs.
     let c2 = ctx(

@@ -9,10 +9,10 @@ use pipe::text::{TokenFile, Vocab};
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 
-const V: usize = 30;
-const DIM: usize = 16;
+pub const V: usize = 30;
+pub const DIM: usize = 16;
 
-fn params(epoch: Option<usize>) -> serde_json::Value {
+pub fn params(epoch: Option<usize>) -> serde_json::Value {
     let defaults: serde_yaml::Value =
         serde_yaml::from_str(include_str!("../../stages/train.yaml")).unwrap();
     let mut p = serde_json::to_value(defaults).unwrap();
@@ -31,7 +31,7 @@ fn params(epoch: Option<usize>) -> serde_json::Value {
 
 /// Writes tokenize outputs (vocab of V tokens, train/valid docs) and an embedding of `dim`
 /// columns and `rows` rows under `root`.
-fn inputs(root: &Path, dim: usize, rows: usize) -> (Upstream, Upstream) {
+pub fn inputs(root: &Path, dim: usize, rows: usize) -> (Upstream, Upstream) {
     let tok = root.join("results/tokenize");
     std::fs::create_dir_all(&tok).unwrap();
     let mut tokens: Vec<String> = ["<sos>", "<eos>", "<pad>", "<unk>"]
@@ -66,7 +66,7 @@ fn inputs(root: &Path, dim: usize, rows: usize) -> (Upstream, Upstream) {
     (up("tokenize", tok), up("embed", emb))
 }
 
-fn ctx(root: &Path, id: &str, params: serde_json::Value, upstream: Vec<Upstream>) -> StageCtx {
+pub fn ctx(root: &Path, id: &str, params: serde_json::Value, upstream: Vec<Upstream>) -> StageCtx {
     CtxBuilder::new(root, &Train)
         .id(id)
         .pipeline("p", 5)

@@ -69,7 +69,14 @@ fn cached_equals_uncached_beyond_context_batched() {
     let mut unc_logits: Vec<Vec<f32>> = Vec::new();
     let mut s2 = Sampler::new(SamplerConfig::temperature(1.0), 9);
     let mut h2 = |_: usize, l: &[f32]| unc_logits.push(l.to_vec());
-    let b = generate_uncached(&w, &refs, &max_new, &mut s2, &opts, 1, Some(&mut h2));
+    let b = generate_uncached(
+        &Model::new(&w, 1),
+        &refs,
+        &max_new,
+        &mut s2,
+        &opts,
+        Some(&mut h2),
+    );
     assert_eq!(a, b);
     assert_eq!(cached_logits.len(), 31);
     for (x, y) in cached_logits.iter().zip(&unc_logits) {
@@ -100,7 +107,7 @@ fn greedy_cached_equals_uncached_two_threads() {
     };
     let mut s = Sampler::new(SamplerConfig::greedy(), 0);
     let a = generate_cached(&mut dec, &[&p], &[30], &mut s, &opts, None);
-    let b = generate_uncached(&w, &[&p], &[30], &mut s, &opts, 2, None);
+    let b = generate_uncached(&Model::new(&w, 2), &[&p], &[30], &mut s, &opts, None);
     assert_eq!(a, b);
     assert!(!a[0].contains(&2));
 }
@@ -266,7 +273,7 @@ fn windowed_scoring_predicts_every_token_once_and_matches_forward() {
     assert_eq!(window_starts(5, 5), vec![0]);
     let doc: Vec<u32> = vec![4, 5, 6, 7, 8, 9, 10]; // framed: 9 tokens → windows [0..5], [4..9]
     let framed = frame(&doc);
-    let s = score_documents(&w, [doc.as_slice()], 1, |_| {});
+    let s = score_documents(&Model::new(&w, 1), [doc.as_slice()], |_| {});
     assert_eq!(s.tokens, 8);
     // Hand computation from two independent forward passes at positions 0...
     let v = 17;
@@ -281,7 +288,7 @@ fn windowed_scoring_predicts_every_token_once_and_matches_forward() {
     }
     assert!((s.nll - nll).abs() < 1e-4, "{} vs {nll}", s.nll);
     // count_from skips the prompt's targets.
-    let part = windowed_nll(&w, &[&framed], &[5], 1);
+    let part = windowed_nll(&Model::new(&w, 1), &[&framed], &[5]);
     assert_eq!(part[0].tokens, 4);
 }
 
@@ -324,7 +331,14 @@ fn cached_equals_uncached_batched_on_the_threaded_kernels() {
         let mut unc: Vec<Vec<f32>> = Vec::new();
         let mut s2 = Sampler::new(SamplerConfig::greedy(), 0);
         let mut h2 = |_: usize, l: &[f32]| unc.push(l.to_vec());
-        let b = generate_uncached(&w, &refs, &[25; 3], &mut s2, &opts, 1, Some(&mut h2));
+        let b = generate_uncached(
+            &Model::new(&w, 1),
+            &refs,
+            &[25; 3],
+            &mut s2,
+            &opts,
+            Some(&mut h2),
+        );
         assert_eq!(a, b);
         assert_eq!(cached.len(), 25);
         for (x, y) in cached.iter().zip(&unc) {
@@ -375,3 +389,6 @@ fn reorder_forks_histories_beyond_context() {
         }
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+mod bf16;

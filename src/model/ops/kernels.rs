@@ -2,7 +2,7 @@
 //! check and for baseline x86-64, see [`crate::simd::simd_kernel`]) and `axpy`; the vector-friendly
 //! `exp` is [`crate::simd::exp_fast`].
 
-use super::layers::DropMask;
+use super::mask::DropMask;
 use crate::model::config::LN_EPS;
 pub use crate::simd::exp_fast;
 use crate::simd::{dot, simd_kernel, sum8};
@@ -12,23 +12,6 @@ use crate::simd::{dot, simd_kernel, sum8};
 pub(super) fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
     for (a, b) in y.iter_mut().zip(x) {
         *a += alpha * b;
-    }
-}
-
-simd_kernel! {
-    /// `out[j] += alpha · Σ_r x[r, c0 + j]`, rows in order.
-    pub(super) fn col_sums_chunk(out: &mut [f32], x: &[f32], cols: usize, c0: usize, alpha: f32) {
-        let rows = x.len() / cols.max(1);
-        let mut s = vec![0.0f32; out.len()];
-        for r in 0..rows {
-            let row = &x[r * cols + c0..r * cols + c0 + out.len()];
-            for (a, v) in s.iter_mut().zip(row) {
-                *a += v;
-            }
-        }
-        for (o, v) in out.iter_mut().zip(s) {
-            *o += alpha * v;
-        }
     }
 }
 

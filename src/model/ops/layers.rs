@@ -1,13 +1,15 @@
 //! The fused layer ops and their operand types: linear (+ ReLU) over [`Lin`], LayerNorm over
-//! [`Ln`], and the residual add fused with dropout from a counter-based mask ([`DropMask`]).
+//! [`Ln`], and the residual add fused with dropout from a counter-based mask
+//! ([`super::mask::DropMask`]).
 //! Each computes over plain slices and accumulates its gradients straight into dfdx's
 //! gradients.
 
 use super::kernels::{add_slice, ln_affine, ln_dx, ln_normalize, ln_param_sums, residual_chunk};
-use super::matmul::{add_col_sums, matmul, MatRef};
+use super::mask::DropMask;
+use super::matmul::{add_col_sums, matmul_in, MatRef};
 use super::tape::{finish, grad_mut, Act, T1, T2};
 use crate::model::weights::{LayerNormWeights, LinearWeights};
-use crate::seed::mix;
+use crate::simd::bf16::Products;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -22,11 +24,13 @@ fn add_into(a: &mut [f32], b: &[f32]) {
         .for_each(|(a, b)| add_slice(a, b));
 }
 
-/// Row-major host copies of a linear layer's parameters, shared with backward closures.
+/// Row-major host copies of a linear layer's parameters and how its products run, shared with
+/// backward closures.
 #[derive(Clone, Debug)]
 pub struct HostLin {
     pub w: Arc<Vec<f32>>,
     pub b: Arc<Vec<f32>>,
+    pub products: Products,
 }
 
 /// A linear layer: `w` `[out, in]`, `b` `[out]` (the tensors the tape keys gradients by), and
@@ -52,14 +56,15 @@ fn t1(dev: &Cpu, v: &[f32]) -> T1 {
 }
 
 impl Lin {
-    /// Uploads a linear layer's weights.
-    pub fn new(dev: &Cpu, l: &LinearWeights) -> Self {
+    /// Uploads a linear layer's weights; its products run as `products` says.
+    pub fn new(dev: &Cpu, l: &LinearWeights, products: Products) -> Self {
         Lin {
             w: dev.tensor_from_vec(l.weight.clone(), (l.out_dim, l.in_dim)),
             b: t1(dev, &l.bias),
             host: HostLin {
                 w: Arc::new(l.weight.clone()),
                 b: Arc::new(l.bias.clone()),
+                products,
             },
         }
     }
@@ -71,6 +76,7 @@ impl Lin {
         self.host = HostLin {
             w: Arc::new(w.to_vec()),
             b: Arc::new(b.to_vec()),
+            products: self.host.products,
         };
     }
 }
@@ -95,18 +101,20 @@ impl Ln {
     }
 }
 
-/// `x·Wᵀ + b` (then ReLU when `relu`) for `x` `[n, in]`.
+/// `x·Wᵀ + b` (then ReLU when `relu`) for `x` `[n, in]`, products as the layer says.
 pub fn linear<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Lin, relu: bool) -> Act<Tp> {
     let (x, xd, tape) = x.split();
     let (n, n_in) = *x.shape();
     let n_out = l.w.shape().0;
     assert_eq!(l.w.shape().1, n_in, "linear layer input size");
     let host = l.host.clone();
+    let p = host.products;
     let mut y = Vec::with_capacity(n * n_out);
     for _ in 0..n {
         y.extend_from_slice(&host.b);
     }
-    matmul(
+    matmul_in(
+        p,
         &mut y,
         (n, n_out, n_in),
         MatRef::rows(&xd, n_in),
@@ -139,7 +147,8 @@ pub fn linear<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Lin, relu: bool) -> Act<Tp> {
         }
         add_col_sums(grad_mut(grads, &b_t)?, &gy, n_out, 1.0);
         // ∂W += gyᵀ · x
-        matmul(
+        matmul_in(
+            p,
             grad_mut(grads, &w_t)?,
             (n_out, n_in, n),
             MatRef::transposed(&gy, n_out),
@@ -148,7 +157,8 @@ pub fn linear<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Lin, relu: bool) -> Act<Tp> {
             1.0,
         );
         // ∂x += gy · W
-        matmul(
+        matmul_in(
+            p,
             grad_mut(grads, &x)?,
             (n, n_in, n_out),
             MatRef::rows(&gy, n_out),
@@ -223,42 +233,6 @@ pub fn layer_norm<Tp: Tape<f32, Cpu>>(x: Act<Tp>, l: &Ln) -> Act<Tp> {
             });
         Ok(())
     })
-}
-
-/// The dropout mask of one site (the embedding, or one residual branch) of one training step:
-/// element `i` is dropped when a hash of `(seed, i)` falls below `p`, so any element's mask can
-/// be recomputed in any order on any thread.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DropMask {
-    pub p: f32,
-    pub seed: u64,
-}
-
-impl DropMask {
-    /// The factor element `i` is multiplied by: 0 or `1 / (1 − p)`.
-    #[inline]
-    pub fn factor(&self, i: usize) -> f32 {
-        let u = (mix(self.seed, i as u64) >> 40) as f32 * (1.0 / (1u64 << 24) as f32);
-        if u < self.p {
-            0.0
-        } else {
-            1.0 / (1.0 - self.p)
-        }
-    }
-
-    /// The mask of the first `n` elements.
-    pub fn to_vec(&self, n: usize) -> Vec<f32> {
-        (0..n).into_par_iter().map(|i| self.factor(i)).collect()
-    }
-
-    /// `x ⊙ mask` in place.
-    pub fn apply(&self, x: &mut [f32]) {
-        x.par_chunks_mut(1 << 12).enumerate().for_each(|(c, xs)| {
-            for (i, v) in xs.iter_mut().enumerate() {
-                *v *= self.factor(c * (1 << 12) + i);
-            }
-        });
-    }
 }
 
 /// The residual add `x + dropout(y)` (`x + y` without a mask).

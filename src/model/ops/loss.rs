@@ -3,7 +3,7 @@
 
 use super::kernels::exp_fast;
 use super::layers::{HostLin, Lin};
-use super::matmul::{add_col_sums, matmul, MatRef};
+use super::matmul::{add_col_sums, matmul_in, MatRef};
 use super::tape::{grad_mut, Act};
 use crate::simd::{simd_kernel, sum8};
 use dfdx::prelude::*;
@@ -14,7 +14,8 @@ use rayon::prelude::*;
 fn head_logits(hc: &[f32], d: usize, head: &HostLin, v: usize) -> Vec<f32> {
     let m = hc.len() / d.max(1);
     let mut z = scratch(m * v);
-    matmul(
+    matmul_in(
+        head.products,
         &mut z,
         (m, v, d),
         MatRef::rows(hc, d),
@@ -62,7 +63,7 @@ fn recycle(v: Vec<f32>) {
 /// Adds `bias` to a row of logits and turns it in place into `exp(z − max z)`; returns
 /// `z[y] − max z` and the sum of the exponentials (so `NLL = ln(sum) − (z[y] − max z)`).
 #[inline(always)]
-fn softmax_row(row: &mut [f32], bias: &[f32], y: usize) -> (f32, f32) {
+pub(super) fn softmax_row(row: &mut [f32], bias: &[f32], y: usize) -> (f32, f32) {
     let mut acc = [f32::NEG_INFINITY; 8];
     let mut chunks = row.chunks_exact_mut(8);
     let mut bchunks = bias.chunks_exact(8);
@@ -84,9 +85,19 @@ fn softmax_row(row: &mut [f32], bias: &[f32], y: usize) -> (f32, f32) {
     (zy, sum8(row))
 }
 
+/// The packed bf16 kernel when the output layer's products are bf16 and the CPU has one (the
+/// fused path of [`super::loss16`]); `None`: this file's path (f32, or bf16-rounded operands).
+fn packed_bf16(head: &Lin) -> Option<crate::simd::bf16::Kernel> {
+    head.host.products.packed()
+}
+
 /// Negative log-likelihood of every row of `h` `[n, d]` at `targets` under the output layer,
 /// without a tape (validation).
 pub fn head_nll<Tp: Tape<f32, Cpu>>(h: &Act<Tp>, head: &Lin, targets: &[u32]) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(k) = packed_bf16(head) {
+        return super::loss16::head_nll16(k, h, head, targets);
+    }
     let (n, d) = h.shape();
     let v = head.w.shape().0;
     assert_eq!(targets.len(), n, "one target per row");
@@ -112,6 +123,10 @@ pub fn head_loss(
     targets: &[u32],
     weights: &[f32],
 ) -> Tensor<(), f32, Cpu, OwnedTape<f32, Cpu>> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(k) = packed_bf16(head) {
+        return super::loss16::head_loss16(k, h, head, targets, weights);
+    }
     let (h, hd, mut tape) = h.split();
     let dev = h.device().clone();
     let (n, d) = *h.shape();
@@ -142,7 +157,8 @@ pub fn head_loss(
         let g = grads.get(&loss_t).as_vec()[0];
         // ∂h (compacted rows) = g · G·W, scattered back to the rows they came from.
         let mut dhc = vec![0.0f32; m * d];
-        matmul(
+        matmul_in(
+            host.products,
             &mut dhc,
             (m, d, v),
             MatRef::rows(&z, v),
@@ -156,7 +172,8 @@ pub fn head_loss(
                 *a += x;
             }
         }
-        matmul(
+        matmul_in(
+            host.products,
             grad_mut(grads, &w_t)?,
             (v, d, m),
             MatRef::transposed(&z, v),

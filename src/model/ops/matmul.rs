@@ -1,8 +1,12 @@
 //! Matrix products for training: [`matmul`] through `gemm`, cut into parts by shape only (never
-//! by the thread count, so results are byte-identical with 1 or 2 threads), and column sums.
+//! by the thread count, so results are byte-identical with 1 or 2 threads); [`matmul_in`], the
+//! same product in a chosen precision (bf16: the packed AMX / AVX512-BF16 kernels of
+//! [`crate::simd::bf16`], or bf16-rounded operands through `gemm` on other CPUs); and column
+//! sums.
 
-use super::kernels::col_sums_chunk;
-use crate::simd::SharedMut;
+use crate::simd::bf16::{self, Kernel, Products};
+pub use crate::simd::mat::MatRef;
+use crate::simd::{simd_kernel, SharedMut};
 use rayon::prelude::*;
 
 /// Columns per work item of column sums.
@@ -13,41 +17,6 @@ const COL_CHUNK: usize = 128;
 /// are not cut finer), above it as 8.
 const SPLIT_MIN: usize = 1 << 20;
 const SPLIT_WIDE: usize = 1 << 30;
-
-/// A read-only matrix operand: element `(i, j)` is `data[i * rs + j * cs]`.
-#[derive(Clone, Copy)]
-pub struct MatRef<'a> {
-    pub data: &'a [f32],
-    pub rs: usize,
-    pub cs: usize,
-}
-
-impl<'a> MatRef<'a> {
-    /// A row-major matrix with `cols` columns.
-    pub fn rows(data: &'a [f32], cols: usize) -> Self {
-        MatRef {
-            data,
-            rs: cols,
-            cs: 1,
-        }
-    }
-    /// The transpose of a row-major matrix with `cols` columns.
-    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
-        MatRef {
-            data,
-            rs: 1,
-            cs: cols,
-        }
-    }
-    fn check(&self, r: usize, c: usize) {
-        if r > 0 && c > 0 {
-            assert!(
-                (r - 1) * self.rs + (c - 1) * self.cs < self.data.len(),
-                "matrix operand too small"
-            );
-        }
-    }
-}
 
 /// `dst [m × n] (row-major) = (accumulate ? dst : 0) + alpha · a·b` with `a` `[m × k]` and `b`
 /// `[k × n]`. Large products are cut along their longer side into 2 or 8 parts whose sizes
@@ -129,10 +98,70 @@ pub fn matmul(
     }
 }
 
+/// [`matmul`] run as `products` says: bf16 rounds the operands to bf16 (as the packed kernels
+/// read them) and accumulates in f32; the result is the same up to the order of additions with
+/// every kernel, and byte-identical with 1 or 2 threads with any one.
+pub fn matmul_in(
+    products: Products,
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    a: MatRef,
+    b: MatRef,
+    accumulate: bool,
+    alpha: f32,
+) {
+    let kernel = match products {
+        Products::Bf16(kernel) if m > 0 && n > 0 && k > 0 => kernel,
+        _ => return matmul(dst, (m, n, k), a, b, accumulate, alpha),
+    };
+    match kernel {
+        Kernel::Portable => {
+            let (mut ar, mut br) = (a.data.to_vec(), b.data.to_vec());
+            bf16::round_slice(&mut ar);
+            bf16::round_slice(&mut br);
+            let a = MatRef { data: &ar, ..a };
+            let b = MatRef { data: &br, ..b };
+            matmul(dst, (m, n, k), a, b, accumulate, alpha)
+        }
+        #[cfg(target_arch = "x86_64")]
+        kernel => {
+            let (pa, pb) = (bf16::PackedA::new(a, m, k), bf16::PackedB::new(b, k, n));
+            let out = bf16::Dst {
+                data: dst,
+                ld: n,
+                transposed: false,
+                accumulate,
+                alpha,
+                bias: None,
+            };
+            bf16::gemm(kernel, &pa, &pb, out, true)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("only x86-64 has bf16 kernels"),
+    }
+}
+
 /// `acc[j] += alpha · Σ_r x[r, j]` for row-major `x` with `cols` columns; rows summed in order.
 pub fn add_col_sums(acc: &mut [f32], x: &[f32], cols: usize, alpha: f32) {
     acc[..cols]
         .par_chunks_mut(COL_CHUNK)
         .enumerate()
         .for_each(|(c, out)| col_sums_chunk(out, x, cols, c * COL_CHUNK, alpha));
+}
+
+simd_kernel! {
+    /// `out[j] += alpha · Σ_r x[r, c0 + j]`, rows in order.
+    fn col_sums_chunk(out: &mut [f32], x: &[f32], cols: usize, c0: usize, alpha: f32) {
+        let rows = x.len() / cols.max(1);
+        let mut s = vec![0.0f32; out.len()];
+        for r in 0..rows {
+            let row = &x[r * cols + c0..r * cols + c0 + out.len()];
+            for (a, v) in s.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+        for (o, v) in out.iter_mut().zip(s) {
+            *o += alpha * v;
+        }
+    }
 }

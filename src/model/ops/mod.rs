@@ -11,12 +11,16 @@ pub mod attention;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
+#[cfg(target_arch = "x86_64")]
+pub mod loss16;
+pub mod mask;
 pub mod matmul;
 pub mod tape;
 
 pub use attention::attention;
 pub use kernels::exp_fast;
-pub use layers::{dropout, layer_norm, linear, residual, DropMask, HostLin, Lin, Ln};
+pub use layers::{dropout, layer_norm, linear, residual, HostLin, Lin, Ln};
 pub use loss::{head_loss, head_nll};
-pub use matmul::{add_col_sums, matmul, MatRef};
+pub use mask::DropMask;
+pub use matmul::{add_col_sums, matmul, matmul_in, MatRef};
 pub use tape::{Act, T1, T2};

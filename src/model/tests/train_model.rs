@@ -6,7 +6,7 @@ use crate::model::adamw::AdamWConfig;
 use crate::model::batches::{Examples, Packing};
 use crate::model::net::Net;
 use crate::model::train::{evaluate, loss_and_grads, Schedule, TrainConfig, TrainError, Trainer};
-use crate::model::{Checkpoint, CheckpointMeta, ModelConfig, Weights};
+use crate::model::{Checkpoint, CheckpointMeta, ModelConfig, Precision, Weights};
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 
@@ -55,6 +55,8 @@ fn train_cfg(freeze: bool) -> TrainConfig {
         dropout: 0.1,
         data_seed: 11,
         dropout_seed: 12,
+        precision: Precision::F32,
+        divergence: Some(3.0),
     }
 }
 
@@ -90,11 +92,11 @@ fn loss_falls_when_overfitting_one_batch() {
     tc.warmup_steps = 0;
     tc.lr = 1e-2;
     let mut tr = Trainer::new(weights(&cfg, 3), tc);
-    let before = evaluate(&tr.weights, &ex, 4).loss;
+    let before = evaluate(&tr.weights, &ex, 4, Precision::F32).loss;
     for _ in 0..40 {
         tr.run_epoch(&ex, &mut |_| {}).unwrap();
     }
-    let after = evaluate(&tr.weights, &ex, 4).loss;
+    let after = evaluate(&tr.weights, &ex, 4, Precision::F32).loss;
     assert!(after < 0.3 * before, "loss {before} -> {after}");
 }
 

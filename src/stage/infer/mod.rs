@@ -8,6 +8,7 @@ use crate::decode::{
     generate_cached, score_documents, windowed_nll, with_threads, Decoder, GenOptions, Sampler,
     SamplerConfig,
 };
+use crate::model::Precision;
 use crate::text::{PAD, SOS};
 use serde::Deserialize;
 use std::time::Instant;
@@ -28,6 +29,7 @@ pub struct Params {
     extra_tokens: usize,
     max_valid_docs: usize,
     attention_sentences: Vec<String>,
+    precision: Precision,
 }
 
 impl Kind for Infer {
@@ -67,6 +69,7 @@ impl Kind for Infer {
                     "samples {}, extra_tokens {}",
                     p.samples, p.extra_tokens
                 ))
+                .packed_weight_bytes(crate::decode::packed_weight_bytes(p.precision))
         })?;
         let w = &inp.ckpt.weights;
         let cfg = &w.config;
@@ -104,7 +107,7 @@ impl Kind for Infer {
                 .iter()
                 .map(|e| e.reference.len() + p.extra_tokens)
                 .collect();
-            let mut dec = Decoder::new(w, prompts.len(), threads);
+            let mut dec = Decoder::new_in(w, prompts.len(), threads, p.precision);
             let mut s = Sampler::new(sampler_cfg.clone(), seed);
             let opts = GenOptions {
                 stop_at_eos: true,
@@ -116,7 +119,7 @@ impl Kind for Infer {
             // The seed's figure: perplexity of each reference continuation given its prompt.
             let framed: Vec<&[u32]> = ex.iter().map(|e| e.framed.as_slice()).collect();
             let from = vec![p.prompt_len; ex.len()];
-            let per = windowed_nll(w, &framed, &from, threads);
+            let per = windowed_nll(dec.model(), &framed, &from);
             let pp: Vec<f64> = per.iter().map(|s| s.perplexity()).collect();
             // Standard perplexity over the validation split.
             let n_docs = if p.max_valid_docs == 0 {
@@ -125,9 +128,8 @@ impl Kind for Infer {
                 p.max_valid_docs.min(inp.valid.n_docs())
             };
             let mut bar = ctx.reporter.bar(n_docs as u64, "perplexity");
-            let val = score_documents(w, (0..n_docs).map(|d| inp.valid.doc(d)), threads, |k| {
-                bar.inc(k as u64)
-            });
+            let docs = (0..n_docs).map(|d| inp.valid.doc(d));
+            let val = score_documents(dec.model(), docs, |k| bar.inc(k as u64));
             bar.finish();
             (gens, gen_s, pp, val)
         });

@@ -35,9 +35,8 @@ impl Kind for Train {
     }
 
     fn run(&self, ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(ctx.threads.max(1))
-            .build()
+        // Its threads flush denormals (simd::denormals).
+        let pool = crate::simd::denormals::compute_pool(ctx.threads)
             .context("building the thread pool")?;
         pool.install(|| run(ctx, p))
     }

@@ -4,7 +4,7 @@
 use crate::model::adamw::AdamWConfig;
 use crate::model::batches::Packing;
 use crate::model::train::{mix, Schedule, TrainConfig};
-use crate::model::ModelConfig;
+use crate::model::{ModelConfig, Precision};
 use serde::{Deserialize, Serialize};
 
 /// Typed parameters (stages/train.yaml).
@@ -32,6 +32,8 @@ pub struct TrainParams {
     pub epochs: usize,
     pub seed: Option<u64>,
     pub eval_batch_size: usize,
+    pub precision: Precision,
+    pub divergence_ratio: Option<f32>,
     /// The node's epoch, set by the engine; absent → all `epochs` in one run.
     #[serde(default)]
     pub epoch: Option<usize>,
@@ -85,6 +87,13 @@ impl TrainParams {
                 return Err(format!("{k} must be at least 1"));
             }
         }
+        if let Some(r) = self.divergence_ratio {
+            if !(r.is_finite() && r > 1.0) {
+                return Err(format!(
+                    "divergence_ratio ({r}) must be a number above 1, or null to turn the check off"
+                ));
+            }
+        }
         if self.schedule == Schedule::Cosine && self.schedule_epochs.unwrap_or(0) == 0 {
             return Err(
                 "schedule: cosine needs schedule_epochs (the decay horizon in epochs; \
@@ -119,6 +128,8 @@ impl TrainParams {
             dropout: self.dropout,
             data_seed: mix(seed, 2),
             dropout_seed: mix(seed, 3),
+            precision: self.precision,
+            divergence: self.divergence_ratio,
         }
     }
 }

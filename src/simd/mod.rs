@@ -1,6 +1,15 @@
 //! CPU feature checks and small slice helpers shared by the training ops (`model::ops`) and the
 //! inference kernels (`decode::kernels`), the one vector-friendly `exp` ([`exp_fast`]), and the
-//! [`simd_kernel`] macro that compiles a body for AVX2 + FMA behind a run-time check.
+//! [`simd_kernel`] macro that compiles a body for AVX2 + FMA behind a run-time check; the bf16
+//! matrix products ([`bf16`]), the matrix operand view ([`mat`]) and the denormal flags of the
+//! compute threads ([`denormals`]).
+
+pub mod bf16;
+pub mod denormals;
+pub mod mat;
+pub mod peak;
+
+pub use bf16::Precision;
 
 /// Whether the AVX2 + FMA kernels can run on this CPU (checked once).
 pub fn has_avx2_fma() -> bool {
