@@ -39,7 +39,7 @@ trap 'rm -f "$out"' EXIT
 
 load() { cut -d' ' -f1 /proc/loadavg; }
 # rec ROUND SYSTEM TASK TOKENS_PER_S [GFLOPS PEAK]
-rec() { echo "$*" >> "$out"; }
+rec() { echo "$*" >> "$out"; echo "  round $1: $2 $3 $4 tok/s"; }
 pipe_json() { # pipe_json ROUND TASK PRECISION
   local j
   j="$("$PIPE" bench "$2" --threads "$THREADS" --precision "$3" --json)"
