@@ -48,6 +48,9 @@ pub enum PipeError {
     /// Comparing runs or lock files: exit 2 for bad input, 1 for a failed read.
     #[error(transparent)]
     Compare(#[from] CompareError),
+    /// An experiment (`pipe exp`, `pipe plots`): exit 2 for an unknown or bad name, else 1.
+    #[error(transparent)]
+    Experiment(#[from] crate::experiment::ExpError),
     /// A Slurm command: exit 1.
     #[error(transparent)]
     Slurm(#[from] SlurmError),
@@ -80,6 +83,7 @@ impl PipeError {
             PipeError::Interrupted { signal, .. } => crate::interrupt::exit_code(*signal),
             PipeError::Remote(e) => e.exit_code(),
             PipeError::Compare(e) => e.exit_code(),
+            PipeError::Experiment(e) => e.exit_code(),
             PipeError::Instance(e) if e.is_config() => 2,
             PipeError::Instance(_)
             | PipeError::StagesFailed(_)

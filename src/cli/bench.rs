@@ -48,8 +48,8 @@ pub struct BenchArgs {
     /// The task to measure.
     #[arg(value_enum)]
     pub task: Task,
-    /// Threads (default: the available parallelism).
-    #[arg(long)]
+    /// Threads (default: the available parallelism; at most 4 per core).
+    #[arg(long, value_parser = super::threads_arg, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Print one JSON object instead of a sentence.
     #[arg(long)]

@@ -28,6 +28,11 @@ pub struct BleuArgs {
 }
 
 fn read_lines(p: &Path) -> Result<Vec<String>> {
+    // A folder, FIFO or device is named as what it is, never read (reading /dev/zero would
+    // never end).
+    if let Some(why) = crate::input_file::not_a_file(p) {
+        return Err(PipeError::usage(format!("{}: {why}", p.display())));
+    }
     let text = std::fs::read_to_string(p)
         .map_err(|e| PipeError::usage(format!("{}: cannot read: {e}", p.display())))?;
     Ok(text.lines().map(String::from).collect())

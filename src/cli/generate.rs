@@ -4,6 +4,7 @@
 //! found from the checkpoint's sidecar unless `--vocab` is given (see [`super::model_files`]).
 
 use super::style;
+use crate::decode::memory::Workload;
 use crate::decode::{
     beam_search, generate_cached, with_threads, BeamConfig, Decoder, GenOptions, Sampler,
     SamplerConfig,
@@ -51,7 +52,7 @@ pub struct GenerateArgs {
         allow_negative_numbers = true
     )]
     pub alpha: f32,
-    /// Sampling temperature (0 = greedy).
+    /// Sampling temperature (0, or anything below 1e-6, = greedy).
     #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Keep only the k most likely tokens (0 = off).
@@ -66,8 +67,8 @@ pub struct GenerateArgs {
     /// Seed of the sampler.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Threads (default: all available).
-    #[arg(long, value_parser = whole, allow_negative_numbers = true)]
+    /// Threads (default: all available; at most 4 per core).
+    #[arg(long, value_parser = super::threads_arg, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// One JSON object per line for each continuation: prompt, sample, continuation, tokens
     /// (the continuation's ids), stopped_at_eos, unknown (words mapped to <unk>), dropped_words.
@@ -248,11 +249,13 @@ pub fn run(a: GenerateArgs) -> Result<i32> {
     let stdin = std::io::stdin();
     let interactive = a.prompt.is_none() && stdin.is_terminal();
     // The decoder holds the beam, or the samples of one prompt.
-    let batch = match &mode {
-        Mode::Beam(cfg) => cfg.width,
-        Mode::Sample(_) => a.samples,
+    let work = match &mode {
+        Mode::Beam(cfg) => Workload::beam(cfg.width, a.max_new)
+            .described(format!("--beam {} with --max-new {}", cfg.width, a.max_new)),
+        Mode::Sample(_) => Workload::sample(a.samples, a.max_new)
+            .described(format!("-n {} with --max-new {}", a.samples, a.max_new)),
     };
-    let m = super::model_files::load(&a.checkpoint, a.vocab.as_deref(), |_| batch)?;
+    let m = super::model_files::load(&a.checkpoint, a.vocab.as_deref(), |_| work)?;
     let w = &m.ck.weights;
     if let Some(p) = &a.prompt {
         one(p, "", &m.vocab, w, &mode, &a, threads)?;

@@ -1,5 +1,6 @@
 //! `pipe init [DIR]`: scaffolds a project: `pipelines/hello.yaml` (three `command` stages that
-//! run in well under a second) and a `.gitignore` for pipe's outputs. Existing files are never
+//! run in well under a second, reading upstream folders from `PIPE_IN_<STAGE>`, one with a
+//! parameter of its own) and a `.gitignore` for pipe's outputs. Existing files are never
 //! overwritten.
 
 use crate::error::{PipeError, Result};
@@ -13,8 +14,9 @@ pub struct InitArgs {
 
 /// The example pipeline.
 pub const HELLO_YAML: &str = r#"# A small pipeline of `command` stages. Try `pipe run`, then `pipe run` again (nothing runs),
-# then edit the command of `longest` and `pipe run`: only that stage runs. Each stage writes
-# into $PIPE_OUT, which becomes results/hello/<stage id>/; a metrics.json there is shown by pipe.
+# then `pipe run --set longest.top=3`: only `longest` runs. Each stage writes into $PIPE_OUT,
+# which becomes results/hello/<stage id>/ (a metrics.json there is shown by `pipe metrics show`);
+# a stage reads the folder of a stage it needs from $PIPE_IN_<STAGE>.
 name: hello
 seed: 7
 stages:
@@ -26,17 +28,18 @@ stages:
     kind: command
     needs: [words]
     params:
-      cmd: "n=$(wc -w < results/hello/words/words.txt); echo \"{\\\"words\\\": $n}\" > $PIPE_OUT/metrics.json"
+      cmd: "n=$(wc -w < $PIPE_IN_WORDS/words.txt); echo \"{\\\"words\\\": $n}\" > $PIPE_OUT/metrics.json"
   longest:
     kind: command
     needs: [words]
     params:
-      cmd: "tr ' ' '\\n' < results/hello/words/words.txt | awk '{ print length, $0 }' | sort -n -r | head -n 1 > $PIPE_OUT/longest.txt"
+      top: 1   # a parameter of your own: in ${top}, PIPE_PARAMS, `pipe params diff`, `pipe exp show`
+      cmd: "tr ' ' '\\n' < $PIPE_IN_WORDS/words.txt | awk '{ print length, $0 }' | sort -n -r | head -n ${top} > $PIPE_OUT/longest.txt"
 "#;
 
 /// pipe's outputs; lock files (`pipelines/*.lock`) are meant to be committed.
 pub const GITIGNORE: &str = "# pipe's outputs (the lock files pipelines/*.lock are committed)\n\
-/cache\n/results\n/checkpoints\n";
+/cache\n/results\n/checkpoints\n/pipe_plots\n";
 
 pub fn run(a: InitArgs) -> Result<i32> {
     let dir = a.dir.unwrap_or_else(|| PathBuf::from("."));

@@ -1,9 +1,12 @@
 //! `pipe metrics show` (every stage's headline metrics from the lock file) and `pipe metrics
 //! diff` (the workspace's lock against the one committed at a git revision, read with
-//! `git show`, or against another lock file). `pipe params diff` shares the diff.
+//! `git show`, or against another lock file). `pipe params diff` shares the diff. The pipeline
+//! is found as for `pipe run` (a file, a name or the default, from any subfolder); stages are
+//! in natural order (`w=3` before `w=10`) and numbers shown to 6 significant digits
+//! (`--json` keeps every digit).
 
 use crate::compare::lock::{self, DiffRow, Part};
-use crate::compare::number::{fmt_change, fmt_value};
+use crate::compare::number::{fmt_change, fmt_value, fmt_value_sig};
 use crate::compare::{git, table, CompareError};
 use crate::error::Result;
 use std::io::Write;
@@ -19,8 +22,8 @@ pub enum MetricsCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct ShowArgs {
-    /// The pipeline file (`pipelines/ci.yaml`), its lock file, or its name.
-    pub pipeline: PathBuf,
+    /// The pipeline: a file, its name (`ci`) or its lock file; default as for `pipe run`.
+    pub pipeline: Option<PathBuf>,
     /// Print `{"stages": {"<id>": {"<metric>": value}}}`.
     #[arg(long)]
     pub json: bool,
@@ -28,8 +31,8 @@ pub struct ShowArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct DiffArgs {
-    /// The pipeline file (`pipelines/ci.yaml`), its lock file, or its name.
-    pub pipeline: PathBuf,
+    /// The pipeline: a file, its name (`ci`) or its lock file; default as for `pipe run`.
+    pub pipeline: Option<PathBuf>,
     /// The git revision whose committed lock file is the old side (default `HEAD`).
     #[arg(long, value_name = "REV", conflicts_with = "against")]
     pub rev: Option<String>,
@@ -57,9 +60,22 @@ fn out(s: &str) {
     let _ = o.flush();
 }
 
+/// The lock file of the pipeline a command means (absolute) and the pipeline file.
+pub fn lock_of(pipeline: Option<&std::path::Path>) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    let (root, file) = super::project::locate(pipeline)?;
+    let lock = crate::layout::Layout::new(&root).lock_file(&file);
+    Ok((root, file, lock))
+}
+
+/// A path as the user sees it: relative to the current folder when inside it.
+fn shown(p: &std::path::Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    p.strip_prefix(&cwd).unwrap_or(p).display().to_string()
+}
+
 fn show(a: ShowArgs) -> Result<i32> {
-    let path = lock::lock_path(&a.pipeline);
-    let l = lock::read(&path, &a.pipeline)?;
+    let (_, file, path) = lock_of(a.pipeline.as_deref())?;
+    let l = lock::read(&path, &file)?;
     if a.json {
         let stages: serde_json::Map<String, serde_json::Value> = l
             .stages
@@ -78,17 +94,24 @@ fn show(a: ShowArgs) -> Result<i32> {
         return Ok(0);
     }
     let mut rows = Vec::new();
-    for (id, e) in &l.stages {
+    let mut ids: Vec<&String> = l.stages.keys().collect();
+    ids.sort_by(|a, b| crate::config::natural_cmp(a, b));
+    for id in ids {
+        let e = &l.stages[id];
         let flat = crate::compare::number::flatten(&serde_json::Value::Object(
             e.metrics.clone().into_iter().collect(),
         ));
         for (i, (k, v)) in flat.iter().enumerate() {
             let stage = if i == 0 { id.clone() } else { String::new() };
-            rows.push(vec![stage, k.clone(), table::clip(&fmt_value(v), 60)]);
+            rows.push(vec![
+                stage,
+                k.clone(),
+                table::clip(&fmt_value_sig(v, 6), 60),
+            ]);
         }
     }
     if rows.is_empty() {
-        out(&format!("{}: no stage has metrics\n", path.display()));
+        out(&format!("{}: no stage has metrics\n", shown(&path)));
         return Ok(0);
     }
     let header = ["Stage", "Metric", "Value"].map(String::from);
@@ -98,26 +121,27 @@ fn show(a: ShowArgs) -> Result<i32> {
 
 /// The old and new lock files of a diff, and a description of each side.
 fn sides(a: &DiffArgs) -> Result<(lock::LockFile, lock::LockFile, String)> {
-    let path = lock::lock_path(&a.pipeline);
-    let new = lock::read(&path, &a.pipeline)?;
+    let (root, file, path) = lock_of(a.pipeline.as_deref())?;
+    let new = lock::read(&path, &file)?;
     if let Some(other) = &a.against {
         let bytes = std::fs::read(other).map_err(|e| CompareError::io(other, e))?;
         let old = lock::parse(&bytes, &other.display().to_string())?;
-        let what = format!("{} → {} (workspace)", other.display(), path.display());
+        let what = format!("{} → {} (workspace)", other.display(), shown(&path));
         return Ok((old, new, what));
     }
     let rev = a.rev.clone().unwrap_or_else(|| "HEAD".into());
+    let rel = path.strip_prefix(&root).unwrap_or(&path).to_path_buf();
     let old = match git::show(&path, &rev)? {
-        Some(b) => lock::parse(&b, &format!("{rev}:{}", path.display()))?,
+        Some(b) => lock::parse(&b, &format!("{rev}:{}", rel.display()))?,
         None => {
             eprintln!(
                 "note: {} is not committed at {rev}; every value counts as new",
-                path.display()
+                rel.display()
             );
             lock::LockFile::default()
         }
     };
-    let what = format!("{rev}:{0} → {0} (workspace)", path.display());
+    let what = format!("{rev}:{} → {} (workspace)", rel.display(), shown(&path));
     Ok((old, new, what))
 }
 

@@ -1,6 +1,5 @@
 //! The command line: one file per subcommand; this file parses and dispatches.
 
-use crate::error::PipeError;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub mod bench;
@@ -8,6 +7,8 @@ pub mod clean;
 pub mod completions;
 pub mod eval;
 pub mod exp;
+pub mod exp_queue;
+pub mod exp_record;
 pub mod generate;
 pub mod graph;
 pub mod init;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod mirrors;
 pub mod model_files;
 pub mod params;
+pub mod plots;
 pub mod project;
 pub mod pull;
 pub mod push;
@@ -80,9 +82,12 @@ pub enum Command {
     /// Parameter changes against a git revision or another lock file.
     #[command(subcommand)]
     Params(params::ParamsCommand),
-    /// Every recorded run of the pipeline's stages, side by side.
+    /// Experiments: show them side by side, diff, apply, remove, queue and run.
     #[command(subcommand)]
     Exp(exp::ExpCommand),
+    /// Training and declared curves of experiments overlaid (PNG and SVG).
+    #[command(subcommand)]
+    Plots(plots::PlotsCommand),
     /// Recompute every stage in a scratch copy and compare with the committed lock file.
     Reproduce(reproduce::ReproduceArgs),
     /// Upload the pipeline's run records and objects to the remote store.
@@ -97,8 +102,9 @@ pub enum Command {
 /// The pipeline file and parameter overrides, shared by `run`, `status` and `graph`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PipelineArgs {
-    /// The pipeline file (YAML), relative to the current folder or to the project root.
-    /// Default: `default:` in pipe.yaml, else the only file in pipelines/.
+    /// The pipeline: a file (relative to the current folder or to the project root), its name
+    /// (`ci` for pipelines/ci.yaml) or its lock file. Default: `default:` in pipe.yaml, else
+    /// the only file in pipelines/.
     pub pipeline: Option<std::path::PathBuf>,
     /// Override one parameter: `--set stage.key=value` (repeatable; the value is YAML).
     #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
@@ -112,10 +118,7 @@ impl PipelineArgs {
     /// The project root and the pipeline file (relative to the root), found from the current
     /// folder as [`project`] describes.
     pub fn resolve(&self) -> crate::error::Result<(std::path::PathBuf, std::path::PathBuf)> {
-        let cwd = std::env::current_dir().map_err(PipeError::current_dir)?;
-        let root = project::find_root(&cwd);
-        let file = project::resolve_pipeline(&root, &cwd, self.pipeline.as_deref())?;
-        Ok((root, file))
+        project::locate(self.pipeline.as_deref())
     }
 
     /// The overrides: `--set`, `--params` and the `PIPE_<STAGE>__<KEY>` environment.
@@ -127,6 +130,29 @@ impl PipelineArgs {
     pub fn load(&self) -> crate::error::Result<crate::project::Project> {
         let (root, file) = self.resolve()?;
         crate::project::Project::load(&root, &file, &self.overrides())
+    }
+}
+
+/// Threads a `--threads` flag may ask for per available core: beyond that, more threads only
+/// add start-up time (each is created and given a stack) and contention, never speed.
+pub const THREADS_PER_CORE: usize = 4;
+
+/// Parses `--threads N` (`generate`, `score`, `bench`): a whole number from 1 to
+/// [`THREADS_PER_CORE`] × the cores available to pipe.
+pub fn threads_arg(s: &str) -> std::result::Result<usize, String> {
+    parse_threads(s, crate::decode::default_threads())
+}
+
+fn parse_threads(s: &str, cores: usize) -> std::result::Result<usize, String> {
+    let limit = THREADS_PER_CORE * cores.max(1);
+    match s.trim().parse::<i128>() {
+        Ok(v) if v < 1 => Err(format!("must be at least 1, got {v}")),
+        Ok(v) if v > limit as i128 => Err(format!(
+            "{v} is more than {limit}, the limit ({THREADS_PER_CORE} × the {cores} cores \
+             available); give at most {limit}"
+        )),
+        Ok(v) => Ok(v as usize),
+        Err(_) => Err(format!("expected a whole number, got {s:?}")),
     }
 }
 
@@ -197,6 +223,7 @@ pub fn main() -> i32 {
         Command::Metrics(a) => metrics::run(a),
         Command::Params(a) => params::run(a),
         Command::Exp(a) => exp::run(a),
+        Command::Plots(a) => plots::run(a),
         Command::Reproduce(a) => reproduce::run(a),
         Command::Push(a) => push::run(a),
         Command::Pull(a) => pull::run(a),
@@ -208,5 +235,30 @@ pub fn main() -> i32 {
             eprintln!("{} {e}", style::err("error:"));
             e.exit_code()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_capped_at_a_multiple_of_the_cores() {
+        assert_eq!(parse_threads("8", 2), Ok(8));
+        assert_eq!(parse_threads(" 1", 2), Ok(1));
+        let e = parse_threads("100000", 2).unwrap_err();
+        assert_eq!(
+            e,
+            "100000 is more than 8, the limit (4 × the 2 cores available); give at most 8"
+        );
+        assert_eq!(
+            parse_threads("0", 2).unwrap_err(),
+            "must be at least 1, got 0"
+        );
+        assert!(parse_threads("-3", 2).is_err());
+        assert!(parse_threads("99999999999999999999999999", 2).is_err());
+        assert!(parse_threads("many", 2)
+            .unwrap_err()
+            .contains("whole number"));
     }
 }

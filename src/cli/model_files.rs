@@ -8,6 +8,7 @@
 use crate::decode::load_model;
 use crate::digest::Blake3;
 use crate::error::{PipeError, Result};
+use crate::input_file::not_a_file;
 use crate::model::checkpoint::sidecar_path;
 use crate::model::{Checkpoint, CheckpointMeta};
 use crate::text::Vocab;
@@ -25,40 +26,50 @@ fn cfg(msg: String) -> PipeError {
     PipeError::config(msg)
 }
 
-/// Loads `checkpoint` and `vocab` (or the vocabulary its sidecar names) for decoding up to
-/// `batch(config)` sequences at once; a model that cannot fit is refused before it is read.
+/// Loads `checkpoint` and `vocab` (or the vocabulary its sidecar names) for the decoding
+/// `work(config)` describes; a workload that cannot fit is refused before the model is read.
 pub fn load(
     checkpoint: &Path,
     vocab: Option<&Path>,
-    batch: impl FnOnce(&crate::model::ModelConfig) -> usize,
+    work: impl FnOnce(&crate::model::ModelConfig) -> crate::decode::memory::Workload,
 ) -> Result<Model> {
     let shown = checkpoint.display();
-    if !checkpoint.exists() {
-        return Err(cfg(format!("checkpoint {shown}: no such file")));
-    }
     if checkpoint.is_dir() {
         return Err(cfg(format!(
             "checkpoint {shown} is a folder; give its epoch_<N>.safetensors file"
         )));
     }
+    if let Some(why) = not_a_file(checkpoint) {
+        return Err(cfg(format!("checkpoint {shown}: {why}")));
+    }
     let side = sidecar_path(checkpoint);
-    if !side.is_file() {
-        return Err(cfg(format!(
-            "checkpoint {shown}: its sidecar {} is missing (it holds the model's configuration)",
-            side.display()
-        )));
+    match not_a_file(&side) {
+        Some(why) if why == "no such file" => {
+            return Err(cfg(format!(
+                "checkpoint {shown}: its sidecar {} is missing (it holds the model's \
+                 configuration)",
+                side.display()
+            )))
+        }
+        Some(why) => {
+            return Err(cfg(format!(
+                "checkpoint {shown}: its sidecar {} {why}",
+                side.display()
+            )))
+        }
+        None => {}
     }
     let vocab_path = match vocab {
         Some(v) => {
-            if !v.is_file() {
-                return Err(cfg(format!("vocabulary {}: no such file", v.display())));
+            if let Some(why) = not_a_file(v) {
+                return Err(cfg(format!("vocabulary {}: {why}", v.display())));
             }
             v.to_path_buf()
         }
         None => find_vocab(checkpoint, &side)?,
     };
     let (ck, vocab) =
-        load_model(checkpoint, &vocab_path, batch).map_err(|e| PipeError::config(e.to_string()))?;
+        load_model(checkpoint, &vocab_path, work).map_err(|e| PipeError::config(e.to_string()))?;
     Ok(Model {
         ck,
         vocab,
@@ -81,8 +92,12 @@ fn sidecar_hash(side: &Path) -> Result<Blake3> {
     })
 }
 
+/// The blake3 of a regular file (never opening a FIFO or device that happens to be there).
 fn hash_of(path: &Path) -> Option<Blake3> {
-    crate::cache::hash_file(path).ok()
+    match not_a_file(path) {
+        None => crate::cache::hash_file(path).ok(),
+        Some(_) => None,
+    }
 }
 
 /// Finds the vocabulary whose blake3 the sidecar records; the error lists every place tried.

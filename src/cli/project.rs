@@ -6,9 +6,10 @@
 //!   folder or a `pipe.yaml` file. When no folder does, the current folder is the root (a lone
 //!   pipeline file outside any project still runs where it is). `pipe -C DIR` changes to `DIR`
 //!   before the search.
-//! - **A pipeline path** given on the command line is relative to the current folder; when no
+//! - **A pipeline** given on the command line is a path relative to the current folder; when no
 //!   such file exists there it is tried relative to the root (so `pipe run pipelines/ci.yaml`
-//!   works from any subfolder too). Inside pipe it is then named relative to the root.
+//!   works from any subfolder too), then as a name (`ci` → `pipelines/ci.yaml`); its lock file
+//!   (`pipelines/ci.lock`) names it too. Inside pipe it is then named relative to the root.
 //! - **No pipeline given:** the `default:` of `pipe.yaml`, else the only `.yaml`/`.yml` file in
 //!   `pipelines/`; several files and no default is a usage error listing them.
 
@@ -40,6 +41,32 @@ pub fn find_root(start: &Path) -> PathBuf {
         .to_path_buf()
 }
 
+/// The project root and the pipeline file (relative to the root) a command means, from the
+/// current folder (after `-C`): every subcommand that takes a pipeline resolves it here.
+pub fn locate(given: Option<&Path>) -> Result<(PathBuf, PathBuf)> {
+    let cwd = std::env::current_dir().map_err(PipeError::current_dir)?;
+    let root = find_root(&cwd);
+    let file = resolve_pipeline(&root, &cwd, given)?;
+    Ok((root, file))
+}
+
+/// `given` as a name or a lock file: `ci` → `pipelines/ci.yaml` (or `.yml`), `x/ci.lock` →
+/// `x/ci.yaml` beside it; relative to `base`. None when no such file exists.
+fn by_name(base: &Path, given: &Path) -> Option<PathBuf> {
+    let candidates: Vec<PathBuf> = match given.extension().and_then(|e| e.to_str()) {
+        Some("lock") => vec![given.with_extension("yaml"), given.with_extension("yml")],
+        None if given.components().count() == 1 => ["yaml", "yml"]
+            .iter()
+            .map(|e| Path::new(crate::layout::PIPELINES).join(format!("{}.{e}", given.display())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    candidates
+        .into_iter()
+        .map(|c| base.join(c))
+        .find(|p| p.is_file())
+}
+
 /// The project root for the current folder (after `-C`): see the module documentation.
 pub fn project_root() -> Result<PathBuf> {
     let cwd = std::env::current_dir().map_err(PipeError::current_dir)?;
@@ -49,16 +76,12 @@ pub fn project_root() -> Result<PathBuf> {
 /// Reads `<root>/pipe.yaml` (an absent file is the empty config).
 pub fn load_config(root: &Path) -> Result<ProjectConfig> {
     let path = root.join(CONFIG_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProjectConfig::default()),
-        Err(e) => {
-            return Err(PipeError::config(format!(
-                "{}: cannot read: {e}",
-                path.display()
-            )))
-        }
-    };
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(ProjectConfig::default());
+    }
+    let limit = crate::config::limits::MAX_YAML_BYTES;
+    let text = crate::input_file::read_text(&path, "a YAML file", limit)
+        .map_err(|e| PipeError::config(format!("{}: cannot read: {e}", path.display())))?;
     if text.trim().is_empty() {
         return Ok(ProjectConfig::default());
     }
@@ -121,12 +144,23 @@ pub fn pipeline_files(root: &Path) -> Vec<PathBuf> {
 /// is announced on stderr ("using pipelines/ci.yaml").
 pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = given {
-        let from_cwd = cwd.join(p);
-        if from_cwd.is_file() {
-            return Ok(relative_to_root(root, &from_cwd));
+        let from_root = p.is_relative().then(|| root.join(p));
+        // The first place where something exists is the one meant: a folder or a device
+        // there is named as what it is.
+        for at in std::iter::once(cwd.join(p)).chain(from_root) {
+            if std::fs::symlink_metadata(&at).is_err() {
+                continue;
+            }
+            if let Some(why) = crate::input_file::not_a_file(&at) {
+                return Err(PipeError::config(format!(
+                    "cannot read pipeline file {}: {why}",
+                    p.display()
+                )));
+            }
+            return Ok(relative_to_root(root, &at));
         }
-        if p.is_relative() && root.join(p).is_file() {
-            return Ok(relative_to_root(root, &root.join(p)));
+        if let Some(f) = by_name(cwd, p).or_else(|| by_name(root, p)) {
+            return Ok(relative_to_root(root, &f));
         }
         let where_ = if cwd == root || p.is_absolute() {
             String::new()
@@ -144,9 +178,9 @@ pub fn resolve_pipeline(root: &Path, cwd: &Path, given: Option<&Path>) -> Result
     }
     let cfg = load_config(root)?;
     if let Some(d) = cfg.default {
-        if !root.join(&d).is_file() {
+        if let Some(why) = crate::input_file::not_a_file(&root.join(&d)) {
             return Err(PipeError::config(format!(
-                "{}: `default: {}`: no such file in {}",
+                "{}: `default: {}`: {why} (in {})",
                 root.join(CONFIG_FILE).display(),
                 d.display(),
                 root.display()
@@ -219,6 +253,9 @@ mod tests {
         assert_eq!(r("../pipelines/x.yaml"), want);
         assert_eq!(r("pipelines/x.yaml"), want);
         assert_eq!(r(root.join("pipelines/x.yaml").to_str().unwrap()), want);
+        assert_eq!(r("x"), want);
+        assert_eq!(r("pipelines/x.lock"), want);
+        assert_eq!(r("../pipelines/x.lock"), want);
         let e = resolve_pipeline(&root, &sub, Some(Path::new("nope.yaml"))).unwrap_err();
         assert!(e.to_string().contains("nope.yaml"), "{e}");
     }

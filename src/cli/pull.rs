@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct PullArgs {
-    /// The pipeline file (YAML), relative to the project root (the current folder).
-    pub pipeline: PathBuf,
+    /// The pipeline: a file, its name (`ci`) or its lock file; default as for `pipe run`.
+    pub pipeline: Option<PathBuf>,
     /// The remote: `s3://bucket/prefix` or a folder. Default: `PIPE_REMOTE`, else the
     /// pipeline's top-level `remote:`.
     #[arg(long, value_name = "URL")]
@@ -19,18 +19,18 @@ pub struct PullArgs {
 }
 
 pub fn run(a: PullArgs) -> Result<i32> {
-    let root = std::env::current_dir().map_err(PipeError::current_dir)?;
-    let settings = crate::config::settings::read(&root, &a.pipeline)?;
+    let (root, pipeline) = super::project::locate(a.pipeline.as_deref())?;
+    let settings = crate::config::settings::read(&root, &pipeline)?;
     let url = crate::remote::select::remote_url(
         a.remote.as_deref(),
         settings.remote.as_deref(),
-        &root.join(&a.pipeline),
+        &root.join(&pipeline),
     )?;
     let remote = crate::remote::Remote::open(&url, &root)?;
     // The project lock first: a run may be writing the lock file and the store.
     let cache = crate::project::open_cache(&root);
     let _lock = crate::engine::lock_project(&cache, !a.no_wait)?;
-    let lock_path = crate::layout::Layout::new(&root).lock_file(&a.pipeline);
+    let lock_path = crate::layout::Layout::new(&root).lock_file(&pipeline);
     let lock = crate::cache::lockfile::LockFile::read(&lock_path).map_err(PipeError::config)?;
     let fps = crate::remote::sync::lock_fingerprints(&lock);
     if fps.is_empty() {

@@ -15,8 +15,8 @@ use std::process::{Command, Stdio};
 
 #[derive(clap::Args, Debug)]
 pub struct ReproduceArgs {
-    /// The pipeline file (`pipelines/ci.yaml`) or its name.
-    pub pipeline: PathBuf,
+    /// The pipeline: a file, its name (`ci`) or its lock file; default as for `pipe run`.
+    pub pipeline: Option<PathBuf>,
     /// Keep the scratch copy (its path is printed) instead of deleting it.
     #[arg(long)]
     pub keep: bool,
@@ -32,10 +32,9 @@ fn object(cache: &Cache, hash: &Blake3) -> Option<Vec<u8>> {
 }
 
 pub fn run(a: ReproduceArgs) -> Result<i32> {
-    let root = std::env::current_dir().map_err(PipeError::current_dir)?;
+    let (root, pfile) = super::project::locate(a.pipeline.as_deref())?;
     let rel = |p: PathBuf| p.strip_prefix(&root).map(Path::to_path_buf).unwrap_or(p);
-    let pfile = rel(lock::pipeline_path(&a.pipeline));
-    let lock_path = rel(lock::lock_path(&a.pipeline));
+    let lock_path = rel(crate::layout::Layout::new(&root).lock_file(&pfile));
     if pfile.is_absolute() || !root.join(&pfile).is_file() {
         return Err(PipeError::config(format!(
             "{}: no such pipeline file inside the project {}",

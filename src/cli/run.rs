@@ -1,6 +1,7 @@
-//! `pipe run`: parses the flags, calls `engine::run` (or plans only, with `--dry-run`) and
-//! prints the summary: one line (or `--json`), the report's path, what happened to the lock
-//! file, and the error the run ends with.
+//! `pipe run`: parses the flags, calls `engine::run` (or plans only, with `--dry-run`) between
+//! the two calls that record the experiment the run is (`-n NAME`), and prints the summary: one
+//! line (or `--json`), the report's path, what happened to the lock file, and the error the run
+//! ends with.
 
 use super::PipelineArgs;
 use crate::engine::{self, RunOptions, RunSummary};
@@ -58,10 +59,24 @@ pub struct RunArgs {
     /// A mirror folder for downloads, prepended to PIPE_MIRROR (repeatable).
     #[arg(long, value_name = "DIR")]
     pub mirror: Vec<PathBuf>,
+    /// Name the experiment this run records (default: a generated `exp-…`); see `pipe exp`.
+    #[arg(short = 'n', long = "name", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Overlay these experiments' curves in the report (`--compare base,top3`): sets
+    /// `compare` of every `report` stage, as `--set <report>.compare=[…]` would.
+    #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
+    pub compare: Vec<String>,
 }
 
-pub fn run(args: RunArgs) -> Result<i32> {
+pub fn run(mut args: RunArgs) -> Result<i32> {
     let (root, file) = args.pipeline.resolve()?;
+    if let Some(n) = &args.name {
+        crate::experiment::check_name(n)?;
+    }
+    if !args.compare.is_empty() {
+        let sets = super::exp_record::compare_sets(&args.pipeline, &args.compare)?;
+        args.pipeline.set.extend(sets);
+    }
     let opts = RunOptions {
         overrides: args.pipeline.overrides(),
         mirrors: super::mirrors::from_cli(&args.mirror),
@@ -83,19 +98,43 @@ pub fn run(args: RunArgs) -> Result<i32> {
         print!("{}", super::status::render(&proj, &plans, false));
         return Ok(0);
     }
-    let summary = engine::run(&root, &file, &opts)?;
-    print(&summary, args.json);
+    // The experiment this run is: recorded as running before, completed after. A run the
+    // engine refuses before any stage runs (a bad pipeline, lock file, `--only`, a planted
+    // link in pipe's own folders) records nothing: its checks come first.
+    let proj = crate::project::Project::load(&root, &file, &opts.overrides)?;
+    engine::Selection::resolve(&proj, &opts.only, &opts.force)?;
+    engine::check_own_folders(&proj)?;
+    let pipeline = proj.pipeline;
+    let exp = super::exp_record::start(
+        &pipeline,
+        &args.pipeline.set,
+        args.pipeline.params.as_deref(),
+        args.name,
+    );
+    let summary = match engine::run(&root, &file, &opts) {
+        Ok(s) => s,
+        Err(e) => {
+            super::exp_record::abandon(&pipeline, exp, &e);
+            return Err(e);
+        }
+    };
+    let name = super::exp_record::finish(&pipeline, exp, &summary);
+    print(&summary, name.as_deref(), args.json);
     summary.status()?;
     Ok(0)
 }
 
-/// The summary on stdout: `--json`, or the one line and the report's path; a lock file left
-/// alone is said on stderr.
-fn print(s: &RunSummary, json: bool) {
+/// The summary on stdout: `--json` (with the experiment's name as `experiment`), or the one
+/// line and the report's path; a lock file left alone is said on stderr.
+fn print(s: &RunSummary, experiment: Option<&str>, json: bool) {
     if json {
+        let mut v = serde_json::to_value(s).expect("a summary serialises");
+        if let (Some(m), Some(e)) = (v.as_object_mut(), experiment) {
+            m.insert("experiment".into(), e.into());
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(s).expect("a summary serialises")
+            serde_json::to_string_pretty(&v).expect("a summary serialises")
         );
     } else {
         println!("{}", s.line());

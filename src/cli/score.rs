@@ -21,20 +21,20 @@ pub struct ScoreArgs {
     /// Text file: each non-empty line is one document.
     #[arg(long)]
     pub text: PathBuf,
-    /// Threads (default: all available).
-    #[arg(long)]
+    /// Threads (default: all available; at most 4 per core).
+    #[arg(long, value_parser = super::threads_arg, allow_negative_numbers = true)]
     pub threads: Option<usize>,
 }
 
 pub fn run(a: ScoreArgs) -> Result<i32> {
-    if !a.text.is_file() {
+    if let Some(why) = crate::input_file::not_a_file(&a.text) {
         return Err(PipeError::usage(format!(
-            "text {}: no such file",
+            "text {}: {why}",
             a.text.display()
         )));
     }
-    let m = super::model_files::load(&a.checkpoint, a.vocab.as_deref(), |c| {
-        crate::decode::scoring_batch(c.context)
+    let m = super::model_files::load(&a.checkpoint, a.vocab.as_deref(), |_| {
+        crate::decode::memory::Workload::scoring()
     })?;
     let text = std::fs::read_to_string(&a.text)
         .map_err(|e| PipeError::usage(format!("{}: cannot read: {e}", a.text.display())))?;

@@ -1,6 +1,5 @@
-//! Lock files for comparison: where a pipeline's lock lives, reading one strictly (a file that
-//! does not parse is an error naming file and line), and the differences of metrics or
-//! parameters between two of them.
+//! Lock files for comparison: reading one strictly (a file that does not parse is an error
+//! naming file and line), and the differences of metrics or parameters between two of them.
 
 use super::measure::{is_measurement_key, is_measurement_kind};
 use super::number::flatten;
@@ -8,35 +7,7 @@ use super::CompareError;
 pub use crate::cache::lockfile::{LockEntry, LockFile};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-
-/// The lock file of a pipeline given as a file (`pipelines/ci.yaml` → `pipelines/ci.lock`), a
-/// lock file itself, or a bare name (`ci` → `pipelines/ci.lock`).
-pub fn lock_path(pipeline: &Path) -> PathBuf {
-    match pipeline.extension().and_then(|e| e.to_str()) {
-        Some("lock") => pipeline.to_path_buf(),
-        _ if pipeline.components().count() == 1 && pipeline.extension().is_none() => {
-            Path::new(crate::layout::PIPELINES).join(format!("{}.lock", pipeline.display()))
-        }
-        _ => crate::layout::lock_beside(pipeline),
-    }
-}
-
-/// The pipeline file beside a lock (`pipelines/ci.lock` → `pipelines/ci.yaml`), if present.
-pub fn pipeline_path(pipeline: &Path) -> PathBuf {
-    match pipeline.extension().and_then(|e| e.to_str()) {
-        Some("yaml") | Some("yml") => pipeline.to_path_buf(),
-        _ => {
-            let l = lock_path(pipeline);
-            let yml = l.with_extension("yml");
-            if yml.exists() {
-                yml
-            } else {
-                l.with_extension("yaml")
-            }
-        }
-    }
-}
+use std::path::Path;
 
 /// Parses lock-file bytes; `origin` names where they came from (`HEAD:pipelines/ci.lock`).
 pub fn parse(bytes: &[u8], origin: &str) -> Result<LockFile, CompareError> {
@@ -191,16 +162,6 @@ mod tests {
 
     fn lock(v: Value) -> LockFile {
         serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn paths() {
-        assert_eq!(
-            lock_path(Path::new("pipelines/ci.yaml")),
-            Path::new("pipelines/ci.lock")
-        );
-        assert_eq!(lock_path(Path::new("ci")), Path::new("pipelines/ci.lock"));
-        assert_eq!(lock_path(Path::new("x/a.lock")), Path::new("x/a.lock"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Confinement of what stages declare: every output lies strictly inside the project, away from
 //! `.git` and pipe's own folders, with no symbolic link among its existing parent folders, and
-//! no two instances claim one output (or one inside the other); `deps` never name pipe's own
-//! folders or the project root.
+//! no two instances claim one output (or one inside the other). (What stages may read is
+//! `inputs`.)
 
 use super::ids::shown;
 use super::parse::cfg;
@@ -10,7 +10,7 @@ use crate::error::Result;
 use std::collections::HashMap;
 use std::path::{Component, Path};
 
-/// pipe's own folders: outputs may not be in them; `deps` may not name them.
+/// pipe's own folders: outputs may not be in them.
 const OWN: [&str; 3] = crate::layout::OWN_DIRS;
 
 /// A relative path as its normal components (`./x`, `x/`, `a/../b` resolved lexically).
@@ -27,7 +27,13 @@ pub fn normalise(p: &Path) -> std::result::Result<Vec<String>, &'static str> {
                     return Err("leaves the project (`..`)");
                 }
             }
-            Component::Normal(s) => out.push(s.to_string_lossy().into_owned()),
+            Component::Normal(s) => {
+                let s = s.to_string_lossy();
+                if s.contains('\0') {
+                    return Err("contains a NUL character");
+                }
+                out.push(s.into_owned())
+            }
             Component::RootDir | Component::Prefix(_) => {
                 return Err("is absolute; give a path relative to the project root")
             }
@@ -94,7 +100,7 @@ pub fn output_rule(path: &Path) -> std::result::Result<Vec<String>, String> {
     bad_output(None, &c, &[]).map_or(Ok(c), Err)
 }
 
-/// Checks every instance's declared outputs and `deps`. `pipeline_file` is the pipeline path
+/// Checks every instance's declared outputs. `pipeline_file` is the pipeline path
 /// as given; `blame(node, key)` is where the node's `key` parameter was set.
 pub(crate) fn check(
     root: &Path,
@@ -133,26 +139,6 @@ pub(crate) fn check(
                 }
             }
             claimed.insert(c, (i, shown_o));
-        }
-        for d in n.kind.external_inputs(&n.params) {
-            let Some(c) = relative(root, &d) else {
-                continue;
-            };
-            let why = if c.is_empty() {
-                Some("is the project root, which holds pipe's own folders".to_string())
-            } else if OWN.contains(&c[0].as_str()) {
-                Some(format!("is or is inside pipe's folder `{}/`", c[0]))
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                return Err(cfg(format!(
-                    "{}: stage `{}`: dependency `{}` {why}; declare the upstream stage in `needs` instead, or name the files it reads",
-                    blame(n, "deps"),
-                    n.id,
-                    shown(&d.to_string_lossy())
-                )));
-            }
         }
     }
     // One output inside another's folder.
@@ -208,5 +194,9 @@ mod tests {
         assert_eq!(normalise(Path::new(".")).unwrap(), Vec::<String>::new());
         assert!(normalise(Path::new("../x")).is_err());
         assert!(normalise(Path::new("/tmp/x")).is_err());
+        assert_eq!(
+            normalise(Path::new("a\0b")).unwrap_err(),
+            "contains a NUL character"
+        );
     }
 }

@@ -46,8 +46,12 @@ pub fn unsafe_part(s: &str) -> Option<&'static str> {
     }
 }
 
-/// A value shown in a message on one line: control characters escaped, long values cut.
+/// A value shown in a message on one line: control characters escaped, long values cut, the
+/// empty string as `""`.
 pub fn shown(s: &str) -> String {
+    if s.is_empty() {
+        return "\"\"".into();
+    }
     let e: String = s.escape_debug().collect();
     if e.chars().count() > 60 {
         let head: String = e.chars().take(40).collect();

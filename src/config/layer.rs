@@ -3,11 +3,14 @@
 //! `--params FILE` → environment `PIPE_<STAGE>__<KEY>` → `--set`. Each layer remembers where
 //! its values came from, so a bad value is blamed on its real source.
 
+use super::ids::shown;
+use super::limits::{check_value, MAX_YAML_BYTES};
 use super::locate::at;
 use super::names::nearest;
 use super::parse::{cfg, map_to_json, parse_value, yaml_error, Source};
 use super::Overrides;
 use crate::error::Result;
+use crate::input_file::read_text;
 use crate::stage::{self, StageKind};
 use figment::providers::{Format, Serialized, Yaml};
 use figment::Figment;
@@ -51,9 +54,9 @@ fn kind_defaults(root: &Path, kind: &dyn StageKind) -> Result<KindDefaults> {
     let compiled = defaults_value(info.defaults_yaml, &builtin)?;
     let mut keys: BTreeSet<String> = compiled.keys().cloned().collect();
     let local = root.join("stages").join(format!("{}.yaml", info.name));
-    let (source, local, local_text) = if local.is_file() {
+    let (source, local, local_text) = if local.exists() {
         let source = format!("stages/{}.yaml", info.name);
-        let t = std::fs::read_to_string(&local)
+        let t = read_text(&local, "a YAML file", MAX_YAML_BYTES)
             .map_err(|e| cfg(format!("cannot read {source}: {e}")))?;
         keys.extend(defaults_value(&t, &source)?.keys().cloned());
         (source, Some(local), Some(t))
@@ -88,6 +91,17 @@ pub(crate) struct Layers {
     set_origin: HashMap<(String, String), String>,
 }
 
+/// The kind key that `key` misspells (one edit away, or equal but for case), if any.
+fn near_miss<'a>(key: &str, own: &'a [String]) -> Option<&'a String> {
+    if key.chars().count() < 3 || own.iter().any(|k| k == key) {
+        return None;
+    }
+    own.iter().find(|k| {
+        k.eq_ignore_ascii_case(key)
+            || super::names::levenshtein(&k.to_lowercase(), &key.to_lowercase()) <= 1
+    })
+}
+
 /// `PIPE_<STAGE>` part of an environment variable for a stage name.
 fn env_name(s: &str) -> String {
     s.to_uppercase().replace(['-', '.'], "_")
@@ -99,6 +113,25 @@ pub(crate) fn env_target<'a>(var: &str, names: &'a [String]) -> Option<(&'a Stri
     let (st, key) = var.strip_prefix("PIPE_")?.split_once("__")?;
     let sname = names.iter().find(|n| env_name(n) == st)?;
     Some((sname, key.to_lowercase()))
+}
+
+/// Warns about a `PIPE_<STAGE>__<KEY>` variable naming no stage of pipeline `fname` (with
+/// stages `names`): the environment is ambient (it may hold variables for another pipeline's
+/// stages), so it is a warning naming the variable, not an error like `--set`'s.
+fn warn_unknown_stage(var: &str, names: &[String], fname: &str) {
+    let Some((st, key)) = var.strip_prefix("PIPE_").and_then(|r| r.split_once("__")) else {
+        return;
+    };
+    let env_names: Vec<String> = names.iter().map(|n| env_name(n)).collect();
+    let hint = match super::names::closest(st, &env_names) {
+        Some(c) => format!("did you mean PIPE_{c}__{key}?"),
+        None => format!("its stages are {}", names.join(", ")),
+    };
+    eprintln!(
+        "warning: {var}: {fname} has no stage `{}`, so this override (PIPE_<STAGE>__<KEY>) is \
+         ignored; {hint}",
+        st.to_lowercase(),
+    );
 }
 
 impl Layers {
@@ -132,8 +165,9 @@ impl Layers {
             let kname = k.as_str().unwrap_or_default().to_string();
             let Some(kind) = stage::find(&kname) else {
                 return Err(cfg(format!(
-                    "{}: `defaults` names unknown kind `{kname}`; {}",
+                    "{}: `defaults` names unknown kind `{}`; {}",
                     src.at(&["defaults", &kname]),
+                    shown(&kname),
                     nearest(&kname, &all_kinds)
                 )));
             };
@@ -155,12 +189,14 @@ impl Layers {
             if !kinds.contains_key(&kname) {
                 kinds.insert(kname.clone(), (kind, kind_defaults(root, kind)?));
             }
-            let kd = &kinds[&kname].1;
+            let (kind, kd) = &kinds[&kname];
             for key in obj.keys() {
-                if !kd.keys.contains(key) {
+                let user = kind.info().free_matrix_keys && near_miss(key, &kd.keys).is_none();
+                if !kd.keys.contains(key) && !user {
                     return Err(cfg(format!(
-                        "{}: `defaults.{kname}`: unknown parameter `{key}` of kind `{kname}`; {} (see {})",
+                        "{}: `defaults.{kname}`: unknown parameter `{}` of kind `{kname}`; {} (see {})",
                         src.at(&["defaults", &kname, key]),
+                        shown(key),
                         nearest(key, &kd.keys),
                         kd.source
                     )));
@@ -173,7 +209,7 @@ impl Layers {
         let mut file = None;
         if let Some(pf) = &ov.params_file {
             let pname = pf.display().to_string();
-            let t = std::fs::read_to_string(root.join(pf))
+            let t = read_text(&root.join(pf), "a --params file", MAX_YAML_BYTES)
                 .map_err(|e| cfg(format!("cannot read --params file {pname}: {e}")))?;
             let m: serde_yaml::Mapping =
                 match serde_yaml::from_str::<Option<serde_yaml::Mapping>>(&t) {
@@ -185,8 +221,9 @@ impl Layers {
                 let sname = k.as_str().unwrap_or_default().to_string();
                 if !names.contains(&sname) {
                     return Err(cfg(format!(
-                        "{}: stage `{sname}` is not in {}; {}",
+                        "{}: stage `{}` is not in {}; {}",
                         at(&pname, &t, &[&sname]),
+                        shown(&sname),
                         src.fname,
                         nearest(&sname, &names)
                     )));
@@ -218,9 +255,11 @@ impl Layers {
         vars.sort();
         for (k, v) in vars {
             let Some((sname, key)) = env_target(k, &names) else {
+                warn_unknown_stage(k, &names, &src.fname);
                 continue;
             };
             let origin = format!("{k}={v}");
+            check_value(k, v)?;
             let value = parse_value(v).map_err(|e| {
                 cfg(format!(
                     "{origin}: stage `{sname}`: parameter {}",
@@ -235,6 +274,7 @@ impl Layers {
         let mut set: HashMap<String, Map<String, Value>> = HashMap::new();
         let mut set_origin = HashMap::new();
         for s in &ov.sets {
+            check_value(&format!("--set {}", shown(s)), s)?;
             let Some((lhs, val)) = s.split_once('=') else {
                 return Err(cfg(format!("--set {s}: expected `stage.key=value`")));
             };
@@ -245,7 +285,8 @@ impl Layers {
             let Some(sname) = found else {
                 let st = lhs.split('.').next().unwrap_or(lhs);
                 return Err(cfg(format!(
-                    "--set {s}: no stage `{st}` in {}; {}",
+                    "--set {s}: no stage `{}` in {}; {}",
+                    shown(st),
                     src.fname,
                     nearest(st, &names)
                 )));
@@ -277,7 +318,9 @@ impl Layers {
         })
     }
 
-    /// Rejects keys (in any layer of stage `sname`) that are not parameters of its kind.
+    /// Rejects keys (in any layer of stage `sname`) that are not parameters of its kind. A kind
+    /// with user parameters (`command`) takes any key in the pipeline file, except one a typo
+    /// away from its own keys; the override layers may only set keys the file declares.
     pub fn check_keys(
         &self,
         src: &Source,
@@ -288,27 +331,89 @@ impl Layers {
     ) -> Result<()> {
         let (k, kd) = &self.kinds[kind];
         let info = k.info();
-        let allowed = |key: &String| {
-            kd.keys.contains(key) || (info.free_matrix_keys && matrix_keys.contains(key))
+        let unknown = |key: &str, valid: &[String]| {
+            cfg(format!(
+                "{}: stage `{sname}`: unknown parameter `{}` of kind `{}`; {} (see {})",
+                self.origin(src, sname, kind, stage_params, &BTreeMap::new(), key),
+                shown(key),
+                info.name,
+                nearest(key, valid),
+                kd.source
+            ))
         };
-        let mut layers: Vec<&Map<String, Value>> = vec![stage_params];
-        layers.extend(self.file.as_ref().and_then(|(_, _, m)| m.get(sname)));
-        layers.extend(self.env.get(sname));
-        layers.extend(self.set.get(sname));
-        for layer in layers {
-            for key in layer.keys() {
-                if !allowed(key) {
-                    return Err(cfg(format!(
-                        "{}: stage `{sname}`: unknown parameter `{key}` of kind `{}`; {} (see {})",
-                        self.origin(src, sname, kind, stage_params, &BTreeMap::new(), key),
-                        info.name,
-                        nearest(key, &kd.keys),
-                        kd.source
-                    )));
+        let overrides: Vec<&Map<String, Value>> = [
+            self.file.as_ref().and_then(|(_, _, m)| m.get(sname)),
+            self.env.get(sname),
+            self.set.get(sname),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !info.free_matrix_keys {
+            for key in std::iter::once(stage_params)
+                .chain(overrides)
+                .flat_map(|l| l.keys())
+            {
+                if !kd.keys.contains(key) {
+                    return Err(unknown(key, &kd.keys));
                 }
+            }
+            return Ok(());
+        }
+        // User parameters: any name in the file, but not a near miss of the kind's own keys.
+        let declared: Vec<String> = kd
+            .keys
+            .iter()
+            .chain(stage_params.keys())
+            .chain(matrix_keys)
+            .chain(self.defaults.get(kind).into_iter().flat_map(|d| d.keys()))
+            .cloned()
+            .collect();
+        for key in stage_params.keys().chain(matrix_keys) {
+            if near_miss(key, &kd.keys).is_some() {
+                return Err(cfg(format!(
+                    "{}: stage `{sname}`: unknown parameter `{}` of kind `{}`; {} (a user \
+                     parameter may have any name but one a letter away from {}) (see {})",
+                    self.origin(src, sname, kind, stage_params, &BTreeMap::new(), key),
+                    shown(key),
+                    info.name,
+                    nearest(key, &kd.keys),
+                    kd.keys
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    kd.source
+                )));
+            }
+        }
+        for key in overrides.iter().flat_map(|l| l.keys()) {
+            if !declared.contains(key) {
+                return Err(cfg(format!(
+                    "{}: stage `{sname}`: unknown parameter `{}` (not declared by the stage); \
+                     {} (declare it in the stage's `params` to set it from the command line)",
+                    self.origin(src, sname, kind, stage_params, &BTreeMap::new(), key),
+                    shown(key),
+                    nearest(key, &declared)
+                )));
             }
         }
         Ok(())
+    }
+
+    /// The value the override layers (`--params` file, environment, `--set`) give `key` of
+    /// stage `sname`, the highest one, with where it comes from.
+    pub fn override_of(&self, sname: &str, key: &str) -> Option<(&Value, String)> {
+        let sk = (sname.to_string(), key.to_string());
+        if let Some(v) = self.set.get(sname).and_then(|m| m.get(key)) {
+            return Some((v, self.set_origin.get(&sk).cloned().unwrap_or_default()));
+        }
+        if let Some(v) = self.env.get(sname).and_then(|m| m.get(key)) {
+            return Some((v, self.env_origin.get(&sk).cloned().unwrap_or_default()));
+        }
+        let (pname, t, m) = self.file.as_ref()?;
+        let v = m.get(sname)?.get(key)?;
+        Some((v, at(pname, t, &[sname, key])))
     }
 
     /// Merges every layer for one instance of stage `sname` at matrix `point`.

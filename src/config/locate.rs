@@ -1,10 +1,18 @@
 //! Positions in YAML text: `file:line:col` of a nested key, for messages that point at the
 //! line a value came from.
 
-/// The first `key:` (plain or quoted) at or after byte `pos`.
+/// The first `key:` (plain or quoted) at or after byte `pos`. The empty key can only be
+/// written quoted (`"":` or `'':`), so that is what it is searched as; every other search
+/// moves forward by at least one byte per candidate, so the search always ends.
 fn find_key(text: &str, pos: usize, key: &str) -> Option<usize> {
+    if key.is_empty() {
+        return ["\"\":", "'':"]
+            .iter()
+            .filter_map(|q| text.get(pos..)?.find(q).map(|i| pos + i + 1))
+            .min();
+    }
     let mut from = pos;
-    while let Some(i) = text[from..].find(key) {
+    while let Some(i) = text.get(from..)?.find(key) {
         let at = from + i;
         let before = text[..at].chars().last();
         let after = &text[at + key.len()..];
@@ -68,5 +76,16 @@ mod tests {
         assert_eq!(at_best("f", t, &["stages", "a", "matrix"]), "f:3:3");
         let q = "stages:\n  \"a\\nb\": { kind: command }\n";
         assert_eq!(locate(q, &["stages", "a\nb"]), Some((2, 4)));
+    }
+
+    /// The empty key (only writable quoted) is found where it is, and a search for it ends.
+    #[test]
+    fn the_empty_key_is_found_and_never_hangs() {
+        let t = "stages:\n  a:\n    params: { cmd: x, \"\": 1 }\n";
+        assert_eq!(locate(t, &["stages", "a", "params", ""]), Some((3, 24)));
+        let s = "stages:\n  '': { kind: command }\n";
+        assert_eq!(locate(s, &["stages", ""]), Some((2, 4)));
+        assert_eq!(locate("a: 1\n", &[""]), None);
+        assert_eq!(at_best("f", "a: 1\n", &["a", ""]), "f:1:1");
     }
 }

@@ -6,7 +6,9 @@ mod confine;
 mod error;
 mod expand;
 mod ids;
+mod inputs;
 mod layer;
+pub mod limits;
 mod locate;
 mod names;
 mod parse;
@@ -185,7 +187,7 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
         Err(e) => return Err(parse::cfg(format!("{}: {e:?}", src.fname))),
     };
     // Parameters are checked first; then the upstream kinds each kind reads.
-    let nodes = expand::expand(&src, &layers, &order)?;
+    let nodes = expand::expand(&src, &layers, &order, limits::max_instances(&ov.env)?)?;
     if let Some(StageGraphError::MissingKind {
         stage,
         kind,
@@ -242,7 +244,7 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
     };
     let lock = pipeline.lock_path();
     let nodes = std::mem::take(&mut pipeline.nodes);
-    confine::check(root, file, &lock, &nodes, |n, key| {
+    let blame = |n: &Node, key: &str| {
         let st = &src
             .stages
             .iter()
@@ -251,7 +253,10 @@ pub fn load(root: &Path, file: &Path, ov: &Overrides) -> Result<Pipeline> {
             .1;
         let params = expand::stage_params(&src, &n.stage, st).unwrap_or_default();
         layers.origin(&src, &n.stage, &st.kind, &params, &n.matrix, key)
-    })?;
+    };
+    confine::check(root, file, &lock, &nodes, blame)?;
+    let allowed = inputs::allowed_folders(root, &src.allow_outside);
+    inputs::check(root, &allowed, &nodes, blame)?;
     pipeline.nodes = nodes;
     Ok(pipeline)
 }

@@ -2,6 +2,7 @@
 //! YAML-to-JSON conversion that refuses non-finite numbers, and stage-name rules.
 
 use super::ids::{shown, unsafe_part};
+use super::limits::MAX_YAML_BYTES;
 use super::locate::at;
 use crate::error::{PipeError, Result};
 use serde::Deserialize;
@@ -28,6 +29,9 @@ pub(crate) struct RawPipeline {
     /// How stages are executed (`{ kind: local | slurm, … }`); checked by `settings`.
     #[serde(default)]
     pub executor: Option<serde_yaml::Value>,
+    /// Folders outside the project that stages may read inputs from (`config::inputs`).
+    #[serde(default)]
+    pub allow_outside: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +60,8 @@ pub(crate) struct Source {
     /// `defaults.<kind>.resources`, taken out of `defaults` (they are not parameters).
     pub kind_resources: Vec<(String, serde_yaml::Value)>,
     pub stages: Vec<(String, RawStage)>,
+    /// `allow_outside:` as written.
+    pub allow_outside: Vec<String>,
     /// The top-level `remote:` and `executor:` values, as written (see `settings`).
     pub remote: Option<serde_yaml::Value>,
     pub executor: Option<serde_yaml::Value>,
@@ -85,6 +91,18 @@ pub(crate) fn yaml_error(file: &str, e: &serde_yaml::Error) -> PipeError {
         Some(i) => msg[..i].to_string(),
         None => msg,
     };
+    // serde_yaml reads a whole number beyond 64 bits as "invalid type: integer `N` as u128".
+    let msg = match regex::Regex::new(r"invalid type: integer `(-?\d+)` as [ui]128.*$")
+        .expect("a valid pattern")
+        .captures(&msg)
+    {
+        Some(c) => format!(
+            "{}{}",
+            &msg[..c.get(0).expect("whole match").start()],
+            out_of_range(&c[1])
+        ),
+        None => msg,
+    };
     cfg(format!("{file}{loc}: invalid pipeline YAML: {msg}"))
 }
 
@@ -95,6 +113,9 @@ pub(crate) enum ConvError {
     NonFinite(Vec<String>, String),
     /// A map key that is not a string or a number.
     Key(Vec<String>),
+    /// A number beyond what a parameter can hold (a whole number beyond 64 bits, a decimal
+    /// beyond ±1.8e308), as written.
+    OutOfRange(String),
 }
 
 impl ConvError {
@@ -102,6 +123,7 @@ impl ConvError {
     pub fn path(&self) -> &[String] {
         match self {
             ConvError::NonFinite(p, _) | ConvError::Key(p) => p,
+            ConvError::OutOfRange(_) => &[],
         }
     }
 
@@ -116,6 +138,7 @@ impl ConvError {
         match self {
             ConvError::NonFinite(_, v) => format!("{key}must be a finite number (got {v})"),
             ConvError::Key(_) => format!("{key}has a map key that is not a string"),
+            ConvError::OutOfRange(v) => format!("{key}{}", out_of_range(v)),
         }
     }
 }
@@ -191,8 +214,37 @@ pub(crate) fn map_to_json(
     }
 }
 
-/// Parses a `--set` or environment value as a YAML scalar (plain text when it is not YAML).
+/// Why a number written `v` cannot be a parameter value.
+fn out_of_range(v: &str) -> String {
+    if v.contains(['.', 'e', 'E']) {
+        format!("is the number {v}, beyond the range of numbers (about ±1.8e308)")
+    } else {
+        format!(
+            "is the whole number {v}, beyond the 64-bit range ({} to {})",
+            i64::MIN,
+            u64::MAX
+        )
+    }
+}
+
+/// Whether `s` is written as a number (a YAML 1.2 decimal integer or float) that does not fit
+/// one: `18446744073709551616`, `-9223372036854775809`, `1e400`.
+fn is_out_of_range_number(s: &str) -> bool {
+    let t = s.trim();
+    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse::<i64>().is_err() && t.parse::<u64>().is_err();
+    }
+    digits.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        && t.parse::<f64>().is_ok_and(|x| x.is_infinite())
+}
+
+/// Parses a `--set` or environment value as a YAML scalar (plain text when it is not YAML; a
+/// number too large for a parameter is an error, never text).
 pub(crate) fn parse_value(s: &str) -> std::result::Result<Value, ConvError> {
+    if is_out_of_range_number(s) {
+        return Err(ConvError::OutOfRange(s.trim().to_string()));
+    }
     match serde_yaml::from_str::<serde_yaml::Value>(s) {
         Ok(v) => to_json(&v),
         Err(_) => Ok(Value::String(s.to_string())),
@@ -215,12 +267,23 @@ fn bad_stage_name(s: &str) -> Option<String> {
     None
 }
 
-/// Reads and parses the pipeline file; checks stage names.
+/// Reads and parses the pipeline file (a regular file inside the project, of at most
+/// [`MAX_YAML_BYTES`]); checks stage names.
 pub(crate) fn read(root: &Path, file: &Path) -> Result<Source> {
     let fname = file.display().to_string();
-    let text = std::fs::read_to_string(root.join(file))
+    super::inputs::check_pipeline_file(root, file)?;
+    let text = crate::input_file::read_text(&root.join(file), "a pipeline file", MAX_YAML_BYTES)
         .map_err(|e| cfg(format!("cannot read pipeline file {fname}: {e}")))?;
     let raw: RawPipeline = serde_yaml::from_str(&text).map_err(|e| yaml_error(&fname, &e))?;
+    for (i, f) in raw.allow_outside.iter().enumerate() {
+        if f.is_empty() || f.contains('\0') {
+            return Err(cfg(format!(
+                "{}: `allow_outside` entry {} must be a folder path (not empty, no NUL)",
+                at(&fname, &text, &["allow_outside"]),
+                i + 1
+            )));
+        }
+    }
     let name = raw.name.clone().unwrap_or_else(|| default_name(file));
     if name.is_empty()
         || name.starts_with('.')
@@ -277,6 +340,7 @@ pub(crate) fn read(root: &Path, file: &Path) -> Result<Source> {
         defaults,
         kind_resources,
         stages,
+        allow_outside: raw.allow_outside,
         remote: raw.remote,
         executor: raw.executor,
     })
@@ -302,5 +366,32 @@ mod tests {
         assert!(parse_value("-.inf").is_err());
         assert_eq!(parse_value("abc").unwrap(), Value::from("abc"));
         assert_eq!(parse_value("0.5").unwrap(), Value::from(0.5));
+    }
+
+    /// Numbers too large for a parameter are refused as numbers, never taken as text.
+    #[test]
+    fn numbers_out_of_range_are_named_as_numbers() {
+        for v in [
+            "18446744073709551616",
+            "-9223372036854775809",
+            "1e400",
+            "-1.5e999",
+        ] {
+            let e = parse_value(v).unwrap_err().sentence();
+            assert!(e.contains(v) && e.contains("beyond"), "{v}: {e}");
+        }
+        assert_eq!(
+            parse_value("18446744073709551615").unwrap(),
+            Value::from(u64::MAX)
+        );
+        assert_eq!(parse_value("-12").unwrap(), Value::from(-12));
+        assert_eq!(parse_value("inf").unwrap(), Value::from("inf"));
+        assert_eq!(parse_value("v1e400").unwrap(), Value::from("v1e400"));
+        let e = serde_yaml::from_str::<serde_yaml::Value>("a: 18446744073709551616").unwrap_err();
+        let m = yaml_error("p.yaml", &e).to_string();
+        assert!(
+            m.contains("is the whole number 18446744073709551616, beyond the 64-bit range"),
+            "{m}"
+        );
     }
 }

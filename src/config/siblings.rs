@@ -1,14 +1,19 @@
 //! One name, one pipeline: no other pipeline file beside this one (or in `pipelines/`) claims
 //! its `name:`, since two pipelines with one name would share `results/<name>/`. Only the
-//! top-level `name:` and `stages:` lines of the other files are read, so this stays cheap.
+//! top-level `name:` and `stages:` lines of the other files (regular files, bounded in size)
+//! are looked at, so this stays cheap.
 
+use super::limits::MAX_YAML_BYTES;
 use super::parse::{cfg, default_name};
 use crate::error::Result;
+use crate::input_file::read_text;
 use std::path::{Path, PathBuf};
 
 /// The pipeline name a file claims, if it looks like a pipeline (has a top-level `stages:`).
+/// Only regular files of a bounded size are read (a FIFO named `x.yaml` is never opened for a
+/// blocking read).
 fn claimed_name(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = read_text(path, "a pipeline file", MAX_YAML_BYTES).ok()?;
     let mut name = None;
     let mut stages = false;
     for line in text.lines() {

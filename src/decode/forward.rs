@@ -229,7 +229,7 @@ impl NllSum {
 const MAX_ROWS: usize = 2048;
 
 /// The number of `context`-token sequences whose rows [`windowed_nll`] holds at once: the
-/// batch its memory is estimated for (`memory::decoding`).
+/// batch its memory is estimated for (`memory::Workload::scoring`).
 pub fn scoring_batch(context: usize) -> usize {
     MAX_ROWS.max(context).div_ceil(context.max(1))
 }

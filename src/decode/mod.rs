@@ -89,7 +89,7 @@ pub enum LoadError {
     #[error("checkpoint {}: {source}", ckpt.display())]
     Memory {
         ckpt: std::path::PathBuf,
-        source: memory::TooLarge,
+        source: Box<memory::TooLarge>,
     },
     #[error("{}: {got} tokens, but checkpoint {} has vocab_size {want}", vocab.display(), ckpt.display())]
     VocabSize {
@@ -100,19 +100,19 @@ pub enum LoadError {
     },
 }
 
-/// Loads a checkpoint and a `vocab.json` for decoding up to `batch(config)` sequences at once
-/// (the most a `Decoder` or a scoring pass will hold; a function of the model's config, read
-/// from the sidecar). The memory that needs (weights, packed weights, KV cache, scratch) is estimated from the sidecar
-/// first, so a model that cannot fit is refused before anything is allocated. The pair is
+/// Loads a checkpoint and a `vocab.json` for the decoding `work(config)` describes (a function
+/// of the model's config, read from the sidecar). The memory that needs (weights, packed
+/// weights, KV cache, new tokens, search buffers, scratch: `memory::estimate`) is estimated from
+/// the sidecar first, so a workload that cannot fit is refused before anything is allocated. The pair is
 /// refused when the vocabulary's blake3 differs from the sidecar's `vocab_blake3` (or its size
 /// from the model's).
 pub fn load_model(
     checkpoint: &std::path::Path,
     vocab: &std::path::Path,
-    batch: impl FnOnce(&crate::model::ModelConfig) -> usize,
+    work: impl FnOnce(&crate::model::ModelConfig) -> memory::Workload,
 ) -> Result<(crate::model::Checkpoint, crate::text::Vocab), LoadError> {
     let meta = crate::model::Checkpoint::read_meta(checkpoint)?;
-    memory::check(&meta.config, batch(&meta.config)).map_err(|source| LoadError::Memory {
+    memory::check(&meta.config, &work(&meta.config)).map_err(|source| LoadError::Memory {
         ckpt: checkpoint.to_path_buf(),
         source,
     })?;

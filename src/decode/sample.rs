@@ -2,7 +2,13 @@
 
 use rand::{Rng, SeedableRng};
 
-/// How to pick the next token. `temperature <= 0` means greedy (argmax, lowest id on ties);
+/// Temperatures below this are greedy decoding: dividing logits by a smaller one can overflow
+/// f32 (at 1e-45 every logit becomes ±inf and the draw is garbage), and the distribution is
+/// already the argmax's.
+pub const GREEDY_BELOW: f32 = 1e-6;
+
+/// How to pick the next token. `temperature` below [`GREEDY_BELOW`] (0 included) means greedy
+/// (argmax, lowest id on ties);
 /// `top_k = 0` and `top_p >= 1` switch those filters off.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplerConfig {
@@ -29,7 +35,7 @@ impl SamplerConfig {
     }
 
     pub fn is_greedy(&self) -> bool {
-        self.temperature <= 0.0
+        self.temperature < GREEDY_BELOW
     }
 
     /// Checks the values; the message names the field.
@@ -152,5 +158,19 @@ mod tests {
     fn argmax_prefers_lowest_id_and_skips_banned() {
         assert_eq!(argmax(&[1.0, 3.0, 3.0, 0.0], &[]), 1);
         assert_eq!(argmax(&[1.0, 3.0, 3.0, 0.0], &[1]), 2);
+    }
+
+    /// A temperature too small to divide by is greedy decoding, not garbage.
+    #[test]
+    fn a_vanishing_temperature_is_greedy() {
+        let logits = [0.5, 2.0, 1.0, -3.0, 1.5];
+        for t in [1e-45, 1e-30, 1e-7, 0.0] {
+            let mut s = Sampler::new(SamplerConfig::temperature(t), 9);
+            assert!(s.config().is_greedy(), "{t}");
+            for _ in 0..20 {
+                assert_eq!(s.sample(&logits, &[]), 1, "{t}");
+            }
+        }
+        assert!(!SamplerConfig::temperature(1e-3).is_greedy());
     }
 }

@@ -2,6 +2,7 @@
 //! ([`vectors`]) and skip-gram with negative sampling trained on token ids ([`sgns`]), plus
 //! coverage statistics. Knows nothing of pipelines.
 
+pub mod memory;
 pub mod sgns;
 pub mod vectors;
 

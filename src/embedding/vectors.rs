@@ -1,7 +1,9 @@
 //! Pretrained word vectors in the word2vec/fastText/GloVe text format: optional `N DIM` header
-//! line, then `word v1 … vDIM` per line; plain, gzip (`.gz`) or zip (`.zip`, the first `.vec`/
-//! `.txt` entry) compressed, detected by magic bytes. The file is streamed: only the rows of
-//! vocabulary words are kept.
+//! line, then `word v1 … vDIM` per line; plain, gzip (`.gz`) or zip (`.zip`: its one `.vec`/`.txt`
+//! member, or its only member; several candidates are an error naming them) compressed, detected
+//! by magic bytes. The file is streamed: only the rows of vocabulary words are kept. Values must
+//! be finite numbers; lines, the dimension and the matrix are bounded before anything is
+//! allocated for them.
 
 use super::Embedding;
 use crate::text::{Vocab, PAD};
@@ -26,7 +28,34 @@ pub enum VectorsError {
     },
     #[error("{path}: no word vectors found (expected lines `word v1 ... vDIM`)")]
     Empty { path: PathBuf },
+    #[error(
+        "{path}: the zip archive holds {} members that could be the vectors ({}); pipe reads a \
+         zip with exactly one `.vec`/`.txt` member (or only one member): unpack the one to use \
+         and give its path",
+        names.len(),
+        names.join(", ")
+    )]
+    Members { path: PathBuf, names: Vec<String> },
+    #[error(
+        "{path}: the embedding matrix of {vocab} words × {dim} dimensions needs {}, but the \
+         machine has {} available",
+        crate::bytes::human(*need),
+        crate::bytes::human(*available)
+    )]
+    TooLarge {
+        path: PathBuf,
+        vocab: usize,
+        dim: usize,
+        need: u64,
+        available: u64,
+    },
 }
+
+/// Largest vector dimension read (published vectors have at most a few thousand).
+pub const MAX_DIM: usize = 65_536;
+
+/// Longest line read (a word and `MAX_DIM` values fit many times over).
+pub const MAX_LINE_BYTES: u64 = 16 << 20;
 
 /// What [`load_vectors`] read.
 #[derive(Debug, Clone)]
@@ -34,6 +63,32 @@ pub struct LoadedVectors {
     pub embedding: Embedding,
     /// Vector lines in the file.
     pub file_words: u64,
+    /// The zip member read, for a zip archive.
+    pub member: Option<String>,
+}
+
+/// The member of a zip archive to read: its one `.vec`/`.txt` file, or its only file.
+fn zip_member(path: &Path, names: &[String]) -> Result<String, VectorsError> {
+    let mut files: Vec<&String> = names.iter().filter(|n| !n.ends_with('/')).collect();
+    files.sort();
+    let text: Vec<&String> = files
+        .iter()
+        .copied()
+        .filter(|n| {
+            let l = n.to_ascii_lowercase();
+            l.ends_with(".vec") || l.ends_with(".txt")
+        })
+        .collect();
+    match (text.as_slice(), files.as_slice()) {
+        ([one], _) | ([], [one]) => Ok(one.to_string()),
+        ([], []) => Err(VectorsError::Empty {
+            path: path.to_path_buf(),
+        }),
+        ([], all) | (all, _) => Err(VectorsError::Members {
+            path: path.to_path_buf(),
+            names: all.iter().map(|s| s.to_string()).collect(),
+        }),
+    }
 }
 
 /// Builds the `[vocab, dim]` matrix from a vectors file: rows of vocabulary words found in the
@@ -60,26 +115,16 @@ pub fn load_vectors(path: &Path, vocab: &Vocab, seed: u64) -> Result<LoadedVecto
         };
         let mut z = zip::ZipArchive::new(f).map_err(zerr)?;
         let names: Vec<String> = z.file_names().map(String::from).collect();
-        let mut files: Vec<&String> = names.iter().filter(|n| !n.ends_with('/')).collect();
-        files.sort();
-        let pick = files
-            .iter()
-            .find(|n| {
-                let l = n.to_ascii_lowercase();
-                l.ends_with(".vec") || l.ends_with(".txt")
-            })
-            .or(files.first())
-            .map(|s| s.to_string())
-            .ok_or_else(|| VectorsError::Empty {
-                path: path.to_path_buf(),
-            })?;
+        let pick = zip_member(path, &names)?;
         let entry = z.by_name(&pick).map_err(zerr)?;
-        read_vectors(
+        let mut loaded = read_vectors(
             BufReader::with_capacity(1 << 20, entry),
             &path.join(&pick),
             vocab,
             seed,
-        )
+        )?;
+        loaded.member = Some(pick);
+        Ok(loaded)
     } else {
         let f = File::open(path).map_err(io)?;
         read_vectors(BufReader::with_capacity(1 << 20, f), path, vocab, seed)
@@ -108,6 +153,8 @@ pub fn read_vectors(
     loop {
         buf.clear();
         let n = r
+            .by_ref()
+            .take(MAX_LINE_BYTES + 1)
             .read_until(b'\n', &mut buf)
             .map_err(|source| VectorsError::Io {
                 path: path.to_path_buf(),
@@ -117,6 +164,15 @@ pub fn read_vectors(
             break;
         }
         line_no += 1;
+        if n as u64 > MAX_LINE_BYTES {
+            return Err(fmt(
+                line_no,
+                format!(
+                    "the line is longer than {}, the limit",
+                    crate::bytes::human(MAX_LINE_BYTES)
+                ),
+            ));
+        }
         let line = String::from_utf8_lossy(&buf);
         let line = line.trim_end_matches(['\n', '\r', ' ', '\t']);
         if line.trim().is_empty() {
@@ -125,17 +181,17 @@ pub fn read_vectors(
         if dim.is_none() {
             let f: Vec<&str> = line.split_whitespace().collect();
             if f.len() == 2 && f.iter().all(|x| x.parse::<u64>().is_ok()) {
-                let d: usize = f[1].parse().expect("checked");
+                let d: u64 = f[1].parse().expect("checked");
                 if d == 0 {
                     return Err(fmt(line_no, "header gives dimension 0".into()));
                 }
-                dim = Some(d);
+                dim = Some(check_dim(path, line_no, d, v)?);
                 continue;
             }
             if f.len() < 2 {
                 return Err(fmt(line_no, "expected `word v1 ... vDIM`".into()));
             }
-            dim = Some(f.len() - 1);
+            dim = Some(check_dim(path, line_no, f.len() as u64 - 1, v)?);
         }
         let d = dim.expect("set above");
         file_words += 1;
@@ -152,10 +208,16 @@ pub fn read_vectors(
         }
         let mut vals = Vec::with_capacity(d);
         for t in rest.split_ascii_whitespace() {
-            vals.push(
-                t.parse::<f32>()
-                    .map_err(|_| fmt(line_no, format!("`{t}` is not a number (word `{word}`)")))?,
-            );
+            let x = t
+                .parse::<f32>()
+                .map_err(|_| fmt(line_no, format!("`{t}` is not a number (word `{word}`)")))?;
+            if !x.is_finite() {
+                return Err(fmt(
+                    line_no,
+                    format!("`{t}` is not a finite number (word `{word}`)"),
+                ));
+            }
+            vals.push(x);
         }
         if vals.len() != d {
             return Err(fmt(
@@ -199,5 +261,100 @@ pub fn read_vectors(
             has_vector,
         },
         file_words,
+        member: None,
     })
+}
+
+/// A dimension read from line `line`, checked against [`MAX_DIM`] and, with the vocabulary
+/// size `v`, against the machine's available memory.
+fn check_dim(path: &Path, line: u64, d: u64, v: usize) -> Result<usize, VectorsError> {
+    if d > MAX_DIM as u64 {
+        return Err(VectorsError::Format {
+            path: path.to_path_buf(),
+            line,
+            msg: format!("dimension {d} is more than {MAX_DIM}, the limit"),
+        });
+    }
+    let dim = d as usize;
+    // The matrix, and at most one kept row per word.
+    let need = crate::bytes::saturate(2 * 4 * v as u128 * d as u128);
+    match crate::model::memory::available() {
+        Some(available) if need > available => Err(VectorsError::TooLarge {
+            path: path.to_path_buf(),
+            vocab: v,
+            dim,
+            need,
+            available,
+        }),
+        _ => Ok(dim),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn vocab() -> Vocab {
+        Vocab::from_words(["the", "cat"].map(String::from))
+    }
+
+    fn zip_of(path: &Path, members: &[(&str, &str)]) {
+        let mut z = zip::ZipWriter::new(File::create(path).unwrap());
+        for (name, text) in members {
+            z.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(text.as_bytes()).unwrap();
+        }
+        z.finish().unwrap();
+    }
+
+    #[test]
+    fn non_finite_values_are_refused_with_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v.vec");
+        for bad in ["nan", "inf", "-Infinity", "1e39"] {
+            std::fs::write(&p, format!("the 1 2\ncat 3 {bad}\n")).unwrap();
+            let e = load_vectors(&p, &vocab(), 1).unwrap_err().to_string();
+            assert!(
+                e.contains("v.vec:2") && e.contains("not a finite number") && e.contains(bad),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zip_is_read_only_when_its_member_is_unambiguous() {
+        let d = tempfile::tempdir().unwrap();
+        let z = d.path().join("v.zip");
+        zip_of(&z, &[("wiki.bin", "binary"), ("wiki.vec", "the 1 2\n")]);
+        let l = load_vectors(&z, &vocab(), 1).unwrap();
+        assert_eq!(l.member.as_deref(), Some("wiki.vec"));
+        zip_of(&z, &[("a.vec", "the 1 2\n"), ("b.txt", "the 3 4\n")]);
+        let e = load_vectors(&z, &vocab(), 1).unwrap_err().to_string();
+        assert!(
+            e.contains("2 members") && e.contains("a.vec, b.txt") && e.contains("v.zip"),
+            "{e}"
+        );
+        zip_of(&z, &[("x", "the 1 2\n"), ("y", "the 3 4\n")]);
+        let e = load_vectors(&z, &vocab(), 1).unwrap_err().to_string();
+        assert!(e.contains("x, y"), "{e}");
+        zip_of(&z, &[("vectors", "the 1 2\n")]);
+        assert_eq!(
+            load_vectors(&z, &vocab(), 1).unwrap().member.as_deref(),
+            Some("vectors")
+        );
+    }
+
+    #[test]
+    fn an_absurd_dimension_is_refused_before_allocating() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v.vec");
+        std::fs::write(&p, "2 10000000000\nthe 1 2\n").unwrap();
+        let e = load_vectors(&p, &vocab(), 1).unwrap_err().to_string();
+        assert!(
+            e.contains("v.vec:1") && e.contains("10000000000") && e.contains("65536"),
+            "{e}"
+        );
+    }
 }

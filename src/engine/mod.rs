@@ -15,6 +15,7 @@ mod sweep;
 
 pub use select::Selection;
 pub use summary::{Failure, Interruption, LockUpdate, Outcome, RunSummary, StageSummary};
+pub use sweep::check_own_folders;
 
 use crate::cache::project_lock::{LockError, ProjectLock};
 use crate::cache::Cache;

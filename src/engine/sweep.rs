@@ -9,7 +9,7 @@ use crate::project::Project;
 
 /// Refuses to run when one of pipe's own folders is a symlink (pipe never writes through a
 /// link it did not create).
-pub(crate) fn check_own_folders(proj: &Project) -> Result<()> {
+pub fn check_own_folders(proj: &Project) -> Result<()> {
     proj.cache
         .check_links()
         .map_err(|e| PipeError::config(e.to_string()))?;

@@ -100,6 +100,12 @@ impl CacheLayout {
         self.dir.join("experiments")
     }
 
+    /// `cache/experiments/.run/`: the scratch copies `pipe exp run --run-all` runs experiments
+    /// in (`<pid>-<name>/`) and its lock.
+    pub fn experiment_runs(&self) -> PathBuf {
+        self.experiments().join(".run")
+    }
+
     /// `cache/stat.json`: the stat cache.
     pub fn stat(&self) -> PathBuf {
         self.dir.join("stat.json")

@@ -82,6 +82,11 @@ impl History {
         self.steps.push(format!("{step},{epoch},{loss},{lr}"));
     }
 
+    /// The steps logged so far, as `step,epoch,train_loss,lr` rows.
+    pub fn step_rows(&self) -> &[String] {
+        &self.steps
+    }
+
     /// Number of steps logged.
     pub fn n_steps(&self) -> usize {
         self.steps.len()

@@ -272,6 +272,17 @@ fn span(values: impl Iterator<Item = f64>, log: bool, pad: f64) -> Option<(f64, 
     Some((lo - d, hi + d))
 }
 
+/// The range `lo..hi` raised at the top so that its top `frac` is free of `lo..hi` (in log
+/// space for a log axis).
+fn raise_top(lo: f64, hi: f64, log: bool, frac: f64) -> (f64, f64) {
+    if log {
+        let (l, h) = (lo.log10(), hi.log10());
+        (lo, 10f64.powf((h - frac * l) / (1.0 - frac)))
+    } else {
+        (lo, (hi - frac * lo) / (1.0 - frac))
+    }
+}
+
 /// Tick values for a log axis on [lo, hi]: powers of ten, then 1-2-5 or 1…9 multiples when the
 /// range spans too few decades to show at least four ticks.
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
@@ -347,6 +358,15 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> R
         .flat_map(|l| l.ranges.iter().flat_map(|r| [r.0, r.1]))
         .filter(|y| y.is_finite() && (!p.log_y || *y > 0.0));
     let (y0, y1) = span(xs.map(|q| q.1).chain(range_ys), p.log_y, top_pad).ok_or("no points")?;
+    // The legend (upper right) gets a band of its own above every point, so it hides none.
+    let named = p.lines.iter().filter(|l| l.name.is_some()).count();
+    let (y0, y1) = if named == 0 {
+        (y0, y1)
+    } else {
+        let h = area.dim_in_pixel().1 as f64;
+        let band = (LEGEND_SIZE * 1.6 * named as f64 + 28.0) / (h - 90.0).max(120.0);
+        raise_top(y0, y1, p.log_y, band.min(0.6))
+    };
     let x: RangedCoordf64 = (x0..x1).into();
     if p.log_y {
         let y = (y0..y1).log_scale().with_key_points(log_ticks(y0, y1));

@@ -21,6 +21,29 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Escapes prose for HTML and shows `code` spans (between backticks) as `<code>`, so no
+/// backtick appears literally on the page; an unpaired backtick stays as it is.
+pub fn inline(s: &str) -> String {
+    let parts: Vec<&str> = s.split('`').collect();
+    if parts.len().is_multiple_of(2) {
+        return escape(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for (i, p) in parts.iter().enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<code>{}</code>", escape(p));
+        } else {
+            out.push_str(&escape(p));
+        }
+    }
+    out
+}
+
+/// Plain text without code backticks (for `<title>` and `alt`).
+pub fn plain(s: &str) -> String {
+    escape(&s.replace('`', ""))
+}
+
 /// A `data:` URI holding `bytes` of the given MIME type.
 pub fn data_uri(mime: &str, bytes: &[u8]) -> String {
     format!(
@@ -89,40 +112,39 @@ impl Page {
         let _ = writeln!(
             self.body,
             "<section id=\"{id}\">\n<h2>{}</h2>",
-            escape(title)
+            inline(title)
         );
         self.toc.push((id, title.to_string()));
     }
 
     /// A sub-heading inside a section.
     pub fn heading(&mut self, text: &str) {
-        let _ = writeln!(self.body, "<h3>{}</h3>", escape(text));
-    }
-
-    /// A paragraph of plain text.
-    pub fn para(&mut self, text: &str) {
-        let _ = writeln!(self.body, "<p>{}</p>", escape(text));
+        let _ = writeln!(self.body, "<h3>{}</h3>", inline(text));
     }
 
     /// A muted note, e.g. why a section is empty.
     pub fn note(&mut self, text: &str) {
-        let _ = writeln!(self.body, "<p class=\"note\">{}</p>", escape(text));
+        let _ = writeln!(self.body, "<p class=\"note\">{}</p>", inline(text));
     }
 
     /// A note saying that something is absent (a stage not in `needs`, a file not written).
     pub fn missing(&mut self, text: &str) {
-        let _ = writeln!(self.body, "<p class=\"note missing\">{}</p>", escape(text));
+        let _ = writeln!(self.body, "<p class=\"note missing\">{}</p>", inline(text));
     }
 
     /// A table; cells that hold numbers are right-aligned. `title` attributes can be given per
     /// cell by writing `text\u{1}tooltip`.
     pub fn table(&mut self, headers: &[&str], rows: &[Vec<String>]) {
-        self.body
-            .push_str("<div class=\"scroll\"><table>\n<thead><tr>");
-        for h in headers {
-            let _ = write!(self.body, "<th>{}</th>", escape(h));
+        self.body.push_str("<div class=\"scroll\"><table>\n");
+        // A key/value table (every header empty) has no header row.
+        if headers.iter().any(|h| !h.is_empty()) {
+            self.body.push_str("<thead><tr>");
+            for h in headers {
+                let _ = write!(self.body, "<th>{}</th>", inline(h));
+            }
+            self.body.push_str("</tr></thead>\n");
         }
-        self.body.push_str("</tr></thead>\n<tbody>\n");
+        self.body.push_str("<tbody>\n");
         for row in rows {
             self.body.push_str("<tr>");
             for cell in row {
@@ -151,20 +173,8 @@ impl Page {
             self.body,
             "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
             escape(src),
-            escape(caption),
-            escape(caption)
-        );
-    }
-
-    /// A figure shown at its natural size, scrolling sideways when wider than the page (for
-    /// images whose small labels must stay legible, such as attention maps).
-    pub fn figure_wide(&mut self, src: &str, caption: &str) {
-        let _ = writeln!(
-            self.body,
-            "<figure class=\"wide\"><div class=\"scroll\"><img src=\"{}\" alt=\"{}\"></div><figcaption>{}</figcaption></figure>",
-            escape(src),
-            escape(caption),
-            escape(caption)
+            plain(caption),
+            inline(caption)
         );
     }
 
@@ -176,8 +186,8 @@ impl Page {
                 self.body,
                 "<figure onclick=\"this.classList.toggle('full')\" title=\"click to enlarge\"><div class=\"scroll\"><img src=\"{}\" alt=\"{}\"></div><figcaption>{}</figcaption></figure>",
                 escape(src),
-                escape(caption),
-                escape(caption)
+                plain(caption),
+                inline(caption)
             );
         }
         self.body.push_str("</div>\n");
@@ -185,7 +195,7 @@ impl Page {
 
     /// Opens a collapsed block whose `summary` line shows it; close it with `end_details`.
     pub fn begin_details(&mut self, summary: &str) {
-        let _ = writeln!(self.body, "<details><summary>{}</summary>", escape(summary));
+        let _ = writeln!(self.body, "<details><summary>{}</summary>", inline(summary));
     }
 
     pub fn end_details(&mut self) {
@@ -207,16 +217,16 @@ impl Page {
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
              <title>{}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<header>\n<h1>{}</h1>\n",
-            escape(&self.title),
-            escape(&self.title)
+            plain(&self.title),
+            inline(&self.title)
         );
         if !self.subtitle.is_empty() {
-            let _ = writeln!(out, "<p class=\"sub\">{}</p>", escape(&self.subtitle));
+            let _ = writeln!(out, "<p class=\"sub\">{}</p>", inline(&self.subtitle));
         }
         if !self.toc.is_empty() {
             out.push_str("<nav><ol>");
             for (id, title) in &self.toc {
-                let _ = write!(out, "<li><a href=\"#{id}\">{}</a></li>", escape(title));
+                let _ = write!(out, "<li><a href=\"#{id}\">{}</a></li>", plain(title));
             }
             out.push_str("</ol></nav>\n");
         }
@@ -272,7 +282,6 @@ td.num { text-align: right; font-family: ui-monospace, "DejaVu Sans Mono", Menlo
 td[title] { cursor: help; }
 figure { margin: 12px 0 20px; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); }
-figure.wide img { max-width: none; }
 figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 .md { border-left: 3px solid var(--line); padding-left: 14px; }
 .md h1 { font-size: 18px; margin: 12px 0 8px; }
@@ -280,6 +289,9 @@ figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 .md table { width: 100%; }
 .md pre, .md code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; }
 .md pre { background: var(--head); padding: 8px; overflow-x: auto; white-space: pre-wrap; }
+code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.9em;
+  background: var(--head); padding: 0 3px; border-radius: 3px; }
+.texts td { min-width: 9em; }
 main { padding-bottom: 48px; }
 .grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 12px 16px; }
 .grid figure { margin: 0; cursor: zoom-in; }
@@ -287,6 +299,15 @@ main { padding-bottom: 48px; }
 .grid figure.full img { max-width: none; }
 details { margin: 8px 0 16px; }
 summary { cursor: pointer; color: var(--accent); }
+/* A phone: one figure per row, each at least 600 px wide (its labels legible), scrolling sideways. */
+@media (max-width: 600px) {
+  header, main { padding: 0 12px; }
+  h1 { font-size: 22px; }
+  .grid { grid-template-columns: minmax(0, 1fr); }
+  th, td { padding: 4px 6px; }
+  figure { overflow-x: auto; }
+  figure img { min-width: 600px; }
+}
 "#;
 
 #[cfg(test)]

@@ -50,7 +50,8 @@ pub fn label(key: &str) -> String {
         "tokens_per_s" => "tokens/s",
         "speed_vs_sampling" => "speed vs sampling",
         "val_loss" => "validation loss",
-        "val_perplexity" => "validation perplexity",
+        "val_perplexity" => "validation perplexity, stories cut to the context (the seed's way)",
+        "measured_at" => "measured at",
         "val_nll_mean" => "mean validation NLL",
         "val_tokens" => "validation tokens",
         "lr" => "learning rate",
@@ -76,8 +77,8 @@ pub fn label(key: &str) -> String {
 pub fn metric_label(key: &str) -> (String, Option<f64>) {
     let (l, s) = match key {
         "perplexity" => (
-            "held-out perplexity, exp(mean NLL) over all tokens (seed: epoch 3)",
-            Some(seed::VAL_PERPLEXITY[2]),
+            "validation perplexity, every token of each held-out story (standard)",
+            None,
         ),
         "perplexity_seed" => (
             "mean per-sample continuation perplexity (the seed's figure)",

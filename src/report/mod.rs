@@ -3,11 +3,13 @@
 //! every stage instance with its parameters, fingerprint and run time). Takes plain inputs
 //! (folders and facts), knows nothing of the engine; the `report` stage kind only locates them.
 
+mod commands;
 pub mod format;
 pub mod read;
 mod results;
 mod run;
 pub mod seed;
+mod texts;
 
 use crate::plot::html::{data_uri, image_mime, slug, Page};
 use serde::Deserialize;
@@ -76,7 +78,19 @@ pub struct Inputs {
     /// Every instance the report depends on, in run order, the report itself last.
     pub all: Vec<Source>,
     pub run: RunInfo,
+    /// Charts overlaying compared experiments: (caption, image file).
+    pub compare: Vec<(String, PathBuf)>,
 }
+
+/// Kinds of the language-model study: their sections are shown when one is present.
+const STUDY_KINDS: [&str; 6] = [
+    "train",
+    "plot",
+    "infer",
+    "kv-eval",
+    "beam-eval",
+    "beam-report",
+];
 
 /// Why the page could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -94,13 +108,21 @@ pub fn build(inp: &Inputs) -> Result<String, ReportError> {
         inp,
         page: Page::new(&inp.title, &inp.subtitle),
     };
-    b.summary();
-    b.training()?;
-    b.inference();
-    b.attention()?;
-    b.kv_cache()?;
-    b.beam()?;
-    b.samples();
+    if inp
+        .direct
+        .iter()
+        .any(|s| STUDY_KINDS.contains(&s.kind.as_str()))
+    {
+        b.summary();
+        b.training()?;
+        b.inference();
+        b.attention()?;
+        b.kv_cache()?;
+        b.beam()?;
+        b.samples();
+    }
+    b.commands()?;
+    b.compare()?;
     b.run_info();
     b.stages();
     b.parameters();

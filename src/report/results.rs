@@ -63,6 +63,14 @@ impl Builder<'_> {
     pub(super) fn summary(&mut self) {
         self.page.section("summary", "Results beside the seed");
         let mut rows: Vec<Vec<String>> = Vec::new();
+        let mut both = (false, false);
+        for up in self.of("infer") {
+            if let Some(Ok(m)) = metrics_of(&up.dir) {
+                let (l, _) = metric_label("perplexity");
+                rows.push(vec![l, opt(num(&m, "perplexity")), "—".into()]);
+                both.0 = true;
+            }
+        }
         if let Some((h, r)) = self.epochs() {
             let col = |name: &str| h.iter().position(|c| c == name);
             if let (Some(e), Some(v), Some(last)) = (col("epoch"), col("val_perplexity"), r.last())
@@ -73,22 +81,18 @@ impl Builder<'_> {
                     .map(|s| format!("{} (epoch {epoch})", fmt_num(*s)))
                     .unwrap_or_else(|| "—".into());
                 rows.push(vec![
-                    format!("validation perplexity after epoch {epoch}"),
+                    format!(
+                        "validation perplexity, stories cut to the context (the seed's figure), \
+                         epoch {epoch}"
+                    ),
                     last[v].clone(),
                     s,
                 ]);
+                both.1 = true;
             }
         }
         let keys: [(&str, &[&str]); 2] = [
-            (
-                "infer",
-                &[
-                    "perplexity",
-                    "perplexity_seed",
-                    "bleu",
-                    "bleu_sentence_mean",
-                ],
-            ),
+            ("infer", &["perplexity_seed", "bleu", "bleu_sentence_mean"]),
             (
                 "kv-eval",
                 &["speedup", "tokens_per_s_cache", "tokens_per_s_nocache"],
@@ -97,8 +101,16 @@ impl Builder<'_> {
         for (kind, keys) in keys {
             for up in self.of(kind) {
                 if let Some(Ok(m)) = metrics_of(&up.dir) {
+                    let when = m
+                        .get("measured_at")
+                        .and_then(Value::as_str)
+                        .map(|t| format!(" (measured {t} by {})", up.id))
+                        .unwrap_or_default();
                     for key in keys {
-                        let (l, s) = metric_label(key);
+                        let (mut l, s) = metric_label(key);
+                        if key.starts_with("tokens_per_s") || *key == "speedup" {
+                            l.push_str(&when);
+                        }
                         rows.push(vec![l, opt(num(&m, key)), opt(s)]);
                     }
                 }
@@ -111,10 +123,19 @@ impl Builder<'_> {
             );
         } else {
             self.page.table(&["metric", "ours", "seed"], &rows);
+            if both.0 && both.1 {
+                self.page.note(
+                    "Two validation perplexities: the seed's figure, like training, reads each \
+                     held-out story cut to the model's context (its first tokens only); the \
+                     standard one scores every token of every story, where later windows start \
+                     with little history, so it is higher.",
+                );
+            }
             self.page.note(
                 "Seed: d_model 300, 3 layers, 8 heads, batch 32, AdamW 3e-4, 3 epochs on the \
                  full TinyStories training set; ours: see the parameters below (scale and data \
-                 may differ).",
+                 may differ). Speeds are measurements of this machine, taken when the stage \
+                 named last ran (a restored stage keeps its speeds).",
             );
         }
     }
@@ -182,7 +203,7 @@ impl Builder<'_> {
                         "seed",
                         "validation loss",
                         "seed",
-                        "validation perplexity",
+                        "validation perplexity (stories cut to the context)",
                         "seed",
                     ],
                     &rows,
@@ -426,6 +447,7 @@ impl Builder<'_> {
                  decoding method (x).",
             )?;
         }
+        self.beam_texts();
         Ok(())
     }
 

@@ -2,8 +2,9 @@
 //! (or, with `beam_width: 0`, by sampling), their BLEU against the held-out continuation
 //! (sacreBLEU corpus BLEU and the seed's sentence BLEU) and the decoding throughput.
 
-use super::eval_inputs::{load_inputs, md_cell, pick_examples, text_of};
+use super::eval_inputs::{load_inputs, md_cell, pick_examples, prompt_seed, text_of, Example};
 use super::{Kind, KindInfo, StageCtx};
+use crate::decode::memory::Workload;
 use crate::decode::{
     beam_search, generate_cached, with_threads, BeamConfig, Decoder, GenOptions, Sampler,
     SamplerConfig,
@@ -25,6 +26,70 @@ pub struct Params {
     temperature: f32,
 }
 
+impl Params {
+    /// What one prompt's decoding holds at once (checked against the available memory).
+    fn workload(&self) -> Workload {
+        let w = match self.beam_width {
+            0 => Workload::sample(1, self.max_new),
+            k => Workload::beam(k, self.max_new),
+        };
+        w.described(format!(
+            "beam_width {}, max_new {}",
+            self.beam_width, self.max_new
+        ))
+    }
+}
+
+/// Continues every prompt: sampling (`beam_width: 0`) or the best hypothesis of a beam search,
+/// with its score.
+fn decode_all(
+    ctx: &StageCtx,
+    p: &Params,
+    w: &crate::model::Weights,
+    ex: &[Example],
+) -> Vec<(Vec<u32>, Option<f64>)> {
+    let threads = ctx.threads.max(1);
+    let banned = vec![SOS, PAD];
+    with_threads(threads, || {
+        if p.beam_width == 0 {
+            let mut dec = Decoder::new(w, 1, threads);
+            let mut s = Sampler::new(
+                SamplerConfig::temperature(p.temperature),
+                ctx.seed_for("sampling"),
+            );
+            let opts = GenOptions {
+                stop_at_eos: true,
+                banned: banned.clone(),
+            };
+            ex.iter()
+                .map(|e| {
+                    let g =
+                        generate_cached(&mut dec, &[&e.prompt], &[p.max_new], &mut s, &opts, None);
+                    (g.into_iter().next().unwrap_or_default(), None)
+                })
+                .collect()
+        } else {
+            let mut dec = Decoder::new(w, p.beam_width, threads);
+            let cfg = BeamConfig {
+                width: p.beam_width,
+                max_new: p.max_new,
+                alpha: p.alpha,
+                eos: Some(EOS),
+                banned: banned.clone(),
+            };
+            ex.iter()
+                .map(|e| {
+                    let h = beam_search(&mut dec, &e.prompt, &cfg)
+                        .into_iter()
+                        .next()
+                        .expect("beam search returns a hypothesis");
+                    (h.tokens, Some(h.score))
+                })
+                .collect()
+        }
+    })
+}
+
 impl Kind for BeamEval {
     type Params = Params;
 
@@ -32,7 +97,7 @@ impl Kind for BeamEval {
         KindInfo {
             heavy: true,
             needs: &["train", "tokenize"],
-            ..KindInfo::base("beam-eval", 4, include_str!("../../stages/beam-eval.yaml"))
+            ..KindInfo::base("beam-eval", 5, include_str!("../../stages/beam-eval.yaml"))
         }
     }
 
@@ -53,63 +118,18 @@ impl Kind for BeamEval {
     }
 
     fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
-        let inp = load_inputs(ctx, |_| p.beam_width.max(1))?;
+        let inp = load_inputs(ctx, |_| p.workload())?;
         let w = &inp.ckpt.weights;
-        let threads = ctx.threads.max(1);
-        // Same prompts for every instance of the sweep: the base stage's seed.
+        // The same prompts for every decoding stage of the pipeline (seed and data only).
         let ex = pick_examples(
             &inp.valid,
             p.prompts,
             p.prompt_len,
             w.config.context,
-            ctx.stage_seed_for("prompts"),
+            prompt_seed(ctx.pipeline_seed, &inp.valid),
         )?;
-        let banned = vec![SOS, PAD];
         let t0 = Instant::now();
-        let outs: Vec<(Vec<u32>, Option<f64>)> = with_threads(threads, || {
-            if p.beam_width == 0 {
-                let mut dec = Decoder::new(w, 1, threads);
-                let mut s = Sampler::new(
-                    SamplerConfig::temperature(p.temperature),
-                    ctx.seed_for("sampling"),
-                );
-                let opts = GenOptions {
-                    stop_at_eos: true,
-                    banned: banned.clone(),
-                };
-                ex.iter()
-                    .map(|e| {
-                        let g = generate_cached(
-                            &mut dec,
-                            &[&e.prompt],
-                            &[p.max_new],
-                            &mut s,
-                            &opts,
-                            None,
-                        );
-                        (g.into_iter().next().unwrap_or_default(), None)
-                    })
-                    .collect()
-            } else {
-                let mut dec = Decoder::new(w, p.beam_width, threads);
-                let cfg = BeamConfig {
-                    width: p.beam_width,
-                    max_new: p.max_new,
-                    alpha: p.alpha,
-                    eos: Some(EOS),
-                    banned: banned.clone(),
-                };
-                ex.iter()
-                    .map(|e| {
-                        let h = beam_search(&mut dec, &e.prompt, &cfg)
-                            .into_iter()
-                            .next()
-                            .expect("beam search returns a hypothesis");
-                        (h.tokens, Some(h.score))
-                    })
-                    .collect()
-            }
-        });
+        let outs = decode_all(ctx, p, w, &ex);
         let wall = t0.elapsed().as_secs_f64();
         let generated: usize = outs.iter().map(|o| o.0.len()).sum();
         let hyps: Vec<String> = outs.iter().map(|o| text_of(&inp.vocab, &o.0)).collect();
@@ -168,6 +188,24 @@ impl Kind for BeamEval {
             ));
         }
         crate::stage::write_file(out.join("outputs.md"), md)?;
+        let texts: Vec<serde_json::Value> = ex
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                serde_json::json!({
+                    "doc": e.doc,
+                    "prompt": inp.vocab.decode(&e.prompt),
+                    "reference": refs[i],
+                    "output": hyps[i],
+                    "score": outs[i].1,
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({"method": method, "label": label, "outputs": texts});
+        crate::stage::write_file(
+            out.join("outputs.json"),
+            serde_json::to_string_pretty(&doc)?,
+        )?;
         super::write_measurements(
             ctx,
             &serde_json::json!({"tokens_per_s": tps, "wall_s": wall, "generated_tokens": generated}),

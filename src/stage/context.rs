@@ -127,13 +127,17 @@ pub fn create_dir(path: impl AsRef<Path>) -> anyhow::Result<()> {
     std::fs::create_dir_all(path).map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))
 }
 
-/// Writes `measurements.json` (speeds, wall times) into `ctx.meas_dir`: stored and shown in
-/// reports, never part of the outputs hash.
+/// Writes `measurements.json` (speeds, wall times, and `measured_at`: when) into
+/// `ctx.meas_dir`: stored and shown in reports, never part of the outputs hash.
 pub fn write_measurements(ctx: &StageCtx, doc: &serde_json::Value) -> anyhow::Result<()> {
     use anyhow::Context;
     let dir = &ctx.meas_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("measurements.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(doc)?)
+    let mut doc = doc.clone();
+    if let serde_json::Value::Object(m) = &mut doc {
+        m.insert("measured_at".into(), crate::experiment::now().into());
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
         .with_context(|| format!("writing {}", path.display()))
 }

@@ -18,7 +18,9 @@ pub struct KindInfo {
     pub heavy: bool,
     /// Expands into one node per epoch (`<stage>@epoch=N`) driven by the `epochs` parameter.
     pub per_epoch: bool,
-    /// Matrix keys may be any name (not only parameters of the kind): `command` stages.
+    /// Matrix keys and parameters may be any name (user parameters, besides the kind's own):
+    /// `command` stages. Override layers (`--params`, `PIPE_<STAGE>__<KEY>`, `--set`) may only
+    /// set a key the pipeline declares (a kind parameter, a stage parameter or a matrix key).
     pub free_matrix_keys: bool,
     /// Upstream kinds this kind reads: each must be among the stage's `needs` (checked at load).
     pub needs: &'static [&'static str],

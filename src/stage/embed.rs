@@ -100,6 +100,10 @@ impl Kind for Embed {
                 };
                 let loaded = load_vectors(&path, &vocab, ctx.seed_for("missing-rows"))
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
+                if let Some(m) = &loaded.member {
+                    ctx.reporter
+                        .log(format!("read the vectors from {m} in {}", path.display()));
+                }
                 if loaded.embedding.dim != p.dim {
                     anyhow::bail!(
                         "the vectors in {} have {} dimensions but `dim` is {}; set `dim: {}`",
@@ -134,6 +138,16 @@ impl Kind for Embed {
                         tok.id
                     );
                 }
+                // The matrices, every shard's copies and the tables must fit before any is
+                // allocated (an absurd `dim` or `shards` fails the stage, never the run).
+                let tokens = train.ids.len() as u64 + 2 * train.n_docs() as u64;
+                crate::embedding::memory::check_sgns(
+                    v,
+                    tokens,
+                    &cfg,
+                    crate::model::memory::available(),
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let mut bar: Option<crate::progress::Bar> = None;
                 let mut last = 0u64;
                 let started = std::time::Instant::now();

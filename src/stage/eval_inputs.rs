@@ -21,11 +21,11 @@ pub(crate) struct LmInputs {
 
 /// Loads the last-epoch checkpoint of the `train` upstream and the vocabulary and validation
 /// split of the `tokenize` upstream, refusing a vocabulary that is not the checkpoint's, and a
-/// model that cannot decode `batch(config)` sequences at once in the available memory (checked
-/// before the weights are read).
+/// decoding workload `work(config)` that cannot fit in the available memory (checked before the
+/// weights are read).
 pub(crate) fn load_inputs(
     ctx: &StageCtx,
-    batch: impl FnOnce(&crate::model::ModelConfig) -> usize,
+    work: impl FnOnce(&crate::model::ModelConfig) -> crate::decode::memory::Workload,
 ) -> anyhow::Result<LmInputs> {
     let train = ctx.one_upstream("train")?;
     let epoch = train
@@ -36,7 +36,7 @@ pub(crate) fn load_inputs(
     let ckpt_path = train.checkpoints.join(format!("epoch_{epoch}.safetensors"));
     let tok = ctx.one_upstream("tokenize")?;
     let vocab_path = tok.results.join("vocab.json");
-    let (ckpt, vocab) = crate::decode::load_model(&ckpt_path, &vocab_path, batch)
+    let (ckpt, vocab) = crate::decode::load_model(&ckpt_path, &vocab_path, work)
         .with_context(|| format!("loading {}", ckpt_path.display()))?;
     let valid_base = tok.results.join("valid");
     let valid = TokenFile::load(&valid_base)
@@ -59,8 +59,34 @@ pub(crate) struct Example {
     pub reference: Vec<u32>,
 }
 
-/// Picks `n` documents with at least one token after the prompt, in a seeded random order
-/// (sorted by index), and cuts them.
+/// The seed of the held-out prompts that every decoding stage of a pipeline shares (sampling,
+/// every beam width, infer's samples): derived from the pipeline seed and the validation
+/// split's content, never from the stage id, so that every method continues the same stories.
+pub(crate) fn prompt_seed(pipeline_seed: u64, valid: &TokenFile) -> u64 {
+    let mut h = blake3::Hasher::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let words = valid
+        .offsets
+        .iter()
+        .copied()
+        .chain(valid.ids.iter().map(|&i| u64::from(i)));
+    for w in words {
+        buf.extend_from_slice(&w.to_le_bytes());
+        if buf.len() >= 1 << 16 {
+            h.update(&buf);
+            buf.clear();
+        }
+    }
+    h.update(&buf);
+    let data = h.finalize().to_hex();
+    crate::seed::derive_seed(pipeline_seed, "held-out prompts", data.as_str())
+}
+
+/// Picks `n` documents with at least one token after the prompt and cuts them (sorted by
+/// index). Every document of the split is put in one seeded random order and the first `n`
+/// long enough are taken: two stages with the same seed share their documents (all of them
+/// with the same `prompt_len`; with a shorter `prompt_len` and at least as many documents, the
+/// other's are among them in practice).
 pub(crate) fn pick_examples(
     valid: &TokenFile,
     n: usize,
@@ -68,17 +94,16 @@ pub(crate) fn pick_examples(
     context: usize,
     seed: u64,
 ) -> anyhow::Result<Vec<Example>> {
-    let mut ok: Vec<usize> = (0..valid.n_docs())
-        .filter(|&d| valid.doc(d).len() >= prompt_len)
-        .collect();
+    let mut order: Vec<usize> = (0..valid.n_docs()).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    order.shuffle(&mut rng);
+    let long_enough = |d: &usize| valid.doc(*d).len() >= prompt_len;
+    let mut ok: Vec<usize> = order.into_iter().filter(long_enough).take(n).collect();
     anyhow::ensure!(
         ok.len() >= n,
         "the validation split has only {} documents of at least {prompt_len} tokens; {n} needed",
         ok.len()
     );
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    ok.shuffle(&mut rng);
-    ok.truncate(n);
     ok.sort_unstable();
     Ok(ok
         .into_iter()

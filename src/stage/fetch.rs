@@ -103,8 +103,8 @@ impl Kind for Fetch {
         let want = p.blake3.as_ref().map(|h| h.to_ascii_lowercase());
         let (src, name, source) = if let Some(path) = &p.path {
             let src = ctx.path(path);
-            if !src.is_file() {
-                anyhow::bail!("`path` = {path:?}: no such file ({})", src.display());
+            if let Some(why) = crate::input_file::not_a_file(&src) {
+                anyhow::bail!("`path` = {path:?} ({}): {why}", src.display());
             }
             let name = src
                 .file_name()

@@ -4,6 +4,7 @@
 use super::eval_inputs::load_inputs;
 use super::{Kind, KindInfo, StageCtx};
 use crate::decode::kv_compare::{compare, KvComparison, Throughput};
+use crate::decode::memory::Workload;
 use crate::text::SOS;
 use anyhow::Context;
 use serde::Deserialize;
@@ -48,7 +49,14 @@ impl Kind for KvEval {
     }
 
     fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
-        let inp = load_inputs(ctx, |_| p.batch)?;
+        let longest = p
+            .sweep_new_tokens
+            .iter()
+            .fold(p.new_tokens, |a, &b| a.max(b));
+        let inp = load_inputs(ctx, |_| {
+            Workload::kv_compare(p.batch, p.prompt_len, longest, p.new_tokens)
+                .described(format!("batch {}, new tokens up to {longest}", p.batch))
+        })?;
         let threads = ctx.threads.max(1);
         // Prompts: <sos> + the first prompt_len − 1 tokens of held-out documents (cycled).
         let docs: Vec<&[u32]> = inp

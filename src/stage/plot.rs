@@ -76,7 +76,7 @@ impl Kind for Plot {
     fn info(&self) -> KindInfo {
         KindInfo {
             needs: &["train"],
-            ..KindInfo::base("plot", 2, include_str!("../../stages/plot.yaml"))
+            ..KindInfo::base("plot", 3, include_str!("../../stages/plot.yaml"))
         }
     }
 

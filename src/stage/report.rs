@@ -17,6 +17,9 @@ pub struct ReportParams {
     /// Page title; empty = "Results of pipeline <name>".
     pub title: String,
     pub images: ImageMode,
+    /// Experiments whose curves are overlaid in a section of their own (`pipe exp show`).
+    #[serde(default)]
+    pub compare: Vec<String>,
 }
 
 impl Kind for Report {
@@ -26,13 +29,13 @@ impl Kind for Report {
         KindInfo {
             uses_pipeline_name: true,
             reads_measurements: true,
-            ..KindInfo::base("report", 3, include_str!("../../stages/report.yaml"))
+            ..KindInfo::base("report", 5, include_str!("../../stages/report.yaml"))
         }
     }
 
     fn run(&self, ctx: &StageCtx, p: &ReportParams) -> anyhow::Result<()> {
         let title = if p.title.trim().is_empty() {
-            format!("Results of pipeline `{}`", ctx.pipeline)
+            format!("Results of pipeline {}", ctx.pipeline)
         } else {
             p.title.clone()
         };
@@ -63,16 +66,24 @@ impl Kind for Report {
         });
         let inputs = Inputs {
             title,
-            subtitle: format!(
-                "Decoder-only transformer LM on TinyStories, reproduced with pipe; the seed \
-                 study's figures are shown beside ours. Report stage `{}`.",
-                ctx.id
-            ),
+            subtitle: if all.iter().any(|s| s.kind == "train") {
+                format!(
+                    "Decoder-only transformer LM on TinyStories, reproduced with pipe; the seed \
+                     study's figures are shown beside ours. Report stage `{}`.",
+                    ctx.id
+                )
+            } else {
+                format!(
+                    "What the stages of pipeline `{}` produced. Report stage `{}`.",
+                    ctx.pipeline, ctx.id
+                )
+            },
             images: p.images,
             out_dir: ctx.out_dir.clone(),
             direct: ctx.upstream.iter().map(source).collect(),
             all,
             run: run_info(&ctx.root),
+            compare: compared(ctx, &p.compare)?,
         };
         super::create_dir(&ctx.out_dir)?;
         let html = build(&inputs)?;
@@ -85,23 +96,36 @@ impl Kind for Report {
     }
 }
 
+/// The overlays of the experiments named in `compare`, drawn into the report's folder.
+fn compared(ctx: &StageCtx, names: &[String]) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut exps = Vec::new();
+    for n in names {
+        exps.push(crate::experiment::load(&ctx.root, n)?);
+    }
+    let dir = ctx.out_dir.join("compare");
+    let drawn = crate::experiment::charts::draw(&ctx.root, &exps, &dir)?;
+    Ok(drawn
+        .into_iter()
+        .map(|d| {
+            (
+                format!(
+                    "{} of experiments {}, overlaid (as recorded when this report ran; \
+                     `pipe exp show` lists them).",
+                    d.title,
+                    names.join(", ")
+                ),
+                d.png,
+            )
+        })
+        .collect())
+}
+
 /// Date, version and the project's git commit (asked of `git`; none outside a repository).
 fn run_info(root: &Path) -> RunInfo {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("--no-optional-locks")
-            .arg("-C")
-            .arg(root)
-            .args(args)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let commit = git(&["rev-parse", "--short=12", "HEAD"]).filter(|c| !c.is_empty());
-    let dirty = commit.is_some()
-        && git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let (commit, dirty) = crate::experiment::git::state(root);
     RunInfo {
         date: crate::report::format::utc_now(),
         version: env!("CARGO_PKG_VERSION").to_string(),

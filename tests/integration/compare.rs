@@ -250,42 +250,40 @@ fn rev_outside_git_is_exit_2() {
 }
 
 #[test]
-fn exp_show_lists_every_parameter_set() {
+fn exp_show_lists_every_experiment() {
     let p = project("0.1");
     p.run_ok(&[]);
     p.write("pipelines/p.yaml", &pipeline("0.3"));
     p.run_ok(&[]);
-    let t = p.ok(&["exp", "show", "pipelines/p.yaml", "--stage", "train"]);
-    let lines: Vec<&str> = t.lines().collect();
-    assert_eq!(lines[0], "train (command): 2 runs", "{t}");
-    let header: Vec<&str> = lines[1].split_whitespace().collect();
-    assert_eq!(
-        header,
-        [
-            "id",
-            "fingerprint",
-            "ran",
-            "cmd",
-            "lr",
-            "loss",
-            "tokens_per_s"
-        ]
-    );
-    assert!(lines[2].starts_with("   train@lr=0.1"), "{t}");
-    assert!(lines[3].starts_with("*  train@lr=0.3"), "{t}");
-    let t = p.ok(&[
+    // One row per run of the pipeline; the parameter that varies is a column.
+    let t = p.ok(&["exp", "show", "pipelines/p.yaml"]);
+    let header = t.lines().nth(1).unwrap();
+    for col in ["experiment", "status", "train.lr", "train.loss", "eval.acc"] {
+        assert!(header.contains(col), "{col} in {t}");
+    }
+    assert!(!header.contains("train.cmd"), "{t}");
+    let j = json(&p.ok(&[
+        "exp",
+        "show",
+        "p",
+        "--json",
+        "--sort",
+        "train.loss",
+        "--desc",
+    ]));
+    let rows = j["experiments"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["params"]["train.lr"], serde_json::json!(0.3));
+    assert_eq!(rows[0]["metrics"]["train.loss"], serde_json::json!(10.3));
+    assert_eq!(rows[1]["metrics"]["eval.acc"], serde_json::json!(0.6));
+    let csv = p.ok(&[
         "exp",
         "show",
         "pipelines/p.yaml",
+        "--csv",
         "--sort",
-        "loss",
-        "--desc",
+        "train.lr",
     ]);
-    let first = t.lines().nth(2).unwrap();
-    assert!(first.contains("10.3"), "{t}");
-    // eval ran twice (its upstream changed) with the same parameters: no parameter column.
-    assert!(t.contains("eval (command): 2 runs"), "{t}");
-    let csv = p.ok(&["exp", "show", "pipelines/p.yaml", "--csv", "--sort", "lr"]);
     let mut r = csv::Reader::from_reader(csv.as_bytes());
     let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
     let col = |n: &str| {
@@ -294,38 +292,14 @@ fn exp_show_lists_every_parameter_set() {
             .unwrap_or_else(|| panic!("{n} in {h:?}"))
     };
     let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
-    let train: Vec<&csv::StringRecord> = rows
-        .iter()
-        .filter(|x| &x[col("stage")] == "train")
-        .collect();
-    assert_eq!(train.len(), 2);
     assert_eq!(
-        (
-            &train[0][col("lr")],
-            &train[0][col("loss")],
-            &train[0][col("current")]
-        ),
-        ("0.1", "10.1", "")
+        (&rows[0][col("train.lr")], &rows[0][col("train.loss")]),
+        ("0.1", "10.1")
     );
-    assert_eq!(
-        (
-            &train[1][col("lr")],
-            &train[1][col("loss")],
-            &train[1][col("current")]
-        ),
-        ("0.3", "10.3", "*")
-    );
-    // Sorted by lr across stages: rows without lr come last.
-    assert_eq!(&rows[0][col("stage")], "train");
-    assert_eq!(&rows[1][col("stage")], "train");
-    let j = json(&p.ok(&["exp", "show", "p", "--json", "--stage", "train"]));
-    let runs = j["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 2);
-    assert_eq!(runs[1]["params"]["lr"], serde_json::json!(0.3));
-    assert_eq!(runs[1]["current"], serde_json::json!(true));
+    assert_eq!(&rows[1][col("train.lr")], "0.3");
     let e = p.expect_err(&["exp", "show", "p", "--sort", "nosuch"], 2);
     assert!(
-        e.contains("--sort nosuch: no such column") && e.contains("loss"),
+        e.contains("--sort nosuch: no such column") && e.contains("train.loss"),
         "{e}"
     );
 }

@@ -157,7 +157,7 @@ fn beam_eval_outputs_are_byte_identical_across_runs() {
             beam_eval_outputs(&f, b.path(), bw),
         );
         let names: Vec<&str> = x.iter().map(|e| e.0.as_str()).collect();
-        assert_eq!(names, ["metrics.json", "outputs.md"]);
+        assert_eq!(names, ["metrics.json", "outputs.json", "outputs.md"]);
         assert!(x == y, "beam_width {bw}: two runs wrote different outputs");
         for (name, bytes) in &x {
             let text = String::from_utf8_lossy(bytes);

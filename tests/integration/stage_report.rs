@@ -210,9 +210,9 @@ fn full_report_has_every_section_and_no_network() {
     let html = std::fs::read_to_string(&index).unwrap();
     keep(&index, "report.html");
     for want in [
-        "Results of pipeline `test`",
+        "Results of pipeline test",
         "Results beside the seed",
-        "validation perplexity after epoch 3",
+        "stories cut to the context (the seed&#39;s figure), epoch 3",
         "13.63",
         "7.49",   // seed val perplexity, epoch 3
         "9.41",   // seed per-sample perplexity
@@ -263,7 +263,7 @@ fn missing_stages_become_notes_and_copy_mode_links_files() {
     let html = std::fs::read_to_string(c.out_dir.join("index.html")).unwrap();
     for kind in ["infer", "kv-eval", "beam-report"] {
         assert!(
-            html.contains(&format!("No `{kind}` stage")),
+            html.contains(&format!("No <code>{kind}</code> stage")),
             "no note for {kind}"
         );
     }

@@ -2,7 +2,7 @@
 //! validation split and the seed's per-sample continuation perplexity, corpus and sentence BLEU,
 //! and attention maps.
 
-use super::eval_inputs::{load_inputs, pick_examples, text_of};
+use super::eval_inputs::{load_inputs, pick_examples, prompt_seed, text_of};
 use super::{Kind, KindInfo, StageCtx};
 use crate::decode::{
     generate_cached, score_documents, windowed_nll, with_threads, Decoder, GenOptions, Sampler,
@@ -37,7 +37,7 @@ impl Kind for Infer {
         KindInfo {
             heavy: true,
             needs: &["train", "tokenize"],
-            ..KindInfo::base("infer", 4, include_str!("../../../stages/infer.yaml"))
+            ..KindInfo::base("infer", 5, include_str!("../../../stages/infer.yaml"))
         }
     }
 
@@ -57,9 +57,16 @@ impl Kind for Infer {
     }
 
     fn run(&self, ctx: &StageCtx, p: &Params) -> anyhow::Result<()> {
-        // The prompts in one batch, then the perplexity passes.
+        // The samples in one batch (each continued for at most its reference, shorter than
+        // the context, plus `extra_tokens`), then the perplexity passes.
         let inp = load_inputs(ctx, |c| {
-            p.samples.max(crate::decode::scoring_batch(c.context))
+            let new = c.context.saturating_add(p.extra_tokens);
+            crate::decode::memory::Workload::sample(p.samples, new)
+                .and_scoring()
+                .described(format!(
+                    "samples {}, extra_tokens {}",
+                    p.samples, p.extra_tokens
+                ))
         })?;
         let w = &inp.ckpt.weights;
         let cfg = &w.config;
@@ -80,7 +87,7 @@ impl Kind for Infer {
             p.samples,
             p.prompt_len,
             cfg.context,
-            ctx.seed_for("samples"),
+            prompt_seed(ctx.pipeline_seed, &inp.valid),
         )?;
         let out = &ctx.out_dir;
         crate::stage::create_dir(out.join("attention"))?;

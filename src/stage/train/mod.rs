@@ -57,6 +57,7 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
     // Measurements of this node only (speeds differ between two runs): never in the outputs.
     let mut speed_rows: Vec<String> = Vec::new();
     let mut epoch_speed: Vec<serde_json::Value> = Vec::new();
+    let mut live = outputs::Live::new(ctx, &history);
     for epoch in epochs {
         let started = std::time::Instant::now();
         let n_batches = inp.train_ex.n_batches(p.batch_size);
@@ -68,6 +69,7 @@ fn run(ctx: &StageCtx, p: &TrainParams) -> anyhow::Result<()> {
                 bar.inc(1);
                 bar.set_message(format!("loss {:.4} {:.0} tok/s", s.loss, s.tokens_per_s));
                 history.push_step(s.step, s.epoch, s.loss, s.lr);
+                live.step(s.step, s.epoch, s.loss);
                 speed_rows.push(format!("{},{},{:.1}", s.step, s.epoch, s.tokens_per_s));
             })
             .map_err(|e| anyhow::anyhow!("{e}"))?;

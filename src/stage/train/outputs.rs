@@ -97,8 +97,67 @@ pub(super) fn write_measurements(
     let doc = serde_json::json!({
         "tokens_per_s": last.get("tokens_per_s"),
         "epochs": epochs,
+        "measured_at": crate::experiment::now(),
     });
     let path = dir.join("measurements.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The live metrics of a training node while it runs: `step,epoch,loss` appended to
+/// `cache/live/<fingerprint>.csv` (flushed at most every half second) for `pipe exp show`
+/// and `pipe plots show`, starting with the steps of the epochs it resumed from, so the file is
+/// the whole curve so far; removed when the node ends, however it ends. Never an output, so
+/// never part of a fingerprint. Failing to write it only stops the live view.
+pub(super) struct Live {
+    path: std::path::PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    flushed: std::time::Instant,
+}
+
+impl Live {
+    pub(super) fn new(ctx: &StageCtx, resumed: &History) -> Live {
+        let path = crate::experiment::live_file(&ctx.cache_dir, &ctx.fingerprint);
+        let file = path
+            .parent()
+            .and_then(|d| std::fs::create_dir_all(d).ok())
+            .and_then(|_| std::fs::File::create(&path).ok())
+            .map(std::io::BufWriter::new);
+        let mut l = Live {
+            path,
+            file,
+            flushed: std::time::Instant::now(),
+        };
+        l.write("step,epoch,loss\n");
+        for row in resumed.step_rows() {
+            let f: Vec<&str> = row.splitn(4, ',').collect();
+            if let [step, epoch, loss, ..] = f[..] {
+                l.write(&format!("{step},{epoch},{loss}\n"));
+            }
+        }
+        l
+    }
+
+    fn write(&mut self, line: &str) {
+        use std::io::Write;
+        if let Some(f) = &mut self.file {
+            if f.write_all(line.as_bytes()).is_err() {
+                self.file = None;
+            } else if self.flushed.elapsed().as_millis() >= 500 {
+                let _ = f.flush();
+                self.flushed = std::time::Instant::now();
+            }
+        }
+    }
+
+    pub(super) fn step(&mut self, step: u64, epoch: usize, loss: f32) {
+        self.write(&format!("{step},{epoch},{loss}\n"));
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.file = None;
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

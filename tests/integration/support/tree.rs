@@ -10,9 +10,12 @@ pub enum Node {
     File(Vec<u8>),
     /// A symbolic link and its target (never followed).
     Link(PathBuf),
+    /// A FIFO, socket or device (never opened: reading a FIFO would block).
+    Special,
 }
 
-/// Every path under `root` (folders, files with their bytes, links with their targets), sorted.
+/// Every path under `root` (folders, files with their bytes, links with their targets, FIFOs
+/// and sockets by kind), sorted.
 pub fn snapshot(root: &Path) -> Vec<(PathBuf, Node)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -31,9 +34,11 @@ pub fn snapshot(root: &Path) -> Vec<(PathBuf, Node)> {
             } else if m.is_dir() {
                 out.push((p.clone(), Node::Dir));
                 stack.push(p);
-            } else {
+            } else if m.is_file() {
                 let b = std::fs::read(&p).unwrap_or_default();
                 out.push((p, Node::File(b)));
+            } else {
+                out.push((p, Node::Special));
             }
         }
     }

@@ -1,6 +1,12 @@
 //! The `command` stage kind: runs any shell command as a stage, with declared `deps` (hashed
-//! inputs) and `outs` (files or folders it must create), like DVC's `cmd`. The command runs in
-//! its own process group, which dies with pipe and is stopped on Ctrl-C/SIGTERM (`interrupt`).
+//! inputs) and `outs` (files or folders it must create), like DVC's `cmd`. Any other key of its
+//! `params` is a user parameter (in `${…}` and `PIPE_PARAMS`); `metrics:` and `plots:` files
+//! become its headline metrics and curves ([`declared`]). Upstream folders reach the command as
+//! `PIPE_IN_<STAGE>` and `PIPE_INPUTS` ([`inputs`]). The command runs in its own process group,
+//! which dies with pipe and is stopped on Ctrl-C/SIGTERM (`interrupt`).
+
+pub mod declared;
+mod inputs;
 
 use super::{KindInfo, StageCtx, StageKind};
 use crate::interrupt::{self, Interrupted};
@@ -11,13 +17,17 @@ use std::process::Stdio;
 
 pub struct Command;
 
-/// Typed parameters. Matrix variables of a command stage are free keys, so unknown keys are
-/// not rejected here (the engine rejects keys that are neither parameters nor matrix keys).
+/// Typed parameters. Every other key is a user parameter (the engine rejects near misses of
+/// these keys and overrides of undeclared ones).
 #[derive(Deserialize)]
 struct Params {
     cmd: String,
     deps: Vec<String>,
     outs: Vec<String>,
+    #[serde(default)]
+    metrics: Vec<String>,
+    #[serde(default)]
+    plots: Vec<declared::PlotDecl>,
 }
 
 fn paths(params: &serde_json::Value, key: &str) -> Vec<PathBuf> {
@@ -37,8 +47,8 @@ impl StageKind for Command {
     fn info(&self) -> KindInfo {
         KindInfo {
             name: "command",
-            version: 1,
-            defaults_yaml: include_str!("../../stages/command.yaml"),
+            version: 2,
+            defaults_yaml: include_str!("../../../stages/command.yaml"),
             heavy: false,
             per_epoch: false,
             free_matrix_keys: true,
@@ -50,9 +60,11 @@ impl StageKind for Command {
 
     fn check(&self, params: &serde_json::Value) -> Result<(), String> {
         let p: Params = super::check_as(params)?;
+        // Where `deps` may lie is the loader's rule (inside the project or an `allow_outside`
+        // folder, `..` or absolute alike).
         for (key, list) in [("deps", &p.deps), ("outs", &p.outs)] {
             for x in list {
-                if x.is_empty() || x.split('/').any(|c| c == "..") {
+                if x.is_empty() || (key == "outs" && x.split('/').any(|c| c == "..")) {
                     return Err(format!(
                         "`{key}` entry `{x}` must be a non-empty path inside the project"
                     ));
@@ -66,7 +78,7 @@ impl StageKind for Command {
                 ));
             }
         }
-        Ok(())
+        declared::check(&p.metrics, &p.plots, &p.outs)
     }
 
     fn external_inputs(&self, params: &serde_json::Value) -> Vec<PathBuf> {
@@ -107,7 +119,8 @@ impl StageKind for Command {
             .env("PIPE_PARAMS", serde_json::to_string(&ctx.params)?)
             .env("PIPE_OUT", &ctx.out_dir)
             .env("PIPE_CKPT", &ctx.ckpt_dir)
-            .env("PIPE_MEASURE", &ctx.meas_dir);
+            .env("PIPE_MEASURE", &ctx.meas_dir)
+            .envs(inputs::variables(ctx)?);
         // The command sees the mirror folders of this run (`--mirror` included) as PIPE_MIRROR.
         if !ctx.mirrors.is_empty() {
             let joined = std::env::join_paths(&ctx.mirrors)
@@ -156,6 +169,6 @@ impl StageKind for Command {
             }
             anyhow::bail!("command `{}` exited with {status}", p.cmd);
         }
-        Ok(())
+        declared::collect(&ctx.root, &ctx.out_dir, &p.metrics, &p.plots)
     }
 }
