@@ -296,24 +296,40 @@ impl Cache {
     pub fn quarantine(&self, hash: &Blake3, what: &str, stats: &StatCache) {
         let obj = self.object_path(hash);
         stats.forget(&obj);
-        let moved = self
-            .quarantine_dest(hash.as_str())
-            .and_then(|dest| fsafe::rename(&self.root, &obj, &dest).map(|_| dest));
-        let done = match moved {
-            Ok(dest) => format!("moved it to {} and replacing it", self.rel(&dest).display()),
-            Err(e) => match fsafe::remove(&self.root, &obj) {
-                Ok(()) => format!("could not move it aside ({e}), removed it and replacing it"),
-                Err(e2) => format!(
-                    "could not move or remove it ({e2}); it is ignored and the output is replaced"
-                ),
-            },
-        };
+        let done = self.move_aside(&obj, hash.as_str());
         self.warn_once(format!("object {hash}"), || {
             format!(
                 "the stored copy of {what} (object {}) is corrupt; {done}",
                 hash.short()
             )
         });
+    }
+
+    /// Moves `path` to `cache/quarantine/<name>`, else removes it; what became of it, for the
+    /// warning ("removed" only when it was there and is gone now).
+    fn move_aside(&self, path: &Path, name: &str) -> String {
+        let moved = self
+            .quarantine_dest(name)
+            .and_then(|dest| fsafe::rename(&self.root, path, &dest).map(|_| dest));
+        let e = match moved {
+            Ok(dest) => {
+                return format!("moved it to {} and replacing it", self.rel(&dest).display())
+            }
+            Err(e) => e,
+        };
+        let there = || std::fs::symlink_metadata(path).is_ok();
+        if !there() {
+            return format!("it vanished while being moved aside ({e}); replacing it");
+        }
+        match fsafe::remove(&self.root, path) {
+            Ok(()) if !there() => {
+                format!("could not move it aside ({e}), removed it and replacing it")
+            }
+            Ok(()) => format!("could not move or remove it ({e}); it is ignored and replaced"),
+            Err(e2) => format!(
+                "could not move it aside ({e}) or remove it ({e2}); it is ignored and replaced"
+            ),
+        }
     }
 
     /// Puts the file `src` (whose content hash is `hash`) into the store as a copy, so that
@@ -456,4 +472,56 @@ fn clone_or_copy(src: &Path, dst: &Path) -> std::io::Result<()> {
         std::io::copy(&mut from, &mut to)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store at a fresh root holding one object; the root, the store and the hash.
+    fn one_object() -> (tempfile::TempDir, Cache, Blake3) {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::new(d.path());
+        let h = Blake3::of(b"x");
+        let obj = cache.object_path(&h);
+        std::fs::create_dir_all(obj.parent().unwrap()).unwrap();
+        std::fs::write(&obj, b"corrupted").unwrap();
+        (d, cache, h)
+    }
+
+    #[test]
+    fn quarantine_says_removed_only_when_it_removed() {
+        // Moved aside.
+        let (_d, cache, h) = one_object();
+        let said = cache.move_aside(&cache.object_path(&h), h.as_str());
+        assert!(said.starts_with("moved it to cache/quarantine/"), "{said}");
+        assert!(!cache.object_path(&h).exists());
+
+        // The quarantine folder cannot be made (a file is in the way): removed.
+        let (_d, cache, h) = one_object();
+        std::fs::write(cache.layout().quarantine(), b"in the way").unwrap();
+        let said = cache.move_aside(&cache.object_path(&h), h.as_str());
+        assert!(said.contains("removed it"), "{said}");
+        assert!(std::fs::symlink_metadata(cache.object_path(&h)).is_err());
+
+        // Neither moved nor removed (its folder is a link pipe refuses to go through): the
+        // warning says so, and the file is where it was.
+        let (d, cache, h) = one_object();
+        let obj = cache.object_path(&h);
+        let shard = obj.parent().unwrap().to_path_buf();
+        let elsewhere = d.path().join("elsewhere");
+        std::fs::rename(&shard, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &shard).unwrap();
+        let said = cache.move_aside(&obj, h.as_str());
+        assert!(!said.contains("removed it"), "{said}");
+        assert!(said.contains("it is ignored"), "{said}");
+        assert!(elsewhere.join(obj.file_name().unwrap()).exists());
+
+        // Already gone.
+        let (_d, cache, h) = one_object();
+        std::fs::remove_file(cache.object_path(&h)).unwrap();
+        let said = cache.move_aside(&cache.object_path(&h), h.as_str());
+        assert!(!said.contains("removed it"), "{said}");
+        assert!(said.contains("vanished"), "{said}");
+    }
 }

@@ -100,6 +100,9 @@ fn record(root: &Path, dir: &Path) {
     if let Ok(mut f) = opened {
         if writeln!(f, "{line}").is_ok() {
             set.insert(dir.to_path_buf());
+            if let Ok(mut roots) = journal_roots().lock() {
+                roots.insert(root.to_path_buf());
+            }
         }
     }
 }
@@ -120,6 +123,25 @@ pub fn in_cache_tmp(root: &Path, stem: &str) -> PathBuf {
     dir.join(format!("{stem}.{}", suffix()))
 }
 
+/// Ends every journal this process wrote: called when a command returns (every temporary file
+/// it created has been renamed or removed by then), so a command that writes after releasing
+/// the project lock (an experiment's record) leaves no journal behind either.
+pub fn finish_all() {
+    let roots: Vec<PathBuf> = match journal_roots().lock() {
+        Ok(r) => r.iter().cloned().collect(),
+        Err(_) => return,
+    };
+    for root in roots {
+        finish(&root);
+    }
+}
+
+/// The project roots this process has a journal in.
+fn journal_roots() -> &'static Mutex<HashSet<PathBuf>> {
+    static SET: std::sync::OnceLock<Mutex<HashSet<PathBuf>>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
 /// Ends this process's journal in `root` (every temporary file it created has been renamed or
 /// removed): called when a command that holds the project lock ends normally.
 pub fn finish(root: &Path) {
@@ -127,6 +149,9 @@ pub fn finish(root: &Path) {
     if fsafe::remove(root, &journal).is_ok() {
         if let Ok(mut set) = journalled().lock() {
             set.retain(|d| !d.starts_with(root));
+        }
+        if let Ok(mut roots) = journal_roots().lock() {
+            roots.remove(root);
         }
     }
 }
@@ -317,6 +342,11 @@ mod tests {
         let text = std::fs::read_to_string(&journal).unwrap();
         assert_eq!(text, "\"pipelines\"\n");
         finish(root);
+        assert!(!journal.exists());
+        // Journalled again after finishing; the end of the command removes it.
+        beside(root, &root.join("cache/stat.json"));
+        assert!(journal.exists());
+        finish_all();
         assert!(!journal.exists());
     }
 }

@@ -1,5 +1,6 @@
 //! `pipe clean`: removes a pipeline's results and checkpoints, or with `--cache --unreferenced`
-//! the store objects and run records that no `*.lock` file references. Takes the project lock.
+//! the store objects and run records that no `*.lock` file and no experiment references. Takes
+//! the project lock.
 
 use crate::cache::lockfile::LockFile;
 use crate::cache::walk;
@@ -80,6 +81,31 @@ fn is_ours(p: &Path) -> bool {
     names_stages && (in_pipelines || beside_pipeline)
 }
 
+/// The fingerprints of every instance of every experiment (`cache/experiments/<name>.json`):
+/// an experiment's results are its records and objects, so they are referenced. An unreadable
+/// experiment file is an error, and so is a running experiment (its instances are recorded
+/// only when it ends): garbage collection never guesses what is referenced.
+fn experiment_fingerprints(root: &Path) -> Result<BTreeSet<Fingerprint>> {
+    let (all, bad) = crate::experiment::load_all(root);
+    if let Some(e) = bad.first() {
+        return Err(PipeError::config(format!(
+            "{e}; `pipe clean --cache` refuses to run while an experiment record is unreadable"
+        )));
+    }
+    let mut fps = BTreeSet::new();
+    for e in &all {
+        if crate::experiment::is_running(e) {
+            return Err(PipeError::config(format!(
+                "experiment `{}` is running (pid {}): its results are not recorded yet; run `pipe clean --cache --unreferenced` once it has ended",
+                e.name,
+                e.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+            )));
+        }
+        fps.extend(e.instances.iter().filter_map(|i| i.fingerprint));
+    }
+    Ok(fps)
+}
+
 /// The pipeline name of `pipe clean ARG`: ARG is a pipeline file (relative to the current
 /// folder, then to the root, as for `pipe run`), or a pipeline name (the `name:` of
 /// `pipelines/<ARG>.yaml`, or ARG itself).
@@ -133,17 +159,19 @@ pub fn run(args: CleanArgs) -> Result<i32> {
     }
     if args.cache {
         let locks = lock_files(&root)?;
-        let mut fps = BTreeSet::new();
+        let mut fps = experiment_fingerprints(&root)?;
         let mut objs = BTreeSet::new();
         for l in &locks {
             for e in l.stages.values() {
                 fps.insert(e.fingerprint);
                 objs.extend(e.outputs.values().copied());
-                // The record also keeps measurements and the log.
-                if let Some(rec) = cache.record(&e.fingerprint) {
-                    objs.extend(rec.outputs.iter().map(|o| o.blake3));
-                    objs.extend(rec.log);
-                }
+            }
+        }
+        // Each referenced record keeps its outputs, measurements and log.
+        for fp in &fps {
+            if let Some(rec) = cache.record(fp) {
+                objs.extend(rec.outputs.iter().map(|o| o.blake3));
+                objs.extend(rec.log);
             }
         }
         for f in walk(&cache.layout().runs()).unwrap_or_default() {

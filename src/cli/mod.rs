@@ -233,6 +233,8 @@ pub fn main() -> i32 {
         Command::Pull(a) => pull::run(a),
         Command::Instance(a) => instance::run(a),
     };
+    // The command is over: no temporary file of it is left to sweep after a kill.
+    crate::cache::tmp::finish_all();
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -1,5 +1,6 @@
 //! `pipe push PIPELINE`: uploads the run records and store objects that the pipeline's lock
-//! file references to the remote store, objects first.
+//! file references (and the logs the records name) to the remote store, objects first;
+//! replaces remote objects of the wrong size (with `--verify`, of the wrong content).
 
 use crate::error::{PipeError, Result};
 use std::path::PathBuf;
@@ -12,6 +13,10 @@ pub struct PushArgs {
     /// pipeline's top-level `remote:`.
     #[arg(long, value_name = "URL")]
     pub remote: Option<String>,
+    /// Also re-hash every object the remote already has (reading it through) and validate
+    /// every record it has; a wrong one is replaced. Without it, objects are checked by size.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 pub fn run(a: PushArgs) -> Result<i32> {
@@ -28,16 +33,24 @@ pub fn run(a: PushArgs) -> Result<i32> {
         )));
     }
     let cache = crate::project::open_cache(&root);
-    let t = crate::remote::push(&cache, &fps, &remote)?;
+    let t = crate::remote::push::push_with(&cache, &fps, &remote, a.verify)?;
     println!(
-        "pushed {} records and {} objects ({}) to {}; {} records and {} objects already there",
+        "pushed {} records and {} objects ({}) to {}; {} records and {} objects already there{}",
         t.records,
         t.objects,
         crate::bytes::human(t.bytes),
         remote.describe(),
         t.records_skipped,
-        t.objects_skipped
+        t.objects_skipped,
+        if a.verify {
+            format!(" ({} re-hashed)", t.verified)
+        } else {
+            String::new()
+        }
     );
+    for r in &t.repaired {
+        eprintln!("replaced on the remote: {r}");
+    }
     for fp in &t.missing {
         eprintln!("warning: no local run record for {fp} (not pushed)");
     }

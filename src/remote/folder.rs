@@ -72,6 +72,37 @@ impl FolderRemote {
             .is_ok_and(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
     }
 
+    /// The size of `key` when it is a regular file reached without a link; `None` when absent.
+    pub fn size(&self, key: &str) -> Result<Option<u64>> {
+        let p = self.read_path(key)?;
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RemoteError::io(p, e)),
+        }
+    }
+
+    /// The blake3 and length of `key`'s content, read in bounded memory; `None` when absent.
+    pub fn hash(&self, key: &str) -> Result<Option<(Blake3, u64)>> {
+        let p = self.read_path(key)?;
+        let input = match fsafe::open_regular(&p) {
+            Ok(f) => f,
+            Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None)
+            }
+            Err(FsError::NotFile(_)) => return Ok(None),
+            Err(e) => return Err(fs_err(e)),
+        };
+        let mut n = 0u64;
+        let h = crate::cache::hash::hash_reader(input, |chunk| {
+            n += chunk.len() as u64;
+            Ok(())
+        })
+        .map_err(|e| RemoteError::io(&p, e))?;
+        Ok(Some((h, n)))
+    }
+
     /// A file's bytes when it is a regular file of at most `limit` bytes.
     pub fn get_bytes(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>> {
         let p = self.read_path(key)?;

@@ -9,12 +9,17 @@
 pub mod error;
 pub mod folder;
 pub mod manifest;
+pub mod push;
+pub mod query;
 pub mod s3;
 pub mod select;
 pub mod sync;
 
 pub use error::RemoteError;
-pub use sync::{fetch_objects, fetch_record, pull, push, record_objects, FetchReport, Transfer};
+pub use push::push;
+pub use sync::{
+    fetch_objects, fetch_record, pull, record_log, record_objects, FetchReport, Transfer,
+};
 
 use crate::cache::Cache;
 use crate::digest::{Blake3, Fingerprint};
@@ -171,6 +176,24 @@ impl Remote {
         match self {
             Remote::S3(s) => s.exists(key),
             Remote::Folder(f) => Ok(f.exists(key)),
+        }
+    }
+
+    /// The size of `key`, asked for that key alone (a stat or a HEAD, never a listing);
+    /// `None` when the remote does not have it.
+    pub fn size(&self, key: &str) -> Result<Option<u64>> {
+        match self {
+            Remote::S3(s) => s.size(key),
+            Remote::Folder(f) => f.size(key),
+        }
+    }
+
+    /// The blake3 and length of what the remote holds under `key` (read through, in bounded
+    /// memory, nothing stored); `None` when absent.
+    pub fn hash(&self, key: &str) -> Result<Option<(Blake3, u64)>> {
+        match self {
+            Remote::S3(s) => s.hash(key),
+            Remote::Folder(f) => f.hash(key),
         }
     }
 

@@ -248,6 +248,59 @@ impl S3Remote {
         }
     }
 
+    /// The size of `key` (HEAD's `Content-Length`); `None` when absent.
+    pub fn size(&self, key: &str) -> Result<Option<u64>> {
+        let k = self.full_key(key);
+        let url = self
+            .bucket
+            .head_object(Some(&self.creds), &k)
+            .sign(SIGN_FOR);
+        let resp = self
+            .whole(self.agent.head(url.as_str()))
+            .call()
+            .map_err(|e| self.net("head", &k, e))?;
+        match resp.status().as_u16() {
+            200..=299 => {
+                let n = resp
+                    .headers()
+                    .get("content-length")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                n.map(Some).ok_or_else(|| RemoteError::Http {
+                    endpoint: self.endpoint.clone(),
+                    op: "head",
+                    key: k.clone(),
+                    status: resp.status().as_u16(),
+                    detail: "no Content-Length in the answer".into(),
+                })
+            }
+            404 => Ok(None),
+            _ => Err(self.fail("head", &k, resp)),
+        }
+    }
+
+    /// The blake3 and length of `key`'s content, streamed in bounded memory; `None` when absent.
+    pub fn hash(&self, key: &str) -> Result<Option<(crate::digest::Blake3, u64)>> {
+        let Some(resp) = self.get(key, false)? else {
+            return Ok(None);
+        };
+        let k = self.full_key(key);
+        let mut reader = NetReader {
+            inner: resp.into_body().into_reader(),
+            failed: None,
+        };
+        let mut n = 0u64;
+        let res = crate::cache::hash::hash_reader(&mut reader, |chunk| {
+            n += chunk.len() as u64;
+            Ok(())
+        });
+        match (res, reader.failed) {
+            (_, Some(e)) => Err(self.net("get", &k, e)),
+            (Ok(h), None) => Ok(Some((h, n))),
+            (Err(e), None) => Err(self.net("get", &k, e)),
+        }
+    }
+
     /// GET a key; `None` on 404 (and not a missing bucket). `whole`: the deadline covers the
     /// body too (a small object), else only getting the answer (then reads must make progress).
     fn get(&self, key: &str, whole: bool) -> Result<Option<ureq::http::Response<ureq::Body>>> {

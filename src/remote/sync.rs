@@ -1,7 +1,10 @@
-//! Push and pull between the local store and a remote: objects before the records that refer
-//! to them, in parallel, skipping what the other side has, verifying every download. Also the
-//! per-fingerprint functions the engine calls for `run --pull`.
+//! Pull from a remote into the local store: records validated, then the objects they need and
+//! the logs they name, in parallel, skipping what the local store has, verifying every
+//! download; a record enters the store only once its objects are there. Also what push and
+//! pull share (the transfer report, what a record needs) and the per-fingerprint functions the
+//! engine calls for `run --pull`. Pushing is in [`super::push`].
 
+use super::query::parallel;
 use super::{record_key, Remote, RemoteError, Result};
 use crate::cache::lockfile::LockFile;
 use crate::cache::store::AdmitError;
@@ -10,8 +13,6 @@ use crate::cache::{Cache, RunRecord};
 use crate::digest::{Blake3, Fingerprint};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// How many transfers run at once.
-const THREADS: usize = 4;
 /// Transfers at least this large show a progress bar (on a terminal).
 const BAR_BYTES: u64 = 16 << 20;
 
@@ -32,10 +33,14 @@ pub struct Transfer {
     pub incomplete: Vec<Fingerprint>,
     /// Corrupt remote objects or records (messages naming the key), treated as missing.
     pub corrupt: Vec<String>,
+    /// Remote objects or records a push replaced (messages naming the key and what was wrong).
+    pub repaired: Vec<String>,
+    /// Remote objects a push re-hashed (`--verify`).
+    pub verified: usize,
 }
 
 /// A record in transit: fingerprint, bytes, the objects it needs with their sizes.
-type Pending = (Fingerprint, Vec<u8>, Vec<(Blake3, u64)>);
+pub(crate) type Pending = (Fingerprint, Vec<u8>, Vec<(Blake3, u64)>);
 
 /// What [`fetch_objects`] did.
 #[derive(Debug, Default, Clone)]
@@ -73,6 +78,13 @@ pub fn record_objects(record: &[u8]) -> Option<Vec<(Blake3, u64)>> {
     Some(out.into_iter().collect())
 }
 
+/// The log object a record names (`log`): it travels with the record when the store has it,
+/// but a record never waits for it.
+pub fn record_log(record: &[u8]) -> Option<Blake3> {
+    let v: serde_json::Value = serde_json::from_slice(record).ok()?;
+    Blake3::parse(v.get("log")?.as_str()?).ok()
+}
+
 /// The run record of `fp` on the remote, validated as the local store validates records
 /// (`cache::trust`: bounded, filed under the fingerprint it names, outputs inside what its
 /// stage owns): the record and its bytes; `Ok(None)` when the remote has none, an error that
@@ -96,7 +108,7 @@ pub fn fetch_record(
 }
 
 /// A progress bar over `total` bytes, drawn only for large transfers.
-fn bar(total: u64, what: &str) -> indicatif::ProgressBar {
+pub(crate) fn bar(total: u64, what: &str) -> indicatif::ProgressBar {
     if total < BAR_BYTES {
         return indicatif::ProgressBar::hidden();
     }
@@ -110,58 +122,38 @@ fn bar(total: u64, what: &str) -> indicatif::ProgressBar {
     pb
 }
 
-/// Runs `f` on every item on a few threads; results in item order.
-fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let threads = THREADS.min(items.len()).max(1);
-    let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-    let results = std::sync::Mutex::new(&mut slots);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= items.len() {
-                    break;
-                }
-                let r = f(&items[i]);
-                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
-            });
-        }
-    });
-    slots.into_iter().flatten().collect()
-}
-
 /// Downloads those of `hashes` that the local store lacks, verifying each by blake3 before it
 /// enters the store. Missing and corrupt remote objects are reported, not errors; a remote
-/// that cannot be used (credentials, network) is an error.
+/// that cannot be used (credentials, network) is an error. Only these keys are asked for: the
+/// remote is never listed.
 pub fn fetch_objects(remote: &Remote, hashes: &[Blake3], cache: &Cache) -> Result<FetchReport> {
-    let want: Vec<&Blake3> = hashes
+    let sized: Vec<(Blake3, u64)> = hashes.iter().map(|h| (*h, 0)).collect();
+    fetch_sized(remote, &sized, cache)
+}
+
+/// [`fetch_objects`] with each object's expected size (from its record), for the progress bar.
+fn fetch_sized(remote: &Remote, hashes: &[(Blake3, u64)], cache: &Cache) -> Result<FetchReport> {
+    let want: Vec<(Blake3, u64)> = hashes
         .iter()
-        .filter(|h| !cache.object_path(h).is_file())
-        .collect::<BTreeSet<_>>()
+        .filter(|(h, _)| !cache.object_path(h).is_file())
+        .copied()
+        .collect::<BTreeMap<_, _>>()
         .into_iter()
         .collect();
     let mut rep = FetchReport::default();
     if want.is_empty() {
         return Ok(rep);
     }
-    // sizes from the listing size the progress bar; one listing beats a HEAD per object
-    let sizes = if want.len() > 1 {
-        remote.list_objects()?
-    } else {
-        BTreeMap::new()
-    };
-    let total: u64 = want.iter().filter_map(|h| sizes.get(*h)).sum();
-    let pb = bar(total, "pull");
-    let results = parallel(&want, |h| remote.get_object(cache, h, &|n| pb.inc(n)));
+    let pb = bar(want.iter().map(|w| w.1).sum(), "pull");
+    let results = parallel(&want, |(h, _)| remote.get_object(cache, h, &|n| pb.inc(n)));
     pb.finish_and_clear();
-    for (h, r) in want.iter().zip(results) {
+    for ((h, _), r) in want.iter().zip(results) {
         match r {
             Ok(Some(n)) => {
                 rep.fetched += 1;
                 rep.bytes += n;
             }
-            Ok(None) => rep.missing.push(**h),
+            Ok(None) => rep.missing.push(*h),
             Err(e) if e.is_corrupt() => rep.corrupt.push(e.to_string()),
             Err(e) => return Err(e),
         }
@@ -169,106 +161,58 @@ pub fn fetch_objects(remote: &Remote, hashes: &[Blake3], cache: &Cache) -> Resul
     Ok(rep)
 }
 
-/// Uploads the records of `fps` and every object they need, objects first: a record is sent
-/// only once all its objects are on the remote, so a half-finished push never leaves a record
-/// pointing at nothing. What the remote already has is skipped.
-pub fn push(cache: &Cache, fps: &[Fingerprint], remote: &Remote) -> Result<Transfer> {
-    let mut t = Transfer::default();
-    let mut records: Vec<Pending> = Vec::new();
-    for fp in fps {
-        // Only valid records leave the store (an invalid one is quarantined with a warning).
-        let Some(bytes) = cache.record_bytes(fp) else {
-            t.missing.push(*fp);
-            continue;
-        };
-        let Some(objs) = record_objects(&bytes) else {
-            t.missing.push(*fp);
-            continue;
-        };
-        if objs.iter().any(|(h, _)| !cache.object_path(h).is_file()) {
-            t.incomplete.push(*fp);
-            continue;
-        }
-        records.push((*fp, bytes, objs));
-    }
-    let have = remote.list_objects()?;
-    let mut want: BTreeMap<Blake3, u64> = BTreeMap::new();
-    for (_, _, objs) in &records {
-        for (h, n) in objs {
-            if have.contains_key(h) {
-                continue;
-            }
-            want.insert(*h, *n);
-        }
-    }
-    let all: BTreeSet<&Blake3> = records
-        .iter()
-        .flat_map(|r| r.2.iter().map(|o| &o.0))
-        .collect();
-    t.objects_skipped = all.len() - want.len();
-    let list: Vec<(Blake3, u64)> = want.into_iter().collect();
-    let pb = bar(list.iter().map(|x| x.1).sum(), "push");
-    let results = parallel(&list, |(h, _)| remote.put_object(cache, h, &|n| pb.inc(n)));
-    pb.finish_and_clear();
-    for ((_, n), r) in list.iter().zip(results) {
-        r?;
-        t.objects += 1;
-        t.bytes += n;
-    }
-    let have_records: BTreeSet<Fingerprint> = remote.list_records()?.into_iter().collect();
-    for (fp, bytes, _) in &records {
-        if have_records.contains(fp) {
-            t.records_skipped += 1;
-            continue;
-        }
-        remote.put_bytes(&record_key(fp), bytes)?;
-        t.records += 1;
-        t.bytes += bytes.len() as u64;
-    }
-    Ok(t)
-}
-
-/// Downloads the records of `fps` that the local store lacks and every object they need that
-/// is missing locally. A record is written (atomically) only once all its objects are in the
-/// local store; corrupt remote objects are reported and not used.
+/// Downloads the records of `fps` that the local store lacks, every object they need that is
+/// missing locally, and the logs they name (a log the remote lacks is no failure). A record is
+/// written (atomically) only once all its objects are in the local store; corrupt remote
+/// objects are reported and not used. Only the keys needed are asked for.
 pub fn pull(cache: &Cache, fps: &[Fingerprint], remote: &Remote) -> Result<Transfer> {
     let mut t = Transfer::default();
     let mut fetched: Vec<Pending> = Vec::new();
-    let mut needed: BTreeSet<Blake3> = BTreeSet::new();
+    let mut needed: BTreeMap<Blake3, u64> = BTreeMap::new();
+    let mut logs: BTreeSet<Blake3> = BTreeSet::new();
     for fp in fps {
         // A valid local record is kept (an invalid one is quarantined and pulled again).
-        if let Some(bytes) = cache.record_bytes(fp) {
-            needed.extend(
-                record_objects(&bytes)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|o| o.0),
-            );
+        let bytes = if let Some(bytes) = cache.record_bytes(fp) {
             t.records_skipped += 1;
-            continue;
-        }
-        match fetch_record(remote, cache, fp) {
-            Ok(Some((_, bytes))) => {
-                let objs = record_objects(&bytes).unwrap_or_default();
-                needed.extend(objs.iter().map(|o| o.0));
-                fetched.push((*fp, bytes, objs));
+            bytes
+        } else {
+            match fetch_record(remote, cache, fp) {
+                Ok(Some((_, bytes))) => {
+                    let objs = record_objects(&bytes).unwrap_or_default();
+                    fetched.push((*fp, bytes.clone(), objs));
+                    bytes
+                }
+                Ok(None) => {
+                    t.missing.push(*fp);
+                    continue;
+                }
+                Err(e) if e.is_corrupt() => {
+                    t.corrupt.push(e.to_string());
+                    t.missing.push(*fp);
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
-            Ok(None) => t.missing.push(*fp),
-            Err(e) if e.is_corrupt() => {
-                t.corrupt.push(e.to_string());
-                t.missing.push(*fp);
-            }
-            Err(e) => return Err(e),
-        }
+        };
+        needed.extend(record_objects(&bytes).unwrap_or_default());
+        logs.extend(record_log(&bytes));
     }
-    let needed: Vec<Blake3> = needed.into_iter().collect();
-    let missing_before = needed
+    let logs: Vec<Blake3> = logs
+        .into_iter()
+        .filter(|h| !needed.contains_key(h))
+        .collect();
+    let all: Vec<(Blake3, u64)> = needed
         .iter()
-        .filter(|h| !cache.object_path(h).is_file())
+        .map(|(h, n)| (*h, *n))
+        .chain(logs.iter().map(|h| (*h, 0)))
+        .collect();
+    let missing_before = all
+        .iter()
+        .filter(|(h, _)| !cache.object_path(h).is_file())
         .count();
-    let rep = fetch_objects(remote, &needed, cache)?;
+    let rep = fetch_sized(remote, &all, cache)?;
     t.objects = rep.fetched;
-    t.objects_skipped = needed.len() - missing_before;
+    t.objects_skipped = all.len() - missing_before;
     t.bytes = rep.bytes;
     t.corrupt.extend(rep.corrupt);
     for (fp, bytes, objs) in fetched {

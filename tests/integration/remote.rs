@@ -214,6 +214,51 @@ fn corrupt_record(remote: &Remote) {
         .is_some());
 }
 
+/// A truncated remote object is replaced by the next push (its size is wrong); one of the
+/// right size but wrong content only by `push --verify`, as is a damaged record; a fresh pull
+/// then gets everything intact.
+fn repair(remote: &Remote) {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let (ca, cb) = (Cache::new(a.path()), Cache::new(b.path()));
+    let fps = fill_store(&ca, 2);
+    pipe::remote::push(&ca, &fps, remote).unwrap();
+    let short = objects_of(&ca, &fps[0])[0];
+    let flipped = objects_of(&ca, &fps[1])[0];
+    let full = std::fs::read(ca.object_path(&short)).unwrap();
+    remote
+        .put_bytes(&object_key(&short), &full[..full.len() / 2])
+        .unwrap();
+    let mut bytes = std::fs::read(ca.object_path(&flipped)).unwrap();
+    bytes[7] ^= 1;
+    remote.put_bytes(&object_key(&flipped), &bytes).unwrap();
+    remote.put_bytes(&record_key(&fps[1]), b"{}").unwrap();
+
+    let t = pipe::remote::push(&ca, &fps, remote).unwrap();
+    assert_eq!((t.objects, t.records), (1, 0), "{t:?}");
+    assert_eq!(t.repaired.len(), 1, "{t:?}");
+    assert!(t.repaired[0].contains(&object_key(&short)), "{t:?}");
+    assert_eq!(
+        remote.size(&object_key(&short)).unwrap(),
+        Some(full.len() as u64)
+    );
+
+    let t = pipe::remote::push::push_with(&ca, &fps, remote, true).unwrap();
+    assert_eq!((t.objects, t.records, t.verified), (1, 1, 3), "{t:?}");
+    assert_eq!(t.repaired.len(), 2, "{t:?}");
+    assert!(t.repaired.iter().any(|r| r.contains(&object_key(&flipped))));
+    assert!(t.repaired.iter().any(|r| r.contains(&record_key(&fps[1]))));
+    let t = pipe::remote::push::push_with(&ca, &fps, remote, true).unwrap();
+    assert!(
+        t.repaired.is_empty() && t.objects == 0 && t.records == 0,
+        "{t:?}"
+    );
+
+    let p = pipe::remote::pull(&cb, &fps, remote).unwrap();
+    assert!(p.corrupt.is_empty() && p.incomplete.is_empty(), "{p:?}");
+    assert_eq!((p.records, p.objects), (2, 3), "{p:?}");
+}
+
 fn wrong_secret(srv: &Server) {
     let mut s = srv.settings.clone();
     s.secret = Some("not-the-secret".into());
@@ -242,6 +287,26 @@ fn seaweedfs_corrupt_remote_objects_are_not_used() {
     let s = server("S3");
     corrupt_objects(&s.open("corrupt"));
     corrupt_record(&s.open("corrupt-record"));
+}
+
+#[test]
+#[ignore = "needs the S3 test servers (scripts/test.sh runs it)"]
+fn seaweedfs_push_repairs_the_remote() {
+    let s = server("S3");
+    repair(&s.open("repair"));
+}
+
+#[test]
+#[ignore = "needs the S3 test servers (scripts/test.sh runs it)"]
+fn rclone_push_repairs_the_remote() {
+    let s = server("RCLONE");
+    repair(&s.open("repair"));
+}
+
+#[test]
+fn folder_push_repairs_the_remote() {
+    let d = tempfile::tempdir().unwrap();
+    repair(&Remote::open(d.path().to_str().unwrap(), Path::new("/")).unwrap());
 }
 
 #[test]
@@ -389,6 +454,31 @@ stages:
             std::fs::read(b.path().join(f)).unwrap(),
             "{f}"
         );
+    }
+    // The logs travelled with their records: after `pull` then `run`, and after a fresh
+    // `run --pull`, each instance's log is the one its run wrote, with one line saying it was
+    // restored.
+    let c = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(c.path().join("pipelines")).unwrap();
+    for f in ["pipelines/p.yaml", "pipelines/p.lock"] {
+        std::fs::copy(a.path().join(f), c.path().join(f)).unwrap();
+    }
+    let (code, out) = pipe(
+        c.path(),
+        &["run", "pipelines/p.yaml", "--pull", "--remote", remote_url],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!c.path().join("runs.log").exists(), "something ran: {out}");
+    for id in ["a", "b", "c"] {
+        let f = format!("results/demo/logs/{id}.log");
+        let original = std::fs::read_to_string(a.path().join(&f)).unwrap();
+        assert!(!original.is_empty(), "{f}");
+        for there in [b.path(), c.path()] {
+            let got = std::fs::read_to_string(there.join(&f)).unwrap();
+            let (head, last) = got.trim_end().rsplit_once('\n').unwrap_or(("", &got));
+            assert_eq!(format!("{head}\n"), original, "{f}: {got}");
+            assert!(last.starts_with("restored from the store"), "{f}: {got}");
+        }
     }
 }
 

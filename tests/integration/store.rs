@@ -359,3 +359,52 @@ fn stat_json_is_written_only_when_it_changed() {
     p.ok(&["run", "pipelines/p.yaml"]);
     assert_ne!(std::fs::metadata(&stat).unwrap().ino(), before.ino());
 }
+
+#[test]
+fn clean_keeps_what_experiments_reference() {
+    let p = Proj::new(ONE);
+    p.ok(&["run", "pipelines/p.yaml"]);
+    // An experiment with an override: its run is in no lock file, only in the experiment.
+    p.ok(&[
+        "run",
+        "pipelines/p.yaml",
+        "-n",
+        "other",
+        "--set",
+        "a.cmd=echo b >> runs.log; echo b > $PIPE_OUT/a.txt",
+    ]);
+    let obj = p.object_of(b"b\n");
+    assert!(obj.exists());
+    let runs = || std::fs::read_dir(p.path("cache/runs")).unwrap().count();
+    assert_eq!(runs(), 2);
+    p.ok(&["clean", "--cache", "--unreferenced"]);
+    assert!(obj.exists(), "an experiment's object was removed");
+    assert_eq!(runs(), 2, "an experiment's record was removed");
+
+    // A running experiment (its instances are recorded when it ends): clean refuses.
+    let live = p.path("cache/experiments/live.json");
+    std::fs::write(
+        &live,
+        format!(
+            "{{\"name\":\"live\",\"pipeline\":\"p\",\"file\":\"pipelines/p.yaml\",\"created\":\"2026-01-01 00:00:00 UTC\",\"status\":\"running\",\"pid\":{}}}",
+            std::process::id()
+        ),
+    )
+    .unwrap();
+    let e = p.expect_err(&["clean", "--cache", "--unreferenced"], 2);
+    assert!(e.contains("`live` is running"), "{e}");
+    std::fs::remove_file(&live).unwrap();
+    // An unreadable experiment: refused, naming it.
+    let bad = p.path("cache/experiments/bad.json");
+    std::fs::write(&bad, "{").unwrap();
+    let e = p.expect_err(&["clean", "--cache", "--unreferenced"], 2);
+    assert!(e.contains("bad.json"), "{e}");
+    std::fs::remove_file(&bad).unwrap();
+    assert!(obj.exists());
+
+    // Once the experiment is deleted, its run is unreferenced.
+    std::fs::remove_file(p.path("cache/experiments/other.json")).unwrap();
+    p.ok(&["clean", "--cache", "--unreferenced"]);
+    assert!(!obj.exists());
+    assert_eq!(runs(), 1);
+}
