@@ -97,8 +97,9 @@ impl Cache {
     }
 
     /// Refuses a store whose folder, or one of its folders (`objects/`, `runs/`, `tmp/`,
-    /// `quarantine/`, `downloads/`, `interrupted/`, `jobs/`, `experiments/`), is a symbolic
-    /// link: pipe never writes through a link it did not create. Cheap: a few `lstat`s.
+    /// `quarantine/`, `downloads/`, `interrupted/`, `jobs/`, `experiments/`) or its lock file is
+    /// a symbolic link: pipe never writes through a link it did not create. Cheap: a few
+    /// `lstat`s, done before a run records anything.
     pub fn check_links(&self) -> Result<(), FsError> {
         fsafe::check_dir(&self.root, self.dir())?;
         let l = &self.layout;
@@ -111,6 +112,7 @@ impl Cache {
             l.interrupted(),
             l.jobs(),
             l.experiments(),
+            l.lock(),
         ] {
             if std::fs::symlink_metadata(&d).is_ok_and(|m| m.file_type().is_symlink()) {
                 return Err(FsError::Symlink(d));

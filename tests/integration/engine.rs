@@ -244,6 +244,12 @@ fn clean_removes_results_and_unreferenced_objects() {
     let edited = CHAIN.replace("echo d > $PIPE_OUT/d.txt", "echo other > $PIPE_OUT/d.txt");
     p.write("pipelines/p.yaml", &edited);
     p.run_ok(&[]);
+    // Every run is an experiment, and an experiment's runs are referenced: the first run's
+    // outputs go once its experiment is deleted.
+    let o = p.pipe(&["clean", "--cache", "--unreferenced"]);
+    assert!(o.status.success());
+    assert!(p.object_of(b"d\n").exists());
+    std::fs::remove_dir_all(p.root().join("cache/experiments")).unwrap();
     let o = p.pipe(&["clean", "--cache", "--unreferenced", "--dry-run"]);
     let s = stdout(&o);
     let h = blake3::hash(b"d\n").to_hex().to_string();

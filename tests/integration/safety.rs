@@ -217,7 +217,7 @@ fn planted_links_are_refused_never_followed() {
         &p,
         "cache/lock link",
         &["run", "pipelines/p.yaml"],
-        1,
+        2,
         &["lock", "symbolic link"],
     );
     assert!(!e.contains("Some("), "{e}");
