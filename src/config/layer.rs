@@ -134,6 +134,118 @@ fn warn_unknown_stage(var: &str, names: &[String], fname: &str) {
     );
 }
 
+/// The pipeline's `defaults:` per kind, each key checked against its kind (the kinds they name
+/// are added to `kinds` with their defaults).
+fn pipeline_defaults(
+    root: &Path,
+    src: &Source,
+    all_kinds: &[String],
+    kinds: &mut HashMap<String, (&'static dyn StageKind, KindDefaults)>,
+) -> Result<HashMap<String, Map<String, Value>>> {
+    let mut defaults: HashMap<String, Map<String, Value>> = HashMap::new();
+    for (k, v) in &src.defaults {
+        let kname = k.as_str().unwrap_or_default().to_string();
+        let Some(kind) = stage::find(&kname) else {
+            return Err(cfg(format!(
+                "{}: `defaults` names unknown kind `{}`; {}",
+                src.at(&["defaults", &kname]),
+                shown(&kname),
+                nearest(&kname, all_kinds)
+            )));
+        };
+        let serde_yaml::Value::Mapping(m) = v else {
+            return Err(cfg(format!(
+                "{}: `defaults.{kname}` must be a map of parameters",
+                src.at(&["defaults", &kname])
+            )));
+        };
+        let obj = map_to_json(m).map_err(|e| {
+            let mut path = vec!["defaults", kname.as_str()];
+            path.extend(e.path().iter().map(String::as_str));
+            cfg(format!(
+                "{}: `defaults.{kname}`: {}",
+                src.at(&path),
+                e.sentence()
+            ))
+        })?;
+        if !kinds.contains_key(&kname) {
+            kinds.insert(kname.clone(), (kind, kind_defaults(root, kind)?));
+        }
+        let (kind, kd) = &kinds[&kname];
+        for key in obj.keys() {
+            if key.is_empty() {
+                return Err(cfg(format!(
+                    "{}: `defaults.{kname}`: a parameter name is empty (`\"\"`); give it a name",
+                    src.at(&["defaults", &kname, key])
+                )));
+            }
+            let user = kind.info().free_matrix_keys && near_miss(key, &kd.keys).is_none();
+            if !kd.keys.contains(key) && !user {
+                return Err(cfg(format!(
+                    "{}: `defaults.{kname}`: unknown parameter `{}` of kind `{kname}`; {} (see {})",
+                    src.at(&["defaults", &kname, key]),
+                    shown(key),
+                    nearest(key, &kd.keys),
+                    kd.source
+                )));
+            }
+        }
+        defaults.insert(kname, obj);
+    }
+    Ok(defaults)
+}
+
+/// The `--params FILE` layer: its name, text and parameters per stage (stages checked against
+/// the pipeline's `names`).
+#[allow(clippy::type_complexity)]
+fn params_file(
+    root: &Path,
+    src: &Source,
+    ov: &Overrides,
+    names: &[String],
+) -> Result<Option<(String, String, HashMap<String, Map<String, Value>>)>> {
+    if let Some(pf) = &ov.params_file {
+        let pname = pf.display().to_string();
+        let t = read_text(&root.join(pf), "a --params file", MAX_YAML_BYTES)
+            .map_err(|e| cfg(format!("cannot read --params file {pname}: {e}")))?;
+        let m: serde_yaml::Mapping = match serde_yaml::from_str::<Option<serde_yaml::Mapping>>(&t) {
+            Ok(m) => m.unwrap_or_default(),
+            Err(e) => return Err(yaml_error(&pname, &e)),
+        };
+        let mut per_stage = HashMap::new();
+        for (k, v) in &m {
+            let sname = k.as_str().unwrap_or_default().to_string();
+            if !names.contains(&sname) {
+                return Err(cfg(format!(
+                    "{}: stage `{}` is not in {}; {}",
+                    at(&pname, &t, &[&sname]),
+                    shown(&sname),
+                    src.fname,
+                    nearest(&sname, names)
+                )));
+            }
+            let serde_yaml::Value::Mapping(pm) = v else {
+                return Err(cfg(format!(
+                    "{}: `{sname}` must be a map of parameters",
+                    at(&pname, &t, &[&sname])
+                )));
+            };
+            let obj = map_to_json(pm).map_err(|e| {
+                let mut path = vec![sname.as_str()];
+                path.extend(e.path().iter().map(String::as_str));
+                cfg(format!(
+                    "{}: stage `{sname}`: parameter {}",
+                    at(&pname, &t, &path),
+                    e.sentence()
+                ))
+            })?;
+            per_stage.insert(sname, obj);
+        }
+        return Ok(Some((pname, t, per_stage)));
+    }
+    Ok(None)
+}
+
 impl Layers {
     /// Resolves kinds, reads the defaults, the params file, the environment and `--set`.
     pub fn build(root: &Path, src: &Source, ov: &Overrides) -> Result<Layers> {
@@ -159,100 +271,8 @@ impl Layers {
             kinds.insert(st.kind.clone(), (kind, kind_defaults(root, kind)?));
         }
 
-        // Pipeline defaults: per kind.
-        let mut defaults: HashMap<String, Map<String, Value>> = HashMap::new();
-        for (k, v) in &src.defaults {
-            let kname = k.as_str().unwrap_or_default().to_string();
-            let Some(kind) = stage::find(&kname) else {
-                return Err(cfg(format!(
-                    "{}: `defaults` names unknown kind `{}`; {}",
-                    src.at(&["defaults", &kname]),
-                    shown(&kname),
-                    nearest(&kname, &all_kinds)
-                )));
-            };
-            let serde_yaml::Value::Mapping(m) = v else {
-                return Err(cfg(format!(
-                    "{}: `defaults.{kname}` must be a map of parameters",
-                    src.at(&["defaults", &kname])
-                )));
-            };
-            let obj = map_to_json(m).map_err(|e| {
-                let mut path = vec!["defaults", kname.as_str()];
-                path.extend(e.path().iter().map(String::as_str));
-                cfg(format!(
-                    "{}: `defaults.{kname}`: {}",
-                    src.at(&path),
-                    e.sentence()
-                ))
-            })?;
-            if !kinds.contains_key(&kname) {
-                kinds.insert(kname.clone(), (kind, kind_defaults(root, kind)?));
-            }
-            let (kind, kd) = &kinds[&kname];
-            for key in obj.keys() {
-                if key.is_empty() {
-                    return Err(cfg(format!(
-                        "{}: `defaults.{kname}`: a parameter name is empty (`\"\"`); give it a name",
-                        src.at(&["defaults", &kname, key])
-                    )));
-                }
-                let user = kind.info().free_matrix_keys && near_miss(key, &kd.keys).is_none();
-                if !kd.keys.contains(key) && !user {
-                    return Err(cfg(format!(
-                        "{}: `defaults.{kname}`: unknown parameter `{}` of kind `{kname}`; {} (see {})",
-                        src.at(&["defaults", &kname, key]),
-                        shown(key),
-                        nearest(key, &kd.keys),
-                        kd.source
-                    )));
-                }
-            }
-            defaults.insert(kname, obj);
-        }
-
-        // --params FILE: stage -> params.
-        let mut file = None;
-        if let Some(pf) = &ov.params_file {
-            let pname = pf.display().to_string();
-            let t = read_text(&root.join(pf), "a --params file", MAX_YAML_BYTES)
-                .map_err(|e| cfg(format!("cannot read --params file {pname}: {e}")))?;
-            let m: serde_yaml::Mapping =
-                match serde_yaml::from_str::<Option<serde_yaml::Mapping>>(&t) {
-                    Ok(m) => m.unwrap_or_default(),
-                    Err(e) => return Err(yaml_error(&pname, &e)),
-                };
-            let mut per_stage = HashMap::new();
-            for (k, v) in &m {
-                let sname = k.as_str().unwrap_or_default().to_string();
-                if !names.contains(&sname) {
-                    return Err(cfg(format!(
-                        "{}: stage `{}` is not in {}; {}",
-                        at(&pname, &t, &[&sname]),
-                        shown(&sname),
-                        src.fname,
-                        nearest(&sname, &names)
-                    )));
-                }
-                let serde_yaml::Value::Mapping(pm) = v else {
-                    return Err(cfg(format!(
-                        "{}: `{sname}` must be a map of parameters",
-                        at(&pname, &t, &[&sname])
-                    )));
-                };
-                let obj = map_to_json(pm).map_err(|e| {
-                    let mut path = vec![sname.as_str()];
-                    path.extend(e.path().iter().map(String::as_str));
-                    cfg(format!(
-                        "{}: stage `{sname}`: parameter {}",
-                        at(&pname, &t, &path),
-                        e.sentence()
-                    ))
-                })?;
-                per_stage.insert(sname, obj);
-            }
-            file = Some((pname, t, per_stage));
-        }
+        let defaults = pipeline_defaults(root, src, &all_kinds, &mut kinds)?;
+        let file = params_file(root, src, ov, &names)?;
 
         // Environment PIPE_<STAGE>__<KEY>.
         let mut env: HashMap<String, Map<String, Value>> = HashMap::new();
